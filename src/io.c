@@ -1,0 +1,225 @@
+/* Matrix reader and atomic, self-describing writers. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "attnflow/io.h"
+#include "attnflow/version.h"
+
+struct af_file {
+    FILE *fp;
+    char *path;
+    char *tmp;
+};
+
+static int is_blank_or_comment(const char *s)
+{
+    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+        s++;
+    return *s == '\0' || *s == '#';
+}
+
+af_status af_read_matrix_stream(FILE *fp, const char *name, double **data,
+                                size_t *rows, size_t *cols)
+{
+    char *line = NULL;
+    size_t cap = 0, nrows = 0, ncols = 0, len = 0, alloc = 0, lineno = 0;
+    double *a = NULL;
+    af_status st = AF_SUCCESS;
+
+    while (getline(&line, &cap, fp) != -1) {
+        lineno++;
+        if (is_blank_or_comment(line))
+            continue;
+        size_t count = 0;
+        char *p = line;
+        for (;;) {
+            while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n' || *p == ',')
+                p++;
+            if (*p == '\0' || *p == '#')
+                break;
+            char *end;
+            errno = 0;
+            double x = strtod(p, &end);
+            if (end == p || !(*end == '\0' || *end == ' ' || *end == '\t' || *end == '\r'
+                              || *end == '\n' || *end == ',' || *end == '#')) {
+                char tok[32];
+                size_t k = 0;
+                while (p[k] && p[k] != ' ' && p[k] != '\t' && p[k] != '\n' && k < sizeof tok - 1) {
+                    tok[k] = p[k];
+                    k++;
+                }
+                tok[k] = '\0';
+                st = af_error(AF_EFORMAT, "%s:%zu: column %zu: not a number: '%s'",
+                              name, lineno, count + 1, tok);
+                goto done;
+            }
+            if (!isfinite(x)) {
+                st = af_error(AF_EDOM, "%s:%zu: column %zu: value is not finite (%.*s)",
+                              name, lineno, count + 1, (int)(end - p), p);
+                goto done;
+            }
+            if (len == alloc) {
+                alloc = alloc ? 2 * alloc : 1024;
+                double *b = realloc(a, alloc * sizeof *a);
+                if (!b) {
+                    st = af_error(AF_ENOMEM, "%s: out of memory", name);
+                    goto done;
+                }
+                a = b;
+            }
+            a[len++] = x;
+            count++;
+            p = end;
+        }
+        if (nrows == 0)
+            ncols = count;
+        else if (count != ncols) {
+            st = af_error(AF_EFORMAT, "%s:%zu: ragged rows: expected %zu numbers, found %zu",
+                          name, lineno, ncols, count);
+            goto done;
+        }
+        nrows++;
+    }
+    if (ferror(fp)) {
+        st = af_error(AF_EIO, "%s: read error: %s", name, strerror(errno));
+        goto done;
+    }
+    if (nrows == 0 || ncols == 0)
+        st = af_error(AF_EFORMAT, "%s: no data (empty file or only comments)", name);
+
+done:
+    free(line);
+    if (st != AF_SUCCESS) {
+        free(a);
+        return st;
+    }
+    *data = a;
+    *rows = nrows;
+    *cols = ncols;
+    return AF_SUCCESS;
+}
+
+af_status af_read_matrix(const char *path, double **data, size_t *rows, size_t *cols)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return af_error(AF_EIO, "%s: cannot open: %s", path, strerror(errno));
+    af_status st = af_read_matrix_stream(fp, path, data, rows, cols);
+    fclose(fp);
+    return st;
+}
+
+af_status af_file_open(af_file **file, const char *path)
+{
+    af_file *f = calloc(1, sizeof *f);
+    if (!f)
+        return af_error(AF_ENOMEM, "out of memory");
+    size_t n = strlen(path);
+    f->path = strdup(path);
+    f->tmp = malloc(n + 16);
+    if (!f->path || !f->tmp) {
+        free(f->path);
+        free(f->tmp);
+        free(f);
+        return af_error(AF_ENOMEM, "out of memory");
+    }
+    /* Same directory as the target, so rename() is atomic. */
+    snprintf(f->tmp, n + 16, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(f->tmp);
+    if (fd < 0 || !(f->fp = fdopen(fd, "w"))) {
+        af_status st = af_error(AF_EIO, "%s: cannot create: %s", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(f->tmp);
+        }
+        free(f->path);
+        free(f->tmp);
+        free(f);
+        return st;
+    }
+    *file = f;
+    return AF_SUCCESS;
+}
+
+FILE *af_file_stream(af_file *file) { return file->fp; }
+
+static void file_free(af_file *f)
+{
+    free(f->path);
+    free(f->tmp);
+    free(f);
+}
+
+af_status af_file_commit(af_file *f)
+{
+    af_status st = AF_SUCCESS;
+    int bad = ferror(f->fp);
+    if (fclose(f->fp) != 0 || bad)
+        st = af_error(AF_EIO, "%s: write failed: %s", f->path, strerror(errno));
+    else if (rename(f->tmp, f->path) != 0)
+        st = af_error(AF_EIO, "%s: cannot rename into place: %s", f->path, strerror(errno));
+    if (st != AF_SUCCESS)
+        unlink(f->tmp);
+    file_free(f);
+    return st;
+}
+
+void af_file_abort(af_file *f)
+{
+    if (!f)
+        return;
+    fclose(f->fp);
+    unlink(f->tmp);
+    file_free(f);
+}
+
+void af_write_header(FILE *fp, const char *command)
+{
+    fprintf(fp, "# attnflow %s\n", af_version());
+    if (command)
+        fprintf(fp, "# command: %s\n", command);
+}
+
+void af_write_meta(FILE *fp, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(fp, "# %s: ", key);
+    va_start(ap, fmt);
+    vfprintf(fp, fmt, ap);
+    va_end(ap);
+    fputc('\n', fp);
+}
+
+void af_write_double(FILE *fp, double x)
+{
+    if (isnan(x))
+        fputs("nan", fp);
+    else if (isinf(x))
+        fputs(x > 0 ? "inf" : "-inf", fp);
+    else
+        fprintf(fp, "%.17g", x);
+}
+
+void af_write_matrix(FILE *fp, size_t rows, size_t cols, const double *a)
+{
+    for (size_t i = 0; i < rows; i++) {
+        for (size_t j = 0; j < cols; j++) {
+            if (j)
+                fputc(' ', fp);
+            af_write_double(fp, a[i * cols + j]);
+        }
+        fputc('\n', fp);
+    }
+}
+
+af_status af_check_finite(const char *what, size_t n, const double *a)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(a[i]))
+            return af_error(AF_EDOM, "%s: entry %zu is not finite (%g)", what, i, a[i]);
+    return AF_SUCCESS;
+}
