@@ -1,0 +1,339 @@
+/* Spectral heat solver against the closed-form solutions; mass; periodic
+ * wrap; grid files; samplers. */
+#include <criterion/criterion.h>
+#include <fftw3.h>
+#include <math.h>
+#include <stdlib.h>
+#include <gsl/gsl_rng.h>
+#include "attnflow/heat.h"
+
+static double max_abs_diff(size_t n, const double *a, const double *b)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs(a[i] - b[i]));
+    return m;
+}
+
+/* Solver from node values vs the exact solution on the nodes. */
+static double solver_error(const af_grid *g, const af_density *p, double kappa, double t,
+                           int analytic_start)
+{
+    size_t M = af_grid_size(g);
+    double *rho0 = malloc(M * sizeof *rho0), *num = malloc(M * sizeof *num),
+           *ex = malloc(M * sizeof *ex);
+    af_heat_plan *plan = af_heat_plan_alloc(g, FFTW_ESTIMATE);
+    cr_assert_not_null(plan, "%s", af_last_error());
+    if (analytic_start) {
+        cr_assert_eq(af_heat_set_density(plan, p), AF_SUCCESS, "%s", af_last_error());
+    } else {
+        cr_assert_eq(af_density_on_grid(p, 0, g, rho0), AF_SUCCESS);
+        cr_assert_eq(af_heat_set(plan, rho0), AF_SUCCESS);
+    }
+    cr_assert_eq(af_heat_evolve(plan, kappa, t, num), AF_SUCCESS);
+    cr_assert_eq(af_density_on_grid(p, kappa * t, g, ex), AF_SUCCESS);
+    double e = max_abs_diff(M, num, ex);
+    af_heat_plan_free(plan);
+    free(rho0);
+    free(num);
+    free(ex);
+    return e;
+}
+
+Test(heat, gaussian_1d_matches_exact)
+{
+    af_grid g = af_grid_cube(1, 512, 16);
+    af_density p = af_density_default();
+    double m = 0.4;
+    p.mean = &m;
+    p.sigma = 0.7;
+    double e = solver_error(&g, &p, 1.0, 0.5, 0);
+    cr_expect_lt(e, 1e-8, "1-D max error %g", e);
+    /* and it is not trivially zero-error: a wrong kappa is far off */
+    size_t M = af_grid_size(&g);
+    double *a = malloc(M * sizeof *a), *b = malloc(M * sizeof *b);
+    af_density_on_grid(&p, 0.5, &g, a);
+    af_density_on_grid(&p, 0.5 * 1.01, &g, b);
+    cr_expect_gt(max_abs_diff(M, a, b), 1e-4);
+    free(a);
+    free(b);
+}
+
+Test(heat, gaussian_2d_matches_exact)
+{
+    af_grid g = af_grid_cube(2, 256, 12);
+    af_density p = af_density_default();
+    double m[2] = {0.3, -0.2};
+    p.d = 2;
+    p.mean = m;
+    p.sigma = 0.8;
+    double e = solver_error(&g, &p, 2.0, 0.3, 0);
+    cr_expect_lt(e, 1e-8, "2-D max error %g", e);
+    e = solver_error(&g, &p, 2.0, 0.3, 1);
+    cr_expect_lt(e, 1e-8, "2-D analytic start, max error %g", e);
+}
+
+Test(heat, rectangular_box_2d)
+{
+    /* different N and L per coordinate exercise the index bookkeeping */
+    af_grid g = {2, {192, 256}, {-10, -14}, {22, 26}};
+    af_density p = af_density_default();
+    double m[2] = {0.5, 1.0};
+    p.d = 2;
+    p.mean = m;
+    double e = solver_error(&g, &p, 1.0, 0.7, 0);
+    cr_expect_lt(e, 1e-8, "max error %g", e);
+}
+
+Test(heat, uniform_square_analytic_start)
+{
+    /* discontinuous start: the closed-form spectrum makes it exact for t > 0 */
+    af_density p = af_density_default();
+    double c[2] = {0.25, -0.5};
+    p.kind = AF_DENSITY_UNIFORM;
+    p.mean = c;
+    p.half_width = 1.3;
+    af_grid g1 = af_grid_cube(1, 1024, 10);
+    double e1 = solver_error(&g1, &p, 1.0, 0.05, 1);
+    cr_expect_lt(e1, 1e-8, "1-D uniform max error %g", e1);
+    p.d = 2;
+    af_grid g2 = af_grid_cube(2, 256, 8);
+    double e2 = solver_error(&g2, &p, 1.0, 0.05, 1);
+    cr_expect_lt(e2, 1e-8, "2-D uniform max error %g", e2);
+    /* node values of the discontinuous start alias: a visibly larger error */
+    double e3 = solver_error(&g2, &p, 1.0, 0.05, 0);
+    cr_expect_gt(e3, 1e-4, "node-value start of a discontinuous density should alias (%g)", e3);
+}
+
+Test(heat, mixture_2d)
+{
+    af_density p = af_density_default();
+    double centres[6] = {-1.5, 0, 1.5, 0.5, 0, -1.5};
+    double w[3] = {1, 2, 1};
+    p.kind = AF_DENSITY_MIXTURE;
+    p.d = 2;
+    p.components = 3;
+    p.centres = centres;
+    p.weights = w;
+    p.width = 0.4;
+    af_grid g = af_grid_cube(2, 256, 10);
+    cr_expect_lt(solver_error(&g, &p, 1.0, 0.25, 0), 1e-8);
+    cr_expect_lt(solver_error(&g, &p, 1.0, 0.25, 1), 1e-8);
+}
+
+Test(heat, mass_conserved)
+{
+    af_grid g = af_grid_cube(2, 128, 6);
+    size_t M = af_grid_size(&g);
+    double *rho = malloc(M * sizeof *rho);
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 3);
+    for (size_t j = 0; j < M; j++) /* rough, non-smooth data */
+        rho[j] = gsl_rng_uniform(r);
+    double m0 = af_grid_mass(&g, rho);
+    af_heat_plan *plan = af_heat_plan_alloc(&g, FFTW_ESTIMATE);
+    af_heat_set(plan, rho);
+    cr_expect(fabs(af_heat_initial_mass(plan) - m0) <= 1e-12 * m0);
+    double t[4] = {0.001, 0.1, 1, 10};
+    for (int k = 0; k < 4; k++) {
+        af_heat_evolve(plan, 1.5, t[k], rho);
+        double m = af_grid_mass(&g, rho);
+        cr_expect(fabs(m - m0) <= 1e-12 * m0, "t = %g: mass %.17g vs %.17g", t[k], m, m0);
+    }
+    af_heat_plan_free(plan);
+    gsl_rng_free(r);
+    free(rho);
+}
+
+Test(heat, plan_reused_many_times)
+{
+    /* evolving to t1 then t2 from the stored spectrum equals a fresh plan */
+    af_grid g = af_grid_cube(1, 256, 12);
+    af_density p = af_density_default();
+    size_t M = af_grid_size(&g);
+    double *a = malloc(M * sizeof *a), *b = malloc(M * sizeof *b), *r0 = malloc(M * sizeof *r0);
+    af_density_on_grid(&p, 0, &g, r0);
+    af_heat_plan *p1 = af_heat_plan_alloc(&g, FFTW_ESTIMATE);
+    af_heat_set(p1, r0);
+    for (int k = 0; k < 5; k++)
+        af_heat_evolve(p1, 1, 0.1 * k, a);
+    af_heat_evolve(p1, 1, 0.3, a);
+    af_heat_plan *p2 = af_heat_plan_alloc(&g, FFTW_ESTIMATE);
+    af_heat_set(p2, r0);
+    af_heat_evolve(p2, 1, 0.3, b);
+    cr_expect_eq(max_abs_diff(M, a, b), 0.0);
+    /* t = 0 gives back the initial node values */
+    af_heat_evolve(p2, 1, 0, b);
+    cr_expect_lt(max_abs_diff(M, b, r0), 1e-15);
+    af_heat_plan_free(p1);
+    af_heat_plan_free(p2);
+    free(a);
+    free(b);
+    free(r0);
+}
+
+Test(heat, periodic_wrap_check)
+{
+    af_density p = af_density_default();
+    p.d = 2;
+    /* small box: wrap visible; the doubled-box estimate equals the true
+     * (periodic - free space) error */
+    af_grid gs = af_grid_cube(2, 64, 3);
+    size_t M = af_grid_size(&gs);
+    double *r0 = malloc(M * sizeof *r0), *num = malloc(M * sizeof *num), *ex = malloc(M * sizeof *ex);
+    af_density_on_grid(&p, 0, &gs, r0);
+    double l1, linf;
+    cr_assert_eq(af_heat_wrap_error(&gs, r0, 1, 0.5, &l1, &linf), AF_SUCCESS, "%s", af_last_error());
+    cr_expect_gt(linf, 1e-3);
+    af_heat_plan *plan = af_heat_plan_alloc(&gs, FFTW_ESTIMATE);
+    af_heat_set(plan, r0);
+    af_heat_evolve(plan, 1, 0.5, num);
+    af_density_on_grid(&p, 0.5, &gs, ex);
+    double true_linf = max_abs_diff(M, num, ex);
+    cr_expect(fabs(linf - true_linf) < 0.05 * true_linf, "estimate %g vs true %g", linf, true_linf);
+    af_heat_plan_free(plan);
+    free(r0);
+    free(num);
+    free(ex);
+    /* large box: negligible */
+    af_grid gb = af_grid_cube(2, 128, 12);
+    M = af_grid_size(&gb);
+    r0 = malloc(M * sizeof *r0);
+    af_density_on_grid(&p, 0, &gb, r0);
+    cr_assert_eq(af_heat_wrap_error(&gb, r0, 1, 0.5, &l1, &linf), AF_SUCCESS);
+    cr_expect_lt(l1, 1e-12);
+    cr_expect_lt(linf, 1e-12);
+    free(r0);
+}
+
+Test(heat, exact_solution_solves_heat_equation_any_d)
+{
+    /* d/ds rho = Laplacian(rho) by central differences, in d = 3 and 5 */
+    double m[5] = {0.1, -0.2, 0.3, 0.0, 0.5};
+    double c[15] = {1, 0, 0, 0, 0, -1, 0.5, 0, 0, 0, 0, 0, 1, 1, 0};
+    af_density ps[3];
+    for (int k = 0; k < 3; k++)
+        ps[k] = af_density_default();
+    ps[0].d = 5;
+    ps[0].mean = m;
+    ps[1].kind = AF_DENSITY_UNIFORM;
+    ps[1].d = 3;
+    ps[1].mean = m;
+    ps[2].kind = AF_DENSITY_MIXTURE;
+    ps[2].d = 5;
+    ps[2].components = 3;
+    ps[2].centres = c;
+    double x[5] = {0.3, 0.1, -0.4, 0.2, 0.1};
+    for (int k = 0; k < 3; k++) {
+        af_density *p = &ps[k];
+        double s = 0.2, hs = 1e-4, hx = 1e-3;
+        double dt = (af_density_eval(p, s + hs, x) - af_density_eval(p, s - hs, x)) / (2 * hs);
+        double lap = 0, f0 = af_density_eval(p, s, x);
+        for (size_t i = 0; i < p->d; i++) {
+            double xp[5], xm[5];
+            for (size_t j = 0; j < 5; j++)
+                xp[j] = xm[j] = x[j];
+            xp[i] += hx;
+            xm[i] -= hx;
+            lap += (af_density_eval(p, s, xp) - 2 * f0 + af_density_eval(p, s, xm)) / (hx * hx);
+        }
+        cr_expect(fabs(dt - lap) < 1e-5 * fabs(f0) + 1e-9 + 1e-5 * fabs(dt),
+                  "kind %d: d/ds %.10g vs Laplacian %.10g", k, dt, lap);
+    }
+    /* normalised Gaussian in d = 3: variance (sigma^2 + 2s) */
+    cr_expect(fabs(af_density_variance(&ps[0], 0.25, 0) - 1.5) < 1e-15);
+}
+
+Test(heat, grid_file_round_trip)
+{
+    af_grid g = {2, {5, 4}, {-1, 2}, {2.5, 2}};
+    size_t M = af_grid_size(&g);
+    double *table = malloc(3 * M * sizeof *table), *rho = malloc(M * sizeof *rho);
+    for (size_t j = 0; j < M; j++) {
+        double x[2];
+        af_grid_node(&g, j, x);
+        table[3 * j] = x[0];
+        table[3 * j + 1] = x[1];
+        table[3 * j + 2] = (double)j;
+    }
+    af_grid h;
+    cr_assert_eq(af_grid_from_table(M, 3, table, &h, rho), AF_SUCCESS, "%s", af_last_error());
+    cr_expect_eq(h.N[0], 5);
+    cr_expect_eq(h.N[1], 4);
+    cr_expect(fabs(h.L[0] - 2.5) < 1e-14 && fabs(h.L[1] - 2) < 1e-14);
+    cr_expect(h.lo[0] == -1 && h.lo[1] == 2);
+    for (size_t j = 0; j < M; j++)
+        cr_expect_eq(rho[j], (double)j);
+    table[3 * 6 + 1] += 0.01; /* break the spacing */
+    cr_expect_eq(af_grid_from_table(M, 3, table, &h, rho), AF_EFORMAT);
+    cr_expect_eq(af_grid_from_table(M, 4, table, &h, rho), AF_EFORMAT);
+    free(table);
+    free(rho);
+}
+
+Test(heat, samplers_have_the_right_moments)
+{
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 11);
+    size_t n = 40000;
+    double *X = malloc(2 * n * sizeof *X);
+    /* mixture sampler vs its closed-form variance */
+    double centres[4] = {-2, 0, 2, 1};
+    af_density p = af_density_default();
+    p.kind = AF_DENSITY_MIXTURE;
+    p.d = 2;
+    p.components = 2;
+    p.centres = centres;
+    cr_assert_eq(af_density_sample(&p, r, n, X), AF_SUCCESS);
+    for (size_t k = 0; k < 2; k++) {
+        double m = 0, v = 0;
+        for (size_t i = 0; i < n; i++)
+            m += X[2 * i + k] / (double)n;
+        for (size_t i = 0; i < n; i++)
+            v += (X[2 * i + k] - m) * (X[2 * i + k] - m) / (double)n;
+        double ve = af_density_variance(&p, 0, k);
+        cr_expect(fabs(v - ve) < 6 * ve * sqrt(2.0 / (double)n) * 2, "coord %zu: %g vs %g", k, v, ve);
+    }
+    /* grid sampler from a Gaussian grid density (cells of width dx add dx^2/12) */
+    af_grid g = af_grid_cube(1, 200, 8);
+    double *rho = malloc(200 * sizeof *rho);
+    af_density q = af_density_default();
+    q.sigma = 1.2;
+    af_density_on_grid(&q, 0, &g, rho);
+    cr_assert_eq(af_grid_sample(&g, rho, r, n, X), AF_SUCCESS);
+    double m = 0, v = 0;
+    for (size_t i = 0; i < n; i++)
+        m += X[i] / (double)n;
+    for (size_t i = 0; i < n; i++)
+        v += (X[i] - m) * (X[i] - m) / (double)n;
+    double dx = af_grid_step(&g, 0), ve = 1.44 + dx * dx / 12;
+    cr_expect(fabs(m) < 6 * 1.2 / sqrt((double)n), "mean %g", m);
+    cr_expect(fabs(v - ve) < 6 * ve * sqrt(2.0 / (double)n), "variance %g vs %g", v, ve);
+    free(rho);
+    free(X);
+    gsl_rng_free(r);
+}
+
+Test(heat, errors_are_reported)
+{
+    af_grid g = af_grid_cube(3, 16, 1);
+    cr_expect_null(af_heat_plan_alloc(&g, FFTW_ESTIMATE));
+    cr_expect(strstr(af_last_error(), "dimension") != NULL, "%s", af_last_error());
+    g = af_grid_cube(1, 16, 1);
+    af_heat_plan *p = af_heat_plan_alloc(&g, FFTW_ESTIMATE);
+    double rho[16];
+    cr_expect_eq(af_heat_evolve(p, 1, 1, rho), AF_EINVAL);
+    af_density dens = af_density_default();
+    dens.d = 2;
+    cr_expect_eq(af_heat_set_density(p, &dens), AF_EBADLEN);
+    dens.d = 1;
+    dens.sigma = -1;
+    cr_expect_eq(af_heat_set_density(p, &dens), AF_EINVAL);
+    for (int j = 0; j < 16; j++)
+        rho[j] = j == 3 ? NAN : 1;
+    cr_expect_eq(af_heat_set(p, rho), AF_EDOM);
+    rho[3] = 1;
+    af_heat_set(p, rho);
+    cr_expect_eq(af_heat_evolve(p, -1, 1, rho), AF_EINVAL);
+    af_heat_plan_free(p);
+}
