@@ -1,0 +1,459 @@
+/* SoftMax, the Sinkhorn solver loop (GSL style: set / iterate / done) and
+ * its diagnostics. The per-path numerics live in sinkhorn_paths.c. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_linalg.h>
+#include "normalize_internal.h"
+
+const af_sinkhorn_type *const af_sinkhorn_scaling = &af_sinkhorn_type_scaling;
+const af_sinkhorn_type *const af_sinkhorn_log = &af_sinkhorn_type_log;
+const af_sinkhorn_type *const af_sinkhorn_symmetric = &af_sinkhorn_type_sym_scaling;
+
+/* Score range above which exp(C_ij - rowmax) would leave double range for
+ * the scalings u, v (about 1e+-308): take the log path from the start. */
+#define AF_SCALING_MAX_RANGE 600.0
+/* Exact Hilbert diameter (O(n^2 m)) only below this many operations. */
+#define AF_EXACT_BOUND_OPS 2.0e8
+
+const char *af_sinkhorn_type_name(const af_sinkhorn_type *t) { return t ? t->name : "auto"; }
+
+/* ---- row kernels (one definition, used by every path) ---- */
+
+double af__row_max_shifted(size_t m, const double *c, const double *g)
+{
+    double mx = -INFINITY;
+    if (g) {
+        for (size_t j = 0; j < m; j++)
+            mx = fmax(mx, c[j] + g[j]);
+    } else {
+        for (size_t j = 0; j < m; j++)
+            mx = fmax(mx, c[j]);
+    }
+    return mx;
+}
+
+void af__row_exp(size_t m, const double *c, const double *g, double shift, double *out)
+{
+    /* Vectorised exp (glibc libmvec) through omp simd; -fno-math-errno. */
+    if (g) {
+#pragma omp simd
+        for (size_t j = 0; j < m; j++)
+            out[j] = exp(c[j] + g[j] - shift);
+    } else {
+#pragma omp simd
+        for (size_t j = 0; j < m; j++)
+            out[j] = exp(c[j] - shift);
+    }
+}
+
+double af__row_sum(size_t m, const double *a)
+{
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (size_t j = 0; j < m; j++)
+        s += a[j];
+    return s;
+}
+
+double af__row_dot(size_t m, const double *a, const double *b)
+{
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (size_t j = 0; j < m; j++)
+        s += a[j] * b[j];
+    return s;
+}
+
+/* ---- SoftMax ---- */
+
+af_status af_softmax(size_t n, size_t m, const double *C, double *K)
+{
+    if (n == 0 || m == 0)
+        return af_error(AF_EINVAL, "softmax: sizes must be >= 1 (n = %zu, m = %zu)", n, m);
+    int bad = 0;
+#pragma omp parallel for schedule(static) reduction(| : bad)
+    for (size_t i = 0; i < n; i++) {
+        const double *c = C + i * m;
+        double *k = K + i * m;
+        double mx = af__row_max_shifted(m, c, NULL);
+        af__row_exp(m, c, NULL, mx, k);
+        double S = af__row_sum(m, k), inv = 1.0 / S;
+        /* fmax skips NaN: a NaN or +inf score shows up in the sum instead */
+        if (!isfinite(mx) || !isfinite(S)) {
+            bad = 1;
+            continue;
+        }
+        for (size_t j = 0; j < m; j++)
+            k[j] = (k[j] * 1.0) * inv; /* same expression as the scaling path's u_i K0_ij v_j */
+    }
+    if (bad)
+        return af_error(AF_EDOM, "softmax: scores contain NaN or infinite values");
+    return AF_SUCCESS;
+}
+
+/* ---- workspace ---- */
+
+af_sinkhorn_options af_sinkhorn_options_default(void)
+{
+    af_sinkhorn_options o;
+    o.path = NULL;
+    o.tol = 1e-9;
+    o.iters = 0;
+    o.max_iters = 10000;
+    o.warm_start = 0;
+    o.compute_bound = 1;
+    return o;
+}
+
+af_sinkhorn_ws *af_sinkhorn_alloc(size_t n, size_t m)
+{
+    if (n == 0 || m == 0) {
+        af_error(AF_EINVAL, "sinkhorn: sizes must be >= 1 (n = %zu, m = %zu)", n, m);
+        return NULL;
+    }
+    af_sinkhorn_ws *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        goto fail;
+    ws->n = n;
+    ws->m = m;
+    ws->nthreads = omp_get_max_threads();
+    size_t T = (size_t)ws->nthreads;
+    ws->K0 = malloc(n * m * sizeof(double));
+    ws->shift = calloc(n, sizeof(double));
+    ws->f = calloc(n, sizeof(double));
+    ws->g = calloc(m, sizeof(double));
+    ws->u = calloc(n, sizeof(double));
+    ws->v = calloc(m, sizeof(double));
+    ws->u_next = calloc(n, sizeof(double));
+    ws->f_next = calloc(n, sizeof(double));
+    ws->t = calloc(n, sizeof(double));
+    ws->w = calloc(m, sizeof(double));
+    ws->csum = calloc(m, sizeof(double));
+    ws->colacc = calloc(T * m, sizeof(double));
+    ws->rowbuf = calloc(T * m, sizeof(double));
+    ws->hist_cap = 256;
+    ws->row_hist = malloc(ws->hist_cap * sizeof(double));
+    ws->col_hist = malloc(ws->hist_cap * sizeof(double));
+    if (!ws->K0 || !ws->shift || !ws->f || !ws->g || !ws->u || !ws->v || !ws->u_next
+        || !ws->f_next || !ws->t || !ws->w || !ws->csum || !ws->colacc || !ws->rowbuf || !ws->row_hist
+        || !ws->col_hist) {
+        af_sinkhorn_free(ws);
+        goto fail;
+    }
+    ws->delta = NAN;
+    return ws;
+fail:
+    af_error(AF_ENOMEM, "sinkhorn: out of memory for a %zu x %zu workspace", n, m);
+    return NULL;
+}
+
+void af_sinkhorn_free(af_sinkhorn_ws *ws)
+{
+    if (!ws)
+        return;
+    free(ws->K0);
+    free(ws->shift);
+    free(ws->f);
+    free(ws->g);
+    free(ws->u);
+    free(ws->v);
+    free(ws->u_next);
+    free(ws->f_next);
+    free(ws->t);
+    free(ws->w);
+    free(ws->csum);
+    free(ws->colacc);
+    free(ws->rowbuf);
+    free(ws->apply_buf);
+    free(ws->row_hist);
+    free(ws->col_hist);
+    free(ws);
+}
+
+/* ---- diagnostics ---- */
+
+double af_birkhoff_hopf_rate(double delta)
+{
+    double l = tanh(delta / 4.0);
+    return l * l;
+}
+
+double af_hilbert_diameter(size_t n, size_t m, const double *C, int exact)
+{
+    if (!exact) {
+        /* C_ik - C_il <= range_i and C_jl - C_jk <= range_j. */
+        double r = 0;
+        for (size_t i = 0; i < n; i++) {
+            double lo = INFINITY, hi = -INFINITY;
+            for (size_t k = 0; k < m; k++) {
+                lo = fmin(lo, C[i * m + k]);
+                hi = fmax(hi, C[i * m + k]);
+            }
+            r = fmax(r, hi - lo);
+        }
+        return 2 * r;
+    }
+    /* Delta = max_{i,j} [max_k (C_ik - C_jk) + max_l (C_jl - C_il)]. */
+    double best = 0;
+#pragma omp parallel for schedule(dynamic, 4) reduction(max : best)
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = i + 1; j < n; j++) {
+            double a = -INFINITY, b = -INFINITY;
+            const double *ci = C + i * m, *cj = C + j * m;
+            for (size_t k = 0; k < m; k++) {
+                double dlt = ci[k] - cj[k];
+                a = fmax(a, dlt);
+                b = fmax(b, -dlt);
+            }
+            best = fmax(best, a + b);
+        }
+    }
+    return best;
+}
+
+af_status af_second_singular_value(size_t n, const double *K, double tol, size_t max_iter,
+                                   double *sigma2)
+{
+    if (n < 2)
+        return af_error(AF_EINVAL, "second singular value: n must be >= 2");
+    double *x = malloc(2 * n * sizeof *x), *y = x + n;
+    if (!x)
+        return af_error(AF_ENOMEM, "out of memory");
+    /* Deterministic start, orthogonal to the ones vector. */
+    for (size_t i = 0; i < n; i++)
+        x[i] = cos(1.0 + 3.0 * (double)i) + 0.5 * sin(7.0 * (double)i * (double)i);
+    double lam = 0, prev = -1;
+    af_status st = AF_EMAXITER;
+    for (size_t it = 0; it < max_iter; it++) {
+        double mean = 0, nrm = 0;
+        for (size_t i = 0; i < n; i++)
+            mean += x[i];
+        mean /= (double)n;
+        for (size_t i = 0; i < n; i++) {
+            x[i] -= mean;
+            nrm += x[i] * x[i];
+        }
+        nrm = sqrt(nrm);
+        if (nrm == 0)
+            break;
+        for (size_t i = 0; i < n; i++)
+            x[i] /= nrm;
+        /* y = K x, then x = K^T y: one application of K^T K */
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++)
+            y[i] = af__row_dot(n, K + i * n, x);
+        lam = 0;
+        for (size_t i = 0; i < n; i++)
+            lam += y[i] * y[i]; /* Rayleigh quotient x^T K^T K x */
+        memset(x, 0, n * sizeof *x);
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++)
+                x[j] += K[i * n + j] * y[i];
+        if (fabs(lam - prev) <= tol * fabs(lam)) {
+            st = AF_SUCCESS;
+            break;
+        }
+        prev = lam;
+    }
+    free(x);
+    *sigma2 = sqrt(lam);
+    if (st != AF_SUCCESS)
+        return af_error(st, "second singular value: power iteration did not converge");
+    return st;
+}
+
+/* ---- the solver loop ---- */
+
+static int is_symmetric(size_t n, const double *C)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            if (C[i * n + j] != C[j * n + i])
+                return 0;
+    return 1;
+}
+
+static af_status record(af_sinkhorn_ws *ws)
+{
+    if (ws->iter >= ws->hist_cap) {
+        size_t cap = 2 * ws->hist_cap;
+        double *r = realloc(ws->row_hist, cap * sizeof *r);
+        if (r)
+            ws->row_hist = r;
+        double *c = realloc(ws->col_hist, cap * sizeof *c);
+        if (c)
+            ws->col_hist = c;
+        if (!r || !c)
+            return af_error(AF_ENOMEM, "sinkhorn: out of memory for the error history");
+        ws->hist_cap = cap;
+    }
+    ws->row_hist[ws->iter - 1] = ws->row_err;
+    ws->col_hist[ws->iter - 1] = ws->col_err;
+    return AF_SUCCESS;
+}
+
+static void update_done(af_sinkhorn_ws *ws)
+{
+    if (ws->opt.iters > 0) {
+        ws->converged = ws->done = ws->iter >= ws->opt.iters;
+        return;
+    }
+    double err = fmax(ws->row_err, ws->col_err);
+    ws->converged = ws->iter > 0 && err <= ws->opt.tol;
+    ws->done = ws->converged || ws->iter >= ws->opt.max_iters;
+}
+
+af_status af_sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn_options *opt)
+{
+    size_t n = ws->n, m = ws->m;
+    if (opt && opt->warm_start && ws->C)
+        ws->type->potentials(ws); /* start from the previous problem's result */
+    ws->opt = opt ? *opt : af_sinkhorn_options_default();
+    if (ws->opt.iters == 0 && !(ws->opt.tol > 0))
+        return af_error(AF_EINVAL, "sinkhorn: tol must be > 0 (got %g)", ws->opt.tol);
+    if (ws->opt.iters == 0 && ws->opt.max_iters == 0)
+        return af_error(AF_EINVAL, "sinkhorn: max_iters must be >= 1");
+    double range = 0;
+    for (size_t i = 0; i < n; i++) { /* also the NaN/inf check of the scores */
+        double lo = INFINITY, hi = -INFINITY;
+        for (size_t j = 0; j < m; j++) {
+            double c = C[i * m + j];
+            if (!isfinite(c))
+                return af_error(AF_EDOM, "sinkhorn: score (%zu, %zu) is not finite (%g)", i, j, c);
+            lo = fmin(lo, c);
+            hi = fmax(hi, c);
+        }
+        range = fmax(range, hi - lo);
+    }
+    ws->C = C;
+    int sym_ok = n == m && is_symmetric(n, C);
+    const af_sinkhorn_type *t = ws->opt.path;
+    if (t == &af_sinkhorn_type_sym_scaling || t == &af_sinkhorn_type_sym_log) {
+        if (!sym_ok)
+            return af_error(AF_EINVAL, "sinkhorn: the symmetric path needs a symmetric square score matrix");
+    }
+    /* Scores spread over more than AF_SCALING_MAX_RANGE would push the
+     * scalings out of double range: log space from the start (a requested
+     * scaling path counts as having fallen back). */
+    int unsafe = range > AF_SCALING_MAX_RANGE;
+    if (!t)
+        t = (sym_ok && ws->opt.iters == 0) ? &af_sinkhorn_type_sym_scaling : &af_sinkhorn_type_scaling;
+    ws->fell_back = 0;
+    if (unsafe && t == &af_sinkhorn_type_scaling)
+        t = &af_sinkhorn_type_log, ws->fell_back = ws->opt.path != NULL;
+    if (unsafe && t == &af_sinkhorn_type_sym_scaling)
+        t = &af_sinkhorn_type_sym_log, ws->fell_back = ws->opt.path != NULL;
+    ws->type = t;
+    if (!ws->opt.warm_start) {
+        memset(ws->f, 0, n * sizeof(double));
+        memset(ws->g, 0, m * sizeof(double));
+    }
+    ws->iter = 0;
+    ws->next_is_row = 1;
+    ws->row_err = ws->col_err = INFINITY;
+    ws->done = ws->converged = 0;
+
+    ws->delta = NAN;
+    ws->delta_exact = 0;
+    if (ws->opt.compute_bound) {
+        int exact = ws->opt.compute_bound == 2
+                    || (double)n * (double)n * (double)m <= AF_EXACT_BOUND_OPS;
+        ws->delta = exact ? af_hilbert_diameter(n, m, C, 1) : 2 * range;
+        ws->delta_exact = exact;
+    }
+    af_status st = ws->type->start(ws);
+    if (st == AF_SUCCESS)
+        update_done(ws);
+    return st;
+}
+
+/* Called by a scaling path whose numbers left double range: continue the
+ * same iteration in log space from the potentials of the last finite state. */
+af_status af__sinkhorn_fall_back(af_sinkhorn_ws *ws)
+{
+    ws->type->potentials(ws);
+    ws->type = ws->type->symmetric ? &af_sinkhorn_type_sym_log : &af_sinkhorn_type_log;
+    ws->fell_back = 1;
+    return ws->type->start(ws);
+}
+
+af_status af_sinkhorn_iterate(af_sinkhorn_ws *ws)
+{
+    if (!ws->C)
+        return af_error(AF_EINVAL, "sinkhorn: af_sinkhorn_set was not called");
+    af_status st = ws->type->step(ws);
+    if (st != AF_SUCCESS)
+        return st;
+    ws->iter++;
+    st = record(ws);
+    update_done(ws);
+    return st;
+}
+
+int af_sinkhorn_done(const af_sinkhorn_ws *ws) { return ws->done; }
+
+void af_sinkhorn_get_info(const af_sinkhorn_ws *ws, af_sinkhorn_info *info)
+{
+    info->iterations = ws->iter;
+    info->row_err = ws->row_err;
+    info->col_err = ws->col_err;
+    info->converged = ws->converged;
+    info->path = ws->type;
+    info->fell_back = ws->fell_back;
+    info->row_hist = ws->row_hist;
+    info->col_hist = ws->col_hist;
+    info->hilbert_diam = ws->delta;
+    info->bound_exact = ws->delta_exact;
+    info->bh_rate = isnan(ws->delta) ? NAN : af_birkhoff_hopf_rate(ws->delta);
+}
+
+af_status af_sinkhorn(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn_options *opt,
+                      double *K, af_sinkhorn_info *info)
+{
+    af_status st = af_sinkhorn_set(ws, C, opt);
+    while (st == AF_SUCCESS && !ws->done)
+        st = af_sinkhorn_iterate(ws);
+    if (st != AF_SUCCESS)
+        return st;
+    if (K)
+        ws->type->matrix(ws, K);
+    if (info)
+        af_sinkhorn_get_info(ws, info);
+    if (!ws->converged)
+        return af_error(AF_EMAXITER,
+                        "sinkhorn: tolerance %g not reached in %zu iterations (error %g)",
+                        ws->opt.tol, ws->iter, fmax(ws->row_err, ws->col_err));
+    return AF_SUCCESS;
+}
+
+af_status af_sinkhorn_matrix(const af_sinkhorn_ws *ws, double *K)
+{
+    if (!ws->C)
+        return af_error(AF_EINVAL, "sinkhorn: af_sinkhorn_set was not called");
+    ws->type->matrix(ws, K);
+    return AF_SUCCESS;
+}
+
+const double *af_sinkhorn_f(af_sinkhorn_ws *ws)
+{
+    if (ws->C)
+        ws->type->potentials(ws);
+    return ws->f;
+}
+
+const double *af_sinkhorn_g(af_sinkhorn_ws *ws)
+{
+    if (ws->C)
+        ws->type->potentials(ws);
+    return ws->g;
+}
+
+void af_sinkhorn_set_potentials(af_sinkhorn_ws *ws, const double *f, const double *g)
+{
+    memcpy(ws->f, f, ws->n * sizeof(double));
+    memcpy(ws->g, g, ws->m * sizeof(double));
+    ws->C = NULL; /* the next set() starts from these (with warm_start) */
+}

@@ -1,0 +1,66 @@
+/* Internals of the normalisers, shared by the path implementations. */
+#ifndef AF_NORMALIZE_INTERNAL_H
+#define AF_NORMALIZE_INTERNAL_H
+
+#include "attnflow/normalize.h"
+
+/* A normalisation path, GSL style: a const object of function pointers. */
+struct af_sinkhorn_type {
+    const char *name;
+    int symmetric;                                     /* f = g, one update per step */
+    af_status (*start)(af_sinkhorn_ws *ws);            /* prepare from ws->f, ws->g */
+    af_status (*step)(af_sinkhorn_ws *ws);             /* one normalisation / symmetric step */
+    void (*potentials)(af_sinkhorn_ws *ws);            /* write ws->f, ws->g from the state */
+    void (*matrix)(const af_sinkhorn_ws *ws, double *K);
+};
+
+struct af_sinkhorn_ws {
+    size_t n, m;
+    int nthreads;
+    const double *C;
+    af_sinkhorn_options opt;
+    const af_sinkhorn_type *type;
+
+    double *K0;        /* n x m stored kernel (scaling paths); scratch for apply (log paths) */
+    double *shift;     /* n: row shifts s_i of K0 = exp(C_ij - s_i) */
+    double *f, *g;     /* potentials (n, m) */
+    double *u, *v;     /* scalings (n, m) */
+    double *u_next;    /* n: next row update, computed by the fused pass */
+    double *f_next;    /* n: next row potentials (log), or LSE_j(C_ij + f_j) (symmetric log) */
+    double *t;         /* n: (K0 v)_i of the scaling paths */
+    double *w;         /* m: (K0^T u_next)_j of the scaling path */
+    double *csum;      /* m: column sums of the state after the next row update */
+    double *colacc;    /* nthreads x m: per-thread column accumulators */
+    double *rowbuf;    /* nthreads x m: per-thread row scratch */
+    double *apply_buf; /* grows to m x p for af_sinkhorn_apply */
+    size_t apply_cap;
+
+    double *row_hist, *col_hist;
+    size_t hist_cap;
+
+    size_t iter;       /* normalisations done */
+    int next_is_row;   /* alternating paths: the next normalisation is on rows */
+    double row_err, col_err;
+    double next_row_err; /* row error once the pending row update is committed */
+    int done, converged, fell_back;
+    double delta;
+    int delta_exact;
+};
+
+/* Paths. */
+extern const af_sinkhorn_type af_sinkhorn_type_scaling;
+extern const af_sinkhorn_type af_sinkhorn_type_log;
+extern const af_sinkhorn_type af_sinkhorn_type_sym_scaling;
+extern const af_sinkhorn_type af_sinkhorn_type_sym_log;
+
+/* Continue in log space from the current state (a scaling left double range). */
+af_status af__sinkhorn_fall_back(af_sinkhorn_ws *ws);
+
+/* Row kernels shared by SoftMax and the Sinkhorn paths, so that one
+ * normalisation is SoftMax bit for bit. */
+double af__row_max_shifted(size_t m, const double *c, const double *g);
+void af__row_exp(size_t m, const double *c, const double *g, double shift, double *out);
+double af__row_sum(size_t m, const double *a);
+double af__row_dot(size_t m, const double *a, const double *b);
+
+#endif

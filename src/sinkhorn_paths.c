@@ -1,0 +1,419 @@
+/* The four Sinkhorn paths. Every path keeps, besides its state, the result
+ * of one "fused pass" over the kernel that yields at once the row error of
+ * the current state and the pending row update with the column sums it will
+ * produce. A row normalisation then only commits the pending update (O(n+m))
+ * and a column normalisation does the one pass, so a full row+column
+ * iteration reads the n x m kernel once, and both errors are exact at every
+ * normalisation. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include "normalize_internal.h"
+
+/* Column target n/m: K is n times a transport plan with uniform marginals. */
+static double col_target(const af_sinkhorn_ws *ws) { return (double)ws->n / (double)ws->m; }
+
+/* Sums the per-thread column accumulators into out. */
+static void reduce_columns(const af_sinkhorn_ws *ws, double *out)
+{
+    size_t m = ws->m, T = (size_t)ws->nthreads;
+    memcpy(out, ws->colacc, m * sizeof(double));
+    for (size_t t = 1; t < T; t++) {
+        const double *a = ws->colacc + t * m;
+#pragma omp simd
+        for (size_t j = 0; j < m; j++)
+            out[j] += a[j];
+    }
+}
+
+/* ------------------------------------------------------------------ scaling
+ * K = diag(u) K0 diag(v), K0_ij = exp(C_ij - s_i). */
+
+/* t = K0 v, u_next = 1/t, w = K0^T u_next; errors of the current state. */
+static int scaling_pass(af_sinkhorn_ws *ws)
+{
+    const size_t n = ws->n, m = ws->m;
+    const double *K0 = ws->K0, *v = ws->v, *u = ws->u;
+    double row_err = 0, next_err = 0;
+    int bad = 0;
+#pragma omp parallel reduction(max : row_err, next_err) reduction(| : bad)
+    {
+        double *acc = ws->colacc + (size_t)omp_get_thread_num() * m;
+        memset(acc, 0, m * sizeof(double));
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            const double *k = K0 + i * m;
+            double t = af__row_dot(m, k, v);
+            double un = 1.0 / t;
+            bad |= !(t > 0) || !isfinite(un);
+            row_err = fmax(row_err, fabs(u[i] * t - 1.0));
+            next_err = fmax(next_err, fabs(un * t - 1.0));
+            ws->t[i] = t;
+            ws->u_next[i] = un;
+#pragma omp simd
+            for (size_t j = 0; j < m; j++)
+                acc[j] += un * k[j];
+        }
+    }
+    reduce_columns(ws, ws->w);
+    for (size_t j = 0; j < m; j++) {
+        bad |= !(ws->w[j] > 0) || !isfinite(ws->w[j]);
+        ws->csum[j] = v[j] * ws->w[j];
+    }
+    ws->row_err = row_err;
+    ws->next_row_err = next_err;
+    return bad;
+}
+
+static void build_K0_rowshift(af_sinkhorn_ws *ws)
+{
+    const size_t n = ws->n, m = ws->m;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        const double *c = ws->C + i * m;
+        ws->shift[i] = af__row_max_shifted(m, c, NULL);
+        af__row_exp(m, c, NULL, ws->shift[i], ws->K0 + i * m);
+    }
+}
+
+static af_status scaling_start(af_sinkhorn_ws *ws)
+{
+    const size_t n = ws->n, m = ws->m;
+    build_K0_rowshift(ws);
+    int bad = 0;
+    for (size_t j = 0; j < m; j++) {
+        ws->v[j] = exp(ws->g[j]);
+        bad |= !(ws->v[j] > 0) || !isfinite(ws->v[j]);
+    }
+    for (size_t i = 0; i < n; i++)
+        ws->u[i] = exp(ws->f[i] + ws->shift[i]);
+    if (bad || scaling_pass(ws))
+        return af__sinkhorn_fall_back(ws);
+    return AF_SUCCESS;
+}
+
+static af_status scaling_step(af_sinkhorn_ws *ws)
+{
+    const size_t m = ws->m;
+    const double target = col_target(ws);
+    if (ws->next_is_row) {
+        memcpy(ws->u, ws->u_next, ws->n * sizeof(double));
+        double ce = 0;
+        for (size_t j = 0; j < m; j++)
+            ce = fmax(ce, fabs(ws->csum[j] / target - 1.0));
+        ws->col_err = ce;
+        ws->row_err = ws->next_row_err;
+        ws->next_is_row = 0;
+        return AF_SUCCESS;
+    }
+    double ce = 0;
+    for (size_t j = 0; j < m; j++) {
+        ws->v[j] = target / ws->w[j];
+        ce = fmax(ce, fabs(ws->v[j] * ws->w[j] / target - 1.0));
+    }
+    ws->col_err = ce;
+    ws->next_is_row = 1;
+    if (scaling_pass(ws)) /* sets row_err; out of range: redo in log space */
+        return af__sinkhorn_fall_back(ws);
+    return AF_SUCCESS;
+}
+
+static void scaling_potentials(af_sinkhorn_ws *ws)
+{
+    for (size_t i = 0; i < ws->n; i++)
+        ws->f[i] = log(ws->u[i]) - ws->shift[i];
+    for (size_t j = 0; j < ws->m; j++)
+        ws->g[j] = log(ws->v[j]);
+}
+
+static void scaling_matrix(const af_sinkhorn_ws *ws, double *K)
+{
+    const size_t n = ws->n, m = ws->m;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        const double *k0 = ws->K0 + i * m;
+        double *k = K + i * m, ui = ws->u[i];
+        for (size_t j = 0; j < m; j++)
+            k[j] = (k0[j] * ws->v[j]) * ui;
+    }
+}
+
+const af_sinkhorn_type af_sinkhorn_type_scaling = {
+    "scaling", 0, scaling_start, scaling_step, scaling_potentials, scaling_matrix,
+};
+
+/* ------------------------------------------------------------------ log
+ * K_ij = exp(f_i + C_ij + g_j); each row is exponentiated once per pass
+ * with its exact maximum as shift, so nothing overflows. */
+
+/* f_next_i = -LSE_j(C_ij + g_j); csum = column sums with f_next; errors. */
+static void log_pass(af_sinkhorn_ws *ws)
+{
+    const size_t n = ws->n, m = ws->m;
+    const double *C = ws->C, *g = ws->g, *f = ws->f;
+    double row_err = 0, next_err = 0;
+#pragma omp parallel reduction(max : row_err, next_err)
+    {
+        int tid = omp_get_thread_num();
+        double *acc = ws->colacc + (size_t)tid * m, *e = ws->rowbuf + (size_t)tid * m;
+        memset(acc, 0, m * sizeof(double));
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            const double *c = C + i * m;
+            double mx = af__row_max_shifted(m, c, g);
+            af__row_exp(m, c, g, mx, e);
+            double S = af__row_sum(m, e), inv = 1.0 / S;
+            double lse = mx + log(S);
+            ws->f_next[i] = -lse;
+            row_err = fmax(row_err, fabs(exp(f[i] + lse) - 1.0));
+            next_err = fmax(next_err, fabs(S * exp(-log(S)) - 1.0));
+#pragma omp simd
+            for (size_t j = 0; j < m; j++)
+                acc[j] += e[j] * inv;
+        }
+    }
+    reduce_columns(ws, ws->csum);
+    ws->row_err = row_err;
+    ws->next_row_err = next_err;
+}
+
+static af_status log_start(af_sinkhorn_ws *ws)
+{
+    log_pass(ws);
+    return AF_SUCCESS;
+}
+
+/* Exact -LSE_i(C_ij + f_i) for one column, for when its sum underflowed. */
+static double column_neg_lse(const af_sinkhorn_ws *ws, size_t j)
+{
+    double mx = -INFINITY, s = 0;
+    for (size_t i = 0; i < ws->n; i++)
+        mx = fmax(mx, ws->C[i * ws->m + j] + ws->f[i]);
+    for (size_t i = 0; i < ws->n; i++)
+        s += exp(ws->C[i * ws->m + j] + ws->f[i] - mx);
+    return -(mx + log(s));
+}
+
+static af_status log_step(af_sinkhorn_ws *ws)
+{
+    const size_t n = ws->n, m = ws->m;
+    const double target = col_target(ws), log_target = log(target);
+    if (ws->next_is_row) {
+        memcpy(ws->f, ws->f_next, n * sizeof(double));
+        double ce = 0;
+        for (size_t j = 0; j < m; j++)
+            ce = fmax(ce, fabs(ws->csum[j] / target - 1.0));
+        ws->col_err = ce;
+        ws->row_err = ws->next_row_err;
+        ws->next_is_row = 0;
+        return AF_SUCCESS;
+    }
+    double ce = 0;
+    for (size_t j = 0; j < m; j++) {
+        double cs = ws->csum[j], gn;
+        if (cs > 1e-290 && isfinite(cs)) {
+            gn = ws->g[j] + log_target - log(cs);
+            ce = fmax(ce, fabs(cs * exp(gn - ws->g[j]) / target - 1.0));
+        } else {
+            gn = log_target + column_neg_lse(ws, j); /* underflowed column */
+        }
+        ws->g[j] = gn;
+    }
+    ws->col_err = ce;
+    ws->next_is_row = 1;
+    log_pass(ws);
+    return AF_SUCCESS;
+}
+
+static void log_potentials(af_sinkhorn_ws *ws) { (void)ws; /* f, g are the state */ }
+
+static void log_matrix(const af_sinkhorn_ws *ws, double *K)
+{
+    const size_t n = ws->n, m = ws->m;
+    if (!ws->next_is_row) {
+        /* Last normalisation was on rows: a row SoftMax of C + g, exactly
+         * as af_softmax computes it, so one normalisation is SoftMax. */
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            const double *c = ws->C + i * m;
+            double *k = K + i * m;
+            double mx = af__row_max_shifted(m, c, ws->g);
+            af__row_exp(m, c, ws->g, mx, k);
+            double inv = 1.0 / af__row_sum(m, k);
+            for (size_t j = 0; j < m; j++)
+                k[j] = (k[j] * 1.0) * inv;
+        }
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        af__row_exp(m, ws->C + i * m, ws->g, -ws->f[i], K + i * m);
+}
+
+const af_sinkhorn_type af_sinkhorn_type_log = {
+    "log", 0, log_start, log_step, log_potentials, log_matrix,
+};
+
+/* ------------------------------------------------------------------ symmetric
+ * f = g; step f <- (f - LSE_j(C_ij + f_j)) / 2, in scaling form a <- a / sqrt(r)
+ * with r the row sums of diag(a) K0 diag(a), K0_ij = exp(C_ij - (s_i + s_j)/2)
+ * (entries <= 1 since C_ij <= min(s_i, s_j)). */
+
+static int sym_scaling_pass(af_sinkhorn_ws *ws)
+{
+    const size_t n = ws->n;
+    double err = 0;
+    int bad = 0;
+#pragma omp parallel for schedule(static) reduction(max : err) reduction(| : bad)
+    for (size_t i = 0; i < n; i++) {
+        double r = ws->u[i] * af__row_dot(n, ws->K0 + i * n, ws->u);
+        bad |= !(r > 0) || !isfinite(r);
+        ws->t[i] = r;
+        err = fmax(err, fabs(r - 1.0));
+    }
+    ws->row_err = ws->col_err = err;
+    return bad;
+}
+
+static af_status sym_scaling_start(af_sinkhorn_ws *ws)
+{
+    const size_t n = ws->n;
+    for (size_t i = 0; i < n; i++)
+        ws->shift[i] = af__row_max_shifted(n, ws->C + i * n, NULL);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        const double *c = ws->C + i * n;
+        double *k = ws->K0 + i * n, si = ws->shift[i];
+#pragma omp simd
+        for (size_t j = 0; j < n; j++)
+            k[j] = exp(c[j] - 0.5 * (si + ws->shift[j]));
+    }
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* cold start: a = 1; warm: a_i = exp(f_i + s_i / 2) */
+        ws->u[i] = ws->opt.warm_start ? exp(ws->f[i] + 0.5 * ws->shift[i]) : 1.0;
+        bad |= !(ws->u[i] > 0) || !isfinite(ws->u[i]);
+    }
+    if (bad || sym_scaling_pass(ws))
+        return af__sinkhorn_fall_back(ws);
+    return AF_SUCCESS;
+}
+
+static af_status sym_scaling_step(af_sinkhorn_ws *ws)
+{
+    for (size_t i = 0; i < ws->n; i++)
+        ws->u[i] /= sqrt(ws->t[i]);
+    if (sym_scaling_pass(ws))
+        return af__sinkhorn_fall_back(ws);
+    return AF_SUCCESS;
+}
+
+static void sym_scaling_potentials(af_sinkhorn_ws *ws)
+{
+    for (size_t i = 0; i < ws->n; i++)
+        ws->f[i] = ws->g[i] = log(ws->u[i]) - 0.5 * ws->shift[i];
+}
+
+static void sym_scaling_matrix(const af_sinkhorn_ws *ws, double *K)
+{
+    const size_t n = ws->n;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            K[i * n + j] = ws->u[i] * ws->K0[i * n + j] * ws->u[j];
+}
+
+const af_sinkhorn_type af_sinkhorn_type_sym_scaling = {
+    "symmetric", 1, sym_scaling_start, sym_scaling_step, sym_scaling_potentials, sym_scaling_matrix,
+};
+
+/* Log form: f_next_i holds LSE_j(C_ij + f_j). */
+static void sym_log_pass(af_sinkhorn_ws *ws)
+{
+    const size_t n = ws->n;
+    double err = 0;
+#pragma omp parallel reduction(max : err)
+    {
+        double *e = ws->rowbuf + (size_t)omp_get_thread_num() * n;
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            const double *c = ws->C + i * n;
+            double mx = af__row_max_shifted(n, c, ws->f);
+            af__row_exp(n, c, ws->f, mx, e);
+            double lse = mx + log(af__row_sum(n, e));
+            ws->f_next[i] = lse;
+            err = fmax(err, fabs(exp(ws->f[i] + lse) - 1.0));
+        }
+    }
+    ws->row_err = ws->col_err = err;
+}
+
+static af_status sym_log_start(af_sinkhorn_ws *ws)
+{
+    sym_log_pass(ws);
+    return AF_SUCCESS;
+}
+
+static af_status sym_log_step(af_sinkhorn_ws *ws)
+{
+    for (size_t i = 0; i < ws->n; i++)
+        ws->f[i] = 0.5 * (ws->f[i] - ws->f_next[i]);
+    sym_log_pass(ws);
+    return AF_SUCCESS;
+}
+
+static void sym_log_potentials(af_sinkhorn_ws *ws)
+{
+    memcpy(ws->g, ws->f, ws->n * sizeof(double));
+}
+
+static void sym_log_matrix(const af_sinkhorn_ws *ws, double *K)
+{
+    const size_t n = ws->n;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        af__row_exp(n, ws->C + i * n, ws->f, -ws->f[i], K + i * n);
+}
+
+const af_sinkhorn_type af_sinkhorn_type_sym_log = {
+    "symmetric-log", 1, sym_log_start, sym_log_step, sym_log_potentials, sym_log_matrix,
+};
+
+/* ------------------------------------------------------------------ apply */
+
+af_status af_sinkhorn_apply(af_sinkhorn_ws *ws, size_t p, const double *Y, double *KY)
+{
+    const size_t n = ws->n, m = ws->m;
+    if (!ws->C)
+        return af_error(AF_EINVAL, "sinkhorn: af_sinkhorn_set was not called");
+    if (p == 0)
+        return af_error(AF_EINVAL, "sinkhorn apply: p must be >= 1");
+    const af_sinkhorn_type *t = ws->type;
+    if (t == &af_sinkhorn_type_scaling || t == &af_sinkhorn_type_sym_scaling) {
+        /* K Y = diag(u) K0 (diag(v) Y): one dgemm on the stored kernel. */
+        if (ws->apply_cap < m * p) {
+            double *b = realloc(ws->apply_buf, m * p * sizeof(double));
+            if (!b)
+                return af_error(AF_ENOMEM, "sinkhorn apply: out of memory");
+            ws->apply_buf = b;
+            ws->apply_cap = m * p;
+        }
+        const double *right = t->symmetric ? ws->u : ws->v;
+        for (size_t j = 0; j < m; j++)
+            for (size_t k = 0; k < p; k++)
+                ws->apply_buf[j * p + k] = right[j] * Y[j * p + k];
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)p, (int)m, 1.0, ws->K0,
+                    (int)m, ws->apply_buf, (int)p, 0.0, KY, (int)p);
+        for (size_t i = 0; i < n; i++)
+            for (size_t k = 0; k < p; k++)
+                KY[i * p + k] *= ws->u[i];
+        return AF_SUCCESS;
+    }
+    /* Log paths: materialise K in the (unused) kernel buffer, then dgemm. */
+    t->matrix(ws, ws->K0);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)p, (int)m, 1.0, ws->K0,
+                (int)m, Y, (int)p, 0.0, KY, (int)p);
+    return AF_SUCCESS;
+}

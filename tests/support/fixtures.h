@@ -1,0 +1,20 @@
+/* Shared test fixtures: seeded clouds, naive reference implementations. */
+#ifndef AF_TEST_FIXTURES_H
+#define AF_TEST_FIXTURES_H
+#include <stddef.h>
+
+/* n x d Gaussian cloud N(0, s^2 I) from a fixed seed (GSL mt19937). */
+double *fx_gaussian_cloud(size_t n, size_t d, double s, unsigned long seed);
+/* Largest |a_i - b_i|. */
+double fx_max_abs_diff(size_t len, const double *a, const double *b);
+/* Naive triple-loop reference: dot scores x_i^T A x_j / eps (A NULL = I). */
+void fx_naive_dot_scores(size_t n, size_t d, const double *X, const double *A, double eps, double *C);
+/* Naive Sinkhorn: iters alternating normalisations (rows first) of exp(C)
+ * in plain long double arithmetic on the materialised matrix. */
+void fx_naive_sinkhorn(size_t n, size_t m, const double *C, size_t iters, double *K);
+/* Row and column sum errors of K (columns against n/m). */
+void fx_marginal_errors(size_t n, size_t m, const double *K, double *row_err, double *col_err);
+/* Writes text to a fresh temporary file and returns its path (static buffer per call slot). */
+const char *fx_temp_file(const char *text);
+
+#endif
