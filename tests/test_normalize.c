@@ -328,14 +328,15 @@ Test(sinkhorn, warm_start_cuts_iterations)
     cr_assert_eq(af_sinkhorn(ws, C, &o, NULL, &cold), AF_SUCCESS);
     /* Convergence is linear, so a warm start saves iterations in proportion
      * to log(initial error): a move of 1e-6 (a small flow step) starts at
-     * error ~1e-6 instead of ~1 and needs about a third of the iterations. */
+     * error ~1e-6 instead of ~1 and needs about log(1e-9/1e-6)/log(1e-9) = 1/3
+     * of the iterations (plus the one row step that starts every solve). */
     for (size_t i = 0; i < n * d; i++)
         X[i] *= 1 + 1e-6;
     free(C);
     C = dot_scores(n, d, X, 0.5);
     o.warm_start = 1;
     cr_assert_eq(af_sinkhorn(ws, C, &o, NULL, &warm), AF_SUCCESS);
-    cr_expect_lt(3 * warm.iterations, cold.iterations, "warm %zu cold %zu", warm.iterations, cold.iterations);
+    cr_expect_leq(warm.iterations, 0.4 * cold.iterations, "warm %zu cold %zu", warm.iterations, cold.iterations);
     /* restarting from the solution of the same problem: done at once */
     cr_assert_eq(af_sinkhorn(ws, C, &o, NULL, &warm), AF_SUCCESS);
     cr_expect_leq(warm.iterations, 2);
