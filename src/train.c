@@ -1,0 +1,495 @@
+/* Trainer of `attnflow train`: Adam on seeded minibatches, per-epoch
+ * measurements of the attention on held-out data (column sums, their
+ * spread, the row-permuted null control, row entropy), and atomic
+ * checkpoints from which a run resumes bit for bit. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_sort.h>
+#include "attnflow/io.h"
+#include "attnflow/train.h"
+
+/* ------------------------------------------------------------ meter */
+
+struct af_attn_meter {
+    size_t T, count;
+    double s_std, s_std2, s_max, s_nstd, s_nmax, s_ent;
+    double *prof, *nprof, *c, *cn;
+    size_t *perm;
+};
+
+af_attn_meter *af_attn_meter_alloc(size_t T)
+{
+    if (T < 2) {
+        af_error(AF_EINVAL, "attention meter: need T >= 2 tokens (got %zu)", T);
+        return NULL;
+    }
+    af_attn_meter *a = calloc(1, sizeof *a);
+    if (a) {
+        a->T = T;
+        a->prof = calloc(T, sizeof *a->prof);
+        a->nprof = calloc(T, sizeof *a->nprof);
+        a->c = calloc(T, sizeof *a->c);
+        a->cn = calloc(T, sizeof *a->cn);
+        a->perm = calloc(T, sizeof *a->perm);
+    }
+    if (!a || !a->prof || !a->nprof || !a->c || !a->cn || !a->perm) {
+        af_attn_meter_free(a);
+        af_error(AF_ENOMEM, "attention meter: out of memory");
+        return NULL;
+    }
+    return a;
+}
+
+void af_attn_meter_free(af_attn_meter *a)
+{
+    if (!a)
+        return;
+    free(a->prof);
+    free(a->nprof);
+    free(a->c);
+    free(a->cn);
+    free(a->perm);
+    free(a);
+}
+
+void af_attn_meter_reset(af_attn_meter *a)
+{
+    a->count = 0;
+    a->s_std = a->s_std2 = a->s_max = a->s_nstd = a->s_nmax = a->s_ent = 0;
+    memset(a->prof, 0, a->T * sizeof *a->prof);
+    memset(a->nprof, 0, a->T * sizeof *a->nprof);
+}
+
+/* std over columns and max |c - 1|; sorts c in place and adds it to prof. */
+static void colsum_stats(size_t T, double *c, double *prof, double *std, double *maxdev)
+{
+    double mu = 0, var = 0, mx = 0;
+    for (size_t j = 0; j < T; j++)
+        mu += c[j];
+    mu /= (double)T;
+    for (size_t j = 0; j < T; j++) {
+        var += (c[j] - mu) * (c[j] - mu);
+        double dev = fabs(c[j] - 1);
+        mx = dev > mx ? dev : mx;
+    }
+    *std = sqrt(var / (double)T);
+    *maxdev = mx;
+    gsl_sort(c, 1, T);
+    for (size_t j = 0; j < T; j++)
+        prof[j] += c[j];
+}
+
+void af_attn_meter_add(af_attn_meter *a, const double *A, gsl_rng *rng)
+{
+    size_t T = a->T;
+    memset(a->c, 0, T * sizeof *a->c);
+    memset(a->cn, 0, T * sizeof *a->cn);
+    double ent = 0;
+    for (size_t i = 0; i < T; i++) {
+        const double *row = A + i * T;
+        for (size_t j = 0; j < T; j++)
+            a->perm[j] = j;
+        gsl_ran_shuffle(rng, a->perm, T, sizeof *a->perm);
+        for (size_t j = 0; j < T; j++) {
+            a->c[j] += row[j];
+            a->cn[a->perm[j]] += row[j];
+            if (row[j] > 0)
+                ent -= row[j] * log(row[j]);
+        }
+    }
+    double sd, mx, nsd, nmx;
+    colsum_stats(T, a->c, a->prof, &sd, &mx);
+    colsum_stats(T, a->cn, a->nprof, &nsd, &nmx);
+    a->s_std += sd;
+    a->s_std2 += sd * sd;
+    a->s_max += mx;
+    a->s_nstd += nsd;
+    a->s_nmax += nmx;
+    a->s_ent += ent / ((double)T * log((double)T));
+    a->count++;
+}
+
+void af_attn_meter_get(const af_attn_meter *a, af_attn_stats *st, double *profile,
+                       double *null_profile)
+{
+    double n = a->count ? (double)a->count : NAN;
+    if (st) {
+        st->colsum_std = a->s_std / n;
+        st->colsum_maxdev = a->s_max / n;
+        st->null_colsum_std = a->s_nstd / n;
+        st->null_colsum_maxdev = a->s_nmax / n;
+        st->row_entropy = a->s_ent / n;
+        double var = a->s_std2 / n - st->colsum_std * st->colsum_std;
+        st->colsum_std_sd = sqrt(var > 0 ? var : 0);
+    }
+    for (size_t j = 0; j < a->T; j++) {
+        if (profile)
+            profile[j] = a->prof[j] / n;
+        if (null_profile)
+            null_profile[j] = a->nprof[j] / n;
+    }
+}
+
+/* ---------------------------------------------------------- trainer */
+
+struct af_trainer {
+    af_train_options opt;
+    const af_dataset *train, *test;
+    af_model *m;
+    gsl_rng *rng;
+    double *am, *av;
+    unsigned long step;
+    size_t count, T;
+    af_epoch_record *rec;
+    double *prof, *nprof;
+    size_t *perm;
+    double *xb;
+    int *yb;
+    af_attn_meter *meter;
+};
+
+af_train_options af_train_options_default(void)
+{
+    return (af_train_options){.model = af_model_config_digits(),
+                              .adam = af_adam_options_default(),
+                              .batch = 10,
+                              .seed = 1,
+                              .shuffle = 1,
+                              .eval_batch = 50};
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static af_status check_set(const af_model_config *c, const af_dataset *ds, const char *what)
+{
+    if (!ds || ds->n == 0)
+        return af_error(AF_EINVAL, "trainer: empty %s set", what);
+    if (ds->n_tok != c->n_in || ds->in_dim != c->in_dim || ds->classes != c->classes)
+        return af_error(AF_EBADLEN,
+                        "trainer: %s set has %zu tokens x %zu features, %zu classes; the "
+                        "model expects %zu x %zu, %zu", what, ds->n_tok, ds->in_dim,
+                        ds->classes, c->n_in, c->in_dim, c->classes);
+    return AF_SUCCESS;
+}
+
+void af_trainer_free(af_trainer *tr)
+{
+    if (!tr)
+        return;
+    af_model_free(tr->m);
+    if (tr->rng)
+        gsl_rng_free(tr->rng);
+    af_attn_meter_free(tr->meter);
+    free(tr->am);
+    free(tr->av);
+    free(tr->rec);
+    free(tr->prof);
+    free(tr->nprof);
+    free(tr->perm);
+    free(tr->xb);
+    free(tr->yb);
+    free(tr);
+}
+
+af_trainer *af_trainer_alloc(const af_train_options *opt, const af_dataset *train,
+                             const af_dataset *test)
+{
+    if (opt->batch == 0 || opt->eval_batch == 0) {
+        af_error(AF_EINVAL, "trainer: batch sizes must be >= 1");
+        return NULL;
+    }
+    if (!(opt->adam.lr > 0) || !(opt->adam.beta1 >= 0 && opt->adam.beta1 < 1) ||
+        !(opt->adam.beta2 >= 0 && opt->adam.beta2 < 1) || !(opt->adam.eps > 0)) {
+        af_error(AF_EINVAL, "trainer: Adam needs lr > 0, betas in [0, 1), eps > 0");
+        return NULL;
+    }
+    if (af_model_config_check(&opt->model) != AF_SUCCESS ||
+        check_set(&opt->model, train, "training") != AF_SUCCESS ||
+        check_set(&opt->model, test, "test") != AF_SUCCESS)
+        return NULL;
+    af_trainer *tr = calloc(1, sizeof *tr);
+    if (!tr) {
+        af_error(AF_ENOMEM, "trainer: out of memory");
+        return NULL;
+    }
+    tr->opt = *opt;
+    tr->train = train;
+    tr->test = test;
+    size_t mb = opt->batch > opt->eval_batch ? opt->batch : opt->eval_batch;
+    tr->m = af_model_alloc(&opt->model, mb);
+    if (!tr->m) {
+        af_trainer_free(tr);
+        return NULL;
+    }
+    tr->T = af_model_tokens(tr->m);
+    size_t np = af_model_nparams(tr->m), row = train->n_tok * train->in_dim;
+    tr->rng = gsl_rng_alloc(gsl_rng_mt19937);
+    tr->meter = af_attn_meter_alloc(tr->T);
+    tr->am = calloc(np, sizeof *tr->am);
+    tr->av = calloc(np, sizeof *tr->av);
+    tr->perm = calloc(train->n, sizeof *tr->perm);
+    tr->xb = calloc(mb * row, sizeof *tr->xb);
+    tr->yb = calloc(mb, sizeof *tr->yb);
+    if (!tr->rng || !tr->meter || !tr->am || !tr->av || !tr->perm || !tr->xb || !tr->yb) {
+        af_trainer_free(tr);
+        af_error(AF_ENOMEM, "trainer: out of memory");
+        return NULL;
+    }
+    gsl_rng_set(tr->rng, opt->seed);
+    af_model_init(tr->m, tr->rng);
+    return tr;
+}
+
+af_model *af_trainer_model(af_trainer *tr) { return tr->m; }
+size_t af_trainer_epochs(const af_trainer *tr) { return tr->count; }
+const af_epoch_record *af_trainer_records(const af_trainer *tr) { return tr->rec; }
+const double *af_trainer_profiles(const af_trainer *tr) { return tr->prof; }
+const double *af_trainer_null_profiles(const af_trainer *tr) { return tr->nprof; }
+
+static void gather(const af_dataset *ds, const size_t *idx, size_t first, size_t count,
+                   double *xb, int *yb)
+{
+    size_t row = ds->n_tok * ds->in_dim;
+    for (size_t k = 0; k < count; k++) {
+        size_t i = idx ? idx[first + k] : first + k;
+        memcpy(xb + k * row, ds->x + i * row, row * sizeof *xb);
+        yb[k] = ds->y[i];
+    }
+}
+
+af_status af_trainer_evaluate(af_trainer *tr, const af_dataset *ds, unsigned long nullseed,
+                              double *loss, double *acc, af_attn_stats *st, double *profile,
+                              double *null_profile)
+{
+    const af_model_config *c = &tr->opt.model;
+    gsl_rng *nr = NULL;
+    if (st || profile || null_profile) {
+        nr = gsl_rng_alloc(gsl_rng_mt19937);
+        if (!nr)
+            return af_error(AF_ENOMEM, "trainer: out of memory");
+        gsl_rng_set(nr, nullseed);
+        af_attn_meter_reset(tr->meter);
+    }
+    double sl = 0;
+    size_t ok = 0;
+    af_status s = AF_SUCCESS;
+    for (size_t first = 0; first < ds->n && s == AF_SUCCESS; first += tr->opt.eval_batch) {
+        size_t bs = ds->n - first < tr->opt.eval_batch ? ds->n - first : tr->opt.eval_batch;
+        gather(ds, NULL, first, bs, tr->xb, tr->yb);
+        double l;
+        size_t cr;
+        s = af_model_forward(tr->m, bs, tr->xb, tr->yb, &l, &cr);
+        sl += l * (double)bs;
+        ok += cr;
+        if (nr)
+            for (size_t b = 0; b < bs; b++)
+                for (size_t ly = 0; ly < c->layers; ly++)
+                    for (size_t h = 0; h < c->heads; h++)
+                        af_attn_meter_add(tr->meter, af_model_attention(tr->m, b, ly, h), nr);
+    }
+    if (nr) {
+        af_attn_meter_get(tr->meter, st, profile, null_profile);
+        gsl_rng_free(nr);
+    }
+    if (loss)
+        *loss = sl / (double)ds->n;
+    if (acc)
+        *acc = (double)ok / (double)ds->n;
+    return s;
+}
+
+static af_status train_epoch(af_trainer *tr, double *loss, double *acc)
+{
+    const af_dataset *ds = tr->train;
+    size_t n = ds->n, np = af_model_nparams(tr->m);
+    for (size_t i = 0; i < n; i++)
+        tr->perm[i] = i;
+    if (tr->opt.shuffle)
+        gsl_ran_shuffle(tr->rng, tr->perm, n, sizeof *tr->perm);
+    double sl = 0;
+    size_t ok = 0;
+    for (size_t first = 0; first < n; first += tr->opt.batch) {
+        size_t bs = n - first < tr->opt.batch ? n - first : tr->opt.batch;
+        gather(ds, tr->perm, first, bs, tr->xb, tr->yb);
+        double l;
+        size_t cr;
+        af_status s = af_model_forward(tr->m, bs, tr->xb, tr->yb, &l, &cr);
+        if (s != AF_SUCCESS)
+            return af_error(s, "epoch %zu, step %lu: %s", tr->count, tr->step + 1,
+                            af_last_error());
+        af_model_backward(tr->m);
+        af_adam_step(&tr->opt.adam, np, ++tr->step, af_model_params(tr->m),
+                     af_model_grads(tr->m), tr->am, tr->av);
+        sl += l * (double)bs;
+        ok += cr;
+    }
+    *loss = sl / (double)n;
+    *acc = (double)ok / (double)n;
+    return AF_SUCCESS;
+}
+
+static af_status grow_records(af_trainer *tr, size_t count)
+{
+    af_epoch_record *r = realloc(tr->rec, count * sizeof *r);
+    if (r)
+        tr->rec = r;
+    double *p = r ? realloc(tr->prof, count * tr->T * sizeof *p) : NULL;
+    if (p)
+        tr->prof = p;
+    double *q = p ? realloc(tr->nprof, count * tr->T * sizeof *q) : NULL;
+    if (q)
+        tr->nprof = q;
+    return q ? AF_SUCCESS : af_error(AF_ENOMEM, "trainer: out of memory");
+}
+
+af_status af_trainer_advance(af_trainer *tr)
+{
+    af_status s = grow_records(tr, tr->count + 1);
+    if (s != AF_SUCCESS)
+        return s;
+    double t0 = now_seconds();
+    af_epoch_record *r = &tr->rec[tr->count];
+    memset(r, 0, sizeof *r);
+    r->epoch = tr->count;
+    if (tr->count == 0)
+        s = af_trainer_evaluate(tr, tr->train, 0, &r->train_loss, &r->train_acc, NULL, NULL,
+                                NULL);
+    else
+        s = train_epoch(tr, &r->train_loss, &r->train_acc);
+    if (s != AF_SUCCESS)
+        return s;
+    /* null permutations: their own generator, so measuring never moves the
+     * training stream (and a resumed run draws the same ones) */
+    unsigned long nullseed = tr->opt.seed * 1000003UL + 7919UL * tr->count + 1;
+    s = af_trainer_evaluate(tr, tr->test, nullseed, &r->test_loss, &r->test_acc, &r->attn,
+                            tr->prof + tr->count * tr->T, tr->nprof + tr->count * tr->T);
+    if (s != AF_SUCCESS)
+        return s;
+    r->seconds = now_seconds() - t0;
+    tr->count++;
+    return AF_SUCCESS;
+}
+
+/* ------------------------------------------------------- checkpoints */
+
+#define CKPT_MAGIC "AFTRAIN1"
+
+/* Everything a checkpoint must agree on, as exact doubles. */
+static size_t fingerprint(const af_trainer *tr, double *f)
+{
+    const af_train_options *o = &tr->opt;
+    const af_model_config *c = &o->model;
+    double v[] = {(double)c->n_in, (double)c->in_dim, (double)c->classes, (double)c->dim,
+                  (double)c->heads, (double)c->head_dim, (double)c->layers, (double)c->mlp,
+                  (double)c->cls, (double)c->pos, (double)c->pool, (double)c->n_it,
+                  o->adam.lr, o->adam.beta1, o->adam.beta2, o->adam.eps, (double)o->batch,
+                  (double)o->seed, (double)o->shuffle, (double)o->eval_batch,
+                  (double)tr->train->n, (double)tr->test->n,
+                  (double)af_model_nparams(tr->m)};
+    size_t n = sizeof v / sizeof v[0];
+    if (f)
+        memcpy(f, v, sizeof v);
+    return n;
+}
+
+static const char *fp_names[] = {"tokens", "input dim", "classes", "dim", "heads", "head dim",
+                                 "layers", "mlp", "cls", "pos", "pool", "n_it", "lr",
+                                 "beta1", "beta2", "adam eps", "batch", "seed", "shuffle",
+                                 "eval batch", "training set size", "test set size",
+                                 "parameter count"};
+
+af_status af_trainer_save(const af_trainer *tr, const char *path)
+{
+    af_file *f;
+    af_status s = af_file_open(&f, path);
+    if (s != AF_SUCCESS)
+        return s;
+    FILE *fp = af_file_stream(f);
+    double fpv[32];
+    uint64_t nf = fingerprint(tr, fpv), step = tr->step, count = tr->count;
+    size_t np = af_model_nparams(tr->m);
+    af_model *m = tr->m;
+    int ok = fwrite(CKPT_MAGIC, 1, 8, fp) == 8 && fwrite(&nf, sizeof nf, 1, fp) == 1 &&
+             fwrite(fpv, sizeof *fpv, nf, fp) == nf && fwrite(&step, sizeof step, 1, fp) == 1 &&
+             fwrite(&count, sizeof count, 1, fp) == 1 &&
+             fwrite(af_model_params(m), sizeof(double), np, fp) == np &&
+             fwrite(tr->am, sizeof(double), np, fp) == np &&
+             fwrite(tr->av, sizeof(double), np, fp) == np &&
+             gsl_rng_fwrite(fp, tr->rng) == 0 &&
+             fwrite(tr->rec, sizeof *tr->rec, count, fp) == count &&
+             fwrite(tr->prof, sizeof(double), count * tr->T, fp) == count * tr->T &&
+             fwrite(tr->nprof, sizeof(double), count * tr->T, fp) == count * tr->T;
+    if (!ok || ferror(fp)) {
+        af_file_abort(f);
+        return af_error(AF_EIO, "%s: cannot write the checkpoint", path);
+    }
+    return af_file_commit(f);
+}
+
+af_status af_trainer_load(af_trainer *tr, const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return af_error(AF_EIO, "%s: cannot open the checkpoint", path);
+    char magic[8];
+    double want[32], got[32];
+    uint64_t nf, step, count;
+    size_t n = fingerprint(tr, want), np = af_model_nparams(tr->m);
+    af_status s = AF_SUCCESS;
+    if (fread(magic, 1, 8, fp) != 8 || memcmp(magic, CKPT_MAGIC, 8) != 0 ||
+        fread(&nf, sizeof nf, 1, fp) != 1 || nf != n || fread(got, sizeof *got, n, fp) != n) {
+        s = af_error(AF_EFORMAT, "%s: not an attnflow train checkpoint", path);
+        goto done;
+    }
+    for (size_t k = 0; k < n; k++)
+        if (got[k] != want[k]) {
+            s = af_error(AF_EFORMAT,
+                         "%s: checkpoint was written with %s = %.17g, this run has %.17g", path,
+                         fp_names[k], got[k], want[k]);
+            goto done;
+        }
+    if (fread(&step, sizeof step, 1, fp) != 1 || fread(&count, sizeof count, 1, fp) != 1 ||
+        count > 1000000) {
+        s = af_error(AF_EFORMAT, "%s: truncated checkpoint", path);
+        goto done;
+    }
+    double *params = malloc(3 * np * sizeof *params);
+    if (!params) {
+        s = af_error(AF_ENOMEM, "checkpoint: out of memory");
+        goto done;
+    }
+    if (fread(params, sizeof(double), 3 * np, fp) != 3 * np || gsl_rng_fread(fp, tr->rng)) {
+        free(params);
+        s = af_error(AF_EFORMAT, "%s: truncated checkpoint", path);
+        goto done;
+    }
+    if ((s = grow_records(tr, count ? count : 1)) != AF_SUCCESS) {
+        free(params);
+        goto done;
+    }
+    if (fread(tr->rec, sizeof *tr->rec, count, fp) != count ||
+        fread(tr->prof, sizeof(double), count * tr->T, fp) != count * tr->T ||
+        fread(tr->nprof, sizeof(double), count * tr->T, fp) != count * tr->T) {
+        free(params);
+        s = af_error(AF_EFORMAT, "%s: truncated checkpoint", path);
+        goto done;
+    }
+    memcpy(af_model_params(tr->m), params, np * sizeof *params);
+    memcpy(tr->am, params + np, np * sizeof *params);
+    memcpy(tr->av, params + 2 * np, np * sizeof *params);
+    free(params);
+    tr->step = step;
+    tr->count = count;
+done:
+    fclose(fp);
+    return s;
+}
