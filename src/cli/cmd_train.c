@@ -1,0 +1,310 @@
+/* attnflow train: train a small Transformer or Sinkformer on digits or 3-D
+ * point clouds and record, per epoch, how doubly stochastic its attention
+ * is on held-out data (CLI.md `train`, issue 6, THEORY.md section 6). */
+#include <cblas.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <gsl/gsl_rng.h>
+#include "attnflow/io.h"
+#include "attnflow/train.h"
+#include "cli.h"
+
+static const cli_opt train_opts[] = {
+    {"task", 1, "digits|pointclouds (default digits)"},
+    {"model", 1, "transformer (SoftMax) | sinkformer (Sinkhorn attention) (default transformer)"},
+    {"n-it", 1, "sinkformer: unrolled normalisations, 1 = SoftMax (default 3)"},
+    {"epochs", 1, "training epochs after epoch 0 (default 20)"},
+    {"seed", 1, "seed of the split/data, initialisation, shuffling, null control (default 1)"},
+    {"out", 1, "output directory: epochs.dat, colsums.dat, checkpoint.bin (default out/train)"},
+    {"resume", 0, "continue from DIR/checkpoint.bin (same options) if it exists"},
+    {"lr", 1, "Adam learning rate (default 1e-3)"},
+    {"batch", 1, "minibatch size (default 10)"},
+    {"no-shuffle", 0, "keep the training order fixed (the paper's script does not shuffle)"},
+    {"dim", 1, "model dimension (digits 128, pointclouds 64)"},
+    {"heads", 1, "attention heads (default 1)"},
+    {"head-dim", 1, "dimension per head (default 64)"},
+    {"layers", 1, "attention layers (default 1)"},
+    {"mlp", 1, "MLP hidden width after attention, 0 = none (digits 0, pointclouds 128)"},
+    {"data", 1, "digits file (default: python3-sklearn's digits.csv.gz)"},
+    {"n-test", 1, "held-out samples (digits 400 of 1797; pointclouds 300)"},
+    {"n-train", 1, "pointclouds: training clouds (default 600)"},
+    {"n-points", 1, "pointclouds: points per cloud (default 128)"},
+    {"noise", 1, "pointclouds: Gaussian noise std (default 0.1)"},
+    {"threads", 1, "OpenBLAS threads (default 1: small matrices, shared cores)"},
+    {NULL, 0, NULL},
+};
+
+/* mkdir -p */
+static int make_dirs(const char *path)
+{
+    char buf[4096];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof buf)
+        return cli_fail(CLI_EINPUT, "--out: bad directory name '%s'", path);
+    memcpy(buf, path, len + 1);
+    for (size_t k = 1; k <= len; k++) {
+        if (buf[k] == '/' || buf[k] == '\0') {
+            char c = buf[k];
+            buf[k] = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return cli_fail(CLI_EINPUT, "--out: cannot create %s: %s", buf,
+                                strerror(errno));
+            buf[k] = c;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return cli_fail(CLI_EINPUT, "--out: %s is not a directory", path);
+    return 0;
+}
+
+typedef struct {
+    const char *task, *model, *data;
+    size_t n_it, n_train, n_test, epochs;
+    unsigned long seed;
+    af_pointcloud_options pc;
+} run_info;
+
+static void write_meta(FILE *fp, const cli_args *args, const run_info *ri,
+                       const af_train_options *o, const af_dataset *tr, const af_dataset *te)
+{
+    af_write_header(fp, args->command_line);
+    af_write_meta(fp, "seed", "%lu", ri->seed);
+    af_write_meta(fp, "task", "%s", ri->task);
+    af_write_meta(fp, "model", "%s", ri->model);
+    af_write_meta(fp, "n_it", "%zu", o->model.n_it);
+    af_write_meta(fp, "tokens", "%zu (%s)", o->model.n_in + (o->model.cls ? 1 : 0),
+                  o->model.cls ? "CLS + inputs" : "inputs");
+    af_write_meta(fp, "dim", "%zu", o->model.dim);
+    af_write_meta(fp, "heads", "%zu", o->model.heads);
+    af_write_meta(fp, "head_dim", "%zu", o->model.head_dim);
+    af_write_meta(fp, "layers", "%zu", o->model.layers);
+    af_write_meta(fp, "mlp", "%zu", o->model.mlp);
+    af_write_meta(fp, "pool", "%s", o->model.pool == AF_POOL_CLS ? "cls" : "mean");
+    af_write_meta(fp, "lr", "%.17g", o->adam.lr);
+    af_write_meta(fp, "batch", "%zu", o->batch);
+    af_write_meta(fp, "shuffle", "%d", o->shuffle);
+    af_write_meta(fp, "train_size", "%zu", tr->n);
+    af_write_meta(fp, "test_size", "%zu", te->n);
+    if (strcmp(ri->task, "digits") == 0)
+        af_write_meta(fp, "data", "%s", ri->data);
+    else
+        af_write_meta(fp, "clouds", "%zu points, noise %.17g, scale jitter %.17g",
+                      ri->pc.n_points, ri->pc.noise, ri->pc.scale_jitter);
+    af_write_meta(fp, "measured_on", "held-out (test) set, every sample, layer and head");
+}
+
+static int write_outputs(const cli_args *args, const char *dir, const run_info *ri,
+                         const af_train_options *o, const af_dataset *tr, const af_dataset *te,
+                         af_trainer *t)
+{
+    char path[4200];
+    size_t ne = af_trainer_epochs(t), T = o->model.n_in + (o->model.cls ? 1 : 0);
+    const af_epoch_record *rec = af_trainer_records(t);
+    af_file *f;
+    af_status s;
+
+    snprintf(path, sizeof path, "%s/epochs.dat", dir);
+    if ((s = af_file_open(&f, path)) != AF_SUCCESS)
+        return cli_fail_status(s);
+    FILE *fp = af_file_stream(f);
+    write_meta(fp, args, ri, o, tr, te);
+    af_write_meta(fp, "notes", "epoch 0 = before training; train_* of epoch 0 is a forward "
+                               "pass over the training set, later ones average the epoch's "
+                               "minibatches; colsum_* average over held-out matrices; null_* "
+                               "permute each attention row at random first");
+    fputs("# columns: epoch train_loss train_acc test_loss test_acc colsum_std colsum_maxdev "
+          "null_colsum_std null_colsum_maxdev row_entropy colsum_std_sd seconds\n", fp);
+    for (size_t e = 0; e < ne; e++) {
+        const af_epoch_record *r = &rec[e];
+        double v[] = {r->train_loss, r->train_acc, r->test_loss, r->test_acc,
+                      r->attn.colsum_std, r->attn.colsum_maxdev, r->attn.null_colsum_std,
+                      r->attn.null_colsum_maxdev, r->attn.row_entropy, r->attn.colsum_std_sd,
+                      r->seconds};
+        fprintf(fp, "%zu", r->epoch);
+        for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
+            fputc(' ', fp);
+            af_write_double(fp, v[k]);
+        }
+        fputc('\n', fp);
+    }
+    if ((s = af_file_commit(f)) != AF_SUCCESS)
+        return cli_fail_status(s);
+
+    snprintf(path, sizeof path, "%s/colsums.dat", dir);
+    if ((s = af_file_open(&f, path)) != AF_SUCCESS)
+        return cli_fail_status(s);
+    fp = af_file_stream(f);
+    write_meta(fp, args, ri, o, tr, te);
+    af_write_meta(fp, "notes", "one block per epoch (gnuplot index = epoch): column sums of "
+                               "each held-out attention matrix sorted ascending, averaged over "
+                               "matrices; null = after permuting each row at random");
+    fputs("# columns: epoch rank colsum null_colsum\n", fp);
+    const double *p = af_trainer_profiles(t), *q = af_trainer_null_profiles(t);
+    for (size_t e = 0; e < ne; e++) {
+        if (e)
+            fputs("\n\n", fp);
+        for (size_t j = 0; j < T; j++) {
+            fprintf(fp, "%zu %zu ", e, j);
+            af_write_double(fp, p[e * T + j]);
+            fputc(' ', fp);
+            af_write_double(fp, q[e * T + j]);
+            fputc('\n', fp);
+        }
+    }
+    if ((s = af_file_commit(f)) != AF_SUCCESS)
+        return cli_fail_status(s);
+    return 0;
+}
+
+static int size_opt(const cli_args *a, const char *name, size_t def, size_t *out)
+{
+    return cli_size(a, name, def, out);
+}
+
+static int run_train(const cli_args *args)
+{
+    static const char *const tasks[] = {"digits", "pointclouds", NULL};
+    static const char *const models[] = {"transformer", "sinkformer", NULL};
+    int task, model, rc;
+    if ((rc = cli_choice(args, "task", tasks, 0, &task)) ||
+        (rc = cli_choice(args, "model", models, 0, &model)))
+        return rc;
+    run_info ri = {.task = tasks[task], .model = models[model]};
+    af_train_options o = af_train_options_default();
+    o.model = task == 0 ? af_model_config_digits() : af_model_config_pointclouds();
+    ri.pc = af_pointcloud_options_default();
+    size_t threads;
+    if ((rc = size_opt(args, "n-it", model == 1 ? 3 : 1, &ri.n_it)) ||
+        (rc = size_opt(args, "epochs", 20, &ri.epochs)) ||
+        (rc = cli_ulong(args, "seed", 1, &ri.seed)) ||
+        (rc = cli_positive(args, "lr", 1e-3, &o.adam.lr)) ||
+        (rc = size_opt(args, "batch", 10, &o.batch)) ||
+        (rc = size_opt(args, "dim", o.model.dim, &o.model.dim)) ||
+        (rc = size_opt(args, "heads", o.model.heads, &o.model.heads)) ||
+        (rc = size_opt(args, "head-dim", o.model.head_dim, &o.model.head_dim)) ||
+        (rc = size_opt(args, "layers", o.model.layers, &o.model.layers)) ||
+        (rc = size_opt(args, "n-test", task == 0 ? 400 : 300, &ri.n_test)) ||
+        (rc = size_opt(args, "n-train", 600, &ri.n_train)) ||
+        (rc = size_opt(args, "n-points", ri.pc.n_points, &ri.pc.n_points)) ||
+        (rc = cli_double(args, "noise", ri.pc.noise, &ri.pc.noise)) ||
+        (rc = size_opt(args, "threads", 1, &threads)))
+        return rc;
+    if (model == 0 && ri.n_it != 1)
+        return cli_fail(CLI_EINPUT, "--n-it %zu: a transformer uses SoftMax (n_it = 1); "
+                                    "use --model sinkformer", ri.n_it);
+    if (cli_given(args, "mlp")) { /* 0 allowed: attention only */
+        double v;
+        if ((rc = cli_double(args, "mlp", 0, &v)))
+            return rc;
+        if (v < 0 || v != (double)(size_t)v)
+            return cli_fail(CLI_EINPUT, "--mlp: must be a whole number >= 0");
+        o.model.mlp = (size_t)v;
+    }
+    if (ri.pc.noise < 0)
+        return cli_fail(CLI_EINPUT, "--noise: must be >= 0 (got %g)", ri.pc.noise);
+    if (task == 0 && (cli_given(args, "n-train") || cli_given(args, "n-points") ||
+                      cli_given(args, "noise")))
+        return cli_fail(CLI_EINPUT, "--n-train, --n-points, --noise: pointclouds task only");
+    if (task == 1 && cli_given(args, "data"))
+        return cli_fail(CLI_EINPUT, "--data: digits task only");
+    o.model.n_it = ri.n_it;
+    o.seed = ri.seed;
+    o.shuffle = !cli_flag(args, "no-shuffle");
+    if (task == 1)
+        o.model.n_in = ri.pc.n_points;
+    openblas_set_num_threads((int)threads);
+    const char *dir = cli_str(args, "out", "out/train");
+    bool quiet = cli_flag(args, "quiet");
+
+    /* data: its own generator seeded by --seed, so the split is fixed by the seed */
+    af_dataset all = {0}, train = {0}, test = {0};
+    gsl_rng *dr = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!dr)
+        return cli_fail(CLI_EINPUT, "out of memory");
+    gsl_rng_set(dr, ri.seed);
+    af_status s;
+    if (task == 0) {
+        ri.data = cli_str(args, "data", AF_DIGITS_DEFAULT_PATH);
+        s = af_digits_read(ri.data, &all);
+        if (s == AF_SUCCESS)
+            s = af_dataset_split(&all, ri.n_test, dr, &train, &test);
+        af_dataset_free(&all);
+    } else {
+        s = af_pointclouds_generate(ri.n_train, &ri.pc, dr, &train);
+        if (s == AF_SUCCESS)
+            s = af_pointclouds_generate(ri.n_test, &ri.pc, dr, &test);
+    }
+    gsl_rng_free(dr);
+    af_trainer *t = NULL;
+    if (s == AF_SUCCESS && !(t = af_trainer_alloc(&o, &train, &test)))
+        s = AF_EINVAL;
+    if (s != AF_SUCCESS) {
+        rc = cli_fail_status(s);
+        goto done;
+    }
+    if ((rc = make_dirs(dir)))
+        goto done;
+    char ckpt[4200];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", dir);
+    if (cli_flag(args, "resume")) {
+        struct stat stt;
+        if (stat(ckpt, &stt) == 0) {
+            if ((s = af_trainer_load(t, ckpt)) != AF_SUCCESS) {
+                rc = cli_fail_status(s);
+                goto done;
+            }
+            if (!quiet)
+                fprintf(stderr, "train: resuming %s after epoch %zu\n", ckpt,
+                        af_trainer_epochs(t) - 1);
+        } else if (!quiet) {
+            fprintf(stderr, "train: no checkpoint %s, starting at epoch 0\n", ckpt);
+        }
+    }
+    if (!quiet)
+        fprintf(stderr, "train: %s, %s (n_it %zu), %zu parameters, %zu train / %zu test, "
+                        "%zu epochs -> %s\n", ri.task, ri.model, o.model.n_it,
+                af_model_nparams(af_trainer_model(t)), train.n, test.n, ri.epochs, dir);
+    double t0 = cli_now();
+    size_t start = af_trainer_epochs(t);
+    while (af_trainer_epochs(t) <= ri.epochs) {
+        if ((s = af_trainer_advance(t)) != AF_SUCCESS) {
+            rc = cli_fail_status(s);
+            goto done;
+        }
+        size_t e = af_trainer_epochs(t) - 1;
+        const af_epoch_record *r = &af_trainer_records(t)[e];
+        if ((rc = write_outputs(args, dir, &ri, &o, &train, &test, t)))
+            goto done;
+        if ((s = af_trainer_save(t, ckpt)) != AF_SUCCESS) {
+            rc = cli_fail_status(s);
+            goto done;
+        }
+        if (!quiet) {
+            double el = cli_now() - t0;
+            size_t done_e = e + 1 - start, left = ri.epochs - e;
+            fprintf(stderr,
+                    "train: epoch %zu/%zu loss %.4f acc %.3f test %.3f colsum_std %.4f "
+                    "null %.4f entropy %.3f  %.1fs, ~%.0fs left\n",
+                    e, ri.epochs, r->train_loss, r->train_acc, r->test_acc, r->attn.colsum_std,
+                    r->attn.null_colsum_std, r->attn.row_entropy, r->seconds,
+                    done_e ? el / (double)done_e * (double)left : 0.0);
+        }
+    }
+done:
+    af_trainer_free(t);
+    af_dataset_free(&train);
+    af_dataset_free(&test);
+    return rc;
+}
+
+const cli_command cli_cmd_train = {
+    "train",
+    "train a small Transformer/Sinkformer; per-epoch column sums of its attention",
+    "[FILE.ini] [--task digits|pointclouds] [--model transformer|sinkformer] [--n-it N]\n"
+    "       [--epochs E] [--seed S] [--out DIR] [--resume] [options]",
+    train_opts,
+    run_train,
+};
