@@ -1,0 +1,236 @@
+/* Entropic OT energy F_n of a token cloud, its gradient, the dissipation
+ * identity, and finite-difference Jacobians of particle fields. See
+ * energy.h for the formulas. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "attnflow/energy.h"
+#include "attnflow/io.h"
+
+struct af_energy_ws {
+    size_t n, d;
+    double *C, *K, *swork, *KX, *KtX, *Xp;
+    af_sinkhorn_ws *sk;
+    int warm;
+    size_t iters;
+};
+
+af_energy_params af_energy_params_default(void)
+{
+    af_energy_params p;
+    p.scores = af_scores_params_default();
+    p.sinkhorn = af_sinkhorn_options_default();
+    p.sinkhorn.tol = 1e-12;
+    p.sinkhorn.max_iters = 100000;
+    p.sinkhorn.compute_bound = 0;
+    return p;
+}
+
+void af_energy_free(af_energy_ws *ws)
+{
+    if (!ws)
+        return;
+    free(ws->C);
+    free(ws->K);
+    free(ws->swork);
+    free(ws->KX);
+    free(ws->KtX);
+    free(ws->Xp);
+    af_sinkhorn_free(ws->sk);
+    free(ws);
+}
+
+af_energy_ws *af_energy_alloc(size_t n, size_t d)
+{
+    if (n == 0 || d == 0) {
+        af_error(AF_EINVAL, "energy: n and d must be >= 1 (n = %zu, d = %zu)", n, d);
+        return NULL;
+    }
+    af_energy_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) {
+        af_error(AF_ENOMEM, "out of memory");
+        return NULL;
+    }
+    ws->n = n;
+    ws->d = d;
+    ws->C = malloc(n * n * sizeof *ws->C);
+    ws->K = malloc(n * n * sizeof *ws->K);
+    ws->swork = malloc(AF_SCORES_WORK(n, n, d) * sizeof *ws->swork);
+    ws->KX = malloc(n * d * sizeof *ws->KX);
+    ws->KtX = malloc(n * d * sizeof *ws->KtX);
+    ws->Xp = malloc(n * d * sizeof *ws->Xp);
+    ws->sk = af_sinkhorn_alloc(n, n);
+    if (!ws->C || !ws->K || !ws->swork || !ws->KX || !ws->KtX || !ws->Xp || !ws->sk) {
+        af_energy_free(ws);
+        af_error(AF_ENOMEM, "energy: out of memory (n = %zu)", n);
+        return NULL;
+    }
+    return ws;
+}
+
+void af_energy_reset(af_energy_ws *ws) { ws->warm = 0; }
+
+size_t af_energy_iterations(const af_energy_ws *ws) { return ws->iters; }
+
+af_status af_energy(af_energy_ws *ws, const af_energy_params *p, const double *X, double *F,
+                    double *grad)
+{
+    const size_t n = ws->n, d = ws->d;
+    const af_scores_params *sp = &p->scores;
+    if (sp->kind == AF_SCORES_DOT && !af_matrix_is_symmetric(d, sp->A))
+        return af_error(AF_EINVAL, "energy: F_n needs symmetric scores (A is not symmetric)");
+    af_status st = af_check_finite("energy: X", n * d, X);
+    if (st)
+        return st;
+    if ((st = af_scores(sp, n, n, d, X, X, ws->C, ws->swork)))
+        return st;
+    af_sinkhorn_options opt = p->sinkhorn;
+    opt.iters = 0; /* F_n is defined at the converged plan only */
+    opt.warm_start = ws->warm;
+    af_sinkhorn_info info;
+    st = af_sinkhorn(ws->sk, ws->C, &opt, ws->K, &info);
+    ws->iters = info.iterations;
+    if (st && st != AF_EMAXITER) {
+        ws->warm = 0;
+        return st;
+    }
+    ws->warm = 1;
+    const double *f = af_sinkhorn_f(ws->sk), *g = af_sinkhorn_g(ws->sk);
+    double sfg = 0, sK = 0;
+    for (size_t i = 0; i < n; i++)
+        sfg += f[i] + g[i];
+    for (size_t k = 0; k < n * n; k++)
+        sK += ws->K[k];
+    const double nn = (double)n;
+    *F = 0.5 * (sfg / nn + log(nn) - sK / nn + 1);
+    if (!isfinite(*F)) {
+        ws->warm = 0;
+        return af_error(AF_ENUMERIC, "energy: F_n is not finite (Sinkhorn potentials overflowed)");
+    }
+    if (grad) {
+        const double s = sp->beta / sp->eps;
+        /* KX = K X, KtX = K^T X (n x d) */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)n, 1.0, ws->K,
+                    (int)n, X, (int)d, 0.0, ws->KX, (int)d);
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)d, (int)n, 1.0, ws->K,
+                    (int)n, X, (int)d, 0.0, ws->KtX, (int)d);
+        if (sp->kind == AF_SCORES_DOT) {
+            /* dF/dx_i = -(s/(2n)) [A (KX)_i + A^T (K^T X)_i] */
+            for (size_t i = 0; i < n; i++)
+                for (size_t a = 0; a < d; a++) {
+                    double v = 0;
+                    for (size_t b = 0; b < d; b++) {
+                        double Aab = sp->A ? sp->A[a * d + b] : (a == b);
+                        double Aba = sp->A ? sp->A[b * d + a] : (a == b);
+                        v += Aab * ws->KX[i * d + b] + Aba * ws->KtX[i * d + b];
+                    }
+                    grad[i * d + a] = -s / (2 * nn) * v;
+                }
+        } else {
+            /* dF/dx_i = (s/(2n)) [(r_i + c_i) x_i - (KX)_i - (K^T X)_i], r, c row and
+             * column sums (exact sums keep the formula the gradient of the dual) */
+            for (size_t i = 0; i < n; i++) {
+                double r = 0, c = 0;
+                for (size_t j = 0; j < n; j++) {
+                    r += ws->K[i * n + j];
+                    c += ws->K[j * n + i];
+                }
+                for (size_t a = 0; a < d; a++)
+                    grad[i * d + a] = s / (2 * nn)
+                                      * ((r + c) * X[i * d + a] - ws->KX[i * d + a] - ws->KtX[i * d + a]);
+            }
+        }
+    }
+    return st;
+}
+
+double af_energy_dissipation(size_t n, size_t d, const double *T)
+{
+    double s = 0;
+    for (size_t k = 0; k < n * d; k++)
+        s += T[k] * T[k];
+    return -s / (double)n;
+}
+
+af_status af_energy_rate(af_energy_ws *ws, const af_energy_params *p, const double *X,
+                         const double *V, double tau, double *rate)
+{
+    const size_t N = ws->n * ws->d;
+    if (!(tau > 0))
+        return af_error(AF_EINVAL, "energy rate: tau must be > 0 (got %g)", tau);
+    double Fp, Fm;
+    af_status st;
+    for (size_t k = 0; k < N; k++)
+        ws->Xp[k] = X[k] + tau * V[k];
+    if ((st = af_energy(ws, p, ws->Xp, &Fp, NULL)) && st != AF_EMAXITER)
+        return st;
+    for (size_t k = 0; k < N; k++)
+        ws->Xp[k] = X[k] - tau * V[k];
+    if ((st = af_energy(ws, p, ws->Xp, &Fm, NULL)) && st != AF_EMAXITER)
+        return st;
+    *rate = (Fp - Fm) / (2 * tau);
+    return st;
+}
+
+/* Central-difference column b of J with step h into col (N values). */
+static af_status fd_column(af_field_fn field, void *user, size_t N, double *Xw, size_t b, double h,
+                           double *Tp, double *Tm, double *col)
+{
+    double x0 = Xw[b];
+    af_status st;
+    Xw[b] = x0 + h;
+    if ((st = field(user, Xw, Tp)))
+        goto done;
+    Xw[b] = x0 - h;
+    if ((st = field(user, Xw, Tm)))
+        goto done;
+    /* the step actually taken (x0 + h) - (x0 - h) may differ from 2h by round-off */
+    double step = (x0 + h) - (x0 - h);
+    for (size_t a = 0; a < N; a++)
+        col[a] = (Tp[a] - Tm[a]) / step;
+done:
+    Xw[b] = x0;
+    return st;
+}
+
+af_status af_fd_jacobian(af_field_fn field, void *user, size_t N, const double *X, double h,
+                         double *J, double *err_est, double *work)
+{
+    if (N == 0 || !(h > 0))
+        return af_error(AF_EINVAL, "jacobian: need N >= 1 and h > 0 (got N = %zu, h = %g)", N, h);
+    double *Xw = work, *Tp = work + N, *Tm = work + 2 * N, *c2 = work + 3 * N;
+    memcpy(Xw, X, N * sizeof *X);
+    double err = 0;
+    af_status st = AF_SUCCESS;
+    for (size_t b = 0; b < N && !st; b++) {
+        double hb = h * fmax(1.0, fabs(X[b]));
+        /* step h */
+        st = fd_column(field, user, N, Xw, b, hb, Tp, Tm, c2);
+        if (st)
+            break;
+        for (size_t a = 0; a < N; a++)
+            J[a * N + b] = c2[a];
+        /* step 2h, for the error estimate */
+        if (err_est) {
+            st = fd_column(field, user, N, Xw, b, 2 * hb, Tp, Tm, c2);
+            for (size_t a = 0; a < N && !st; a++)
+                err = fmax(err, fabs(J[a * N + b] - c2[a]) / 3);
+        }
+    }
+    if (err_est)
+        *err_est = err;
+    return st;
+}
+
+double af_jacobian_asymmetry(size_t N, const double *J)
+{
+    double num = 0, den = 0;
+    for (size_t a = 0; a < N; a++)
+        for (size_t b = 0; b < N; b++) {
+            double v = J[a * N + b] - J[b * N + a];
+            num += v * v;
+            den += J[a * N + b] * J[a * N + b];
+        }
+    return den > 0 ? sqrt(num / den) : 0;
+}
