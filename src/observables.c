@@ -1,0 +1,275 @@
+/* Observables of token clouds. Pairwise quantities use direct differences
+ * (not the Gram matrix) so that distances of merging tokens stay accurate
+ * far below sqrt(machine epsilon). */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "attnflow/io.h"
+#include "attnflow/observables.h"
+
+void af_obs_mean(size_t n, size_t d, const double *X, double *mean)
+{
+    for (size_t k = 0; k < d; k++)
+        mean[k] = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < d; k++)
+            mean[k] += X[i * d + k];
+    for (size_t k = 0; k < d; k++)
+        mean[k] /= (double)n;
+}
+
+/* Sum of squared deviations from the mean (two passes, no cancellation). */
+static double centred_ss(size_t n, size_t d, const double *X, double *ss_total)
+{
+    double s = 0, t = 0;
+    for (size_t k = 0; k < d; k++) {
+        double m = 0;
+        for (size_t i = 0; i < n; i++)
+            m += X[i * d + k];
+        m /= (double)n;
+        for (size_t i = 0; i < n; i++) {
+            double x = X[i * d + k];
+            s += (x - m) * (x - m);
+            t += x * x;
+        }
+    }
+    if (ss_total)
+        *ss_total = t;
+    return s;
+}
+
+double af_obs_variance(size_t n, size_t d, const double *X)
+{
+    return centred_ss(n, d, X, NULL) / ((double)n * (double)d);
+}
+
+double af_obs_rank_residual(size_t n, size_t d, const double *X)
+{
+    double tot, res = centred_ss(n, d, X, &tot);
+    return tot > 0 ? sqrt(res / tot) : 0.0;
+}
+
+double af_obs_colsum_error(size_t n, size_t m, const double *K)
+{
+    double err = 0;
+    for (size_t j = 0; j < m; j++) {
+        double s = 0;
+        for (size_t i = 0; i < n; i++)
+            s += K[i * m + j];
+        err = fmax(err, fabs(s - 1.0));
+    }
+    return err;
+}
+
+double af_obs_sinkhorn_energy(size_t n, const double *f, const double *g)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += f[i] + g[i];
+    /* OT potentials phi_i + psi_j = f_i + g_j + log n (THEORY.md 4). */
+    return s / (2.0 * (double)n) + 0.5 * log((double)n);
+}
+
+/* ---- workspace ---- */
+
+struct af_obs_ws {
+    af_obs_params p;
+    double *A;          /* owned copy of the score matrix */
+    double *C;          /* n x n scores */
+    double *swork;      /* AF_SCORES_WORK(n, n, d) */
+    double *colsum;     /* n */
+    size_t *parent;     /* n, union-find */
+    af_sinkhorn_ws *sk; /* energy only */
+    int warm;           /* potentials of a converged previous call are available */
+};
+
+af_obs_params af_obs_params_default(size_t n, size_t d)
+{
+    af_obs_params p;
+    memset(&p, 0, sizeof p);
+    p.n = n;
+    p.d = d;
+    p.scores = af_scores_params_default();
+    p.energy = 1;
+    p.sinkhorn = af_sinkhorn_options_default();
+    p.sinkhorn.compute_bound = 0;
+    p.cluster_tol = 1e-3;
+    return p;
+}
+
+af_obs_ws *af_obs_alloc(const af_obs_params *p)
+{
+    const size_t n = p->n, d = p->d;
+    if (n == 0 || d == 0) {
+        af_error(AF_EINVAL, "observables: n and d must be >= 1 (n = %zu, d = %zu)", n, d);
+        return NULL;
+    }
+    if (!(p->cluster_tol >= 0)) {
+        af_error(AF_EINVAL, "observables: cluster tolerance must be >= 0 (got %g)", p->cluster_tol);
+        return NULL;
+    }
+    af_obs_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) {
+        af_error(AF_ENOMEM, "observables: out of memory");
+        return NULL;
+    }
+    ws->p = *p;
+    int ok = 1;
+    if (p->scores.A) {
+        ok &= (ws->A = malloc(d * d * sizeof *ws->A)) != NULL;
+        if (ws->A)
+            memcpy(ws->A, p->scores.A, d * d * sizeof *ws->A);
+    }
+    ws->p.scores.A = ws->A;
+    ok &= (ws->C = malloc(n * n * sizeof *ws->C)) != NULL;
+    ok &= (ws->swork = malloc(AF_SCORES_WORK(n, n, d) * sizeof *ws->swork)) != NULL;
+    ok &= (ws->colsum = malloc(n * sizeof *ws->colsum)) != NULL;
+    ok &= (ws->parent = malloc(n * sizeof *ws->parent)) != NULL;
+    if (ok && p->energy)
+        ok &= (ws->sk = af_sinkhorn_alloc(n, n)) != NULL;
+    if (!ok) {
+        af_obs_free(ws);
+        af_error(AF_ENOMEM, "observables: out of memory (n = %zu)", n);
+        return NULL;
+    }
+    return ws;
+}
+
+void af_obs_free(af_obs_ws *ws)
+{
+    if (!ws)
+        return;
+    free(ws->A);
+    free(ws->C);
+    free(ws->swork);
+    free(ws->colsum);
+    free(ws->parent);
+    af_sinkhorn_free(ws->sk);
+    free(ws);
+}
+
+static size_t uf_find(size_t *parent, size_t i)
+{
+    while (parent[i] != i) {
+        parent[i] = parent[parent[i]]; /* path halving */
+        i = parent[i];
+    }
+    return i;
+}
+
+af_status af_obs_geometry(af_obs_ws *ws, const double *X, size_t *clusters, double *min_dist,
+                          double *max_ip)
+{
+    const size_t n = ws->p.n, d = ws->p.d;
+    const double tol2 = ws->p.cluster_tol * ws->p.cluster_tol;
+    double dmin2 = INFINITY, ipmax = -INFINITY;
+#pragma omp parallel for schedule(dynamic, 16) reduction(min : dmin2) reduction(max : ipmax)
+    for (size_t i = 0; i < n; i++) {
+        const double *x = X + i * d;
+        for (size_t j = i + 1; j < n; j++) {
+            const double *y = X + j * d;
+            double s = 0, ip = 0;
+            for (size_t k = 0; k < d; k++) {
+                double t = x[k] - y[k];
+                s += t * t;
+                ip += x[k] * y[k];
+            }
+            dmin2 = s < dmin2 ? s : dmin2;
+            ipmax = ip > ipmax ? ip : ipmax;
+        }
+    }
+    /* Single-linkage components at the tolerance (union-find, serial). */
+    size_t *parent = ws->parent, count = n;
+    for (size_t i = 0; i < n; i++)
+        parent[i] = i;
+    for (size_t i = 0; i < n; i++) {
+        const double *x = X + i * d;
+        for (size_t j = i + 1; j < n; j++) {
+            const double *y = X + j * d;
+            double s = 0;
+            for (size_t k = 0; k < d && s <= tol2; k++) {
+                double t = x[k] - y[k];
+                s += t * t;
+            }
+            if (s <= tol2) {
+                size_t a = uf_find(parent, i), b = uf_find(parent, j);
+                if (a != b) {
+                    parent[a] = b;
+                    count--;
+                }
+            }
+        }
+    }
+    if (clusters)
+        *clusters = count;
+    if (min_dist)
+        *min_dist = n > 1 ? sqrt(dmin2) : NAN;
+    if (max_ip)
+        *max_ip = n > 1 ? ipmax : NAN;
+    return AF_SUCCESS;
+}
+
+/* Column sums of N_R(exp C), streamed row by row (no second n x n matrix). */
+static double softmax_colsum_error(af_obs_ws *ws)
+{
+    const size_t n = ws->p.n;
+    const double *C = ws->C;
+    double *cs = ws->colsum;
+    memset(cs, 0, n * sizeof *cs);
+#pragma omp parallel for schedule(static) reduction(+ : cs[:n])
+    for (size_t i = 0; i < n; i++) {
+        const double *c = C + i * n;
+        double mx = -INFINITY, s = 0;
+        for (size_t j = 0; j < n; j++)
+            mx = c[j] > mx ? c[j] : mx;
+        for (size_t j = 0; j < n; j++)
+            s += exp(c[j] - mx);
+        const double inv = 1.0 / s;
+        for (size_t j = 0; j < n; j++)
+            cs[j] += exp(c[j] - mx) * inv;
+    }
+    double err = 0;
+    for (size_t j = 0; j < n; j++)
+        err = fmax(err, fabs(cs[j] - 1.0));
+    return err;
+}
+
+static int scores_symmetric(const af_obs_ws *ws)
+{
+    return ws->p.scores.kind == AF_SCORES_L2 || af_matrix_is_symmetric(ws->p.d, ws->p.scores.A);
+}
+
+af_status af_obs_compute(af_obs_ws *ws, const double *X, double *mean, af_obs_values *out)
+{
+    const size_t n = ws->p.n, d = ws->p.d;
+    af_status st = af_check_finite("tokens", n * d, X);
+    if (st)
+        return st;
+    if (mean)
+        af_obs_mean(n, d, X, mean);
+    out->var = af_obs_variance(n, d, X);
+    out->rank_res = af_obs_rank_residual(n, d, X);
+    if ((st = af_scores(&ws->p.scores, n, n, d, X, X, ws->C, ws->swork)))
+        return st;
+    out->colsum_err = softmax_colsum_error(ws);
+    out->energy = NAN;
+    out->energy_iters = 0;
+    if (ws->sk && scores_symmetric(ws)) {
+        af_sinkhorn_options opt = ws->p.sinkhorn;
+        opt.iters = 0; /* F_n needs the converged potentials */
+        opt.warm_start = ws->warm;
+        af_sinkhorn_info info;
+        st = af_sinkhorn(ws->sk, ws->C, &opt, NULL, &info);
+        out->energy_iters = info.iterations;
+        if (st == AF_SUCCESS && info.converged) {
+            out->energy = af_obs_sinkhorn_energy(n, af_sinkhorn_f(ws->sk), af_sinkhorn_g(ws->sk));
+            ws->warm = isfinite(out->energy);
+        } else {
+            ws->warm = 0; /* leave F_n undefined (NaN); the rest stays valid */
+            if (st != AF_EMAXITER && st != AF_ENUMERIC)
+                return st;
+        }
+    }
+    return af_obs_geometry(ws, X, &out->clusters, &out->min_dist, &out->max_ip);
+}
