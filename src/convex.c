@@ -1,0 +1,802 @@
+/* Convex duality of attention: the problem, the linear operator Z -> f, the
+ * losses and their conjugates, the certificate, and the head form.
+ *
+ * Derivation of the Z form (linear attention). With G = X^T X,
+ *     f = X W1 G W2 = sum_{l,p} G[l,p] X W1[:,l] W2[p,:],
+ * and W1[:,l] W2[p,:] is the (l,p) block (d x c) of u v^T when u stacks the
+ * columns of W1 (u[l*d+k] = W1[k,l]) and v the rows of W2 (v[p*c+o] =
+ * W2[p,o]). The model is linear in Z = sum_h u_h v_h^T. Each rank-one term
+ * has |u v^T|_* = |u||v| <= (|u|^2 + |v|^2)/2 = (|W1|^2 + |W2|^2)/2, with
+ * equality iff |u| = |v|, so the triangle inequality gives
+ * |Z|_* <= (1/2) sum_h (|W1_h|^2 + |W2_h|^2), attained by the balanced SVD
+ * factorisation u_h = sqrt(s_h) a_h, v_h = sqrt(s_h) b_h. Minimising the
+ * weight decay over all factorisations of a fixed Z therefore gives
+ * beta |Z|_*, and the nonconvex training problem equals the convex one when
+ * the number of heads is at least rank(Z*).
+ *
+ * Gated ReLU: (D o X W1 X^T) X W2 at token t is
+ *     sum_s D[t,s] (x_t^T W1 x_s) x_s^T W2 = x_t^T sum_{l,p} G_t[l,p] Z^{(l,p)},
+ * G_t = sum_s D[t,s] x_s x_s^T, so each gate has its own Z_g and the
+ * penalty is beta sum_g |Z_g|_*. Both cases are "rows of tokens times a
+ * feature-weighted sum of blocks"; see convex_internal.h. */
+#include "convex_internal.h" /* first: it settles the cblas.h / gsl_cblas.h clash */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_linalg.h>
+
+af_status af_convex_kind_from_name(const char *name, af_convex_kind *kind)
+{
+    if (strcmp(name, "linear") == 0)
+        *kind = AF_CONVEX_LINEAR;
+    else if (strcmp(name, "gated") == 0)
+        *kind = AF_CONVEX_GATED;
+    else
+        return af_error(AF_EINVAL, "unknown attention kind '%s' (linear|gated)", name);
+    return AF_SUCCESS;
+}
+
+af_status af_convex_loss_from_name(const char *name, af_convex_loss *loss)
+{
+    if (strcmp(name, "squared") == 0)
+        *loss = AF_CONVEX_SQUARED;
+    else if (strcmp(name, "ce") == 0)
+        *loss = AF_CONVEX_CE;
+    else
+        return af_error(AF_EINVAL, "unknown loss '%s' (squared|ce)", name);
+    return AF_SUCCESS;
+}
+
+/* ---- problem ---- */
+
+void af_convex_problem_free(af_convex_problem *p)
+{
+    if (!p)
+        return;
+    free(p->X);
+    free(p->Y);
+    free(p->H);
+    free(p->D);
+    free(p->feat);
+    free(p->M);
+    free(p->Zp);
+    free(p->F);
+    free(p->res);
+    free(p);
+}
+
+static void gated_features(af_convex_problem *p)
+{
+    size_t N = p->sh.N, n = p->sh.n, d = p->sh.d, d2 = p->d2, P = p->P, K = p->K;
+    memset(p->feat, 0, p->R * K * sizeof *p->feat);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < N; i++) {
+        const double *X = p->X + i * n * d;
+        double hx[d];
+        for (size_t g = 0; g < P; g++) {
+            const double *H = p->H + g * d * d;
+            unsigned char *D = p->D + (g * N + i) * n * n;
+            for (size_t t = 0; t < n; t++) {
+                const double *xt = X + t * d;
+                for (size_t l = 0; l < d; l++) { /* hx = H^T x_t, so x_t^T H x_s = hx . x_s */
+                    double acc = 0;
+                    for (size_t k = 0; k < d; k++)
+                        acc += xt[k] * H[k * d + l];
+                    hx[l] = acc;
+                }
+                double *f = p->feat + (i * n + t) * K + g * d2;
+                for (size_t s = 0; s < n; s++) {
+                    const double *xs = X + s * d;
+                    double score = 0;
+                    for (size_t l = 0; l < d; l++)
+                        score += hx[l] * xs[l];
+                    unsigned char on = score >= 0;
+                    D[t * n + s] = on;
+                    if (!on)
+                        continue;
+                    for (size_t l = 0; l < d; l++)
+                        for (size_t q = 0; q < d; q++)
+                            f[l * d + q] += xs[l] * xs[q];
+                }
+            }
+        }
+    }
+}
+
+af_status af_convex_problem_alloc(af_convex_problem **prob, const af_convex_shape *sh,
+                                  const double *X, const double *H)
+{
+    *prob = NULL;
+    if (!sh || !X)
+        return af_error(AF_EINVAL, "convex problem: shape and tokens are required");
+    if (sh->N == 0 || sh->n == 0 || sh->d == 0 || sh->c == 0)
+        return af_error(AF_EINVAL, "convex problem: sizes must be >= 1 (N=%zu n=%zu d=%zu c=%zu)",
+                        sh->N, sh->n, sh->d, sh->c);
+    if (sh->kind != AF_CONVEX_LINEAR && sh->kind != AF_CONVEX_GATED)
+        return af_error(AF_EINVAL, "convex problem: unknown kind %d", (int)sh->kind);
+    if (sh->loss != AF_CONVEX_SQUARED && sh->loss != AF_CONVEX_CE)
+        return af_error(AF_EINVAL, "convex problem: unknown loss %d", (int)sh->loss);
+    if (sh->loss == AF_CONVEX_CE && sh->c < 2)
+        return af_error(AF_EINVAL, "convex problem: cross-entropy needs c >= 2 classes (got %zu)", sh->c);
+    if (sh->kind == AF_CONVEX_GATED && (sh->gates == 0 || !H))
+        return af_error(AF_EINVAL, "convex problem: gated attention needs gates >= 1 and gate matrices");
+    size_t T = sh->N * sh->n;
+    af_status st = af_check_finite("tokens", T * sh->d, X);
+    if (st)
+        return st;
+    af_convex_problem *p = calloc(1, sizeof *p);
+    if (!p)
+        return af_error(AF_ENOMEM, "convex problem: out of memory");
+    p->sh = *sh;
+    size_t d = sh->d, c = sh->c;
+    p->P = sh->kind == AF_CONVEX_GATED ? sh->gates : 1;
+    p->sh.gates = p->P;
+    p->d2 = d * d;
+    p->dc = d * c;
+    p->zg = p->d2 * p->dc;
+    p->T = T;
+    p->w = 1.0 / (double)T;
+    p->K = p->P * p->d2;
+    if (sh->kind == AF_CONVEX_LINEAR) {
+        p->R = sh->N;
+        p->nr = sh->n;
+    } else {
+        p->R = T;
+        p->nr = 1;
+    }
+    p->X = malloc(T * d * sizeof *p->X);
+    p->Y = calloc(T * c, sizeof *p->Y);
+    p->feat = calloc(p->R * p->K, sizeof *p->feat);
+    p->M = malloc(p->R * p->dc * sizeof *p->M);
+    p->Zp = malloc(p->P * p->zg * sizeof *p->Zp);
+    p->F = malloc(T * c * sizeof *p->F);
+    p->res = malloc(T * c * sizeof *p->res);
+    if (sh->kind == AF_CONVEX_GATED) {
+        p->H = malloc(p->P * d * d * sizeof *p->H);
+        p->D = malloc(p->P * T * sh->n * sizeof *p->D);
+    }
+    if (!p->X || !p->Y || !p->feat || !p->M || !p->Zp || !p->F || !p->res
+        || (sh->kind == AF_CONVEX_GATED && (!p->H || !p->D))) {
+        af_convex_problem_free(p);
+        return af_error(AF_ENOMEM, "convex problem: out of memory (N=%zu n=%zu d=%zu c=%zu)",
+                        sh->N, sh->n, d, c);
+    }
+    memcpy(p->X, X, T * d * sizeof *p->X);
+    if (sh->kind == AF_CONVEX_LINEAR) {
+        for (size_t i = 0; i < sh->N; i++) {
+            const double *Xi = X + i * sh->n * d;
+            /* G_i = X_i^T X_i, stored as the feature row vec(G_i) */
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d, (int)sh->n, 1.0,
+                        Xi, (int)d, Xi, (int)d, 0.0, p->feat + i * p->K, (int)d);
+        }
+    } else {
+        st = af_check_finite("gate matrices", p->P * d * d, H);
+        if (st) {
+            af_convex_problem_free(p);
+            return st;
+        }
+        memcpy(p->H, H, p->P * d * d * sizeof *p->H);
+        gated_features(p);
+    }
+    *prob = p;
+    return AF_SUCCESS;
+}
+
+af_status af_convex_problem_set_targets(af_convex_problem *p, const double *Y)
+{
+    size_t T = p->T, c = p->sh.c;
+    af_status st = af_check_finite("targets", T * c, Y);
+    if (st)
+        return st;
+    if (p->sh.loss == AF_CONVEX_CE)
+        for (size_t t = 0; t < T; t++) {
+            double sum = 0;
+            for (size_t o = 0; o < c; o++) {
+                if (Y[t * c + o] < 0)
+                    return af_error(AF_EINVAL, "cross-entropy targets: token %zu has a negative "
+                                    "probability (%g)", t, Y[t * c + o]);
+                sum += Y[t * c + o];
+            }
+            if (fabs(sum - 1) > 1e-9)
+                return af_error(AF_EINVAL, "cross-entropy targets: token %zu sums to %.17g, not 1",
+                                t, sum);
+        }
+    memcpy(p->Y, Y, T * c * sizeof *p->Y);
+    p->has_targets = 1;
+    return AF_SUCCESS;
+}
+
+af_convex_shape af_convex_problem_shape(const af_convex_problem *p) { return p->sh; }
+size_t af_convex_z_size(const af_convex_problem *p) { return p->P * p->zg; }
+const double *af_convex_problem_tokens(const af_convex_problem *p) { return p->X; }
+const double *af_convex_problem_targets(const af_convex_problem *p) { return p->Y; }
+const unsigned char *af_convex_problem_masks(const af_convex_problem *p) { return p->D; }
+
+/* ---- the operator ---- */
+
+/* Z[g][(l d + k) dc + p c + o] <-> Zp[(g d2 + l d + p) dc + k c + o] */
+static void permute(const af_convex_problem *p, const double *in, double *out, int to_p)
+{
+    size_t d = p->sh.d, c = p->sh.c, d2 = p->d2, dc = p->dc;
+    for (size_t g = 0; g < p->P; g++)
+        for (size_t l = 0; l < d; l++)
+            for (size_t k = 0; k < d; k++)
+                for (size_t q = 0; q < d; q++) {
+                    size_t zi = g * p->zg + (l * d + k) * dc + q * c;
+                    size_t pi = (g * d2 + l * d + q) * dc + k * c;
+                    if (to_p)
+                        memcpy(out + pi, in + zi, c * sizeof *out);
+                    else
+                        memcpy(out + zi, in + pi, c * sizeof *out);
+                }
+}
+
+void cx_forward(af_convex_problem *p, const double *Z, double *F)
+{
+    size_t d = p->sh.d, c = p->sh.c, dc = p->dc, nr = p->nr;
+    permute(p, Z, p->Zp, 1);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)p->R, (int)dc, (int)p->K, 1.0,
+                p->feat, (int)p->K, p->Zp, (int)dc, 0.0, p->M, (int)dc);
+#pragma omp parallel for schedule(static) if (p->R > 512)
+    for (size_t r = 0; r < p->R; r++) {
+        const double *M = p->M + r * dc;
+        for (size_t t = r * nr; t < (r + 1) * nr; t++) {
+            const double *x = p->X + t * d;
+            double *f = F + t * c;
+            for (size_t o = 0; o < c; o++)
+                f[o] = 0;
+            for (size_t k = 0; k < d; k++)
+                for (size_t o = 0; o < c; o++)
+                    f[o] += x[k] * M[k * c + o];
+        }
+    }
+}
+
+void cx_backward(af_convex_problem *p, const double *res, double *G)
+{
+    size_t d = p->sh.d, c = p->sh.c, dc = p->dc, nr = p->nr;
+#pragma omp parallel for schedule(static) if (p->R > 512)
+    for (size_t r = 0; r < p->R; r++) {
+        double *M = p->M + r * dc;
+        for (size_t q = 0; q < dc; q++)
+            M[q] = 0;
+        for (size_t t = r * nr; t < (r + 1) * nr; t++) {
+            const double *x = p->X + t * d, *e = res + t * c;
+            for (size_t k = 0; k < d; k++)
+                for (size_t o = 0; o < c; o++)
+                    M[k * c + o] += x[k] * e[o];
+        }
+    }
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)p->K, (int)dc, (int)p->R, p->w,
+                p->feat, (int)p->K, p->M, (int)dc, 0.0, p->Zp, (int)dc);
+    permute(p, p->Zp, G, 0);
+}
+
+/* ---- losses and conjugates ---- */
+
+double cx_loss(const af_convex_problem *p, const double *F, double *res)
+{
+    size_t T = p->T, c = p->sh.c;
+    double total = 0;
+    if (p->sh.loss == AF_CONVEX_SQUARED) {
+#pragma omp parallel for reduction(+ : total) schedule(static) if (T > 4096)
+        for (size_t t = 0; t < T; t++) {
+            double acc = 0;
+            for (size_t o = 0; o < c; o++) {
+                double e = F[t * c + o] - p->Y[t * c + o];
+                acc += e * e;
+                if (res)
+                    res[t * c + o] = e;
+            }
+            total += 0.5 * acc;
+        }
+    } else {
+#pragma omp parallel for reduction(+ : total) schedule(static) if (T > 4096)
+        for (size_t t = 0; t < T; t++) {
+            const double *f = F + t * c, *y = p->Y + t * c;
+            double mx = f[0];
+            for (size_t o = 1; o < c; o++)
+                mx = f[o] > mx ? f[o] : mx;
+            double z = 0, yf = 0;
+            for (size_t o = 0; o < c; o++) {
+                z += exp(f[o] - mx);
+                yf += y[o] * f[o];
+            }
+            total += mx + log(z) - yf;
+            if (res)
+                for (size_t o = 0; o < c; o++)
+                    res[t * c + o] = exp(f[o] - mx) / z - y[o];
+        }
+    }
+    return p->w * total;
+}
+
+/* h*(theta) at theta = s res: squared 1/2|theta|^2 + <theta, y>; ce the
+ * negative entropy of q = theta + y = s p + (1 - s) y, a probability vector. */
+double cx_dual(const af_convex_problem *p, const double *F, const double *res, double s)
+{
+    (void)F;
+    size_t T = p->T, c = p->sh.c;
+    double total = 0;
+    if (p->sh.loss == AF_CONVEX_SQUARED) {
+#pragma omp parallel for reduction(+ : total) schedule(static) if (T > 4096)
+        for (size_t t = 0; t < T; t++)
+            for (size_t o = 0; o < c; o++) {
+                double th = s * res[t * c + o];
+                total += 0.5 * th * th + th * p->Y[t * c + o];
+            }
+    } else {
+#pragma omp parallel for reduction(+ : total) schedule(static) if (T > 4096)
+        for (size_t t = 0; t < T; t++)
+            for (size_t o = 0; o < c; o++) {
+                double q = s * res[t * c + o] + p->Y[t * c + o];
+                if (q > 0)
+                    total += q * log(q);
+            }
+    }
+    return -p->w * total;
+}
+
+/* x - log(1 + x)-free pieces: e^u - 1 - u without cancellation */
+static double expm1_minus(double u)
+{
+    if (fabs(u) < 1e-3)
+        return u * u * (0.5 + u * (1.0 / 6 + u * (1.0 / 24 + u / 120)));
+    return expm1(u) - u;
+}
+
+double cx_bregman(const af_convex_problem *p, const double *F0, const double *res0,
+                  const double *F1)
+{
+    size_t T = p->T, c = p->sh.c;
+    double total = 0;
+    if (p->sh.loss == AF_CONVEX_SQUARED) {
+#pragma omp parallel for reduction(+ : total) schedule(static) if (T > 4096)
+        for (size_t t = 0; t < T * c; t++) {
+            double e = F1[t] - F0[t];
+            total += 0.5 * e * e;
+        }
+    } else {
+        /* lse(f1) - lse(f0) - <p, f1 - f0> = log sum_o p_o e^{u_o} with
+         * u = delta - <p, delta>; as sum p_o u_o = 0 this is
+         * log1p(sum_o p_o (e^{u_o} - 1 - u_o)), accurate for tiny delta */
+#pragma omp parallel for reduction(+ : total) schedule(static) if (T > 4096)
+        for (size_t t = 0; t < T; t++) {
+            const double *r = res0 + t * c, *y = p->Y + t * c;
+            double mean = 0;
+            for (size_t o = 0; o < c; o++)
+                mean += (r[o] + y[o]) * (F1[t * c + o] - F0[t * c + o]);
+            double acc = 0;
+            for (size_t o = 0; o < c; o++)
+                acc += (r[o] + y[o]) * expm1_minus(F1[t * c + o] - F0[t * c + o] - mean);
+            total += log1p(acc);
+        }
+    }
+    return p->w * total;
+}
+
+static af_status need_targets(const af_convex_problem *p)
+{
+    if (!p->has_targets)
+        return af_error(AF_EINVAL, "convex problem: targets not set");
+    return AF_SUCCESS;
+}
+
+af_status af_convex_predict(af_convex_problem *p, const double *Z, double *F)
+{
+    af_status st = af_check_finite("Z", p->P * p->zg, Z);
+    if (st)
+        return st;
+    cx_forward(p, Z, F);
+    return AF_SUCCESS;
+}
+
+af_status af_convex_loss_value(const af_convex_problem *p, const double *F, double *loss)
+{
+    af_status st = need_targets(p);
+    if (st)
+        return st;
+    *loss = cx_loss(p, F, NULL);
+    return isfinite(*loss) ? AF_SUCCESS : af_error(AF_ENUMERIC, "convex loss is not finite");
+}
+
+af_status af_convex_gradient(af_convex_problem *p, const double *Z, double *loss, double *G)
+{
+    af_status st = need_targets(p);
+    if (!st)
+        st = af_check_finite("Z", p->P * p->zg, Z);
+    if (st)
+        return st;
+    cx_forward(p, Z, p->F);
+    double v = cx_loss(p, p->F, p->res);
+    if (loss)
+        *loss = v;
+    if (G)
+        cx_backward(p, p->res, G);
+    return isfinite(v) ? AF_SUCCESS : af_error(AF_ENUMERIC, "convex loss is not finite");
+}
+
+/* ---- SVD helpers (GSL) ---- */
+
+cx_svd *cx_svd_alloc(size_t rows, size_t cols)
+{
+    cx_svd *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->rows = rows;
+    s->cols = cols;
+    s->trans = rows < cols; /* GSL's SVD needs M >= N */
+    s->M = s->trans ? cols : rows;
+    s->N = s->trans ? rows : cols;
+    s->A = gsl_matrix_alloc(s->M, s->N);
+    s->V = gsl_matrix_alloc(s->N, s->N);
+    s->Xw = gsl_matrix_alloc(s->N, s->N);
+    s->S = gsl_vector_alloc(s->N);
+    s->work = gsl_vector_alloc(s->N);
+    s->Gram = gsl_matrix_alloc(s->N, s->N);
+    s->eval = gsl_vector_alloc(s->N);
+    s->eig = gsl_eigen_symm_alloc(s->N);
+    if (!s->A || !s->V || !s->Xw || !s->S || !s->work || !s->Gram || !s->eval || !s->eig) {
+        cx_svd_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void cx_svd_free(cx_svd *s)
+{
+    if (!s)
+        return;
+    if (s->A) gsl_matrix_free(s->A);
+    if (s->V) gsl_matrix_free(s->V);
+    if (s->Xw) gsl_matrix_free(s->Xw);
+    if (s->S) gsl_vector_free(s->S);
+    if (s->work) gsl_vector_free(s->work);
+    if (s->Gram) gsl_matrix_free(s->Gram);
+    if (s->eval) gsl_vector_free(s->eval);
+    if (s->eig) gsl_eigen_symm_free(s->eig);
+    free(s);
+}
+
+static void load(cx_svd *s, const double *in)
+{
+    if (!s->trans) {
+        memcpy(s->A->data, in, s->M * s->N * sizeof *in);
+        return;
+    }
+    for (size_t i = 0; i < s->rows; i++)
+        for (size_t j = 0; j < s->cols; j++)
+            s->A->data[j * s->N + i] = in[i * s->cols + j];
+}
+
+af_status cx_svd_run(cx_svd *s, const double *in)
+{
+    load(s, in);
+    gsl_error_handler_t *old = gsl_set_error_handler_off();
+    /* One-sided variant (QR first) pays off once M is well above N. */
+    int rc = s->M >= 2 * s->N ? gsl_linalg_SV_decomp_mod(s->A, s->Xw, s->V, s->S, s->work)
+                              : gsl_linalg_SV_decomp(s->A, s->V, s->S, s->work);
+    gsl_set_error_handler(old);
+    if (rc)
+        return af_error(AF_ELIB, "GSL SVD of a %zu x %zu matrix failed: %s", s->rows, s->cols,
+                        gsl_strerror(rc));
+    return AF_SUCCESS;
+}
+
+af_status cx_svt(cx_svd *s, const double *in, double tau, double *out, double *sigma,
+                 size_t *rank)
+{
+    af_status st = cx_svd_run(s, in);
+    if (st)
+        return st;
+    size_t r = 0, M = s->M, N = s->N;
+    for (size_t j = 0; j < N; j++) {
+        double v = gsl_vector_get(s->S, j) - tau;
+        v = v > 0 ? v : 0;
+        if (sigma)
+            sigma[j] = v;
+        if (v > 0)
+            r++;
+    }
+    /* singular values are sorted, so the first r columns survive; U <- U S' */
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < r; j++)
+            s->A->data[i * N + j] *= gsl_vector_get(s->S, j) - tau;
+    if (r == 0) {
+        memset(out, 0, s->rows * s->cols * sizeof *out);
+    } else if (!s->trans) { /* out (M x N) = U_r V_r^T */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)r, 1.0,
+                    s->A->data, (int)N, s->V->data, (int)N, 0.0, out, (int)N);
+    } else {                /* out (N x M) = (U_r V_r^T)^T = V_r U_r^T */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)M, (int)r, 1.0,
+                    s->V->data, (int)N, s->A->data, (int)N, 0.0, out, (int)M);
+    }
+    if (rank)
+        *rank = r;
+    return AF_SUCCESS;
+}
+
+af_status cx_specnorm(cx_svd *s, const double *in, double *value)
+{
+    /* Gram of the smaller side: in^T in (cols <= rows) or in in^T. */
+    size_t N = s->N;
+    if (!s->trans)
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)N, (int)s->rows, 1.0, in,
+                    (int)s->cols, 0.0, s->Gram->data, (int)N);
+    else
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)N, (int)s->cols, 1.0, in,
+                    (int)s->cols, 0.0, s->Gram->data, (int)N);
+    for (size_t i = 0; i < N; i++) /* gsl_eigen_symm reads the lower triangle */
+        for (size_t j = 0; j < i; j++)
+            s->Gram->data[i * N + j] = s->Gram->data[j * N + i];
+    gsl_error_handler_t *old = gsl_set_error_handler_off();
+    int rc = gsl_eigen_symm(s->Gram, s->eval, s->eig);
+    gsl_set_error_handler(old);
+    if (rc)
+        return af_error(AF_ELIB, "GSL symmetric eigensolver failed: %s", gsl_strerror(rc));
+    double mx = 0;
+    for (size_t j = 0; j < N; j++)
+        mx = gsl_vector_get(s->eval, j) > mx ? gsl_vector_get(s->eval, j) : mx;
+    *value = sqrt(mx);
+    return AF_SUCCESS;
+}
+
+af_status af_nuclear_norm(size_t rows, size_t cols, const double *A, double *value)
+{
+    if (rows == 0 || cols == 0)
+        return af_error(AF_EINVAL, "nuclear norm: empty matrix (%zu x %zu)", rows, cols);
+    cx_svd *s = cx_svd_alloc(rows, cols);
+    if (!s)
+        return af_error(AF_ENOMEM, "nuclear norm: out of memory");
+    af_status st = cx_svd_run(s, A);
+    double sum = 0;
+    for (size_t j = 0; !st && j < s->N; j++)
+        sum += gsl_vector_get(s->S, j);
+    cx_svd_free(s);
+    if (!st)
+        *value = sum;
+    return st;
+}
+
+af_status af_svt(size_t rows, size_t cols, double *A, double tau, double *sigma, size_t *rank)
+{
+    if (rows == 0 || cols == 0 || !(tau >= 0))
+        return af_error(AF_EINVAL, "svt: need a non-empty matrix and tau >= 0 (got %zu x %zu, tau %g)",
+                        rows, cols, tau);
+    cx_svd *s = cx_svd_alloc(rows, cols);
+    if (!s)
+        return af_error(AF_ENOMEM, "svt: out of memory");
+    af_status st = cx_svt(s, A, tau, A, sigma, rank);
+    cx_svd_free(s);
+    return st;
+}
+
+/* ---- certificate ---- */
+
+af_status af_convex_certify(af_convex_problem *p, double beta, const double *Z,
+                            af_convex_certificate *cert)
+{
+    if (!(beta > 0) || !isfinite(beta))
+        return af_error(AF_EINVAL, "certificate: beta must be > 0 (got %g)", beta);
+    size_t zs = p->P * p->zg;
+    double *G = malloc(zs * sizeof *G);
+    cx_svd *s = cx_svd_alloc(p->d2, p->dc);
+    af_status st = (!G || !s) ? af_error(AF_ENOMEM, "certificate: out of memory") : AF_SUCCESS;
+    double loss = 0, nuc = 0, gn = 0;
+    if (!st)
+        st = af_convex_gradient(p, Z, &loss, G);
+    for (size_t g = 0; !st && g < p->P; g++) {
+        double v;
+        st = cx_specnorm(s, G + g * p->zg, &v);
+        gn = v > gn ? v : gn;
+        if (!st)
+            st = cx_svd_run(s, Z + g * p->zg);
+        for (size_t j = 0; !st && j < s->N; j++)
+            nuc += gsl_vector_get(s->S, j);
+    }
+    if (!st) {
+        double sc = gn > beta ? beta / gn : 1.0;
+        cert->loss = loss;
+        cert->penalty = beta * nuc;
+        cert->objective = loss + beta * nuc;
+        cert->dual = cx_dual(p, p->F, p->res, sc);
+        cert->gap = cert->objective - cert->dual;
+        cert->rel_gap = cert->gap / fabs(cert->objective);
+        cert->grad_norm = gn;
+        cert->grad_ratio = gn / beta;
+    }
+    free(G);
+    cx_svd_free(s);
+    return st;
+}
+
+/* ---- head form ---- */
+
+static af_status check_heads(const af_convex_problem *p, size_t m, const double *W1,
+                             const double *W2, const size_t *gate_of)
+{
+    if (m == 0 || !W1 || !W2)
+        return af_error(AF_EINVAL, "heads: need m >= 1 and both weight arrays");
+    if (gate_of)
+        for (size_t h = 0; h < m; h++)
+            if (gate_of[h] >= p->P)
+                return af_error(AF_EINVAL, "heads: head %zu is in gate %zu, but there are %zu gates",
+                                h, gate_of[h], p->P);
+    af_status st = af_check_finite("W1", m * p->d2, W1);
+    if (st)
+        return st;
+    return af_check_finite("W2", m * p->dc, W2);
+}
+
+/* S = mask o (X W1 X^T) (n x n) and B = X W2 (n x c) for one sample and head. */
+static void head_scores(const af_convex_problem *p, size_t i, const double *W1, const double *W2,
+                        size_t g, double *A, double *S, double *B)
+{
+    size_t n = p->sh.n, d = p->sh.d, c = p->sh.c;
+    const double *X = p->X + i * n * d;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)d, 1.0, X, (int)d,
+                W1, (int)d, 0.0, A, (int)d);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)d, 1.0, A, (int)d,
+                X, (int)d, 0.0, S, (int)n);
+    if (p->D) {
+        const unsigned char *D = p->D + (g * p->sh.N + i) * n * n;
+        for (size_t q = 0; q < n * n; q++)
+            if (!D[q])
+                S[q] = 0;
+    }
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)c, (int)d, 1.0, X, (int)d,
+                W2, (int)c, 0.0, B, (int)c);
+}
+
+af_status af_convex_heads_predict(const af_convex_problem *p, size_t m, const double *W1,
+                                  const double *W2, const size_t *gate_of, double *F)
+{
+    af_status st = check_heads(p, m, W1, W2, gate_of);
+    if (st)
+        return st;
+    size_t n = p->sh.n, d = p->sh.d, c = p->sh.c;
+    double *A = malloc((n * d + n * n + n * c) * sizeof *A);
+    if (!A)
+        return af_error(AF_ENOMEM, "heads: out of memory");
+    double *S = A + n * d, *B = S + n * n;
+    for (size_t i = 0; i < p->sh.N; i++) {
+        double *Fi = F + i * n * c;
+        memset(Fi, 0, n * c * sizeof *Fi);
+        for (size_t h = 0; h < m; h++) {
+            head_scores(p, i, W1 + h * p->d2, W2 + h * p->dc, gate_of ? gate_of[h] : 0, A, S, B);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)c, (int)n, 1.0, S,
+                        (int)n, B, (int)c, 1.0, Fi, (int)c);
+        }
+    }
+    free(A);
+    return AF_SUCCESS;
+}
+
+af_status af_convex_heads_objective(const af_convex_problem *p, double beta, size_t m,
+                                    const double *W1, const double *W2, const size_t *gate_of,
+                                    double *objective, double *dW1, double *dW2)
+{
+    af_status st = need_targets(p);
+    if (!st)
+        st = check_heads(p, m, W1, W2, gate_of);
+    if (st)
+        return st;
+    size_t n = p->sh.n, d = p->sh.d, c = p->sh.c, T = p->T;
+    double *F = malloc((2 * T * c + n * d + 2 * n * n + 2 * n * c + d * n) * sizeof *F);
+    if (!F)
+        return af_error(AF_ENOMEM, "heads: out of memory");
+    double *res = F + T * c, *A = res + T * c, *S = A + n * d, *dS = S + n * n;
+    double *B = dS + n * n, *dB = B + n * c, *XtdS = dB + n * c;
+    af_convex_heads_predict(p, m, W1, W2, gate_of, F);
+    double loss = cx_loss(p, F, res);
+    double reg = 0;
+    for (size_t q = 0; q < m * p->d2; q++)
+        reg += W1[q] * W1[q];
+    for (size_t q = 0; q < m * p->dc; q++)
+        reg += W2[q] * W2[q];
+    *objective = loss + 0.5 * beta * reg;
+    if (dW1 && dW2) {
+        for (size_t q = 0; q < m * p->d2; q++)
+            dW1[q] = beta * W1[q];
+        for (size_t q = 0; q < m * p->dc; q++)
+            dW2[q] = beta * W2[q];
+        for (size_t i = 0; i < p->sh.N; i++) {
+            const double *X = p->X + i * n * d, *Ri = res + i * n * c;
+            for (size_t h = 0; h < m; h++) {
+                size_t g = gate_of ? gate_of[h] : 0;
+                head_scores(p, i, W1 + h * p->d2, W2 + h * p->dc, g, A, S, B);
+                /* F = S B: dS = w R B^T (masked), dB = w S^T R */
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)c, p->w,
+                            Ri, (int)c, B, (int)c, 0.0, dS, (int)n);
+                if (p->D) {
+                    const unsigned char *D = p->D + (g * p->sh.N + i) * n * n;
+                    for (size_t q = 0; q < n * n; q++)
+                        if (!D[q])
+                            dS[q] = 0;
+                }
+                cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)c, (int)n, p->w,
+                            S, (int)n, Ri, (int)c, 0.0, dB, (int)c);
+                /* B = X W2: dW2 += X^T dB;  S = X W1 X^T: dW1 += X^T dS X */
+                cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)c, (int)n, 1.0,
+                            X, (int)d, dB, (int)c, 1.0, dW2 + h * p->dc, (int)c);
+                cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)n, (int)n, 1.0,
+                            X, (int)d, dS, (int)n, 0.0, XtdS, (int)n);
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)d, (int)n, 1.0,
+                            XtdS, (int)n, X, (int)d, 1.0, dW1 + h * p->d2, (int)d);
+            }
+        }
+    }
+    free(F);
+    return isfinite(*objective) ? AF_SUCCESS : af_error(AF_ENUMERIC, "head objective is not finite");
+}
+
+af_status af_convex_z_from_heads(const af_convex_problem *p, size_t m, const double *W1,
+                                 const double *W2, const size_t *gate_of, double *Z)
+{
+    af_status st = check_heads(p, m, W1, W2, gate_of);
+    if (st)
+        return st;
+    size_t d = p->sh.d, dc = p->dc;
+    memset(Z, 0, p->P * p->zg * sizeof *Z);
+    for (size_t h = 0; h < m; h++) {
+        double *Zg = Z + (gate_of ? gate_of[h] : 0) * p->zg;
+        const double *w1 = W1 + h * p->d2, *v = W2 + h * dc;
+        for (size_t l = 0; l < d; l++)
+            for (size_t k = 0; k < d; k++) {
+                double u = w1[k * d + l]; /* u[l d + k] = W1[k, l] */
+                double *row = Zg + (l * d + k) * dc;
+                for (size_t q = 0; q < dc; q++)
+                    row[q] += u * v[q];
+            }
+    }
+    return AF_SUCCESS;
+}
+
+af_status af_convex_heads_from_z(const af_convex_problem *p, const double *Z, double rel_tol,
+                                 size_t cap, size_t *m, double *W1, double *W2, size_t *gate_of,
+                                 double *sigma)
+{
+    if (!(rel_tol >= 0))
+        return af_error(AF_EINVAL, "head extraction: rel_tol must be >= 0 (got %g)", rel_tol);
+    cx_svd *s = cx_svd_alloc(p->d2, p->dc);
+    if (!s)
+        return af_error(AF_ENOMEM, "head extraction: out of memory");
+    af_status st = AF_SUCCESS;
+    double smax = 0;
+    for (size_t g = 0; !st && g < p->P; g++) {
+        st = cx_svd_run(s, Z + g * p->zg);
+        if (!st)
+            smax = gsl_vector_get(s->S, 0) > smax ? gsl_vector_get(s->S, 0) : smax;
+    }
+    size_t d = p->sh.d, dc = p->dc, count = 0;
+    for (size_t g = 0; !st && g < p->P; g++) {
+        st = cx_svd_run(s, Z + g * p->zg);
+        for (size_t j = 0; !st && j < s->N; j++) {
+            double sv = gsl_vector_get(s->S, j);
+            if (!(sv > rel_tol * smax) || sv == 0)
+                break;
+            if (count == cap) {
+                st = af_error(AF_EINVAL, "head extraction: more than cap=%zu heads", cap);
+                break;
+            }
+            double r = sqrt(sv);
+            /* left vectors index rows (l d + k) of Z, right ones columns (p c + o) */
+            const gsl_matrix *L = s->trans ? s->V : s->A, *Rm = s->trans ? s->A : s->V;
+            for (size_t l = 0; l < d; l++)
+                for (size_t k = 0; k < d; k++)
+                    W1[count * p->d2 + k * d + l] = r * gsl_matrix_get(L, l * d + k, j);
+            for (size_t q = 0; q < dc; q++)
+                W2[count * dc + q] = r * gsl_matrix_get(Rm, q, j);
+            if (gate_of)
+                gate_of[count] = g;
+            if (sigma)
+                sigma[count] = sv;
+            count++;
+        }
+    }
+    cx_svd_free(s);
+    if (!st)
+        *m = count;
+    return st;
+}
