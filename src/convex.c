@@ -800,3 +800,33 @@ af_status af_convex_heads_from_z(const af_convex_problem *p, const double *Z, do
         *m = count;
     return st;
 }
+
+af_status af_convex_head_contributions(const af_convex_problem *p, size_t m, const double *W1,
+                                       const double *W2, const size_t *gate_of, size_t sample,
+                                       double *C)
+{
+    af_status st = check_heads(p, m, W1, W2, gate_of);
+    if (st)
+        return st;
+    if (sample >= p->sh.N)
+        return af_error(AF_EINVAL, "head contributions: sample %zu out of range (N = %zu)", sample,
+                        p->sh.N);
+    size_t n = p->sh.n, d = p->sh.d, c = p->sh.c;
+    double *A = malloc((n * d + n * n + 2 * n * c) * sizeof *A);
+    if (!A)
+        return af_error(AF_ENOMEM, "head contributions: out of memory");
+    double *S = A + n * d, *B = S + n * n, *Fh = B + n * c;
+    for (size_t h = 0; h < m; h++) {
+        head_scores(p, sample, W1 + h * p->d2, W2 + h * p->dc, gate_of ? gate_of[h] : 0, A, S, B);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)c, (int)n, 1.0, S,
+                    (int)n, B, (int)c, 0.0, Fh, (int)c);
+        for (size_t t = 0; t < n; t++) {
+            double v = 0;
+            for (size_t o = 0; o < c; o++)
+                v += Fh[t * c + o] * Fh[t * c + o];
+            C[t * m + h] = sqrt(v);
+        }
+    }
+    free(A);
+    return AF_SUCCESS;
+}

@@ -124,6 +124,13 @@ af_status af_convex_heads_from_z(const af_convex_problem *prob, const double *Z,
                                  size_t cap, size_t *m, double *W1, double *W2, size_t *gate_of,
                                  double *sigma);
 
+/* Token clustering read off the heads: C (n x m) gets, for the tokens of
+ * sample i, the norm of each head's output |f_h(X_i)[t,:]|; a token's group
+ * is the head that dominates its output. */
+af_status af_convex_head_contributions(const af_convex_problem *prob, size_t m, const double *W1,
+                                       const double *W2, const size_t *gate_of, size_t sample,
+                                       double *C);
+
 /* ---- FISTA solver (GSL style: alloc, set, iterate, read state) ---- */
 
 typedef struct {

@@ -44,6 +44,7 @@ struct cli_args {
 /* Commands (one file each under src/cli/). */
 extern const cli_command cli_cmd_attention;
 extern const cli_command cli_cmd_train;
+extern const cli_command cli_cmd_convex;
 
 /* Looks up a command by name (NULL if none). */
 const cli_command *cli_find_command(const char *name);

@@ -8,6 +8,7 @@
 static const cli_command *const commands[] = {
     &cli_cmd_attention,
     &cli_cmd_train,
+    &cli_cmd_convex,
     NULL,
 };
 
