@@ -96,7 +96,7 @@ void af_nn_relu_backward(size_t n, const double *X, const double *dY, double *dX
 
 /* Row normalisation in log space: L <- L - LSE_row(L), P = exp(L) computed
  * as exp(L - max) / sum, which is exactly the usual SoftMax formula. */
-static void norm_rows(size_t n, double *L, double *P)
+static void norm_rows_exp(size_t n, double *L, double *P)
 {
     for (size_t i = 0; i < n; i++) {
         double *l = L + i * n, *p = P + i * n;
@@ -116,33 +116,83 @@ static void norm_rows(size_t n, double *L, double *P)
     }
 }
 
-static void norm_cols(size_t n, double *L, double *P)
+/* Later normalisations reuse the previous matrix Pin = exp(L): dividing a
+ * row (column) of Pin by its sum s is exp(L - log s), so the log-domain
+ * potentials advance by log s with no new exponentials. A sum below
+ * TINY_SUM (entries underflowed) is recomputed from L by a max-shifted
+ * log-sum-exp, as in the pure log-domain iteration. */
+#define TINY_SUM 1e-200
+
+static void renorm_rows(size_t n, double *L, const double *Pin, double *P)
 {
-    for (size_t j = 0; j < n; j++) {
-        double mx = L[j];
-        for (size_t i = 1; i < n; i++)
-            mx = L[i * n + j] > mx ? L[i * n + j] : mx;
+    for (size_t i = 0; i < n; i++) {
+        double *l = L + i * n, *p = P + i * n;
+        const double *q = Pin + i * n;
         double s = 0;
-        for (size_t i = 0; i < n; i++) {
-            P[i * n + j] = exp(L[i * n + j] - mx);
-            s += P[i * n + j];
-        }
-        double lse = mx + log(s);
-        for (size_t i = 0; i < n; i++) {
-            P[i * n + j] /= s;
-            L[i * n + j] -= lse;
+        for (size_t j = 0; j < n; j++)
+            s += q[j];
+        if (s > TINY_SUM) {
+            double ls = log(s);
+            for (size_t j = 0; j < n; j++) {
+                p[j] = q[j] / s;
+                l[j] -= ls;
+            }
+        } else {
+            double mx = l[0];
+            for (size_t j = 1; j < n; j++)
+                mx = l[j] > mx ? l[j] : mx;
+            double t = 0;
+            for (size_t j = 0; j < n; j++)
+                t += exp(l[j] - mx);
+            double lse = mx + log(t);
+            for (size_t j = 0; j < n; j++) {
+                l[j] -= lse;
+                p[j] = exp(l[j]);
+            }
         }
     }
 }
 
-void af_nn_sinkhorn_forward(size_t n, size_t n_it, double *S, double *hist, double *A)
+static void renorm_cols(size_t n, double *L, const double *Pin, double *P, double *work)
 {
-    for (size_t k = 0; k < n_it; k++) {
-        /* normalisation k+1: odd ones (k even) act on rows */
+    double *s = work, *ls = work + n; /* column sums and log-sums */
+    memset(s, 0, n * sizeof *s);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            s[j] += Pin[i * n + j];
+    for (size_t j = 0; j < n; j++) {
+        if (s[j] > TINY_SUM) {
+            ls[j] = log(s[j]);
+            continue;
+        }
+        /* underflowed column: exact log-sum-exp from L */
+        double mx = L[j];
+        for (size_t i = 1; i < n; i++)
+            mx = L[i * n + j] > mx ? L[i * n + j] : mx;
+        double t = 0;
+        for (size_t i = 0; i < n; i++)
+            t += exp(L[i * n + j] - mx);
+        ls[j] = mx + log(t);
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) {
+            size_t k = i * n + j;
+            L[k] -= ls[j];
+            P[k] = s[j] > TINY_SUM ? Pin[k] / s[j] : exp(L[k]);
+        }
+}
+
+void af_nn_sinkhorn_forward(size_t n, size_t n_it, double *S, double *hist, double *A,
+                            double *work)
+{
+    /* normalisation k+1: odd ones (k even) act on rows */
+    norm_rows_exp(n, S, hist);
+    for (size_t k = 1; k < n_it; k++) {
+        const double *prev = hist + (k - 1) * n * n;
         if (k % 2 == 0)
-            norm_rows(n, S, hist + k * n * n);
+            renorm_rows(n, S, prev, hist + k * n * n);
         else
-            norm_cols(n, S, hist + k * n * n);
+            renorm_cols(n, S, prev, hist + k * n * n, work);
     }
     if (A && n_it > 0)
         memcpy(A, hist + (n_it - 1) * n * n, n * n * sizeof *A);
@@ -187,7 +237,7 @@ void af_nn_attention_forward(size_t n, size_t dh, double scale, size_t n_it,
 {
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)dh, scale, Q,
                 (int)ldq, K, (int)ldk, 0.0, S, (int)n);
-    af_nn_sinkhorn_forward(n, n_it, S, hist, NULL);
+    af_nn_sinkhorn_forward(n, n_it, S, hist, NULL, S + n * n);
     const double *A = hist + (n_it - 1) * n * n;
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dh, (int)n, 1.0, A,
                 (int)n, V, (int)ldv, 0.0, O, (int)ldo);

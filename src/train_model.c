@@ -215,7 +215,7 @@ af_model *af_model_alloc(const af_model_config *cfg, size_t max_batch)
     ALLOC(m->dF, B * D);
     ALLOC(m->dlogits, B * c->classes);
     ALLOC(m->dE, B * c->n_in * D);
-    ALLOC(m->S, T * T);
+    ALLOC(m->S, T * T + 2 * T);
     ALLOC(m->work, 3 * T * T);
 #undef ALLOC
     return m;

@@ -161,7 +161,8 @@ static double sk_loss(void *c)
 {
     sk_ctx *s = c;
     memcpy(s->L, s->S, s->n * s->n * sizeof *s->L);
-    af_nn_sinkhorn_forward(s->n, s->n_it, s->L, s->hist, s->A);
+    double w[64];
+    af_nn_sinkhorn_forward(s->n, s->n_it, s->L, s->hist, s->A, w);
     return dot(s->n * s->n, s->R, s->A);
 }
 
@@ -185,11 +186,11 @@ Test(nn, sinkhorn_backward_matches_finite_differences)
 Test(nn, sinkhorn_forward_matches_independent_reference)
 {
     size_t n = 9;
-    double *S = randn(n * n, 2), L[81], A[81], K[81];
+    double *S = randn(n * n, 2), L[81], A[81], K[81], work[18];
     for (size_t it = 1; it <= 12; it++) {
         double *hist = malloc(it * n * n * sizeof *hist);
         memcpy(L, S, sizeof L);
-        af_nn_sinkhorn_forward(n, it, L, hist, A);
+        af_nn_sinkhorn_forward(n, it, L, hist, A, work);
         fx_naive_sinkhorn(n, n, S, it, K);
         cr_expect_lt(fx_max_abs_diff(n * n, A, K), 1e-13, "n_it = %zu", it);
         /* log A is kept in L */
@@ -204,7 +205,7 @@ Test(nn, sinkhorn_forward_matches_independent_reference)
     /* many normalisations: doubly stochastic */
     double *hist = malloc(400 * n * n * sizeof *hist);
     memcpy(L, S, sizeof L);
-    af_nn_sinkhorn_forward(n, 400, L, hist, A);
+    af_nn_sinkhorn_forward(n, 400, L, hist, A, work);
     double re, ce;
     fx_marginal_errors(n, n, A, &re, &ce);
     cr_expect_lt(re, 1e-10);
@@ -218,7 +219,7 @@ Test(nn, one_normalisation_is_softmax)
     size_t n = 17;
     double *S = randn(n * n, 3), L[289], A[289], hist[289], K[289], N[289];
     memcpy(L, S, sizeof L);
-    af_nn_sinkhorn_forward(n, 1, L, hist, A);
+    af_nn_sinkhorn_forward(n, 1, L, hist, A, NULL);
     /* bit for bit the textbook formula exp(s - max) / sum */
     for (size_t i = 0; i < n; i++) {
         double mx = S[i * n], s = 0;
@@ -255,7 +256,7 @@ Test(nn, attention_gradient)
 {
     size_t n = 6, dh = 3, ld = 3 * dh;
     for (size_t n_it = 1; n_it <= 4; n_it += 3) {
-        at_ctx a = {n, dh, n_it, ld, randn(n * ld, 1), malloc(n * n * sizeof(double)),
+        at_ctx a = {n, dh, n_it, ld, randn(n * ld, 1), malloc((n * n + 2 * n) * sizeof(double)),
                     malloc(n_it * n * n * sizeof(double)), malloc(n * dh * sizeof(double)),
                     randn(n * dh, 1)};
         at_loss(&a);
@@ -320,4 +321,47 @@ Test(nn, adam_first_step_closed_form)
     af_adam_step(&o, 3, 2, p, g, m, v);
     for (int k = 0; k < 3; k++)
         cr_expect_float_eq(p[k] - q[k], -o.lr * g[k] / (fabs(g[k]) + o.eps), 1e-12);
+}
+
+/* Plain log-domain Sinkhorn, every step a max-shifted log-sum-exp. */
+static void naive_log_sinkhorn(size_t n, size_t it, const double *S, double *L)
+{
+    memcpy(L, S, n * n * sizeof *L);
+    for (size_t k = 0; k < it; k++)
+        for (size_t a = 0; a < n; a++) {
+            /* row a (odd steps) or column a (even steps) */
+            size_t st = k % 2 ? n : 1, base = k % 2 ? a : a * n;
+            double mx = -INFINITY, s = 0;
+            for (size_t b = 0; b < n; b++)
+                mx = fmax(mx, L[base + b * st]);
+            for (size_t b = 0; b < n; b++)
+                s += exp(L[base + b * st] - mx);
+            for (size_t b = 0; b < n; b++)
+                L[base + b * st] -= mx + log(s);
+        }
+}
+
+Test(nn, sinkhorn_survives_huge_scores)
+{
+    /* scores of std 3000: all but the largest entries underflow after the first SoftMax, so
+     * whole columns sum to < 1e-200 and take the log-sum-exp fallback */
+    size_t n = 12;
+    double *S = randn(n * n, 3000), L[144], Lref[144], A[144], work[24];
+    for (size_t it = 1; it <= 6; it++) {
+        double *hist = malloc(it * n * n * sizeof *hist);
+        memcpy(L, S, sizeof L);
+        af_nn_sinkhorn_forward(n, it, L, hist, A, work);
+        naive_log_sinkhorn(n, it, S, Lref);
+        for (size_t k = 0; k < n * n; k++) {
+            cr_expect(isfinite(A[k]) && isfinite(L[k]), "n_it %zu: non-finite entry", it);
+            cr_expect_leq(fabs(L[k] - Lref[k]), 1e-12 * (1 + fabs(Lref[k])),
+                          "n_it %zu entry %zu: log A %.17g vs %.17g", it, k, L[k], Lref[k]);
+            cr_expect_leq(fabs(A[k] - exp(Lref[k])), 1e-13, "n_it %zu entry %zu", it, k);
+        }
+        double re, ce;
+        fx_marginal_errors(n, n, A, &re, &ce);
+        cr_expect_lt(it % 2 ? re : ce, 1e-13, "n_it %zu", it);
+        free(hist);
+    }
+    free(S);
 }

@@ -42,10 +42,15 @@ void af_nn_relu_backward(size_t n, const double *X, const double *dY, double *dX
 /* Unrolled log-domain Sinkhorn of scores S (n x n) with n_it >= 1
  * normalisations, alternating rows, columns, rows, ... (n_it = 1 is SoftMax,
  * computed as exp(S - rowmax) / sum so that it matches a plain SoftMax).
- * S is overwritten by log A. hist (n_it * n * n) receives the matrix after
- * each normalisation; the last one is the attention A, also copied to A when
- * A != NULL. */
-void af_nn_sinkhorn_forward(size_t n, size_t n_it, double *S, double *hist, double *A);
+ * The log-potentials are kept in S, which ends as log A; after the first
+ * step each normalisation divides the previous matrix by its row (column)
+ * sums, i.e. exp(L - log sum) without new exponentials, and any sum that
+ * underflowed is recomputed from S by a max-shifted log-sum-exp.
+ * hist (n_it * n * n) receives the matrix after each normalisation; the
+ * last one is the attention A, also copied to A when A != NULL.
+ * work: 2 * n doubles. */
+void af_nn_sinkhorn_forward(size_t n, size_t n_it, double *S, double *hist, double *A,
+                            double *work);
 /* dS += d(loss)/dS given dA = d(loss)/dA, through all n_it normalisations
  * (exact: each step L' = L - lse(L) has Jacobian dL = dL' - P' * sum(dL')).
  * work: n * n doubles. */
@@ -56,7 +61,7 @@ void af_nn_sinkhorn_backward(size_t n, size_t n_it, const double *hist, const do
  * S = scale Q K^T, A = sinkhorn_{n_it}(S), O = A V. Q, K, V, O are n x dh
  * slices with leading dimensions ldq, ldk, ldv, ldo (so heads can live side
  * by side in one QKV matrix). hist: n_it * n * n (A is its last slice);
- * S is scratch (n * n). */
+ * S is scratch (n * n + 2 * n). */
 void af_nn_attention_forward(size_t n, size_t dh, double scale, size_t n_it,
                              const double *Q, size_t ldq, const double *K, size_t ldk,
                              const double *V, size_t ldv, double *S, double *hist,
