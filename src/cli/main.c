@@ -9,6 +9,7 @@ static const cli_command *const commands[] = {
     &cli_cmd_attention,
     &cli_cmd_train,
     &cli_cmd_convex,
+    &cli_cmd_heat,
     NULL,
 };
 

@@ -1,0 +1,229 @@
+/* Initial densities and PDE grids for `heat` and `compare`. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "attnflow/io.h"
+#include "attnflow/metrics.h"
+#include "density_opts.h"
+
+size_t cli_parse_list(const char *s, double *v, size_t max)
+{
+    size_t k = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        if (k == max)
+            return 0;
+        v[k] = strtod(p, &end);
+        if (end == p || !isfinite(v[k]))
+            return 0;
+        k++;
+        while (*end == ' ')
+            end++;
+        if (*end == ',' || *end == ';')
+            end++;
+        else if (*end != '\0')
+            return 0;
+        p = end;
+    }
+    return k;
+}
+
+void cli_density_free(cli_density *c)
+{
+    free(c->centres);
+    free(c->weights);
+    free(c->rho0);
+    c->centres = c->weights = c->rho0 = NULL;
+}
+
+static int read_grid_file(const char *path, cli_density *c)
+{
+    double *table = NULL;
+    size_t rows, cols;
+    af_status st = af_read_matrix(path, &table, &rows, &cols);
+    if (st)
+        return cli_fail_status(st);
+    c->rho0 = malloc(rows * sizeof *c->rho0);
+    if (!c->rho0) {
+        free(table);
+        return cli_fail(CLI_EINPUT, "out of memory");
+    }
+    st = af_grid_from_table(rows, cols, table, &c->grid, c->rho0);
+    free(table);
+    if (st)
+        return cli_fail(CLI_EINPUT, "%s: %s", path, af_last_error());
+    double mass = af_grid_mass(&c->grid, c->rho0);
+    if (!(mass > 0))
+        return cli_fail(CLI_EINPUT, "%s: the density has no positive mass", path);
+    size_t M = af_grid_size(&c->grid);
+    for (size_t j = 0; j < M; j++)
+        c->rho0[j] /= mass; /* a probability density, like the particles */
+    c->dens.d = c->grid.d;
+    return 0;
+}
+
+int cli_density_read(const cli_args *a, double s_final, cli_density *c)
+{
+    static const char *const kinds[] = {"gaussian", "mixture", "uniform", "grid", NULL};
+    memset(c, 0, sizeof *c);
+    c->dens = af_density_default();
+    int kind, rc;
+    size_t d, K, N;
+    double radius;
+    if ((rc = cli_choice(a, "density", kinds, 0, &kind)) || (rc = cli_size(a, "d", 2, &d))
+        || (rc = cli_positive(a, "sigma", 1.0, &c->dens.sigma))
+        || (rc = cli_positive(a, "half-width", 1.0, &c->dens.half_width))
+        || (rc = cli_size(a, "components", 3, &K)) || (rc = cli_double(a, "radius", 1.5, &radius))
+        || (rc = cli_positive(a, "width", 0.5, &c->dens.width)))
+        return rc;
+    snprintf(c->name, sizeof c->name, "%s", kinds[kind]);
+    if (kind == 3) {
+        const char *path = cli_str(a, "grid-file", NULL);
+        if (!path)
+            return cli_fail(CLI_EUSAGE, "--density grid needs --grid-file FILE");
+        if (cli_given(a, "N") || cli_given(a, "half"))
+            return cli_fail(CLI_EUSAGE, "--density grid takes its grid from the file "
+                                        "(no --N, --half)");
+        c->is_grid = 1;
+        return read_grid_file(path, c);
+    }
+    if (cli_given(a, "grid-file"))
+        return cli_fail(CLI_EUSAGE, "--grid-file needs --density grid");
+    if (d != 1 && d != 2)
+        return cli_fail(CLI_EINPUT, "--d: the PDE solver works in 1 or 2 dimensions (got %zu)", d);
+    c->dens.kind = kind == 0 ? AF_DENSITY_GAUSSIAN : kind == 1 ? AF_DENSITY_MIXTURE : AF_DENSITY_UNIFORM;
+    c->dens.d = d;
+    const char *m = cli_str(a, "mean", NULL);
+    if (m) {
+        size_t k = cli_parse_list(m, c->mean, 2);
+        if (k == 1 && d == 2)
+            c->mean[1] = c->mean[0];
+        else if (k != d)
+            return cli_fail(CLI_EINPUT, "--mean: expected 1 or %zu numbers, got '%s'", d, m);
+        c->dens.mean = c->mean;
+    }
+    if (c->dens.kind == AF_DENSITY_MIXTURE) {
+        const char *cs = cli_str(a, "centres", NULL);
+        if (cs) {
+            double buf[64];
+            size_t k = cli_parse_list(cs, buf, 64);
+            if (k == 0 || k % d)
+                return cli_fail(CLI_EINPUT, "--centres: expected groups of %zu numbers, got '%s'", d, cs);
+            K = k / d;
+            c->centres = malloc(k * sizeof *c->centres);
+            if (!c->centres)
+                return cli_fail(CLI_EINPUT, "out of memory");
+            memcpy(c->centres, buf, k * sizeof *buf);
+        } else {
+            c->centres = malloc(K * d * sizeof *c->centres);
+            if (!c->centres)
+                return cli_fail(CLI_EINPUT, "out of memory");
+            for (size_t k = 0; k < K; k++) {
+                if (d == 2) {
+                    double th = 2 * M_PI * (double)k / (double)K + M_PI / 2;
+                    c->centres[2 * k] = radius * cos(th);
+                    c->centres[2 * k + 1] = radius * sin(th);
+                } else {
+                    c->centres[k] = K == 1 ? 0 : -radius + 2 * radius * (double)k / (double)(K - 1);
+                }
+            }
+        }
+        c->dens.components = K;
+        c->dens.centres = c->centres;
+        const char *ws = cli_str(a, "weights", NULL);
+        if (ws) {
+            c->weights = malloc(K * sizeof *c->weights);
+            if (!c->weights)
+                return cli_fail(CLI_EINPUT, "out of memory");
+            if (cli_parse_list(ws, c->weights, K) != K)
+                return cli_fail(CLI_EINPUT, "--weights: expected %zu numbers, got '%s'", K, ws);
+            c->dens.weights = c->weights;
+        }
+    }
+    if (af_density_check(&c->dens))
+        return cli_fail(CLI_EINPUT, "%s", af_last_error());
+    size_t Ndef = d == 1 ? 1024 : 256;
+    double half = 0;
+    if ((rc = cli_size(a, "N", Ndef, &N)))
+        return rc;
+    if (N < 8)
+        return cli_fail(CLI_EINPUT, "--N: need at least 8 nodes (got %zu)", N);
+    if (cli_given(a, "half")) {
+        if ((rc = cli_positive(a, "half", 1, &half)))
+            return rc;
+    } else {
+        /* 8 standard deviations of the final solution beyond the centre:
+         * the free-space mass outside is then ~1e-15 (Gaussian tails) */
+        for (size_t k = 0; k < d; k++) {
+            double ctr = fabs(c->dens.mean ? c->dens.mean[k] : 0);
+            if (c->dens.kind == AF_DENSITY_MIXTURE) {
+                for (size_t j = 0; j < c->dens.components; j++)
+                    ctr = fmax(ctr, fabs(c->centres[j * d + k]));
+                half = fmax(half, ctr + 8 * sqrt(c->dens.width * c->dens.width + 2 * s_final));
+            } else if (c->dens.kind == AF_DENSITY_UNIFORM) {
+                half = fmax(half, ctr + c->dens.half_width + 8 * sqrt(2 * s_final + 1e-2));
+            } else {
+                half = fmax(half, ctr + 8 * sqrt(af_density_variance(&c->dens, s_final, k)));
+            }
+        }
+    }
+    c->grid = af_grid_cube(d, N, half);
+    return 0;
+}
+
+af_status cli_density_set(const cli_density *c, af_heat_plan *p)
+{
+    return c->is_grid ? af_heat_set(p, c->rho0) : af_heat_set_density(p, &c->dens);
+}
+
+af_status cli_density_initial(const cli_density *c, double *rho)
+{
+    if (c->is_grid) {
+        memcpy(rho, c->rho0, af_grid_size(&c->grid) * sizeof *rho);
+        return AF_SUCCESS;
+    }
+    return af_density_on_grid(&c->dens, 0, &c->grid, rho);
+}
+
+double cli_density_variance0(const cli_density *c, size_t coord)
+{
+    if (!c->is_grid)
+        return af_density_variance(&c->dens, 0, coord);
+    double mean[2], cov[4];
+    if (af_grid_moments(&c->grid, c->rho0, 1, mean, cov))
+        return NAN;
+    return cov[coord * c->grid.d + coord];
+}
+
+void cli_density_meta(const cli_density *c, FILE *fp)
+{
+    const af_density *p = &c->dens;
+    size_t d = c->grid.d;
+    if (c->is_grid) {
+        af_write_meta(fp, "density", "grid (from file, normalised to mass 1)");
+    } else if (p->kind == AF_DENSITY_GAUSSIAN) {
+        af_write_meta(fp, "density", "gaussian N(m, sigma^2 I), m = (%g%s%g), sigma = %g",
+                      c->mean[0], d > 1 ? ", " : "", d > 1 ? c->mean[1] : 0.0, p->sigma);
+    } else if (p->kind == AF_DENSITY_UNIFORM) {
+        af_write_meta(fp, "density", "uniform on [c - a, c + a]^d, c = (%g%s%g), a = %g", c->mean[0],
+                      d > 1 ? ", " : "", d > 1 ? c->mean[1] : 0.0, p->half_width);
+    } else {
+        char buf[512];
+        size_t len = 0;
+        for (size_t k = 0; k < p->components && len < sizeof buf - 40; k++)
+            len += (size_t)snprintf(buf + len, sizeof buf - len, "%s(%g%s%g)", k ? " " : "",
+                                    p->centres[k * d], d > 1 ? ", " : "",
+                                    d > 1 ? p->centres[k * d + 1] : 0.0);
+        af_write_meta(fp, "density", "mixture of %zu Gaussians of std %g, centres %s", p->components,
+                      p->width, buf);
+    }
+    af_write_meta(fp, "d", "%zu", d);
+    if (d == 1)
+        af_write_meta(fp, "grid", "%zu nodes on the periodic box [%.17g, %.17g)", c->grid.N[0],
+                      c->grid.lo[0], c->grid.lo[0] + c->grid.L[0]);
+    else
+        af_write_meta(fp, "grid", "%zu x %zu nodes on the periodic box [%.17g, %.17g) x [%.17g, %.17g)",
+                      c->grid.N[0], c->grid.N[1], c->grid.lo[0], c->grid.lo[0] + c->grid.L[0],
+                      c->grid.lo[1], c->grid.lo[1] + c->grid.L[1]);
+}
