@@ -629,24 +629,51 @@ static af_status check_heads(const af_convex_problem *p, size_t m, const double 
     return af_check_finite("W2", m * p->dc, W2);
 }
 
+/* Row-major C = alpha op(A) op(B) + beta C for the tiny per-sample products
+ * of the head form (n, d, c of a few units to tens): a plain loop beats the
+ * call overhead of cblas_dgemm by a wide margin there. */
+static void small_gemm(int ta, int tb, size_t M, size_t N, size_t K, double alpha, const double *A,
+                       size_t lda, const double *B, size_t ldb, double beta, double *C, size_t ldc)
+{
+    for (size_t i = 0; i < M; i++) {
+        double *c = C + i * ldc;
+        if (beta == 0)
+            for (size_t j = 0; j < N; j++)
+                c[j] = 0;
+        else if (beta != 1)
+            for (size_t j = 0; j < N; j++)
+                c[j] *= beta;
+        for (size_t k = 0; k < K; k++) {
+            double a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);
+            if (a == 0)
+                continue;
+            if (!tb) {
+                const double *b = B + k * ldb;
+                for (size_t j = 0; j < N; j++)
+                    c[j] += a * b[j];
+            } else {
+                for (size_t j = 0; j < N; j++)
+                    c[j] += a * B[j * ldb + k];
+            }
+        }
+    }
+}
+
 /* S = mask o (X W1 X^T) (n x n) and B = X W2 (n x c) for one sample and head. */
 static void head_scores(const af_convex_problem *p, size_t i, const double *W1, const double *W2,
                         size_t g, double *A, double *S, double *B)
 {
     size_t n = p->sh.n, d = p->sh.d, c = p->sh.c;
     const double *X = p->X + i * n * d;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)d, 1.0, X, (int)d,
-                W1, (int)d, 0.0, A, (int)d);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)d, 1.0, A, (int)d,
-                X, (int)d, 0.0, S, (int)n);
+    small_gemm(0, 0, n, d, d, 1.0, X, d, W1, d, 0.0, A, d);
+    small_gemm(0, 1, n, n, d, 1.0, A, d, X, d, 0.0, S, n);
     if (p->D) {
         const unsigned char *D = p->D + (g * p->sh.N + i) * n * n;
         for (size_t q = 0; q < n * n; q++)
             if (!D[q])
                 S[q] = 0;
     }
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)c, (int)d, 1.0, X, (int)d,
-                W2, (int)c, 0.0, B, (int)c);
+    small_gemm(0, 0, n, c, d, 1.0, X, d, W2, c, 0.0, B, c);
 }
 
 af_status af_convex_heads_predict(const af_convex_problem *p, size_t m, const double *W1,
@@ -665,8 +692,7 @@ af_status af_convex_heads_predict(const af_convex_problem *p, size_t m, const do
         memset(Fi, 0, n * c * sizeof *Fi);
         for (size_t h = 0; h < m; h++) {
             head_scores(p, i, W1 + h * p->d2, W2 + h * p->dc, gate_of ? gate_of[h] : 0, A, S, B);
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)c, (int)n, 1.0, S,
-                        (int)n, B, (int)c, 1.0, Fi, (int)c);
+            small_gemm(0, 0, n, c, n, 1.0, S, n, B, c, 1.0, Fi, c);
         }
     }
     free(A);
@@ -707,23 +733,18 @@ af_status af_convex_heads_objective(const af_convex_problem *p, double beta, siz
                 size_t g = gate_of ? gate_of[h] : 0;
                 head_scores(p, i, W1 + h * p->d2, W2 + h * p->dc, g, A, S, B);
                 /* F = S B: dS = w R B^T (masked), dB = w S^T R */
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)c, p->w,
-                            Ri, (int)c, B, (int)c, 0.0, dS, (int)n);
+                small_gemm(0, 1, n, n, c, p->w, Ri, c, B, c, 0.0, dS, n);
                 if (p->D) {
                     const unsigned char *D = p->D + (g * p->sh.N + i) * n * n;
                     for (size_t q = 0; q < n * n; q++)
                         if (!D[q])
                             dS[q] = 0;
                 }
-                cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)c, (int)n, p->w,
-                            S, (int)n, Ri, (int)c, 0.0, dB, (int)c);
+                small_gemm(1, 0, n, c, n, p->w, S, n, Ri, c, 0.0, dB, c);
                 /* B = X W2: dW2 += X^T dB;  S = X W1 X^T: dW1 += X^T dS X */
-                cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)c, (int)n, 1.0,
-                            X, (int)d, dB, (int)c, 1.0, dW2 + h * p->dc, (int)c);
-                cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)n, (int)n, 1.0,
-                            X, (int)d, dS, (int)n, 0.0, XtdS, (int)n);
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)d, (int)n, 1.0,
-                            XtdS, (int)n, X, (int)d, 1.0, dW1 + h * p->d2, (int)d);
+                small_gemm(1, 0, d, c, n, 1.0, X, d, dB, c, 1.0, dW2 + h * p->dc, c);
+                small_gemm(1, 0, d, n, n, 1.0, X, d, dS, n, 0.0, XtdS, n);
+                small_gemm(0, 0, d, d, n, 1.0, XtdS, n, X, d, 1.0, dW1 + h * p->d2, d);
             }
         }
     }
@@ -818,8 +839,7 @@ af_status af_convex_head_contributions(const af_convex_problem *p, size_t m, con
     double *S = A + n * d, *B = S + n * n, *Fh = B + n * c;
     for (size_t h = 0; h < m; h++) {
         head_scores(p, sample, W1 + h * p->d2, W2 + h * p->dc, gate_of ? gate_of[h] : 0, A, S, B);
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)c, (int)n, 1.0, S,
-                    (int)n, B, (int)c, 0.0, Fh, (int)c);
+        small_gemm(0, 0, n, c, n, 1.0, S, n, B, c, 0.0, Fh, c);
         for (size_t t = 0; t < n; t++) {
             double v = 0;
             for (size_t o = 0; o < c; o++)

@@ -124,8 +124,10 @@ static void header(FILE *fp, const cli_args *a, const convex_run *r, const char 
 {
     af_write_header(fp, a->command_line);
     af_write_meta(fp, "seed", "%lu", r->seed);
-    af_write_meta(fp, "problem", "%s attention, %s loss, N=%zu n=%zu d=%zu c=%zu%s", kinds[r->kind],
-                  losses[r->loss], r->N, r->n, r->d, r->c, r->kind == 1 ? "" : "");
+    af_write_meta(fp, "problem", "%s attention, %s loss, N=%zu n=%zu d=%zu c=%zu", kinds[r->kind],
+                  losses[r->loss], r->N, r->n, r->d, r->c);
+    af_write_meta(fp, "data", "clusters=%zu width=%g teacher_heads=%zu noise=%g", r->clusters,
+                  r->width, r->teacher, r->noise);
     if (r->kind == 1)
         af_write_meta(fp, "gates", "%zu", r->P);
     af_write_meta(fp, "beta", "%.17g", r->beta);
