@@ -46,6 +46,7 @@ extern const cli_command cli_cmd_attention;
 extern const cli_command cli_cmd_train;
 extern const cli_command cli_cmd_convex;
 extern const cli_command cli_cmd_heat;
+extern const cli_command cli_cmd_compare;
 
 /* Looks up a command by name (NULL if none). */
 const cli_command *cli_find_command(const char *name);

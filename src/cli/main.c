@@ -10,6 +10,7 @@ static const cli_command *const commands[] = {
     &cli_cmd_train,
     &cli_cmd_convex,
     &cli_cmd_heat,
+    &cli_cmd_compare,
     NULL,
 };
 

@@ -1,0 +1,565 @@
+/* attnflow compare: the heat-diffusion limit of attention flows
+ * (THEORY.md 5). n tokens drawn from an initial density move under
+ *     dx_i/dt = -(2/eps) (sum_j K_ij x_j - x_i)
+ * (K Sinkhorn or SoftMax of L2 or dot scores at bandwidth eps), and the
+ * heat equation d/dt rho = kappa Laplacian(rho) is solved from the same
+ * density on a periodic FFT grid. At each saved time the cloud is compared
+ * with the PDE: moments and variance increments, kernel density estimate
+ * vs the PDE smoothed by the same kernel (L1, L2), exact W1/W2 (1-D) or
+ * sliced W2 (2-D). --sweep repeats the run over a list of n, eps or dt
+ * values (and seeds) and writes the final-time errors with fitted slopes. */
+#include <fftw3.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <gsl/gsl_rng.h>
+#include "attnflow/energy.h"
+#include "attnflow/flow.h"
+#include "attnflow/heat.h"
+#include "attnflow/io.h"
+#include "attnflow/metrics.h"
+#include "cli.h"
+#include "density_opts.h"
+
+static const cli_opt compare_opts[] = {
+    CLI_DENSITY_OPTS,
+    {"n", 1, "number of tokens (default 800)"},
+    {"seed", 1, "seed of the initial draw (default 1)"},
+    {"norm", 1, "attention normalisation sinkhorn|softmax (default sinkhorn)"},
+    {"scores", 1, "l2: -|x-y|^2/(2 eps), dot: x^T y / eps (default l2)"},
+    {"eps", 1, "kernel bandwidth eps (default 0.05)"},
+    {"dt", 1, "time step h (default 0.005)"},
+    {"T", 1, "final time (default 0.5)"},
+    {"integrator", 1, "euler|heun|rk4 (default euler: one residual layer per step)"},
+    {"tol", 1, "Sinkhorn tolerance at every velocity evaluation (default 1e-9)"},
+    {"max-iters", 1, "Sinkhorn iteration bound per evaluation (default 10000)"},
+    {"kappa", 1, "diffusion coefficient of the PDE (default 1 for sinkhorn, 2 for softmax)"},
+    {"bandwidth", 1, "KDE bandwidth (default: Silverman's rule on the initial cloud)"},
+    {"directions", 1, "sliced W2: number of seeded directions (default 16)"},
+    {"save-every", 1, "compare every K steps (t = 0 and T always) (default 10)"},
+    {"snapshots", 1, "density snapshots, equally spaced in [0, T] (default 3)"},
+    {"no-energy", 0, "skip E = -2 F_n (the energy the Sinkhorn heat flow dissipates)"},
+    {"sweep", 1, "repeat over a parameter: n|eps|dt (final-time errors only)"},
+    {"values", 1, "--sweep values 'a,b,c'"},
+    {"repeats", 1, "--sweep: seeds seed..seed+R-1 per value (default 3)"},
+    {"out", 1, "output directory (errors.dat, snapshots.dat, particles.dat or sweep.dat)"},
+    {NULL, 0, NULL},
+};
+
+typedef struct {
+    size_t n, d, directions, save_every, snapshots, max_iters;
+    int norm, scores, integ, energy;
+    double eps, dt, T, kappa, tol, bandwidth;
+    int bw_given;
+} settings;
+
+typedef struct {
+    double var_inc, pde_inc, l1, l2, w1, w2, sw2, energy0, energy, seconds, bandwidth;
+    size_t outside, sk_iters;
+} result;
+
+typedef struct {
+    af_file *err, *snap, *part;
+} outputs;
+
+static const char *const norm_names[] = {"softmax", "sinkhorn", NULL};
+static const char *const score_names[] = {"dot", "l2", NULL};
+static const char *const integ_names[] = {"euler", "heun", "rk4", NULL};
+
+static void write_meta(FILE *fp, const cli_args *a, const settings *s, const cli_density *c,
+                       unsigned long seed)
+{
+    af_write_header(fp, a->command_line);
+    af_write_meta(fp, "seed", "%lu", seed);
+    cli_density_meta(c, fp);
+    af_write_meta(fp, "n", "%zu", s->n);
+    af_write_meta(fp, "flow", "dx_i/dt = -(2/eps) (sum_j K_ij x_j - x_i), K = %s of %s scores, "
+                  "eps = %.17g", norm_names[s->norm], score_names[s->scores], s->eps);
+    af_write_meta(fp, "integrator", "%s, dt = %.17g, T = %.17g", integ_names[s->integ], s->dt, s->T);
+    if (s->norm == AF_FLOW_SINKHORN)
+        af_write_meta(fp, "sinkhorn", "tol %.3g per evaluation, warm starts", s->tol);
+    af_write_meta(fp, "pde", "d/dt rho = kappa Laplacian(rho), kappa = %.17g (FFTW, exact per mode)",
+                  s->kappa);
+}
+
+/* One run. o == NULL: no files (sweeps). */
+static int run_case(const cli_args *a, const settings *s, const cli_density *c, unsigned long seed,
+                    outputs *o, result *r, int quiet)
+{
+    const size_t n = s->n, d = c->grid.d, M = af_grid_size(&c->grid);
+    const af_grid *g = &c->grid;
+    int rc = 0;
+    af_status st = AF_SUCCESS;
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937), *rdir = gsl_rng_alloc(gsl_rng_mt19937);
+    double *X = malloc(n * d * sizeof *X), *pde = malloc(M * sizeof *pde),
+           *smooth = malloc(M * sizeof *smooth), *kde = malloc(M * sizeof *kde);
+    af_flow_ws *fw = NULL;
+    af_heat_plan *plan = NULL;
+    af_kde_ws *kw = NULL;
+    af_energy_ws *ew = NULL;
+    af_measure1d *mp = NULL, *mg = NULL;
+    memset(r, 0, sizeof *r);
+    r->energy0 = r->energy = NAN;
+    if (!rng || !rdir || !X || !pde || !smooth || !kde) {
+        rc = cli_fail(CLI_EINPUT, "out of memory");
+        goto done;
+    }
+    gsl_rng_set(rng, seed);
+    st = c->is_grid ? af_grid_sample(g, c->rho0, rng, n, X) : af_density_sample(&c->dens, rng, n, X);
+    if (st) {
+        rc = cli_fail_status(st);
+        goto done;
+    }
+    af_flow_params fp = af_flow_params_default(n, d);
+    fp.norm = (af_flow_norm)s->norm;
+    fp.scores.kind = s->scores == 1 ? AF_SCORES_L2 : AF_SCORES_DOT;
+    fp.scores.eps = s->eps;
+    fp.value = -2.0 / s->eps;
+    fp.skip = 1;
+    fp.integrator = (af_flow_integrator)s->integ;
+    fp.sinkhorn.tol = s->tol;
+    fp.sinkhorn.max_iters = s->max_iters;
+    if (!(fw = af_flow_alloc(&fp)) || !(plan = af_heat_plan_alloc(g, FFTW_ESTIMATE))
+        || !(kw = af_kde_alloc(g, FFTW_ESTIMATE))) {
+        rc = cli_fail_status(AF_ENOMEM);
+        goto done;
+    }
+    if (d == 1 && (!(mp = af_measure1d_alloc(n)) || !(mg = af_measure1d_alloc(M)))) {
+        rc = cli_fail_status(AF_ENOMEM);
+        goto done;
+    }
+    const int want_energy = s->energy && s->norm == AF_FLOW_SINKHORN && s->scores == 1;
+    af_energy_params ep = af_energy_params_default();
+    if (want_energy) {
+        ep.scores.kind = AF_SCORES_L2;
+        ep.scores.eps = s->eps;
+        ep.sinkhorn.tol = s->tol;
+        if (!(ew = af_energy_alloc(n, d))) {
+            rc = cli_fail_status(AF_ENOMEM);
+            goto done;
+        }
+    }
+    if ((st = cli_density_set(c, plan))) {
+        rc = cli_fail_status(st);
+        goto done;
+    }
+    af_kde_options ko = af_kde_options_default();
+    ko.bandwidth = s->bw_given ? s->bandwidth : af_kde_silverman(n, d, X);
+    r->bandwidth = ko.bandwidth;
+    double m0[2], c0[4], m[2], cv[4];
+    af_moments(n, d, X, m0, c0);
+
+    const size_t nsteps = s->T > 0 ? (size_t)ceil(s->T / s->dt - 1e-9) : 0;
+    size_t S = s->snapshots, next_snap = 0;
+    if (o) {
+        FILE *fps[3] = {af_file_stream(o->err), af_file_stream(o->snap), af_file_stream(o->part)};
+        for (int k = 0; k < 3; k++) {
+            write_meta(fps[k], a, s, c, seed);
+            af_write_meta(fps[k], "kde", "Gaussian kernel, bandwidth %.17g%s; compared with the PDE "
+                          "at kappa t + b^2/2 (the same smoothing)", ko.bandwidth,
+                          s->bw_given ? "" : " (Silverman, initial cloud)");
+        }
+        FILE *fe = fps[0];
+        af_write_meta(fe, "var_inc", "mean over coordinates of var_k(t) - var_k(0) of the cloud; "
+                      "var_inc_pde = 2 kappa t exactly");
+        af_write_meta(fe, "l1_l2", "KDE of the cloud vs the smoothed PDE solution on the grid");
+        af_write_meta(fe, "w", d == 1 ? "w1, w2: exact 1-D Wasserstein distances between the cloud "
+                                        "and the PDE density (cells piecewise constant); sw2 nan"
+                                      : "sw2: sliced W2 between the cloud and the PDE density, "
+                                        "the same seeded directions at every time; w1, w2 nan");
+        af_write_meta(fe, "energy", "%s", want_energy
+                      ? "E = -2 F_n, F_n = OT_eps(mu, mu)/2 for the L2 cost: the Sinkhorn heat "
+                        "flow is its gradient flow, dE/dt = -(1/n) sum |v_i|^2"
+                      : "nan (defined for Sinkhorn with L2 scores)");
+        af_write_meta(fe, "sk_iters", "Sinkhorn normalisations per velocity evaluation since the "
+                      "previous line");
+        fprintf(fe, "# columns: t");
+        for (size_t k = 1; k <= d; k++)
+            fprintf(fe, " mean_%zu", k);
+        for (size_t k = 1; k <= d; k++)
+            fprintf(fe, " var_%zu", k);
+        fprintf(fe, " var_inc var_inc_pde l1 l2 w1 w2 sw2 energy outside sk_iters\n");
+        fputs("# blocks: one per snapshot time (gnuplot index); 2-D rows separated by blank lines\n",
+              fps[1]);
+        fprintf(fps[1], "# columns: %s kde pde_smoothed pde\n", d == 1 ? "x" : "x1 x2");
+        fputs("# blocks: one per snapshot time (gnuplot index)\n# columns: t i", fps[2]);
+        for (size_t k = 1; k <= d; k++)
+            fprintf(fps[2], " x%zu", k);
+        fputc('\n', fps[2]);
+    }
+    cli_progress pr;
+    cli_progress_start(&pr, "compare", nsteps, quiet);
+    af_flow_stats prev = {0}, stats;
+    double t = 0, t_start = cli_now();
+    int first_snap = 1;
+    for (size_t step = 0;; step++) {
+        size_t snap_step = S < 2 ? nsteps : (size_t)llround((double)next_snap * (double)nsteps
+                                                            / (double)(S - 1));
+        int is_snap = o && next_snap < (S < 2 ? 1 : S) && step == snap_step;
+        int is_save = step % s->save_every == 0 || step == nsteps || is_snap;
+        if (is_save && (o || step == nsteps)) {
+            /* compare the cloud with the PDE at time t */
+            size_t outside = 0;
+            double l1, l2, w1 = NAN, w2 = NAN, sw2 = NAN, E = NAN;
+            if ((st = af_heat_evolve(plan, s->kappa, t, pde))
+                || (st = af_heat_evolve(plan, 1.0, s->kappa * t + 0.5 * ko.bandwidth * ko.bandwidth,
+                                        smooth))
+                || (st = af_kde(kw, &ko, n, X, kde, &outside)))
+                break;
+            af_density_distance(g, kde, smooth, &l1, &l2);
+            af_moments(n, d, X, m, cv);
+            double inc = 0;
+            for (size_t k = 0; k < d; k++)
+                inc += (cv[k * d + k] - c0[k * d + k]) / (double)d;
+            if (d == 1) {
+                if ((st = af_measure1d_set(mp, n, X, 1, NULL, 0, NULL))
+                    || (st = af_measure1d_set_grid(mg, g, pde)))
+                    break;
+                w1 = af_wasserstein1d(mp, mg, 1);
+                w2 = af_wasserstein1d(mp, mg, 2);
+            } else {
+                af_sliced_side sa = {n, X, NULL, NULL}, sb = {0, NULL, g, pde};
+                gsl_rng_set(rdir, seed + 7919); /* the same directions at every time */
+                if ((st = af_sliced_w2(d, &sa, &sb, s->directions, rdir, &sw2, NULL)))
+                    break;
+            }
+            if (want_energy) {
+                double F;
+                if ((st = af_energy(ew, &ep, X, &F, NULL)) && st != AF_EMAXITER)
+                    break;
+                st = AF_SUCCESS;
+                E = -2 * F;
+                if (step == 0)
+                    r->energy0 = E;
+                r->energy = E;
+            }
+            af_flow_get_stats(fw, &stats);
+            size_t de = stats.evaluations - prev.evaluations;
+            double it = de ? (double)(stats.sinkhorn_iterations - prev.sinkhorn_iterations) / (double)de
+                           : 0;
+            prev = stats;
+            if (o) {
+                FILE *fe = af_file_stream(o->err);
+                af_write_double(fe, t);
+                for (size_t k = 0; k < d; k++) {
+                    fputc(' ', fe);
+                    af_write_double(fe, m[k]);
+                }
+                for (size_t k = 0; k < d; k++) {
+                    fputc(' ', fe);
+                    af_write_double(fe, cv[k * d + k]);
+                }
+                double vals[] = {inc, 2 * s->kappa * t, l1, l2, w1, w2, sw2, E};
+                for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++) {
+                    fputc(' ', fe);
+                    af_write_double(fe, vals[k]);
+                }
+                fprintf(fe, " %zu ", outside);
+                af_write_double(fe, it);
+                fputc('\n', fe);
+            }
+            if (is_snap) {
+                FILE *fs = af_file_stream(o->snap), *fq = af_file_stream(o->part);
+                if (!first_snap) {
+                    fputs("\n\n", fs);
+                    fputs("\n\n", fq);
+                }
+                first_snap = 0;
+                fprintf(fs, "# t: %.17g\n", t);
+                for (size_t j = 0; j < M; j++) {
+                    double x[2];
+                    af_grid_node(g, j, x);
+                    if (d == 2 && j > 0 && j % g->N[1] == 0)
+                        fputc('\n', fs);
+                    for (size_t k = 0; k < d; k++) {
+                        af_write_double(fs, x[k]);
+                        fputc(' ', fs);
+                    }
+                    af_write_double(fs, kde[j]);
+                    fputc(' ', fs);
+                    af_write_double(fs, smooth[j]);
+                    fputc(' ', fs);
+                    af_write_double(fs, pde[j]);
+                    fputc('\n', fs);
+                }
+                for (size_t i = 0; i < n; i++) {
+                    af_write_double(fq, t);
+                    fprintf(fq, " %zu", i);
+                    for (size_t k = 0; k < d; k++) {
+                        fputc(' ', fq);
+                        af_write_double(fq, X[i * d + k]);
+                    }
+                    fputc('\n', fq);
+                }
+                next_snap++;
+            }
+            if (step == nsteps) {
+                r->var_inc = inc;
+                r->pde_inc = 2 * s->kappa * t;
+                r->l1 = l1;
+                r->l2 = l2;
+                r->w1 = w1;
+                r->w2 = w2;
+                r->sw2 = sw2;
+                r->outside = outside;
+            }
+        }
+        if (step == nsteps)
+            break;
+        double t_next = step + 1 == nsteps ? s->T : (double)(step + 1) * s->dt;
+        if ((st = af_flow_step(fw, X, t_next - t))) {
+            rc = cli_fail(CLI_EINPUT, "step %zu (t = %g): %s", step + 1, t, af_last_error());
+            goto done;
+        }
+        t = t_next;
+        cli_progress_update(&pr, step + 1);
+    }
+    if (st) {
+        rc = cli_fail_status(st);
+        goto done;
+    }
+    cli_progress_end(&pr);
+    af_flow_get_stats(fw, &stats);
+    r->sk_iters = stats.sinkhorn_iterations;
+    r->seconds = cli_now() - t_start;
+done:
+    gsl_rng_free(rng);
+    gsl_rng_free(rdir);
+    free(X);
+    free(pde);
+    free(smooth);
+    free(kde);
+    af_flow_free(fw);
+    af_heat_plan_free(plan);
+    af_kde_free(kw);
+    af_energy_free(ew);
+    af_measure1d_free(mp);
+    af_measure1d_free(mg);
+    return rc;
+}
+
+static int open_in(const char *dir, const char *name, af_file **f)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    af_status st = af_file_open(f, path);
+    return st ? cli_fail_status(st) : 0;
+}
+
+/* Least-squares slope of log y against log x over the finite positive pairs. */
+static double loglog_slope(size_t k, const double *x, const double *y)
+{
+    double sx = 0, sy = 0, sxx = 0, sxy = 0, m = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (!(x[i] > 0) || !(y[i] > 0) || !isfinite(y[i]))
+            continue;
+        double lx = log(x[i]), ly = log(y[i]);
+        sx += lx;
+        sy += ly;
+        sxx += lx * lx;
+        sxy += lx * ly;
+        m++;
+    }
+    if (m < 2)
+        return NAN;
+    return (m * sxy - sx * sy) / (m * sxx - sx * sx);
+}
+
+static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned long seed,
+                     const char *dir, int quiet)
+{
+    static const char *const params[] = {"n", "eps", "dt", NULL};
+    int which, rc;
+    size_t R;
+    if ((rc = cli_choice(a, "sweep", params, 0, &which)) || (rc = cli_size(a, "repeats", 3, &R)))
+        return rc;
+    const char *vs = cli_str(a, "values", NULL);
+    double vals[64];
+    size_t nv = vs ? cli_parse_list(vs, vals, 64) : 0;
+    if (nv == 0)
+        return cli_fail(CLI_EUSAGE, "--sweep needs --values 'a,b,...' (at most 64 numbers)");
+    for (size_t k = 0; k < nv; k++)
+        if (!(vals[k] > 0) || (which == 0 && vals[k] != floor(vals[k])))
+            return cli_fail(CLI_EINPUT, "--values: %s must be %s (got %g)", params[which],
+                            which == 0 ? "a positive integer" : "> 0", vals[k]);
+    result *res = calloc(nv * R, sizeof *res);
+    if (!res)
+        return cli_fail(CLI_EINPUT, "out of memory");
+    cli_progress pr;
+    cli_progress_start(&pr, "sweep", nv * R, quiet);
+    for (size_t k = 0; k < nv && !rc; k++)
+        for (size_t q = 0; q < R && !rc; q++) {
+            settings t = s;
+            if (which == 0)
+                t.n = (size_t)vals[k];
+            else if (which == 1)
+                t.eps = vals[k];
+            else
+                t.dt = vals[k];
+            rc = run_case(a, &t, c, seed + q, NULL, &res[k * R + q], 1);
+            cli_progress_update(&pr, k * R + q + 1);
+        }
+    cli_progress_end(&pr);
+    af_file *f = NULL;
+    if (!rc)
+        rc = open_in(dir, "sweep.dat", &f);
+    if (rc) {
+        free(res);
+        return rc;
+    }
+    /* means over the seeds; errors: |relative variance-increment error|, L1, W */
+    double mv[64], e_inc[64], e_l1[64], e_w[64], e_bias[64];
+    for (size_t k = 0; k < nv; k++) {
+        double si = 0, sa = 0, sl = 0, sw = 0;
+        for (size_t q = 0; q < R; q++) {
+            const result *r = &res[k * R + q];
+            double rel = r->var_inc / r->pde_inc - 1;
+            si += rel / (double)R;
+            sa += fabs(rel) / (double)R;
+            sl += r->l1 / (double)R;
+            sw += (c->grid.d == 1 ? r->w2 : r->sw2) / (double)R;
+        }
+        mv[k] = vals[k];
+        e_bias[k] = si;
+        e_inc[k] = sa;
+        e_l1[k] = sl;
+        e_w[k] = sw;
+    }
+    FILE *fp = af_file_stream(f);
+    write_meta(fp, a, &s, c, seed);
+    af_write_meta(fp, "sweep", "%s over %zu values, %zu seeds each (seed .. seed + %zu)",
+                  params[which], nv, R, R - 1);
+    af_write_meta(fp, "slope_abs_rel_inc_err", "%.4f (least squares, log-log, means over seeds)",
+                  loglog_slope(nv, mv, e_inc));
+    af_write_meta(fp, "slope_l1", "%.4f", loglog_slope(nv, mv, e_l1));
+    af_write_meta(fp, "slope_w", "%.4f (%s)", loglog_slope(nv, mv, e_w),
+                  c->grid.d == 1 ? "W2" : "sliced W2");
+    fputs("# block 0: one line per run; block 1: means over the seeds per value\n", fp);
+    fputs("# columns (block 0): value seed n eps dt var_inc var_inc_pde rel_inc_err l1 l2 w1 w2 "
+          "sw2 bandwidth outside sk_iters seconds\n", fp);
+    for (size_t k = 0; k < nv; k++)
+        for (size_t q = 0; q < R; q++) {
+            const result *r = &res[k * R + q];
+            double row[] = {vals[k], (double)(seed + q),
+                            which == 0 ? vals[k] : (double)s.n, which == 1 ? vals[k] : s.eps,
+                            which == 2 ? vals[k] : s.dt, r->var_inc, r->pde_inc,
+                            r->var_inc / r->pde_inc - 1, r->l1, r->l2, r->w1, r->w2, r->sw2,
+                            r->bandwidth, (double)r->outside, (double)r->sk_iters, r->seconds};
+            for (size_t j = 0; j < sizeof row / sizeof row[0]; j++) {
+                if (j)
+                    fputc(' ', fp);
+                af_write_double(fp, row[j]);
+            }
+            fputc('\n', fp);
+        }
+    fputs("\n\n# columns (block 1): value mean_rel_inc_err mean_abs_rel_inc_err mean_l1 mean_w\n", fp);
+    for (size_t k = 0; k < nv; k++) {
+        double row[] = {vals[k], e_bias[k], e_inc[k], e_l1[k], e_w[k]};
+        for (size_t j = 0; j < 5; j++) {
+            if (j)
+                fputc(' ', fp);
+            af_write_double(fp, row[j]);
+        }
+        fputc('\n', fp);
+    }
+    af_status st = af_file_commit(f);
+    free(res);
+    if (st)
+        return cli_fail_status(st);
+    printf("sweep=%s values=%zu repeats=%zu slope_abs_rel_inc_err=%.4f slope_l1=%.4f slope_w=%.4f\n",
+           params[which], nv, R, loglog_slope(nv, mv, e_inc), loglog_slope(nv, mv, e_l1),
+           loglog_slope(nv, mv, e_w));
+    return 0;
+}
+
+static int compare_run(const cli_args *a)
+{
+    int rc, norm, sc, integ;
+    settings s;
+    unsigned long seed;
+    memset(&s, 0, sizeof s);
+    if ((rc = cli_size(a, "n", 800, &s.n)) || (rc = cli_ulong(a, "seed", 1, &seed))
+        || (rc = cli_choice(a, "norm", norm_names, 1, &norm))
+        || (rc = cli_choice(a, "scores", score_names, 1, &sc))
+        || (rc = cli_choice(a, "integrator", integ_names, 0, &integ))
+        || (rc = cli_positive(a, "eps", 0.05, &s.eps)) || (rc = cli_positive(a, "dt", 0.005, &s.dt))
+        || (rc = cli_double(a, "T", 0.5, &s.T)) || (rc = cli_positive(a, "tol", 1e-9, &s.tol))
+        || (rc = cli_size(a, "max-iters", 10000, &s.max_iters))
+        || (rc = cli_double(a, "kappa", norm == AF_FLOW_SINKHORN ? 1.0 : 2.0, &s.kappa))
+        || (rc = cli_positive(a, "bandwidth", 1.0, &s.bandwidth))
+        || (rc = cli_size(a, "directions", 16, &s.directions))
+        || (rc = cli_size(a, "save-every", 10, &s.save_every))
+        || (rc = cli_size(a, "snapshots", 3, &s.snapshots)))
+        return rc;
+    if (s.T < 0 || s.kappa < 0)
+        return cli_fail(CLI_EINPUT, "--T and --kappa must be >= 0 (got %g, %g)", s.T, s.kappa);
+    if (s.T / s.dt > 1e7)
+        return cli_fail(CLI_EINPUT, "--T / --dt = %g steps: too many", s.T / s.dt);
+    s.norm = norm;
+    s.scores = sc;
+    s.integ = integ;
+    s.bw_given = cli_given(a, "bandwidth");
+    s.energy = !cli_flag(a, "no-energy");
+    const char *dir = cli_str(a, "out", NULL);
+    const int quiet = cli_flag(a, "quiet");
+    if (cli_given(a, "sweep") && !dir)
+        return cli_fail(CLI_EUSAGE, "--sweep needs --out DIR");
+    if ((cli_given(a, "values") || cli_given(a, "repeats")) && !cli_given(a, "sweep"))
+        return cli_fail(CLI_EUSAGE, "--values and --repeats go with --sweep");
+    cli_density c;
+    /* the box must hold the PDE solution up to kappa T, and the cloud */
+    if ((rc = cli_density_read(a, s.kappa * s.T, &c))) {
+        cli_density_free(&c);
+        return rc;
+    }
+    s.d = c.grid.d;
+    if (cli_given(a, "sweep")) {
+        rc = sweep_run(a, s, &c, seed, dir, quiet);
+        cli_density_free(&c);
+        return rc;
+    }
+    outputs o = {NULL, NULL, NULL};
+    result r;
+    if (dir && ((rc = open_in(dir, "errors.dat", &o.err)) || (rc = open_in(dir, "snapshots.dat", &o.snap))
+                || (rc = open_in(dir, "particles.dat", &o.part))))
+        goto done;
+    rc = run_case(a, &s, &c, seed, dir ? &o : NULL, &r, quiet);
+    if (rc)
+        goto done;
+    af_file **fs[3] = {&o.err, &o.snap, &o.part};
+    for (int k = 0; k < 3; k++) {
+        if (!*fs[k])
+            continue;
+        af_status st = af_file_commit(*fs[k]);
+        *fs[k] = NULL;
+        if (st) {
+            rc = cli_fail_status(st);
+            goto done;
+        }
+    }
+    printf("n=%zu d=%zu norm=%s scores=%s eps=%g dt=%g T=%g kappa=%g var_inc=%.6f var_inc_pde=%.6f "
+           "ratio=%.4f l1=%.4g w=%.4g energy0=%.10g energy=%.10g outside=%zu sinkhorn_iters=%zu "
+           "seconds=%.2f\n",
+           s.n, s.d, norm_names[s.norm], score_names[s.scores], s.eps, s.dt, s.T, s.kappa, r.var_inc,
+           r.pde_inc, r.var_inc / r.pde_inc, r.l1, s.d == 1 ? r.w2 : r.sw2, r.energy0, r.energy,
+           r.outside, r.sk_iters, r.seconds);
+done:
+    if (o.err)
+        af_file_abort(o.err);
+    if (o.snap)
+        af_file_abort(o.snap);
+    if (o.part)
+        af_file_abort(o.part);
+    cli_density_free(&c);
+    return rc;
+}
+
+const cli_command cli_cmd_compare = {
+    "compare",
+    "attention flow vs heat equation from the same initial density (error against time)",
+    "[--density gaussian|mixture|uniform|grid] [--d 1|2] [--n N] [--norm sinkhorn|softmax]\n"
+    "      [--scores l2|dot] [--eps E] [--dt H] [--T T] [--kappa K] [--out DIR]\n"
+    "      [--sweep n|eps|dt --values 'a,b,...' [--repeats R]] [FILE.ini]",
+    compare_opts,
+    compare_run,
+};
