@@ -11,6 +11,10 @@
 #include <gsl/gsl_odeiv2.h>
 #include "attnflow/flow.h"
 
+/* Cubic extrapolation of the Sinkhorn potentials, per integrator stage. */
+#define FLOW_HIST 4
+#define FLOW_STAGES 4
+
 struct af_flow_ws {
     af_flow_params p;     /* A and V point at the copies below */
     double *A, *V;        /* owned copies (NULL: identity / value * I) */
@@ -21,6 +25,19 @@ struct af_flow_ws {
     af_sinkhorn_ws *sk;   /* Sinkhorn only */
     af_flow_stats stats;
     int cold_next;        /* 1: the next Sinkhorn solve starts from zero potentials */
+
+    /* Warm-start predictor: for each stage of the fixed-step integrators, the
+     * potentials of its last FLOW_HIST solves (slot 0 newest). The stage
+     * points of step n are smooth functions of X_n, so each stage's
+     * potentials form a smooth sequence in n and extrapolate with error
+     * O(h^FLOW_HIST) (one sequence for all stages would only give O(h^2):
+     * intermediate stages lie O(h^2) off the trajectory). */
+    struct {
+        double *f[FLOW_HIST], *g[FLOW_HIST], t[FLOW_HIST];
+        size_t len;
+    } hist[FLOW_STAGES];
+    double *pred_f, *pred_g;
+    double clock;         /* time of the fixed-step integrators (for the predictor) */
 
     /* adaptive integration (GSL odeiv2) */
     gsl_odeiv2_system sys;
@@ -47,7 +64,7 @@ af_flow_params af_flow_params_default(size_t n, size_t d)
     p.rtol = 1e-8;
     p.sinkhorn = af_sinkhorn_options_default();
     p.sinkhorn.compute_bound = 0; /* the bound costs O(n^2) per evaluation and is unused */
-    p.warm_start = 1;
+    p.warm_start = 2;
     return p;
 }
 
@@ -133,8 +150,16 @@ af_flow_ws *af_flow_alloc(const af_flow_params *p)
     double **bufs[] = {&ws->KX, &ws->k1, &ws->k2, &ws->k3, &ws->k4, &ws->tmp};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
         ok &= (*bufs[k] = malloc(nd * sizeof(double))) != NULL;
-    if (ok && p->norm == AF_FLOW_SINKHORN)
+    if (ok && p->norm == AF_FLOW_SINKHORN) {
         ok &= (ws->sk = af_sinkhorn_alloc(n, n)) != NULL;
+        for (size_t s = 0; s < FLOW_STAGES; s++)
+            for (size_t k = 0; k < FLOW_HIST; k++) {
+                ok &= (ws->hist[s].f[k] = malloc(n * sizeof(double))) != NULL;
+                ok &= (ws->hist[s].g[k] = malloc(n * sizeof(double))) != NULL;
+            }
+        ok &= (ws->pred_f = malloc(n * sizeof(double))) != NULL;
+        ok &= (ws->pred_g = malloc(n * sizeof(double))) != NULL;
+    }
     ws->cold_next = 1;
     if (ok && p->integrator == AF_FLOW_ADAPTIVE) {
         ws->sys.function = ode_rhs;
@@ -169,6 +194,13 @@ void af_flow_free(af_flow_ws *ws)
     free(ws->k4);
     free(ws->tmp);
     af_sinkhorn_free(ws->sk);
+    for (size_t s = 0; s < FLOW_STAGES; s++)
+        for (size_t k = 0; k < FLOW_HIST; k++) {
+            free(ws->hist[s].f[k]);
+            free(ws->hist[s].g[k]);
+        }
+    free(ws->pred_f);
+    free(ws->pred_g);
     if (ws->ode_evolve)
         gsl_odeiv2_evolve_free(ws->ode_evolve);
     if (ws->ode_ctrl)
@@ -185,13 +217,63 @@ void af_flow_reset_stats(af_flow_ws *ws) { memset(&ws->stats, 0, sizeof ws->stat
 void af_flow_reset_potentials(af_flow_ws *ws)
 {
     ws->cold_next = 1;
+    for (size_t s = 0; s < FLOW_STAGES; s++)
+        ws->hist[s].len = 0;
 }
 
 /* ---- attention ---- */
 
+/* Sets the Sinkhorn potentials to the extrapolation of stage s's history
+ * to time t (Lagrange polynomial through the stored solves). */
+static void predict_potentials(af_flow_ws *ws, int s, double t)
+{
+    const size_t n = ws->p.n, m = ws->hist[s].len;
+    const double *ht = ws->hist[s].t;
+    if (m < 2 || !(t > ht[0]))
+        return; /* plain warm start from the last solve */
+    double w[FLOW_HIST];
+    for (size_t a = 0; a < m; a++) {
+        w[a] = 1;
+        for (size_t b = 0; b < m; b++)
+            if (b != a)
+                w[a] *= (t - ht[b]) / (ht[a] - ht[b]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        double f = 0, g = 0;
+        for (size_t a = 0; a < m; a++) {
+            f += w[a] * ws->hist[s].f[a][i];
+            g += w[a] * ws->hist[s].g[a][i];
+        }
+        ws->pred_f[i] = f;
+        ws->pred_g[i] = g;
+    }
+    af_sinkhorn_set_potentials(ws->sk, ws->pred_f, ws->pred_g);
+}
+
+/* Records the converged potentials of stage s solved at time t. */
+static void record_potentials(af_flow_ws *ws, int s, double t)
+{
+    const size_t n = ws->p.n;
+    if (ws->hist[s].len > 0 && !(t > ws->hist[s].t[0]))
+        ws->hist[s].len = 0; /* time went back: a new integration */
+    double *f = ws->hist[s].f[FLOW_HIST - 1], *g = ws->hist[s].g[FLOW_HIST - 1];
+    for (size_t k = FLOW_HIST - 1; k > 0; k--) {
+        ws->hist[s].f[k] = ws->hist[s].f[k - 1];
+        ws->hist[s].g[k] = ws->hist[s].g[k - 1];
+        ws->hist[s].t[k] = ws->hist[s].t[k - 1];
+    }
+    ws->hist[s].f[0] = f;
+    ws->hist[s].g[0] = g;
+    ws->hist[s].t[0] = t;
+    if (ws->hist[s].len < FLOW_HIST)
+        ws->hist[s].len++;
+    memcpy(f, af_sinkhorn_f(ws->sk), n * sizeof(double));
+    memcpy(g, af_sinkhorn_g(ws->sk), n * sizeof(double));
+}
+
 /* Normalises the scores in ws->C. SoftMax / USA leave K in ws->C; Sinkhorn
  * leaves its state in ws->sk (C must stay untouched while it is used). */
-static af_status normalise(af_flow_ws *ws, const double *X)
+static af_status normalise(af_flow_ws *ws, const double *X, int stage, double t)
 {
     const size_t n = ws->p.n, d = ws->p.d;
     af_status st = af_scores(&ws->p.scores, n, n, d, X, X, ws->C, ws->swork);
@@ -205,8 +287,13 @@ static af_status normalise(af_flow_ws *ws, const double *X)
          * which only holds from zero potentials. */
         opt.warm_start = ws->p.warm_start && opt.iters == 0 && !ws->cold_next;
         ws->cold_next = 0;
+        const int extrapolate = opt.warm_start && ws->p.warm_start >= 2 && stage >= 0;
+        if (extrapolate)
+            predict_potentials(ws, stage, t);
         af_sinkhorn_info info;
         st = af_sinkhorn(ws->sk, ws->C, &opt, NULL, &info);
+        if (st == AF_SUCCESS && extrapolate)
+            record_potentials(ws, stage, t);
         ws->stats.last_iterations = info.iterations;
         ws->stats.sinkhorn_iterations += info.iterations;
         if (st == AF_EMAXITER)
@@ -220,7 +307,7 @@ static af_status normalise(af_flow_ws *ws, const double *X)
         double *C = ws->C;
         const double inv_n = 1.0 / (double)n;
         int bad = 0;
-#pragma omp parallel for reduction(| : bad) schedule(static)
+#pragma omp parallel for reduction(| : bad) schedule(static) if (n > 256)
         for (size_t k = 0; k < n * n; k++) {
             double e = exp(C[k]);
             bad |= !isfinite(e);
@@ -271,7 +358,7 @@ af_status af_flow_attention(af_flow_ws *ws, const double *X, double *Y)
 {
     af_status st = check_overlap(ws, X, Y);
     if (!st)
-        st = normalise(ws, X);
+        st = normalise(ws, X, -1, 0);
     if (!st)
         st = apply_kernel(ws, X);
     if (!st)
@@ -279,12 +366,13 @@ af_status af_flow_attention(af_flow_ws *ws, const double *X, double *Y)
     return st;
 }
 
-af_status af_flow_velocity(af_flow_ws *ws, const double *X, double *vel)
+/* The velocity at integrator stage `stage` (-1: none) and time t. */
+static af_status velocity_at(af_flow_ws *ws, const double *X, int stage, double t, double *vel)
 {
     const size_t n = ws->p.n, d = ws->p.d;
     af_status st = check_overlap(ws, X, vel);
     if (!st)
-        st = normalise(ws, X);
+        st = normalise(ws, X, stage, t);
     if (!st)
         st = apply_kernel(ws, X);
     if (st)
@@ -307,10 +395,15 @@ af_status af_flow_velocity(af_flow_ws *ws, const double *X, double *vel)
     return AF_SUCCESS;
 }
 
+af_status af_flow_velocity(af_flow_ws *ws, const double *X, double *vel)
+{
+    return velocity_at(ws, X, -1, 0, vel);
+}
+
 af_status af_flow_kernel(af_flow_ws *ws, const double *X, double *K)
 {
     const size_t n = ws->p.n;
-    af_status st = normalise(ws, X);
+    af_status st = normalise(ws, X, -1, 0);
     if (st)
         return st;
     if (ws->p.norm == AF_FLOW_SINKHORN)
@@ -361,7 +454,8 @@ static af_status step_fixed(af_flow_ws *ws, double *X, double h)
 {
     const size_t nd = ws->p.n * ws->p.d;
     double *k1 = ws->k1, *k2 = ws->k2, *k3 = ws->k3, *k4 = ws->k4, *Y = ws->tmp;
-    af_status st = af_flow_velocity(ws, X, k1);
+    const double t = ws->clock;
+    af_status st = velocity_at(ws, X, 0, t, k1);
     if (st)
         return st;
     switch (ws->p.integrator) {
@@ -371,20 +465,20 @@ static af_status step_fixed(af_flow_ws *ws, double *X, double h)
         break;
     case AF_FLOW_HEUN:
         axpy_to(nd, Y, X, h, k1);
-        if ((st = af_flow_velocity(ws, Y, k2)))
+        if ((st = velocity_at(ws, Y, 1, t + h, k2)))
             return st;
         for (size_t k = 0; k < nd; k++)
             X[k] += 0.5 * h * (k1[k] + k2[k]);
         break;
     case AF_FLOW_RK4:
         axpy_to(nd, Y, X, 0.5 * h, k1);
-        if ((st = af_flow_velocity(ws, Y, k2)))
+        if ((st = velocity_at(ws, Y, 1, t + 0.5 * h, k2)))
             return st;
         axpy_to(nd, Y, X, 0.5 * h, k2);
-        if ((st = af_flow_velocity(ws, Y, k3)))
+        if ((st = velocity_at(ws, Y, 2, t + 0.5 * h, k3)))
             return st;
         axpy_to(nd, Y, X, h, k3);
-        if ((st = af_flow_velocity(ws, Y, k4)))
+        if ((st = velocity_at(ws, Y, 3, t + h, k4)))
             return st;
         for (size_t k = 0; k < nd; k++)
             X[k] += h / 6.0 * (k1[k] + 2.0 * (k2[k] + k3[k]) + k4[k]);
@@ -393,6 +487,7 @@ static af_status step_fixed(af_flow_ws *ws, double *X, double h)
         return af_error(AF_EINVAL, "flow: not a fixed-step integrator");
     }
     ws->stats.steps++;
+    ws->clock = t + h;
     if ((st = check_tokens(ws, X)))
         return st;
     return af_flow_project(ws, X);

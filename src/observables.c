@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "attnflow/energy.h"
 #include "attnflow/io.h"
 #include "attnflow/observables.h"
 
@@ -62,15 +63,6 @@ double af_obs_colsum_error(size_t n, size_t m, const double *K)
     return err;
 }
 
-double af_obs_sinkhorn_energy(size_t n, const double *f, const double *g)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += f[i] + g[i];
-    /* OT potentials phi_i + psi_j = f_i + g_j + log n (THEORY.md 4). */
-    return s / (2.0 * (double)n) + 0.5 * log((double)n);
-}
-
 /* ---- workspace ---- */
 
 struct af_obs_ws {
@@ -80,8 +72,7 @@ struct af_obs_ws {
     double *swork;      /* AF_SCORES_WORK(n, n, d) */
     double *colsum;     /* n */
     size_t *parent;     /* n, union-find */
-    af_sinkhorn_ws *sk; /* energy only */
-    int warm;           /* potentials of a converged previous call are available */
+    af_energy_ws *ew;   /* F_n (energy.h, warm-started between calls) */
 };
 
 af_obs_params af_obs_params_default(size_t n, size_t d)
@@ -93,6 +84,7 @@ af_obs_params af_obs_params_default(size_t n, size_t d)
     p.scores = af_scores_params_default();
     p.energy = 1;
     p.sinkhorn = af_sinkhorn_options_default();
+    p.sinkhorn.tol = 1e-12;
     p.sinkhorn.compute_bound = 0;
     p.cluster_tol = 1e-3;
     return p;
@@ -127,7 +119,7 @@ af_obs_ws *af_obs_alloc(const af_obs_params *p)
     ok &= (ws->colsum = malloc(n * sizeof *ws->colsum)) != NULL;
     ok &= (ws->parent = malloc(n * sizeof *ws->parent)) != NULL;
     if (ok && p->energy)
-        ok &= (ws->sk = af_sinkhorn_alloc(n, n)) != NULL;
+        ok &= (ws->ew = af_energy_alloc(n, d)) != NULL;
     if (!ok) {
         af_obs_free(ws);
         af_error(AF_ENOMEM, "observables: out of memory (n = %zu)", n);
@@ -145,7 +137,7 @@ void af_obs_free(af_obs_ws *ws)
     free(ws->swork);
     free(ws->colsum);
     free(ws->parent);
-    af_sinkhorn_free(ws->sk);
+    af_energy_free(ws->ew);
     free(ws);
 }
 
@@ -164,7 +156,7 @@ af_status af_obs_geometry(af_obs_ws *ws, const double *X, size_t *clusters, doub
     const size_t n = ws->p.n, d = ws->p.d;
     const double tol2 = ws->p.cluster_tol * ws->p.cluster_tol;
     double dmin2 = INFINITY, ipmax = -INFINITY;
-#pragma omp parallel for schedule(dynamic, 16) reduction(min : dmin2) reduction(max : ipmax)
+#pragma omp parallel for schedule(dynamic, 16) reduction(min : dmin2) reduction(max : ipmax) if (n > 256)
     for (size_t i = 0; i < n; i++) {
         const double *x = X + i * d;
         for (size_t j = i + 1; j < n; j++) {
@@ -217,7 +209,7 @@ static double softmax_colsum_error(af_obs_ws *ws)
     const double *C = ws->C;
     double *cs = ws->colsum;
     memset(cs, 0, n * sizeof *cs);
-#pragma omp parallel for schedule(static) reduction(+ : cs[:n])
+#pragma omp parallel for schedule(static) reduction(+ : cs[:n]) if (n > 256)
     for (size_t i = 0; i < n; i++) {
         const double *c = C + i * n;
         double mx = -INFINITY, s = 0;
@@ -255,21 +247,19 @@ af_status af_obs_compute(af_obs_ws *ws, const double *X, double *mean, af_obs_va
     out->colsum_err = softmax_colsum_error(ws);
     out->energy = NAN;
     out->energy_iters = 0;
-    if (ws->sk && scores_symmetric(ws)) {
-        af_sinkhorn_options opt = ws->p.sinkhorn;
-        opt.iters = 0; /* F_n needs the converged potentials */
-        opt.warm_start = ws->warm;
-        af_sinkhorn_info info;
-        st = af_sinkhorn(ws->sk, ws->C, &opt, NULL, &info);
-        out->energy_iters = info.iterations;
-        if (st == AF_SUCCESS && info.converged) {
-            out->energy = af_obs_sinkhorn_energy(n, af_sinkhorn_f(ws->sk), af_sinkhorn_g(ws->sk));
-            ws->warm = isfinite(out->energy);
-        } else {
-            ws->warm = 0; /* leave F_n undefined (NaN); the rest stays valid */
-            if (st != AF_EMAXITER && st != AF_ENUMERIC)
-                return st;
-        }
+    if (ws->ew && scores_symmetric(ws)) {
+        af_energy_params ep = af_energy_params_default();
+        ep.scores = ws->p.scores;
+        ep.sinkhorn = ws->p.sinkhorn;
+        ep.sinkhorn.iters = 0; /* F_n needs the converged potentials */
+        double F;
+        st = af_energy(ws->ew, &ep, X, &F, NULL);
+        out->energy_iters = af_energy_iterations(ws->ew);
+        if (st == AF_SUCCESS)
+            out->energy = F;
+        else if (st != AF_EMAXITER && st != AF_ENUMERIC)
+            return st;
+        /* otherwise F_n stays undefined (NaN); the other observables are valid */
     }
     return af_obs_geometry(ws, X, &out->clusters, &out->min_dist, &out->max_ip);
 }

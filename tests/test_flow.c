@@ -2,6 +2,8 @@
  * invariant of Sinkhorn flows, convergence orders, sphere invariance,
  * Sinkhorn with one normalisation = SoftMax, rank collapse. */
 #include <criterion/criterion.h>
+void openblas_set_num_threads(int num_threads); /* OpenBLAS (its cblas.h clashes with GSL's) */
+#include <omp.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,14 @@
 #include "attnflow/flow.h"
 #include "attnflow/init.h"
 #include "attnflow/observables.h"
+
+/* The cases are tiny (n <= 40): one thread each. Thread teams on a shared,
+ * loaded 2-core machine cost far more than these problems themselves. */
+__attribute__((constructor)) static void one_thread(void)
+{
+    omp_set_num_threads(1);
+    openblas_set_num_threads(1);
+}
 
 static double *cloud(af_init_kind kind, size_t n, size_t d, unsigned long seed)
 {
@@ -445,7 +455,7 @@ Test(flow_sinkhorn, warm_starts_save_iterations_and_agree)
     double *Xw = cloud(AF_INIT_GAUSSIAN, n, d, 9), *Xc = cloud(AF_INIT_GAUSSIAN, n, d, 9);
     af_flow_params p = af_flow_params_default(n, d);
     p.norm = AF_FLOW_SINKHORN;
-    p.sinkhorn.tol = 1e-11;
+    p.sinkhorn.tol = 1e-9;
     p.value = -1;
     af_flow_ws *warm = alloc_ok(&p);
     p.warm_start = 0;
@@ -456,9 +466,10 @@ Test(flow_sinkhorn, warm_starts_save_iterations_and_agree)
     af_flow_get_stats(warm, &sw);
     af_flow_get_stats(cold, &sc);
     cr_expect_eq(sw.evaluations, 200);
-    cr_expect(sw.sinkhorn_iterations * 2 < sc.sinkhorn_iterations,
+    cr_expect(sw.sinkhorn_iterations * 3 < sc.sinkhorn_iterations,
               "warm %zu vs cold %zu normalisations", sw.sinkhorn_iterations, sc.sinkhorn_iterations);
-    cr_expect(max_abs_diff(n * d, Xw, Xc) < 1e-9);
+    cr_log_info("RK4: warm %zu vs cold %zu normalisations", sw.sinkhorn_iterations, sc.sinkhorn_iterations);
+    cr_expect(max_abs_diff(n * d, Xw, Xc) < 1e-8);
     af_flow_free(warm);
     af_flow_free(cold);
     free(Xw);

@@ -60,12 +60,16 @@ typedef struct {
     double atol, rtol;        /* adaptive error control (defaults 1e-8, 1e-8) */
     af_sinkhorn_options sinkhorn;     /* per velocity evaluation (tol 1e-9; iters > 0:
                                        * exactly that many normalisations, 1 = SoftMax) */
-    int warm_start;           /* 1: start Sinkhorn from the last potentials (default 1;
-                               * ignored for a fixed count of normalisations) */
+    int warm_start;           /* Sinkhorn starting potentials (ignored for a fixed count
+                               * of normalisations, which starts from 0 like SoftMax):
+                               * 0 zero (cold), 1 those of the last evaluation,
+                               * 2 (default) the fixed-step integrators extrapolate the
+                               * last three solves quadratically to the stage time
+                               * (other calls fall back to 1) */
 } af_flow_params;
 
 /* Defaults of CLI.md: SoftMax, dot scores, eps = beta = 1, A = W_V = I, no
- * skip, Euclidean, RK4, Sinkhorn tol 1e-9, warm starts. */
+ * skip, Euclidean, RK4, Sinkhorn tol 1e-9, extrapolated warm starts. */
 af_flow_params af_flow_params_default(size_t n, size_t d);
 
 /* Counters since af_flow_alloc (or af_flow_reset_stats). */
@@ -114,7 +118,8 @@ af_status af_flow_pure_layer(af_flow_ws *ws, double *X);
 
 void af_flow_get_stats(const af_flow_ws *ws, af_flow_stats *stats);
 void af_flow_reset_stats(af_flow_ws *ws);
-/* Forgets the Sinkhorn potentials: the next evaluation starts cold. */
+/* Forgets the Sinkhorn potentials and their history: the next evaluation
+ * starts cold. Call it before reusing a workspace on an unrelated cloud. */
 void af_flow_reset_potentials(af_flow_ws *ws);
 
 /* Names <-> enums, for the CLI ("softmax"/"sinkhorn", "euclid"/"sphere",

@@ -7,9 +7,10 @@
  *               (C the scores): F_n = (1/(2n)) sum_i (phi_i + psi_i) with the
  *               OT potentials phi_i + psi_j = f_i + g_j + log n, i.e.
  *               F_n = (sum f + sum g) / (2n) + (1/2) log n from the attention
- *               potentials f, g. Defined for symmetric scores (dot with A
- *               symmetric, or L2); NaN otherwise or if Sinkhorn fails. With
- *               dot scores and W_V = (beta/eps) A, T(X)_i = -n dF_n/dx_i.
+ *               potentials f, g (computed by af_energy, energy.h). Defined
+ *               for symmetric scores (dot with A symmetric, or L2); NaN
+ *               otherwise or if Sinkhorn fails. With dot scores and
+ *               W_V = (beta/eps) A, T(X)_i = -n dF_n/dx_i.
  *   colsum_err  max_j |sum_i K_ij - 1| of the SoftMax matrix K = N_R(exp C)
  *   rank_res    |X - 1 m^T|_F / |X|_F (Dong et al.; 0/0 -> 0)
  *   clusters    connected components of the graph |x_i - x_j| <= cluster_tol
@@ -34,15 +35,13 @@ double af_obs_variance(size_t n, size_t d, const double *X);
 double af_obs_rank_residual(size_t n, size_t d, const double *X);
 /* max_j |sum_i K_ij - 1| of an n x m matrix. */
 double af_obs_colsum_error(size_t n, size_t m, const double *K);
-/* F_n from converged attention potentials f, g (n each). */
-double af_obs_sinkhorn_energy(size_t n, const double *f, const double *g);
 
 /* ---- all of them at once, on a workspace ---- */
 typedef struct {
     size_t n, d;
     af_scores_params scores;     /* the flow's scores (A is copied) */
     int energy;                  /* 1: compute F_n (default 1; NaN if scores not symmetric) */
-    af_sinkhorn_options sinkhorn;/* for F_n (tol 1e-9, warm-started between calls) */
+    af_sinkhorn_options sinkhorn;/* for F_n (tol 1e-12, warm-started between calls) */
     double cluster_tol;          /* default 1e-3 */
 } af_obs_params;
 

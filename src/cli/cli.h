@@ -43,6 +43,7 @@ struct cli_args {
 
 /* Commands (one file each under src/cli/). */
 extern const cli_command cli_cmd_attention;
+extern const cli_command cli_cmd_flow;
 extern const cli_command cli_cmd_train;
 extern const cli_command cli_cmd_convex;
 extern const cli_command cli_cmd_heat;

@@ -1,6 +1,7 @@
 /* attnflow flow: evolve a token cloud under self-attention, write the
  * trajectory and a table of observables (CLI.md, issue 4). */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include "attnflow/flow.h"
@@ -30,7 +31,7 @@ static const cli_opt flow_opts[] = {
     {"tol", 1, "Sinkhorn tolerance at every velocity evaluation (default 1e-9)"},
     {"max-iters", 1, "Sinkhorn iteration bound per evaluation (default 10000)"},
     {"iters", 1, "Sinkhorn: exactly N normalisations per evaluation (1 = SoftMax)"},
-    {"cold", 0, "Sinkhorn: start every evaluation from zero potentials (no warm start)"},
+    {"warm", 1, "Sinkhorn start: none|last|extrapolate (default extrapolate: quadratic in t)"},
     {"save-every", 1, "save every K steps (t = 0 and T always) (default 1)"},
     {"out", 1, "trajectory file: blocks 't i x_1 ... x_d' per saved time"},
     {"observables", 1, "observables file: one line per saved time"},
@@ -120,7 +121,10 @@ static void write_meta(FILE *fp, const cli_args *a, const af_flow_params *p, dou
             af_write_meta(fp, "sinkhorn", "%zu normalisations per evaluation", p->sinkhorn.iters);
         else
             af_write_meta(fp, "sinkhorn", "tol %.3g, max %zu iterations, %s", p->sinkhorn.tol,
-                          p->sinkhorn.max_iters, p->warm_start ? "warm starts" : "cold starts");
+                          p->sinkhorn.max_iters,
+                          p->warm_start == 0   ? "cold starts"
+                          : p->warm_start == 1 ? "warm starts from the last potentials"
+                                               : "warm starts extrapolated in time");
     }
 }
 
@@ -181,8 +185,12 @@ static int flow_run(const cli_args *a)
         return cli_fail(CLI_EUSAGE, "--V and --value exclude each other");
     if (cli_given(a, "iters") && iters == 0)
         return cli_fail(CLI_EINPUT, "--iters: must be >= 1");
-    if (norm != AF_FLOW_SINKHORN && (cli_given(a, "iters") || cli_flag(a, "cold")))
-        return cli_fail(CLI_EUSAGE, "--iters and --cold apply to --norm sinkhorn only");
+    static const char *const warms[] = {"none", "last", "extrapolate", NULL};
+    int warm;
+    if ((rc = cli_choice(a, "warm", warms, 2, &warm)))
+        return rc;
+    if (norm != AF_FLOW_SINKHORN && (cli_given(a, "iters") || cli_given(a, "warm")))
+        return cli_fail(CLI_EUSAGE, "--iters and --warm apply to --norm sinkhorn only");
     if (cli_flag(a, "usa") && norm != AF_FLOW_SOFTMAX)
         return cli_fail(CLI_EUSAGE, "--usa is a SoftMax variant (Z_i = n); Sinkhorn normalises "
                                     "rows and columns by construction");
@@ -203,6 +211,11 @@ static int flow_run(const cli_args *a)
         return rc;
     }
 
+    /* Below ~500 tokens a thread team costs more than the O(n^2) work it
+     * shares (and far more on a loaded machine): run those on one thread. */
+    if (n < 512)
+        omp_set_num_threads(1);
+
     af_flow_params p = af_flow_params_default(n, d);
     p.norm = (af_flow_norm)norm;
     p.scores.kind = (af_scores_kind)sc;
@@ -220,7 +233,7 @@ static int flow_run(const cli_args *a)
     p.sinkhorn.tol = tol;
     p.sinkhorn.max_iters = max_iters;
     p.sinkhorn.iters = iters;
-    p.warm_start = !cli_flag(a, "cold");
+    p.warm_start = warm;
 
     outputs o = {NULL, NULL, NULL, NULL};
     af_flow_ws *ws = af_flow_alloc(&p);

@@ -7,6 +7,7 @@
 /* Every command, in the order `attnflow --help` lists them. */
 static const cli_command *const commands[] = {
     &cli_cmd_attention,
+    &cli_cmd_flow,
     &cli_cmd_train,
     &cli_cmd_convex,
     &cli_cmd_heat,
