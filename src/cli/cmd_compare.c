@@ -8,10 +8,12 @@
  * vs the PDE smoothed by the same kernel (L1, L2), exact W1/W2 (1-D) or
  * sliced W2 (2-D). --sweep repeats the run over a list of n, eps or dt
  * values (and seeds) and writes the final-time errors with fitted slopes. */
+#include <errno.h>
 #include <fftw3.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <gsl/gsl_rng.h>
 #include "attnflow/energy.h"
 #include "attnflow/flow.h"
@@ -341,6 +343,9 @@ done:
 static int open_in(const char *dir, const char *name, af_file **f)
 {
     char path[4096];
+    /* the directory itself may be new (one level, like mkdir) */
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return cli_fail(CLI_EINPUT, "%s: cannot create the directory: %s", dir, strerror(errno));
     snprintf(path, sizeof path, "%s/%s", dir, name);
     af_status st = af_file_open(f, path);
     return st ? cli_fail_status(st) : 0;
