@@ -1,6 +1,6 @@
 /* SoftMax, the Sinkhorn solver loop (GSL style: set / iterate / done) and
  * its diagnostics. The per-path numerics live in sinkhorn_paths.c. */
-#include <math.h>
+#include "af_simd_math.h"
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +16,7 @@ const af_sinkhorn_type *const af_sinkhorn_symmetric = &af_sinkhorn_type_sym_scal
  * the scalings u, v (about 1e+-308): take the log path from the start. */
 #define AF_SCALING_MAX_RANGE 600.0
 /* Exact Hilbert diameter (O(n^2 m)) only below this many operations. */
-#define AF_EXACT_BOUND_OPS 2.0e8
+#define AF_EXACT_BOUND_OPS 3.0e7
 
 const char *af_sinkhorn_type_name(const af_sinkhorn_type *t) { return t ? t->name : "auto"; }
 

@@ -415,7 +415,7 @@ int cli_ulong(const cli_args *a, const char *name, unsigned long def, unsigned l
 
 int cli_size(const cli_args *a, const char *name, size_t def, size_t *out)
 {
-    unsigned long x;
+    unsigned long x = 0;
     int rc = cli_ulong(a, name, def, &x);
     if (rc)
         return rc;
