@@ -337,3 +337,77 @@ Test(heat, errors_are_reported)
     cr_expect_eq(af_heat_evolve(p, -1, 1, rho), AF_EINVAL);
     af_heat_plan_free(p);
 }
+
+/* ---- the heat-diffusion limit of attention (THEORY.md 5) ----
+ * Reference case at n = 400 (the full n = 800 case is tests/long_heat.c):
+ * d = 2, x ~ N(0, I), L2 scores eps = 0.05, v_i = -(2/eps)(sum_j K_ij x_j - x_i),
+ * Euler h = 0.005 to T = 0.5. Measured (seeds 1-3): Sinkhorn increment
+ * 0.913-0.921 (0.951 at n = 800: the shortfall shrinks with n), SoftMax-L2
+ * 1.50-1.51 (1.67 at n = 800). */
+#include "attnflow/flow.h"
+#include "attnflow/metrics.h"
+
+static double heat_increment(size_t n, af_flow_norm norm, unsigned long seed, double *sw_k1,
+                             double *sw_k2, double *mean_drift)
+{
+    const size_t d = 2;
+    const double eps = 0.05, h = 0.005, T = 0.5;
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, seed);
+    af_density p = af_density_default();
+    p.d = d;
+    double *X = malloc(n * d * sizeof *X), m0[2], c0[4], m1[2], c1[4];
+    af_density_sample(&p, r, n, X);
+    af_flow_params fp = af_flow_params_default(n, d);
+    fp.norm = norm;
+    fp.scores.kind = AF_SCORES_L2;
+    fp.scores.eps = eps;
+    fp.value = -2 / eps;
+    fp.skip = 1;
+    fp.integrator = AF_FLOW_EULER;
+    af_flow_ws *ws = af_flow_alloc(&fp);
+    cr_assert_not_null(ws, "%s", af_last_error());
+    af_moments(n, d, X, m0, c0);
+    for (int s = 0; s < (int)(T / h + 0.5); s++)
+        cr_assert_eq(af_flow_step(ws, X, h), AF_SUCCESS, "%s", af_last_error());
+    af_moments(n, d, X, m1, c1);
+    /* which PDE is the cloud closer to? sliced W2 against kappa = 1 and 2 */
+    af_grid g = af_grid_cube(2, 128, 14);
+    size_t M = af_grid_size(&g);
+    double *rho = malloc(M * sizeof *rho);
+    af_sliced_side a = {n, X, NULL, NULL}, b = {0, NULL, &g, rho};
+    gsl_rng *rd = gsl_rng_alloc(gsl_rng_mt19937);
+    af_density_on_grid(&p, 1.0 * T, &g, rho);
+    gsl_rng_set(rd, 5);
+    af_sliced_w2(d, &a, &b, 16, rd, sw_k1, NULL);
+    af_density_on_grid(&p, 2.0 * T, &g, rho);
+    gsl_rng_set(rd, 5);
+    af_sliced_w2(d, &a, &b, 16, rd, sw_k2, NULL);
+    *mean_drift = hypot(m1[0] - m0[0], m1[1] - m0[1]);
+    af_flow_free(ws);
+    gsl_rng_free(r);
+    gsl_rng_free(rd);
+    free(X);
+    free(rho);
+    return 0.5 * (c1[0] - c0[0] + c1[3] - c0[3]);
+}
+
+Test(heat_limit, sinkhorn_is_heat_softmax_l2_twice, .timeout = 120)
+{
+    double sk1, sk2, sm1, sm2, dk, dm;
+    double inc_sk = heat_increment(400, AF_FLOW_SINKHORN, 1, &sk1, &sk2, &dk);
+    double inc_sm = heat_increment(400, AF_FLOW_SOFTMAX, 1, &sm1, &sm2, &dm);
+    /* heat equation: var(T) - var(0) = 2T = 1 per coordinate */
+    cr_expect(fabs(inc_sk - 1.0) < 0.10, "Sinkhorn increment %.4f (2T = 1)", inc_sk);
+    /* SoftMax-L2 diffuses clearly faster (toward 4T = 2) */
+    cr_expect(inc_sm > 1.3 * inc_sk && inc_sm < 2.1, "SoftMax-L2 increment %.4f vs Sinkhorn %.4f",
+              inc_sm, inc_sk);
+    /* the Sinkhorn cloud sits nearer the kappa = 1 PDE than the kappa = 2 one,
+     * and nearer it than the SoftMax cloud does (at n = 400 the SoftMax
+     * increment, 1.5, is still halfway between 1 and 2: tests/long_heat.c
+     * checks its side at n = 800) */
+    cr_expect_lt(sk1, sk2, "Sinkhorn cloud: SW2 to kappa=1 %.4f, to kappa=2 %.4f", sk1, sk2);
+    cr_expect_lt(sk1, sm1, "SW2 to kappa=1: Sinkhorn %.4f, SoftMax %.4f", sk1, sm1);
+    /* doubly stochastic K: the mean does not move (W_V (K^T 1 - 1) = 0) */
+    cr_expect_lt(dk, 1e-10, "Sinkhorn mean drift %g", dk);
+}
