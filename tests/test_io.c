@@ -1,0 +1,76 @@
+/* Readers and atomic writers. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "attnflow/io.h"
+#include "support/fixtures.h"
+
+Test(io, reads_comments_blank_lines_and_numbers)
+{
+    const char *p = fx_temp_file("# header\n1 2.5 -3e-2\n\n  4\t5 6 # trailing\n# end\n");
+    double *a;
+    size_t r, c;
+    cr_assert_eq(af_read_matrix(p, &a, &r, &c), AF_SUCCESS);
+    cr_expect_eq(r, 2);
+    cr_expect_eq(c, 3);
+    double want[6] = {1, 2.5, -3e-2, 4, 5, 6};
+    cr_expect_eq(memcmp(a, want, sizeof want), 0);
+    free(a);
+    unlink(p);
+}
+
+Test(io, rejects_ragged_nan_garbage_empty_missing)
+{
+    struct { const char *text; af_status st; const char *msg; } cases[] = {
+        {"1 2\n3\n", AF_EFORMAT, ":2: ragged rows"},
+        {"1 2\nnan 3\n", AF_EDOM, ":2: column 1: value is not finite"},
+        {"1 inf\n", AF_EDOM, "not finite"},
+        {"1 x2\n", AF_EFORMAT, "not a number: 'x2'"},
+        {"1 2abc\n", AF_EFORMAT, "not a number"},
+        {"# only comments\n\n", AF_EFORMAT, "no data"},
+        {"", AF_EFORMAT, "no data"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const char *p = fx_temp_file(cases[k].text);
+        double *a = NULL;
+        size_t r, c;
+        cr_expect_eq(af_read_matrix(p, &a, &r, &c), cases[k].st, "case %zu", k);
+        cr_expect_neq(strstr(af_last_error(), cases[k].msg), NULL, "case %zu: '%s'", k, af_last_error());
+        cr_expect_null(a);
+        unlink(p);
+    }
+    double *a;
+    size_t r, c;
+    cr_expect_eq(af_read_matrix("/nonexistent/tokens.txt", &a, &r, &c), AF_EIO);
+    cr_expect_neq(strstr(af_last_error(), "/nonexistent/tokens.txt: cannot open"), NULL);
+}
+
+Test(io, atomic_file_commit_and_abort)
+{
+    char path[] = "/tmp/af_io_atomic_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    unlink(path);
+    af_file *f;
+    cr_assert_eq(af_file_open(&f, path), AF_SUCCESS);
+    af_write_header(af_file_stream(f), "attnflow test");
+    fprintf(af_file_stream(f), "1 2\n");
+    cr_expect_neq(access(path, F_OK), 0, "nothing at the target before commit");
+    af_file_abort(f);
+    cr_expect_neq(access(path, F_OK), 0, "nothing after abort");
+    cr_assert_eq(af_file_open(&f, path), AF_SUCCESS);
+    af_write_header(af_file_stream(f), "attnflow test");
+    double m[4] = {1.0 / 3.0, -2, 1e-300, 4};
+    af_write_matrix(af_file_stream(f), 2, 2, m);
+    cr_assert_eq(af_file_commit(f), AF_SUCCESS);
+    double *a;
+    size_t r, c;
+    cr_assert_eq(af_read_matrix(path, &a, &r, &c), AF_SUCCESS);
+    cr_expect_eq(memcmp(a, m, sizeof m), 0, "'%%.17g' round-trips doubles exactly");
+    free(a);
+    unlink(path);
+    cr_expect_eq(af_file_open(&f, "/nonexistent/dir/out.txt"), AF_EIO);
+}
