@@ -238,7 +238,7 @@ void cx_forward(af_convex_problem *p, const double *Z, double *F)
     permute(p, Z, p->Zp, 1);
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)p->R, (int)dc, (int)p->K, 1.0,
                 p->feat, (int)p->K, p->Zp, (int)dc, 0.0, p->M, (int)dc);
-#pragma omp parallel for schedule(static) if (p->R > 512)
+#pragma omp parallel for schedule(static) if (p->T * p->dc > AF_CX_OMP_WORK)
     for (size_t r = 0; r < p->R; r++) {
         const double *M = p->M + r * dc;
         for (size_t t = r * nr; t < (r + 1) * nr; t++) {
@@ -256,7 +256,7 @@ void cx_forward(af_convex_problem *p, const double *Z, double *F)
 void cx_backward(af_convex_problem *p, const double *res, double *G)
 {
     size_t d = p->sh.d, c = p->sh.c, dc = p->dc, nr = p->nr;
-#pragma omp parallel for schedule(static) if (p->R > 512)
+#pragma omp parallel for schedule(static) if (p->T * p->dc > AF_CX_OMP_WORK)
     for (size_t r = 0; r < p->R; r++) {
         double *M = p->M + r * dc;
         for (size_t q = 0; q < dc; q++)
@@ -280,7 +280,7 @@ double cx_loss(const af_convex_problem *p, const double *F, double *res)
     size_t T = p->T, c = p->sh.c;
     double total = 0;
     if (p->sh.loss == AF_CONVEX_SQUARED) {
-#pragma omp parallel for reduction(+ : total) schedule(static) if (T > 4096)
+#pragma omp parallel for reduction(+ : total) schedule(static) if (T * c > AF_CX_OMP_WORK / 4)
         for (size_t t = 0; t < T; t++) {
             double acc = 0;
             for (size_t o = 0; o < c; o++) {
@@ -292,7 +292,7 @@ double cx_loss(const af_convex_problem *p, const double *F, double *res)
             total += 0.5 * acc;
         }
     } else {
-#pragma omp parallel for reduction(+ : total) schedule(static) if (T > 4096)
+#pragma omp parallel for reduction(+ : total) schedule(static) if (T * c > AF_CX_OMP_WORK / 4)
         for (size_t t = 0; t < T; t++) {
             const double *f = F + t * c, *y = p->Y + t * c;
             double mx = f[0];
@@ -320,14 +320,14 @@ double cx_dual(const af_convex_problem *p, const double *F, const double *res, d
     size_t T = p->T, c = p->sh.c;
     double total = 0;
     if (p->sh.loss == AF_CONVEX_SQUARED) {
-#pragma omp parallel for reduction(+ : total) schedule(static) if (T > 4096)
+#pragma omp parallel for reduction(+ : total) schedule(static) if (T * c > AF_CX_OMP_WORK / 4)
         for (size_t t = 0; t < T; t++)
             for (size_t o = 0; o < c; o++) {
                 double th = s * res[t * c + o];
                 total += 0.5 * th * th + th * p->Y[t * c + o];
             }
     } else {
-#pragma omp parallel for reduction(+ : total) schedule(static) if (T > 4096)
+#pragma omp parallel for reduction(+ : total) schedule(static) if (T * c > AF_CX_OMP_WORK / 4)
         for (size_t t = 0; t < T; t++)
             for (size_t o = 0; o < c; o++) {
                 double q = s * res[t * c + o] + p->Y[t * c + o];
@@ -352,7 +352,7 @@ double cx_bregman(const af_convex_problem *p, const double *F0, const double *re
     size_t T = p->T, c = p->sh.c;
     double total = 0;
     if (p->sh.loss == AF_CONVEX_SQUARED) {
-#pragma omp parallel for reduction(+ : total) schedule(static) if (T > 4096)
+#pragma omp parallel for reduction(+ : total) schedule(static) if (T * c > AF_CX_OMP_WORK / 4)
         for (size_t t = 0; t < T * c; t++) {
             double e = F1[t] - F0[t];
             total += 0.5 * e * e;
@@ -361,7 +361,7 @@ double cx_bregman(const af_convex_problem *p, const double *F0, const double *re
         /* lse(f1) - lse(f0) - <p, f1 - f0> = log sum_o p_o e^{u_o} with
          * u = delta - <p, delta>; as sum p_o u_o = 0 this is
          * log1p(sum_o p_o (e^{u_o} - 1 - u_o)), accurate for tiny delta */
-#pragma omp parallel for reduction(+ : total) schedule(static) if (T > 4096)
+#pragma omp parallel for reduction(+ : total) schedule(static) if (T * c > AF_CX_OMP_WORK / 4)
         for (size_t t = 0; t < T; t++) {
             const double *r = res0 + t * c, *y = p->Y + t * c;
             double mean = 0;
