@@ -388,7 +388,8 @@ static size_t fingerprint(const af_trainer *tr, double *f)
 {
     const af_train_options *o = &tr->opt;
     const af_model_config *c = &o->model;
-    double v[] = {(double)c->n_in, (double)c->in_dim, (double)c->classes, (double)c->dim,
+    double v[] = {(double)c->n_in, (double)c->in_dim, (double)c->embed_hidden,
+                  (double)c->classes, (double)c->dim,
                   (double)c->heads, (double)c->head_dim, (double)c->layers, (double)c->mlp,
                   (double)c->cls, (double)c->pos, (double)c->pool, (double)c->n_it,
                   o->adam.lr, o->adam.beta1, o->adam.beta2, o->adam.eps, (double)o->batch,
@@ -401,7 +402,7 @@ static size_t fingerprint(const af_trainer *tr, double *f)
     return n;
 }
 
-static const char *fp_names[] = {"tokens", "input dim", "classes", "dim", "heads", "head dim",
+static const char *fp_names[] = {"tokens", "input dim", "embedding hidden width", "classes", "dim", "heads", "head dim",
                                  "layers", "mlp", "cls", "pos", "pool", "n_it", "lr",
                                  "beta1", "beta2", "adam eps", "batch", "seed", "shuffle",
                                  "eval batch", "training set size", "test set size",

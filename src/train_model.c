@@ -27,7 +27,7 @@ struct af_model {
     size_t np;
     double *param, *grad;
     /* parameter offsets */
-    size_t w_emb, b_emb, cls, pos, lnf_g, lnf_b, w_head, b_head;
+    size_t w_emb, b_emb, w_emb2, b_emb2, cls, pos, lnf_g, lnf_b, w_head, b_head;
     layer_off *lo;
     size_t nblocks;
     const char *bname[MAX_BLOCKS];
@@ -36,6 +36,7 @@ struct af_model {
     /* activations of the last forward pass */
     size_t batch;
     double *X, *E, **Z;   /* Z[0..layers] */
+    double *E1, *E1r, *dE1; /* hidden layer of an MLP embedding */
     layer_act *act;
     double *pooled, *F, *muf, *rsf, *logits, *probs;
     int *y;
@@ -53,7 +54,8 @@ af_model_config af_model_config_digits(void)
 af_model_config af_model_config_pointclouds(void)
 {
     return (af_model_config){.n_in = 128, .in_dim = 3, .classes = AF_POINTCLOUD_CLASSES,
-                             .dim = 64, .heads = 1, .head_dim = 64, .layers = 1, .mlp = 128,
+                             .embed_hidden = 64, .dim = 64, .heads = 1, .head_dim = 64,
+                             .layers = 1, .mlp = 128,
                              .cls = 0, .pos = 0, .pool = AF_POOL_MEAN, .n_it = 1};
 }
 
@@ -104,7 +106,7 @@ void af_model_free(af_model *m)
     if (m->Z)
         for (size_t l = 0; l <= m->cfg.layers; l++)
             free(m->Z[l]);
-    double *bufs[] = {m->param, m->grad, m->X, m->E, m->pooled, m->F, m->muf, m->rsf,
+    double *bufs[] = {m->param, m->grad, m->X, m->E, m->E1, m->E1r, m->dE1, m->pooled, m->F, m->muf, m->rsf,
                       m->logits, m->probs, m->dZ, m->dZmid, m->dH, m->dQKV, m->dO, m->dM,
                       m->dR, m->dpool, m->dF, m->dlogits, m->dE, m->S, m->work};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
@@ -137,8 +139,13 @@ af_model *af_model_alloc(const af_model_config *cfg, size_t max_batch)
     m->max_batch = max_batch;
     size_t hd = m->hd, R = max_batch * T, B = max_batch, hid = c->mlp;
 
-    m->w_emb = add_block(m, "w_embed", (size_t)-1, c->in_dim * D);
-    m->b_emb = add_block(m, "b_embed", (size_t)-1, D);
+    size_t eh = c->embed_hidden;
+    m->w_emb = add_block(m, "w_embed", (size_t)-1, c->in_dim * (eh ? eh : D));
+    m->b_emb = add_block(m, "b_embed", (size_t)-1, eh ? eh : D);
+    if (eh) {
+        m->w_emb2 = add_block(m, "w_embed2", (size_t)-1, eh * D);
+        m->b_emb2 = add_block(m, "b_embed2", (size_t)-1, D);
+    }
     if (c->cls)
         m->cls = add_block(m, "cls", (size_t)-1, D);
     if (c->pos)
@@ -178,6 +185,11 @@ af_model *af_model_alloc(const af_model_config *cfg, size_t max_batch)
     ALLOC(m->grad, m->np);
     ALLOC(m->X, B * c->n_in * c->in_dim);
     ALLOC(m->E, B * c->n_in * D);
+    if (eh) {
+        ALLOC(m->E1, B * c->n_in * eh);
+        ALLOC(m->E1r, B * c->n_in * eh);
+        ALLOC(m->dE1, B * c->n_in * eh);
+    }
     for (size_t l = 0; l <= L; l++)
         ALLOC(m->Z[l], R * D);
     for (size_t l = 0; l < L; l++) {
@@ -261,8 +273,13 @@ void af_model_init(af_model *m, gsl_rng *rng)
     const af_model_config *c = &m->cfg;
     double *P = m->param;
     size_t D = c->dim, hd = m->hd, hid = c->mlp;
-    fill_uniform(rng, P + m->w_emb, c->in_dim * D, (double)c->in_dim);
-    fill_uniform(rng, P + m->b_emb, D, (double)c->in_dim);
+    size_t eh = c->embed_hidden;
+    fill_uniform(rng, P + m->w_emb, c->in_dim * (eh ? eh : D), (double)c->in_dim);
+    fill_uniform(rng, P + m->b_emb, eh ? eh : D, (double)c->in_dim);
+    if (eh) {
+        fill_uniform(rng, P + m->w_emb2, eh * D, (double)eh);
+        fill_uniform(rng, P + m->b_emb2, D, (double)eh);
+    }
     if (c->cls)
         for (size_t k = 0; k < D; k++)
             P[m->cls + k] = gsl_ran_gaussian(rng, 1.0);
@@ -310,7 +327,16 @@ af_status af_model_forward(af_model *m, size_t batch, const double *x, const int
     memcpy(m->y, y, batch * sizeof *y);
 
     /* token embedding, CLS, positions */
-    af_nn_linear_forward(batch * nin, c->in_dim, D, m->X, P + m->w_emb, P + m->b_emb, m->E);
+    size_t eh = c->embed_hidden;
+    if (eh) {
+        af_nn_linear_forward(batch * nin, c->in_dim, eh, m->X, P + m->w_emb, P + m->b_emb,
+                             m->E1);
+        af_nn_relu_forward(batch * nin * eh, m->E1, m->E1r);
+        af_nn_linear_forward(batch * nin, eh, D, m->E1r, P + m->w_emb2, P + m->b_emb2, m->E);
+    } else {
+        af_nn_linear_forward(batch * nin, c->in_dim, D, m->X, P + m->w_emb, P + m->b_emb,
+                             m->E);
+    }
     double *Z0 = m->Z[0];
     for (size_t b = 0; b < batch; b++)
         for (size_t t = 0; t < T; t++) {
@@ -465,8 +491,22 @@ void af_model_backward(af_model *m)
             else
                 memcpy(m->dE + (b * nin + t - ct) * D, dz, D * sizeof *dz);
         }
-    af_nn_linear_backward(batch * nin, c->in_dim, D, m->X, P + m->w_emb, m->dE, NULL,
-                          G + m->w_emb, G + m->b_emb);
+    size_t eh = c->embed_hidden;
+    if (eh) {
+        size_t ne = batch * nin * eh;
+        memset(m->dE1, 0, ne * sizeof *m->dE1);
+        af_nn_linear_backward(batch * nin, eh, D, m->E1r, P + m->w_emb2, m->dE, m->dE1,
+                              G + m->w_emb2, G + m->b_emb2);
+        /* relu backward in place: dE1r -> dE1 (zero where E1 <= 0) */
+        for (size_t k = 0; k < ne; k++)
+            if (!(m->E1[k] > 0))
+                m->dE1[k] = 0;
+        af_nn_linear_backward(batch * nin, c->in_dim, eh, m->X, P + m->w_emb, m->dE1, NULL,
+                              G + m->w_emb, G + m->b_emb);
+    } else {
+        af_nn_linear_backward(batch * nin, c->in_dim, D, m->X, P + m->w_emb, m->dE, NULL,
+                              G + m->w_emb, G + m->b_emb);
+    }
 }
 
 const double *af_model_attention(const af_model *m, size_t b, size_t layer, size_t head)

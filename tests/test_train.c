@@ -34,6 +34,7 @@ static af_model_config small_config(size_t n_it, af_pool pool)
     c.head_dim = 3;
     c.layers = 2;
     c.mlp = 7;
+    c.embed_hidden = pool == AF_POOL_MEAN ? 5 : 0; /* both embeddings */
     c.n_it = n_it;
     c.pool = pool;
     c.cls = pool == AF_POOL_CLS;

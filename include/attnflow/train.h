@@ -77,6 +77,8 @@ typedef enum { AF_POOL_CLS = 0, AF_POOL_MEAN = 1 } af_pool;
 typedef struct {
     size_t n_in;     /* input tokens per sample (patches, points) */
     size_t in_dim;   /* features per input token */
+    size_t embed_hidden; /* 0: linear token embedding; > 0: per-token ReLU MLP
+                          * in_dim -> embed_hidden -> dim (PointNet-style) */
     size_t classes;
     size_t dim;      /* model dimension */
     size_t heads;
@@ -93,7 +95,8 @@ typedef struct {
  * dim 128, 1 layer, 1 head of dim 64, no MLP, CLS pooling, 10 classes. */
 af_model_config af_model_config_digits(void);
 /* Set-Transformer-style point-cloud classifier: n_in = 128 points in R^3,
- * dim 64, 1 layer, 1 head of dim 64, MLP 128, mean pooling, 6 classes. */
+ * per-point MLP embedding 3 -> 64 -> 64, 1 layer, 1 head of dim 64, MLP 128,
+ * mean pooling, 6 classes. */
 af_model_config af_model_config_pointclouds(void);
 af_status af_model_config_check(const af_model_config *cfg);
 

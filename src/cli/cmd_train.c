@@ -27,6 +27,8 @@ static const cli_opt train_opts[] = {
     {"head-dim", 1, "dimension per head (default 64)"},
     {"layers", 1, "attention layers (default 1)"},
     {"mlp", 1, "MLP hidden width after attention, 0 = none (digits 0, pointclouds 128)"},
+    {"embed-hidden", 1, "token embedding: 0 linear, H a ReLU MLP in -> H -> dim (digits 0, "
+                        "pointclouds 64)"},
     {"data", 1, "digits file (default: python3-sklearn's digits.csv.gz)"},
     {"n-test", 1, "held-out samples (digits 400 of 1797; pointclouds 300)"},
     {"n-train", 1, "pointclouds: training clouds (default 600)"},
@@ -82,6 +84,7 @@ static void write_meta(FILE *fp, const cli_args *args, const run_info *ri,
     af_write_meta(fp, "head_dim", "%zu", o->model.head_dim);
     af_write_meta(fp, "layers", "%zu", o->model.layers);
     af_write_meta(fp, "mlp", "%zu", o->model.mlp);
+    af_write_meta(fp, "embed_hidden", "%zu", o->model.embed_hidden);
     af_write_meta(fp, "pool", "%s", o->model.pool == AF_POOL_CLS ? "cls" : "mean");
     af_write_meta(fp, "lr", "%.17g", o->adam.lr);
     af_write_meta(fp, "batch", "%zu", o->batch);
@@ -164,6 +167,21 @@ static int size_opt(const cli_args *a, const char *name, size_t def, size_t *out
     return cli_size(a, name, def, out);
 }
 
+/* A width where 0 is allowed (cli_size wants >= 1); unchanged if not given. */
+static int size_or_zero(const cli_args *a, const char *name, size_t *out)
+{
+    if (!cli_given(a, name))
+        return 0;
+    double v;
+    int rc = cli_double(a, name, 0, &v);
+    if (rc)
+        return rc;
+    if (v < 0 || v > 1e6 || v != (double)(size_t)v)
+        return cli_fail(CLI_EINPUT, "--%s: must be a whole number >= 0 (got %g)", name, v);
+    *out = (size_t)v;
+    return 0;
+}
+
 static int run_train(const cli_args *args)
 {
     static const char *const tasks[] = {"digits", "pointclouds", NULL};
@@ -195,14 +213,9 @@ static int run_train(const cli_args *args)
     if (model == 0 && ri.n_it != 1)
         return cli_fail(CLI_EINPUT, "--n-it %zu: a transformer uses SoftMax (n_it = 1); "
                                     "use --model sinkformer", ri.n_it);
-    if (cli_given(args, "mlp")) { /* 0 allowed: attention only */
-        double v;
-        if ((rc = cli_double(args, "mlp", 0, &v)))
-            return rc;
-        if (v < 0 || v != (double)(size_t)v)
-            return cli_fail(CLI_EINPUT, "--mlp: must be a whole number >= 0");
-        o.model.mlp = (size_t)v;
-    }
+    if ((rc = size_or_zero(args, "mlp", &o.model.mlp)) ||
+        (rc = size_or_zero(args, "embed-hidden", &o.model.embed_hidden)))
+        return rc;
     if (ri.pc.noise < 0)
         return cli_fail(CLI_EINPUT, "--noise: must be >= 0 (got %g)", ri.pc.noise);
     if (task == 0 && (cli_given(args, "n-train") || cli_given(args, "n-points") ||

@@ -1,0 +1,159 @@
+/* make bench: speed of `attnflow train` (issue 6).
+ *  1. seconds per training epoch of the default digits experiment (the
+ *     paper's attention-only ViT, 1397 images, batch 10, Adam), plus the
+ *     held-out measurement pass, single thread;
+ *  2. the share of that time spent in cblas_dgemm (this file interposes
+ *     cblas_dgemm and forwards to OpenBLAS through dlsym(RTLD_NEXT));
+ *  3. the same epoch of a Sinkformer (n_it = 9) and of the point-cloud model;
+ *  4. against PyTorch on the CPU, one thread, same model and batch
+ *     (bench/train_torch.py), when Debian's python3-torch is installed;
+ *     otherwise the baseline column says nan.
+ * Lines: name value unit baseline ratio (ratio = baseline / value, > 1 means
+ * attnflow is faster). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <cblas.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <gsl/gsl_rng.h>
+#include "attnflow/train.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* ---- cblas_dgemm interposer: counts time and calls ---- */
+static double gemm_seconds;
+static unsigned long gemm_calls;
+typedef void (*dgemm_fn)(const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE,
+                         const enum CBLAS_TRANSPOSE, const blasint, const blasint,
+                         const blasint, const double, const double *, const blasint,
+                         const double *, const blasint, const double, double *, const blasint);
+
+void cblas_dgemm(const enum CBLAS_ORDER o, const enum CBLAS_TRANSPOSE ta,
+                 const enum CBLAS_TRANSPOSE tb, const blasint m, const blasint n,
+                 const blasint k, const double alpha, const double *a, const blasint lda,
+                 const double *b, const blasint ldb, const double beta, double *c,
+                 const blasint ldc)
+{
+    static dgemm_fn real;
+    if (!real)
+        real = (dgemm_fn)dlsym(RTLD_NEXT, "cblas_dgemm");
+    double t0 = now();
+    real(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm_seconds += now() - t0;
+    gemm_calls++;
+}
+
+static void line(const char *name, double value, const char *unit, double baseline)
+{
+    printf("%-44s %12.4g %-8s %12.4g %8.3f\n", name, value, unit, baseline, baseline / value);
+    fflush(stdout);
+}
+
+/* Best of `reps` training epochs (after epoch 0) of a trainer; also returns
+ * the evaluation time and the dgemm share of the training epoch. */
+static int time_epochs(const af_train_options *o, const af_dataset *tr, const af_dataset *te,
+                       int reps, double *epoch_s, double *eval_s, double *gemm_share)
+{
+    af_trainer *t = af_trainer_alloc(o, tr, te);
+    if (!t) {
+        fprintf(stderr, "bench_train: %s\n", af_last_error());
+        return 1;
+    }
+    double t0 = now();
+    af_trainer_advance(t); /* epoch 0: evaluation only */
+    *eval_s = now() - t0;
+    *epoch_s = INFINITY;
+    for (int r = 0; r < reps; r++) {
+        gemm_seconds = 0;
+        t0 = now();
+        if (af_trainer_advance(t) != AF_SUCCESS) {
+            fprintf(stderr, "bench_train: %s\n", af_last_error());
+            af_trainer_free(t);
+            return 1;
+        }
+        double dt = now() - t0;
+        if (dt < *epoch_s) {
+            *epoch_s = dt;
+            *gemm_share = gemm_seconds / dt;
+        }
+    }
+    af_trainer_free(t);
+    return 0;
+}
+
+/* PyTorch seconds per epoch of the same digits model (nan if unavailable). */
+static double torch_epoch(void)
+{
+    FILE *p = popen("/usr/bin/python3 bench/train_torch.py 2>/dev/null", "r");
+    if (!p)
+        return NAN;
+    double s = NAN;
+    char buf[256];
+    while (fgets(buf, sizeof buf, p))
+        if (strncmp(buf, "epoch_seconds ", 14) == 0)
+            s = atof(buf + 14);
+    pclose(p);
+    return s;
+}
+
+int main(void)
+{
+    openblas_set_num_threads(1);
+    af_dataset all, tr, te;
+    if (af_digits_read(AF_DIGITS_DEFAULT_PATH, &all) != AF_SUCCESS) {
+        fprintf(stderr, "bench_train: %s\n", af_last_error());
+        return 1;
+    }
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 1);
+    af_dataset_split(&all, 400, r, &tr, &te);
+    af_dataset_free(&all);
+
+    af_train_options o = af_train_options_default();
+    double ep, ev, share = NAN;
+    if (time_epochs(&o, &tr, &te, 3, &ep, &ev, &share))
+        return 1;
+    double torch = torch_epoch();
+    if (isnan(torch))
+        printf("# PyTorch baseline unavailable (python3-torch not installed): baseline = nan\n");
+    line("train_digits_transformer_epoch", ep, "s", torch);
+    line("train_digits_eval_400", ev, "s", NAN);
+    line("train_digits_dgemm_share", share, "frac", NAN);
+
+    o.model.n_it = 9;
+    if (time_epochs(&o, &tr, &te, 2, &ep, &ev, &share))
+        return 1;
+    line("train_digits_sinkformer9_epoch", ep, "s", NAN);
+    af_dataset_free(&tr);
+    af_dataset_free(&te);
+
+    af_pointcloud_options po = af_pointcloud_options_default();
+    po.n_points = 100;
+    af_pointclouds_generate(600, &po, r, &tr);
+    af_pointclouds_generate(300, &po, r, &te);
+    o = af_train_options_default();
+    o.model = af_model_config_pointclouds();
+    o.model.n_in = 100;
+    if (time_epochs(&o, &tr, &te, 2, &ep, &ev, &share))
+        return 1;
+    line("train_pointclouds100_transformer_epoch", ep, "s", NAN);
+    line("train_pointclouds100_dgemm_share", share, "frac", NAN);
+    o.model.n_it = 9;
+    if (time_epochs(&o, &tr, &te, 1, &ep, &ev, &share))
+        return 1;
+    line("train_pointclouds100_sinkformer9_epoch", ep, "s", NAN);
+    af_dataset_free(&tr);
+    af_dataset_free(&te);
+    gsl_rng_free(r);
+    return 0;
+}
