@@ -70,7 +70,7 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 bootstrap:
 	@sh scripts/bootstrap.sh
 
-DEMO ?= sinkhorn_convergence
+DEMO ?= flow_softmax_vs_sinkhorn
 demo: bootstrap
 	$(MAKE) all
 	sh scripts/run_experiment.sh $(CLI) $(DEMO)

@@ -314,8 +314,8 @@ static af_status normalise(af_flow_ws *ws, const double *X, int stage, double t)
             C[k] = e * inv_n;
         }
         if (bad)
-            return af_error(AF_ENUMERIC, "flow: USA kernel exp(C) overflows (scores too large: "
-                                         "lower beta or use SA)");
+            return af_error(AF_ENUMERIC, "flow: USA kernel exp(C) overflows (the USA field "
+                                         "scales like e^beta / n: lower beta or the step, or use SA)");
         return AF_SUCCESS;
     }
     return af_softmax(n, n, ws->C, ws->C);
