@@ -74,7 +74,7 @@ af_status af_softmax(size_t n, size_t m, const double *C, double *K)
     if (n == 0 || m == 0)
         return af_error(AF_EINVAL, "softmax: sizes must be >= 1 (n = %zu, m = %zu)", n, m);
     int bad = 0;
-#pragma omp parallel for schedule(static) reduction(| : bad)
+#pragma omp parallel for schedule(static) reduction(| : bad) AF_PAR_IF(n * m)
     for (size_t i = 0; i < n; i++) {
         const double *c = C + i * m;
         double *k = K + i * m;
@@ -119,7 +119,7 @@ af_sinkhorn_ws *af_sinkhorn_alloc(size_t n, size_t m)
         goto fail;
     ws->n = n;
     ws->m = m;
-    ws->nthreads = omp_get_max_threads();
+    ws->nthreads = ws->team = omp_get_max_threads();
     size_t T = (size_t)ws->nthreads;
     ws->K0 = malloc(n * m * sizeof(double));
     ws->shift = calloc(n, sizeof(double));
@@ -173,6 +173,12 @@ void af_sinkhorn_free(af_sinkhorn_ws *ws)
     free(ws);
 }
 
+int af__team_size(const af_sinkhorn_ws *ws)
+{
+    int t = omp_get_max_threads();
+    return t < ws->nthreads ? t : ws->nthreads;
+}
+
 /* ---- diagnostics ---- */
 
 double af_birkhoff_hopf_rate(double delta)
@@ -198,7 +204,7 @@ double af_hilbert_diameter(size_t n, size_t m, const double *C, int exact)
     }
     /* Delta = max_{i,j} [max_k (C_ik - C_jk) + max_l (C_jl - C_il)]. */
     double best = 0;
-#pragma omp parallel for schedule(dynamic, 4) reduction(max : best)
+#pragma omp parallel for schedule(dynamic, 4) reduction(max : best) AF_PAR_IF(n * n * m / 4)
     for (size_t i = 0; i < n; i++) {
         for (size_t j = i + 1; j < n; j++) {
             double a = -INFINITY, b = -INFINITY;
@@ -242,7 +248,7 @@ af_status af_second_singular_value(size_t n, const double *K, double tol, size_t
         for (size_t i = 0; i < n; i++)
             x[i] /= nrm;
         /* y = K x, then x = K^T y: one application of K^T K */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) AF_PAR_IF(n * n)
         for (size_t i = 0; i < n; i++)
             y[i] = af__row_dot(n, K + i * n, x);
         lam = 0;

@@ -16,7 +16,8 @@ struct af_sinkhorn_type {
 
 struct af_sinkhorn_ws {
     size_t n, m;
-    int nthreads;
+    int nthreads;      /* per-thread accumulators allocated */
+    int team;          /* threads of the last fused pass */
     const double *C;
     af_sinkhorn_options opt;
     const af_sinkhorn_type *type;
@@ -46,6 +47,16 @@ struct af_sinkhorn_ws {
     double delta;
     int delta_exact;
 };
+
+/* Threads only pay off above this many kernel entries per parallel loop:
+ * below it, waking a team costs more than the loop (flows with small n
+ * solve hundreds of small problems). */
+#define AF_OMP_MIN_WORK 65536
+#define AF_PAR_IF(work) if ((double)(work) >= AF_OMP_MIN_WORK)
+
+/* Team size for the per-thread column accumulators: never more threads
+ * than the workspace has accumulators for. */
+int af__team_size(const af_sinkhorn_ws *ws);
 
 /* Paths. */
 extern const af_sinkhorn_type af_sinkhorn_type_scaling;

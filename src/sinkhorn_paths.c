@@ -18,7 +18,7 @@ static double col_target(const af_sinkhorn_ws *ws) { return (double)ws->n / (dou
 /* Sums the per-thread column accumulators into out. */
 static void reduce_columns(const af_sinkhorn_ws *ws, double *out)
 {
-    size_t m = ws->m, T = (size_t)ws->nthreads;
+    size_t m = ws->m, T = (size_t)ws->team;
     memcpy(out, ws->colacc, m * sizeof(double));
     for (size_t t = 1; t < T; t++) {
         const double *a = ws->colacc + t * m;
@@ -38,8 +38,11 @@ static int scaling_pass(af_sinkhorn_ws *ws)
     const double *K0 = ws->K0, *v = ws->v, *u = ws->u;
     double row_err = 0, next_err = 0;
     int bad = 0;
-#pragma omp parallel reduction(max : row_err, next_err) reduction(| : bad)
+#pragma omp parallel reduction(max : row_err, next_err) reduction(| : bad) \
+    num_threads(af__team_size(ws)) AF_PAR_IF(n * m)
     {
+        if (omp_get_thread_num() == 0)
+            ws->team = omp_get_num_threads();
         double *acc = ws->colacc + (size_t)omp_get_thread_num() * m;
         memset(acc, 0, m * sizeof(double));
 #pragma omp for schedule(static)
@@ -70,7 +73,7 @@ static int scaling_pass(af_sinkhorn_ws *ws)
 static void build_K0_rowshift(af_sinkhorn_ws *ws)
 {
     const size_t n = ws->n, m = ws->m;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) AF_PAR_IF(n * m)
     for (size_t i = 0; i < n; i++) {
         const double *c = ws->C + i * m;
         ws->shift[i] = af__row_max_shifted(m, c, NULL);
@@ -131,7 +134,7 @@ static void scaling_potentials(af_sinkhorn_ws *ws)
 static void scaling_matrix(const af_sinkhorn_ws *ws, double *K)
 {
     const size_t n = ws->n, m = ws->m;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) AF_PAR_IF(n * m)
     for (size_t i = 0; i < n; i++) {
         const double *k0 = ws->K0 + i * m;
         double *k = K + i * m, ui = ws->u[i];
@@ -154,8 +157,11 @@ static void log_pass(af_sinkhorn_ws *ws)
     const size_t n = ws->n, m = ws->m;
     const double *C = ws->C, *g = ws->g, *f = ws->f;
     double row_err = 0, next_err = 0;
-#pragma omp parallel reduction(max : row_err, next_err)
+#pragma omp parallel reduction(max : row_err, next_err) num_threads(af__team_size(ws)) \
+    AF_PAR_IF(n * m)
     {
+        if (omp_get_thread_num() == 0)
+            ws->team = omp_get_num_threads();
         int tid = omp_get_thread_num();
         double *acc = ws->colacc + (size_t)tid * m, *e = ws->rowbuf + (size_t)tid * m;
         memset(acc, 0, m * sizeof(double));
@@ -235,7 +241,7 @@ static void log_matrix(const af_sinkhorn_ws *ws, double *K)
     if (!ws->next_is_row) {
         /* Last normalisation was on rows: a row SoftMax of C + g, exactly
          * as af_softmax computes it, so one normalisation is SoftMax. */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) AF_PAR_IF(n * m)
         for (size_t i = 0; i < n; i++) {
             const double *c = ws->C + i * m;
             double *k = K + i * m;
@@ -247,7 +253,7 @@ static void log_matrix(const af_sinkhorn_ws *ws, double *K)
         }
         return;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) AF_PAR_IF(n * m)
     for (size_t i = 0; i < n; i++)
         af__row_exp(m, ws->C + i * m, ws->g, -ws->f[i], K + i * m);
 }
@@ -266,7 +272,7 @@ static int sym_scaling_pass(af_sinkhorn_ws *ws)
     const size_t n = ws->n;
     double err = 0;
     int bad = 0;
-#pragma omp parallel for schedule(static) reduction(max : err) reduction(| : bad)
+#pragma omp parallel for schedule(static) reduction(max : err) reduction(| : bad) AF_PAR_IF(n * n)
     for (size_t i = 0; i < n; i++) {
         double r = ws->u[i] * af__row_dot(n, ws->K0 + i * n, ws->u);
         bad |= !(r > 0) || !isfinite(r);
@@ -282,7 +288,7 @@ static af_status sym_scaling_start(af_sinkhorn_ws *ws)
     const size_t n = ws->n;
     for (size_t i = 0; i < n; i++)
         ws->shift[i] = af__row_max_shifted(n, ws->C + i * n, NULL);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) AF_PAR_IF(n * n)
     for (size_t i = 0; i < n; i++) {
         const double *c = ws->C + i * n;
         double *k = ws->K0 + i * n, si = ws->shift[i];
@@ -319,7 +325,7 @@ static void sym_scaling_potentials(af_sinkhorn_ws *ws)
 static void sym_scaling_matrix(const af_sinkhorn_ws *ws, double *K)
 {
     const size_t n = ws->n;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) AF_PAR_IF(n * n)
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < n; j++)
             K[i * n + j] = ws->u[i] * ws->K0[i * n + j] * ws->u[j];
@@ -334,7 +340,7 @@ static void sym_log_pass(af_sinkhorn_ws *ws)
 {
     const size_t n = ws->n;
     double err = 0;
-#pragma omp parallel reduction(max : err)
+#pragma omp parallel reduction(max : err) num_threads(af__team_size(ws)) AF_PAR_IF(n * n)
     {
         double *e = ws->rowbuf + (size_t)omp_get_thread_num() * n;
 #pragma omp for schedule(static)
@@ -372,7 +378,7 @@ static void sym_log_potentials(af_sinkhorn_ws *ws)
 static void sym_log_matrix(const af_sinkhorn_ws *ws, double *K)
 {
     const size_t n = ws->n;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) AF_PAR_IF(n * n)
     for (size_t i = 0; i < n; i++)
         af__row_exp(n, ws->C + i * n, ws->f, -ws->f[i], K + i * n);
 }

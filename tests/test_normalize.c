@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_linalg.h>
+#include <omp.h>
 #include "attnflow/normalize.h"
 #include "attnflow/scores.h"
 #include "support/fixtures.h"
@@ -407,4 +408,27 @@ Test(sinkhorn, bad_input_gives_errors)
     cr_expect_eq(af_sinkhorn(ws, C, &o, NULL, NULL), AF_EMAXITER);
     af_sinkhorn_free(ws);
     cr_expect_null(af_sinkhorn_alloc(0, 3));
+}
+
+/* A workspace allocated for several threads must give the same answer when
+ * the caller later runs with fewer (per-thread accumulators not reused stale). */
+Test(sinkhorn, fewer_threads_after_alloc_same_answer)
+{
+    size_t n = 300;
+    double *C = random_scores(n, n, 0.5, 16), *K1 = malloc(n * n * sizeof *K1), *K2 = malloc(n * n * sizeof *K2);
+    int t0 = omp_get_max_threads();
+    omp_set_num_threads(2);
+    af_sinkhorn_ws *ws = af_sinkhorn_alloc(n, n);
+    af_sinkhorn_options o = af_sinkhorn_options_default();
+    o.path = af_sinkhorn_log;
+    cr_assert_eq(af_sinkhorn(ws, C, &o, K1, NULL), AF_SUCCESS);
+    omp_set_num_threads(1);
+    cr_assert_eq(af_sinkhorn(ws, C, &o, K2, NULL), AF_SUCCESS);
+    omp_set_num_threads(t0);
+    double re, ce;
+    fx_marginal_errors(n, n, K2, &re, &ce);
+    cr_expect_leq(fmax(re, ce), 2e-9);
+    cr_expect_leq(fx_max_abs_diff(n * n, K1, K2), 1e-12);
+    af_sinkhorn_free(ws);
+    free(C); free(K1); free(K2);
 }
