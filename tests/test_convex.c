@@ -419,3 +419,206 @@ Test(convex, extracted_heads_linear_squared) { extraction_case(AF_CONVEX_LINEAR,
 Test(convex, extracted_heads_linear_ce) { extraction_case(AF_CONVEX_LINEAR, AF_CONVEX_CE, 1e-3); }
 Test(convex, extracted_heads_gated_squared) { extraction_case(AF_CONVEX_GATED, AF_CONVEX_SQUARED, 2e-3); }
 Test(convex, extracted_heads_gated_ce) { extraction_case(AF_CONVEX_GATED, AF_CONVEX_CE, 1e-3); }
+
+/* THEORY.md section 8 reads the relative gap off (|grad|_2 / beta - 1)_+.
+ * That holds at Z = 0 only: away from 0 optimality also needs the gradient
+ * aligned with -beta U V^T. In the d = 1 closed form above, at
+ * Z' = (|b| + beta)/alpha * b/|b| the gradient alpha Z' - b = beta b/|b| has
+ * norm exactly beta, yet P(Z') - P* = 2 beta^2 / alpha > 0. The Fenchel gap
+ * of this module sees it (gap = 2 beta |Z'| >= P(Z') - P*). */
+Test(convex, spectral_ratio_alone_is_not_a_gap_bound)
+{
+    size_t N = 20, n = 4, c = 3;
+    fixture f = make(AF_CONVEX_LINEAR, AF_CONVEX_SQUARED, N, n, 1, c, 1, 41, 0.3);
+    double alpha = 0, b[3] = {0, 0, 0}, nb = 0;
+    for (size_t i = 0; i < N; i++) {
+        double G = 0;
+        for (size_t t = 0; t < n; t++)
+            G += f.X[i * n + t] * f.X[i * n + t];
+        for (size_t t = 0; t < n; t++) {
+            double a = f.X[i * n + t] * G;
+            alpha += a * a;
+            for (size_t o = 0; o < c; o++)
+                b[o] += a * f.Y[(i * n + t) * c + o];
+        }
+    }
+    alpha /= (double)(N * n);
+    for (size_t o = 0; o < c; o++) {
+        b[o] /= (double)(N * n);
+        nb += b[o] * b[o];
+    }
+    nb = sqrt(nb);
+    double beta = 0.5 * nb, Zs[3], Zb[3];
+    for (size_t o = 0; o < c; o++) {
+        Zs[o] = (nb - beta) / alpha * b[o] / nb;
+        Zb[o] = (nb + beta) / alpha * b[o] / nb;
+    }
+    af_convex_certificate cs, cb;
+    cr_assert_eq(af_convex_certify(f.p, beta, Zs, &cs), AF_SUCCESS);
+    cr_assert_eq(af_convex_certify(f.p, beta, Zb, &cb), AF_SUCCESS);
+    cr_assert_float_eq(cs.grad_ratio, 1.0, 1e-10);
+    cr_assert_leq(cs.rel_gap, 1e-12, "closed-form optimum certified (gap %.3g)", cs.rel_gap);
+    cr_assert_float_eq(cb.grad_ratio, 1.0, 1e-10, "|grad|_2 = beta at the wrong point too");
+    double subopt = cb.objective - cs.objective;
+    cr_assert_float_eq(subopt, 2 * beta * beta / alpha, 1e-9 * subopt);
+    cr_assert_gt(subopt, 0.1 * cs.objective, "clearly suboptimal");
+    cr_assert_geq(cb.gap, subopt * (1 - 1e-12), "the Fenchel gap bounds the suboptimality");
+    cr_assert_float_eq(cb.gap, 2 * beta * (nb + beta) / alpha, 1e-9 * cb.gap);
+    unmake(&f);
+}
+
+/* ---- the nonconvex head form against the convex optimum ---- */
+
+Test(convex, nonconvex_reaches_optimum_only_with_enough_heads)
+{
+    size_t d = 3, c = 3;
+    fixture f = make(AF_CONVEX_LINEAR, AF_CONVEX_SQUARED, 30, 5, d, c, 1, 71, 0.2);
+    double Z[f.zs];
+    memset(Z, 0, sizeof Z);
+    af_convex_options opt = af_convex_options_default();
+    opt.beta = 0.02;
+    opt.tol = 1e-11;
+    af_convex_state st;
+    cr_assert_eq(af_convex_solve(f.p, &opt, Z, &st), AF_SUCCESS, "%s", af_last_error());
+    size_t r = st.rank;
+    cr_assert_geq(r, 2, "the test needs rank(Z*) >= 2 (got %zu)", r);
+    af_convex_adam_options ao = af_convex_adam_options_default();
+    ao.beta = opt.beta;
+    ao.lr = 0.02;
+    size_t ms[2] = {r - 1, r + 1};
+    double final[2];
+    for (int k = 0; k < 2; k++) {
+        af_convex_adam *a = af_convex_adam_alloc(f.p, ms[k]);
+        cr_assert_not_null(a);
+        gsl_rng_set(f.rng, 5);
+        cr_assert_eq(af_convex_adam_set(a, &ao, f.rng), AF_SUCCESS);
+        double obj = 0;
+        for (int it = 0; it < 3000; it++) {
+            cr_assert_eq(af_convex_adam_iterate(a, &obj), AF_SUCCESS);
+            /* weak duality: no head configuration beats the dual bound */
+            cr_assert_geq(obj, st.dual, "iteration %d: %.15g < dual %.15g", it, obj, st.dual);
+        }
+        cr_assert_eq(af_convex_heads_objective(f.p, opt.beta, ms[k], af_convex_adam_w1(a),
+                                               af_convex_adam_w2(a), NULL, &final[k], NULL, NULL),
+                     AF_SUCCESS);
+        af_convex_adam_free(a);
+    }
+    /* r + 1 heads reach the convex optimum; r - 1 heads cannot (rank bound) */
+    cr_assert_lt((final[1] - st.objective) / st.objective, 1e-4, "m = r+1: %.12g vs P* %.12g",
+                 final[1], st.objective);
+    /* with m < r heads Z has rank <= m; the best rank-(r-1) truncation of
+     * Z* already costs more than P*, and Adam's value must stay above P* */
+    cr_assert_gt(final[0], st.objective * (1 + 1e-6), "m = r-1: %.12g vs P* %.12g", final[0],
+                 st.objective);
+    unmake(&f);
+}
+
+/* ---- solver variants agree; gap_every; start from a given Z ---- */
+
+Test(convex, solver_variants_agree)
+{
+    fixture f = make(AF_CONVEX_LINEAR, AF_CONVEX_CE, 30, 5, 3, 3, 1, 81, 0.2);
+    double Z1[f.zs], Z2[f.zs], Z3[f.zs];
+    memset(Z1, 0, sizeof Z1);
+    af_convex_options opt = af_convex_options_default();
+    opt.beta = 0.01;
+    opt.tol = 1e-10;
+    af_convex_state s1, s2, s3;
+    cr_assert_eq(af_convex_solve(f.p, &opt, Z1, &s1), AF_SUCCESS);
+    af_convex_options o2 = opt;
+    o2.accelerate = 0;
+    o2.restart = 0;
+    o2.max_iter = 100000;
+    o2.gap_every = 7;
+    memset(Z2, 0, sizeof Z2);
+    cr_assert_eq(af_convex_solve(f.p, &o2, Z2, &s2), AF_SUCCESS, "%s", af_last_error());
+    cr_assert_float_eq(s2.objective, s1.objective, 2e-10 * s1.objective);
+    cr_assert_gt(s2.iter, s1.iter, "acceleration pays: %zu vs %zu", s1.iter, s2.iter);
+    /* warm start at the solution: certified at once */
+    memcpy(Z3, Z1, sizeof Z3);
+    cr_assert_eq(af_convex_solve(f.p, &opt, Z3, &s3), AF_SUCCESS);
+    cr_assert_eq(s3.iter, 0);
+    cr_assert_float_eq(s3.objective, s1.objective, 1e-12 * s1.objective);
+    unmake(&f);
+}
+
+/* ---- data and errors ---- */
+
+Test(convex, synthetic_data_reproducible)
+{
+    fixture a = make(AF_CONVEX_GATED, AF_CONVEX_CE, 5, 4, 3, 4, 2, 99, 0.3);
+    fixture b = make(AF_CONVEX_GATED, AF_CONVEX_CE, 5, 4, 3, 4, 2, 99, 0.3);
+    fixture c = make(AF_CONVEX_GATED, AF_CONVEX_CE, 5, 4, 3, 4, 2, 100, 0.3);
+    cr_assert_eq(memcmp(a.X, b.X, 5 * 4 * 3 * sizeof(double)), 0);
+    cr_assert_eq(memcmp(a.Y, b.Y, 5 * 4 * 4 * sizeof(double)), 0);
+    cr_assert_neq(memcmp(a.X, c.X, 5 * 4 * 3 * sizeof(double)), 0);
+    for (size_t t = 0; t < 5 * 4; t++) { /* one-hot targets */
+        double s = 0;
+        for (size_t o = 0; o < 4; o++) {
+            cr_assert(a.Y[t * 4 + o] == 0 || a.Y[t * 4 + o] == 1);
+            s += a.Y[t * 4 + o];
+        }
+        cr_assert_eq(s, 1.0);
+    }
+    /* the masks are the signs of x_t^T H_g x_s */
+    const unsigned char *D = af_convex_problem_masks(a.p);
+    cr_assert_not_null(D);
+    for (size_t g = 0; g < 2; g++)
+        for (size_t t = 0; t < 4; t++)
+            for (size_t s = 0; s < 4; s++) {
+                double v = 0;
+                for (size_t k = 0; k < 3; k++)
+                    for (size_t l = 0; l < 3; l++)
+                        v += a.X[t * 3 + k] * a.H[g * 9 + k * 3 + l] * a.X[s * 3 + l];
+                cr_assert_eq(D[(g * 5 + 0) * 16 + t * 4 + s], v >= 0);
+            }
+    unmake(&a);
+    unmake(&b);
+    unmake(&c);
+}
+
+Test(convex, invalid_arguments)
+{
+    double X[2 * 3 * 2] = {0}, H[4] = {1, 0, 0, 1}, Y[6] = {0.5, 0.5, 0.2, 0.9, 1, 0};
+    af_convex_problem *p = NULL;
+    af_convex_shape sh = {AF_CONVEX_LINEAR, AF_CONVEX_SQUARED, 0, 3, 2, 2, 1};
+    cr_assert_eq(af_convex_problem_alloc(&p, &sh, X, H), AF_EINVAL);
+    cr_assert_null(p);
+    sh.N = 2;
+    sh.loss = AF_CONVEX_CE;
+    sh.c = 1;
+    cr_assert_eq(af_convex_problem_alloc(&p, &sh, X, H), AF_EINVAL);
+    sh.c = 2;
+    sh.kind = AF_CONVEX_GATED;
+    cr_assert_eq(af_convex_problem_alloc(&p, &sh, X, NULL), AF_EINVAL);
+    X[3] = NAN;
+    sh.kind = AF_CONVEX_LINEAR;
+    cr_assert_eq(af_convex_problem_alloc(&p, &sh, X, H), AF_EDOM);
+    X[3] = 0.5;
+    sh.N = 1;
+    cr_assert_eq(af_convex_problem_alloc(&p, &sh, X, H), AF_SUCCESS);
+    /* solver refuses before targets, and with beta <= 0 */
+    af_convex_solver *s = af_convex_solver_alloc(p);
+    af_convex_options opt = af_convex_options_default();
+    cr_assert_eq(af_convex_solver_set(s, &opt, NULL), AF_EINVAL);
+    cr_assert_eq(af_convex_problem_set_targets(p, Y), AF_EINVAL, "rows 2 and 3 do not sum to 1");
+    double Yok[6] = {0.5, 0.5, 0, 1, 1, 0};
+    cr_assert_eq(af_convex_problem_set_targets(p, Yok), AF_SUCCESS);
+    opt.beta = 0;
+    cr_assert_eq(af_convex_solver_set(s, &opt, NULL), AF_EINVAL);
+    cr_assert_eq(af_convex_solver_iterate(s), AF_EINVAL);
+    opt.beta = 1;
+    opt.backtrack = 1;
+    cr_assert_eq(af_convex_solver_set(s, &opt, NULL), AF_EINVAL);
+    af_convex_solver_free(s);
+    af_convex_kind k;
+    af_convex_loss l;
+    cr_assert_eq(af_convex_kind_from_name("relu", &k), AF_EINVAL);
+    cr_assert_eq(af_convex_loss_from_name("hinge", &l), AF_EINVAL);
+    cr_assert_eq(af_convex_kind_from_name("gated", &k), AF_SUCCESS);
+    cr_assert_eq(k, AF_CONVEX_GATED);
+    size_t gate_of[1] = {1};
+    double W1[4] = {0}, W2[4] = {0}, F[6];
+    cr_assert_eq(af_convex_heads_predict(p, 1, W1, W2, gate_of, F), AF_EINVAL, "gate 1 of 1");
+    af_convex_problem_free(p);
+}
