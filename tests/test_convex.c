@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <gsl/gsl_eigen.h>
 #include <gsl/gsl_sort_vector.h>
 #include <gsl/gsl_randist.h>
@@ -621,4 +623,78 @@ Test(convex, invalid_arguments)
     double W1[4] = {0}, W2[4] = {0}, F[6];
     cr_assert_eq(af_convex_heads_predict(p, 1, W1, W2, gate_of, F), AF_EINVAL, "gate 1 of 1");
     af_convex_problem_free(p);
+}
+
+/* ---- the command as a user runs it ---- */
+
+static int run_cli(const char *args, char *out, size_t cap)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", AF_CLI, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t len = fread(out, 1, cap - 1, p);
+    out[len] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* value of "key value" in a summary file (NAN if absent) */
+static double summary_value(const char *path, const char *key)
+{
+    FILE *fp = fopen(path, "r");
+    cr_assert_not_null(fp, "%s", path);
+    char line[512], k[128];
+    double v, res = NAN;
+    while (fgets(line, sizeof line, fp))
+        if (line[0] != '#' && sscanf(line, "%127s %lf", k, &v) == 2 && strcmp(k, key) == 0)
+            res = v;
+    fclose(fp);
+    return res;
+}
+
+Test(convex, cli_convex_and_nonconvex_outputs)
+{
+    char dir[] = "/tmp/af_convex_XXXXXX", out[8192], args[1024], path[1200];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(args, sizeof args, "convex --samples 30 --tokens 5 --dim 3 --classes 3 --beta 0.02 "
+             "--tol 1e-9 --out %s/c --quiet", dir);
+    cr_assert_eq(run_cli(args, out, sizeof out), 0, "%s", out);
+    cr_assert_not_null(strstr(out, "objective="), "%s", out);
+    snprintf(path, sizeof path, "%s/c/summary.txt", dir);
+    double obj = summary_value(path, "objective"), gap = summary_value(path, "gap");
+    double rank = summary_value(path, "rank"), hobj = summary_value(path, "head_objective");
+    cr_assert(isfinite(obj) && obj > 0);
+    cr_assert_leq(gap, 1e-9);
+    cr_assert_geq(rank, 1);
+    cr_assert_float_eq(hobj, obj, 1e-8 * obj, "heads written reproduce the objective");
+    snprintf(path, sizeof path, "%s/c/iterations.dat", dir);
+    FILE *fp = fopen(path, "r");
+    cr_assert_not_null(fp);
+    char line[1024];
+    int found = 0;
+    while (fgets(line, sizeof line, fp))
+        found |= strncmp(line, "# columns: iter seconds objective gap", 37) == 0;
+    fclose(fp);
+    cr_assert(found, "iterations.dat names its columns");
+    /* the nonconvex baseline on the same data can not beat the certified optimum */
+    snprintf(args, sizeof args, "convex --samples 30 --tokens 5 --dim 3 --classes 3 --beta 0.02 "
+             "--nonconvex --heads 2 --iters 200 --out %s/n --quiet", dir);
+    cr_assert_eq(run_cli(args, out, sizeof out), 0, "%s", out);
+    snprintf(path, sizeof path, "%s/n/summary.txt", dir);
+    double nobj = summary_value(path, "objective");
+    cr_assert_geq(nobj, obj * (1 - 1e-9), "nonconvex %.15g below the optimum %.15g", nobj, obj);
+    /* bad input: exit 1, one 'attnflow:' line, no files */
+    snprintf(args, sizeof args, "convex --beta -1 --out %s/bad", dir);
+    cr_assert_eq(run_cli(args, out, sizeof out), 1, "%s", out);
+    cr_assert_eq(strncmp(out, "attnflow: ", 10), 0, "%s", out);
+    snprintf(path, sizeof path, "%s/bad/summary.txt", dir);
+    cr_assert_eq(access(path, F_OK), -1);
+    snprintf(args, sizeof args, "convex --kind relu --out %s/bad", dir);
+    cr_assert_eq(run_cli(args, out, sizeof out), 1, "%s", out);
+    snprintf(args, sizeof args, "convex --bogus");
+    cr_assert_eq(run_cli(args, out, sizeof out), 2, "%s", out);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
 }
