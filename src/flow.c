@@ -498,6 +498,11 @@ static int ode_rhs(double t, const double y[], double dydt[], void *params)
     (void)t;
     af_flow_ws *ws = params;
     ws->cb_status = af_flow_velocity(ws, y, dydt);
+    /* An overflow at a trial point usually means the trial step was too
+     * long: GSL_FAILURE makes evolve_apply restore y so that the step can be
+     * retried shorter; anything else aborts. */
+    if (ws->cb_status == AF_ENUMERIC)
+        return GSL_FAILURE;
     return ws->cb_status ? GSL_EBADFUNC : GSL_SUCCESS;
 }
 
@@ -514,6 +519,11 @@ static af_status step_adaptive(af_flow_ws *ws, double *X, double h)
         int rc = gsl_odeiv2_evolve_apply(ws->ode_evolve, ws->ode_ctrl, ws->ode_step, &ws->sys,
                                          &t, h, &hh, X);
         ws->stats.rejected += ws->ode_evolve->failed_steps - fails;
+        if (rc == GSL_FAILURE && ws->cb_status == AF_ENUMERIC && hh > 1e-12 * h) {
+            hh *= 0.25; /* y and t were restored: retry shorter */
+            ws->stats.rejected++;
+            continue;
+        }
         if (ws->cb_status) {
             st = ws->cb_status;
             break;
