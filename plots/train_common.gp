@@ -11,8 +11,8 @@ dir = 'out/'.name.'/'
 tags = "tf sk3 sk5 sk9"
 labels = "'Transformer (SoftMax)' 'Sinkformer n_{it} = 3' 'Sinkformer n_{it} = 5' 'Sinkformer n_{it} = 9'"
 col(i) = word("#1f77b4 #ff7f0e #2ca02c #d62728", i)
-# mean, min and max over the three seeds of column c of epochs.dat (12 columns)
-agg(tag, c) = sprintf("< paste %s%s_s1/epochs.dat %s%s_s2/epochs.dat %s%s_s3/epochs.dat | grep -v '^#' | awk '{m=0;lo=1e300;hi=-1e300;for(k=0;k<3;k++){v=$(k*12+%d);m+=v;if(v<lo)lo=v;if(v>hi)hi=v} print $1, m/3, lo, hi}'", dir, tag, dir, tag, dir, tag, c)
+# mean, min and max over the three seeds of column c of epochs.dat (14 columns)
+agg(tag, c) = sprintf("< paste %s%s_s1/epochs.dat %s%s_s2/epochs.dat %s%s_s3/epochs.dat | grep -v '^#' | awk '{m=0;lo=1e300;hi=-1e300;for(k=0;k<3;k++){v=$(k*14+%d);m+=v;if(v<lo)lo=v;if(v>hi)hi=v} print $1, m/3, lo, hi}'", dir, tag, dir, tag, dir, tag, c)
 nep = int(system("grep -v '^#' ".dir."tf_s1/epochs.dat | wc -l")) - 1
 # epochs drawn in panel (a): 0, 1, then every nep/5
 step = (nep >= 5 ? int(nep / 5) : 1)

@@ -16,8 +16,8 @@
 
 struct af_attn_meter {
     size_t T, count;
-    double s_std, s_std2, s_max, s_nstd, s_nmax, s_ent;
-    double *prof, *nprof, *c, *cn;
+    double s_std, s_std2, s_max, s_nstd, s_nmax, s_ent, s_dist, s_ndist;
+    double *prof, *nprof, *c, *cn, *An, *u, *v, *w;
     size_t *perm;
 };
 
@@ -35,8 +35,13 @@ af_attn_meter *af_attn_meter_alloc(size_t T)
         a->c = calloc(T, sizeof *a->c);
         a->cn = calloc(T, sizeof *a->cn);
         a->perm = calloc(T, sizeof *a->perm);
+        a->An = calloc(T * T, sizeof *a->An);
+        a->u = calloc(T, sizeof *a->u);
+        a->v = calloc(T, sizeof *a->v);
+        a->w = calloc(T, sizeof *a->w);
     }
-    if (!a || !a->prof || !a->nprof || !a->c || !a->cn || !a->perm) {
+    if (!a || !a->prof || !a->nprof || !a->c || !a->cn || !a->perm || !a->An || !a->u ||
+        !a->v || !a->w) {
         af_attn_meter_free(a);
         af_error(AF_ENOMEM, "attention meter: out of memory");
         return NULL;
@@ -53,6 +58,10 @@ void af_attn_meter_free(af_attn_meter *a)
     free(a->c);
     free(a->cn);
     free(a->perm);
+    free(a->An);
+    free(a->u);
+    free(a->v);
+    free(a->w);
     free(a);
 }
 
@@ -60,6 +69,7 @@ void af_attn_meter_reset(af_attn_meter *a)
 {
     a->count = 0;
     a->s_std = a->s_std2 = a->s_max = a->s_nstd = a->s_nmax = a->s_ent = 0;
+    a->s_dist = a->s_ndist = 0;
     memset(a->prof, 0, a->T * sizeof *a->prof);
     memset(a->nprof, 0, a->T * sizeof *a->nprof);
 }
@@ -83,6 +93,40 @@ static void colsum_stats(size_t T, double *c, double *prof, double *std, double 
         prof[j] += c[j];
 }
 
+/* Distance of A to its Sinkhorn projection diag(u) A diag(v) (doubly
+ * stochastic): (1/T) sum_ij |A_ij - u_i A_ij v_j|, the mean L1 change per
+ * row. Scaling iterations until the row sums are within AF_PROJ_TOL of 1
+ * or AF_PROJ_ITERS iterations; a column of zeros keeps v_j = 0. */
+static double projection_distance(size_t T, const double *A, double *u, double *v, double *w)
+{
+    for (size_t j = 0; j < T; j++)
+        v[j] = 1;
+    for (size_t it = 0; it < AF_PROJ_ITERS; it++) {
+        double err = 0;
+        for (size_t i = 0; i < T; i++) {
+            double s = 0;
+            for (size_t j = 0; j < T; j++)
+                s += A[i * T + j] * v[j];
+            if (it > 0) /* row sums of the current diag(u) A diag(v) */
+                err = fmax(err, fabs(u[i] * s - 1));
+            u[i] = s > 0 ? 1 / s : 0;
+        }
+        if (it > 0 && err < AF_PROJ_TOL)
+            break;
+        memset(w, 0, T * sizeof *w);
+        for (size_t i = 0; i < T; i++)
+            for (size_t j = 0; j < T; j++)
+                w[j] += A[i * T + j] * u[i];
+        for (size_t j = 0; j < T; j++)
+            v[j] = w[j] > 0 ? 1 / w[j] : 0;
+    }
+    double d = 0;
+    for (size_t i = 0; i < T; i++)
+        for (size_t j = 0; j < T; j++)
+            d += fabs(A[i * T + j] * (1 - u[i] * v[j]));
+    return d / (double)T;
+}
+
 void af_attn_meter_add(af_attn_meter *a, const double *A, gsl_rng *rng)
 {
     size_t T = a->T;
@@ -97,6 +141,7 @@ void af_attn_meter_add(af_attn_meter *a, const double *A, gsl_rng *rng)
         for (size_t j = 0; j < T; j++) {
             a->c[j] += row[j];
             a->cn[a->perm[j]] += row[j];
+            a->An[i * T + a->perm[j]] = row[j];
             if (row[j] > 0)
                 ent -= row[j] * log(row[j]);
         }
@@ -110,6 +155,8 @@ void af_attn_meter_add(af_attn_meter *a, const double *A, gsl_rng *rng)
     a->s_nstd += nsd;
     a->s_nmax += nmx;
     a->s_ent += ent / ((double)T * log((double)T));
+    a->s_dist += projection_distance(T, A, a->u, a->v, a->w);
+    a->s_ndist += projection_distance(T, a->An, a->u, a->v, a->w);
     a->count++;
 }
 
@@ -123,6 +170,8 @@ void af_attn_meter_get(const af_attn_meter *a, af_attn_stats *st, double *profil
         st->null_colsum_std = a->s_nstd / n;
         st->null_colsum_maxdev = a->s_nmax / n;
         st->row_entropy = a->s_ent / n;
+        st->sinkhorn_dist = a->s_dist / n;
+        st->null_sinkhorn_dist = a->s_ndist / n;
         double var = a->s_std2 / n - st->colsum_std * st->colsum_std;
         st->colsum_std_sd = sqrt(var > 0 ? var : 0);
     }

@@ -448,3 +448,44 @@ Test(train, attention_meter_closed_forms)
     gsl_rng_free(r);
     af_attn_meter_free(m);
 }
+
+Test(train, attention_meter_sinkhorn_projection_distance)
+{
+    /* P doubly stochastic (many normalisations of a random positive matrix);
+     * A = rows of P diag(e) normalised. The Sinkhorn projection of A is P
+     * (unique), so the distance must be (1/T) sum |A - P|. */
+    size_t T = 6;
+    gsl_rng *r = new_rng(4);
+    double S[36], L[36], hist[400 * 36], P[36], A[36], e[6], work[12];
+    for (int k = 0; k < 36; k++)
+        L[k] = S[k] = gsl_ran_gaussian(r, 1);
+    af_nn_sinkhorn_forward(T, 400, L, hist, P, work);
+    for (size_t j = 0; j < T; j++)
+        e[j] = exp(gsl_ran_gaussian(r, 0.7));
+    double want = 0;
+    for (size_t i = 0; i < T; i++) {
+        double s = 0;
+        for (size_t j = 0; j < T; j++)
+            s += P[i * T + j] * e[j];
+        for (size_t j = 0; j < T; j++) {
+            A[i * T + j] = P[i * T + j] * e[j] / s;
+            want += fabs(A[i * T + j] - P[i * T + j]);
+        }
+    }
+    want /= (double)T;
+    af_attn_meter *m = af_attn_meter_alloc(T);
+    af_attn_stats st;
+    af_attn_meter_add(m, A, r);
+    af_attn_meter_get(m, &st, NULL, NULL);
+    cr_expect_gt(want, 0.05, "test matrix too close to doubly stochastic to be useful");
+    cr_expect_float_eq(st.sinkhorn_dist, want, 1e-7, "distance %.10g, expected %.10g",
+                       st.sinkhorn_dist, want);
+    /* a doubly stochastic matrix is its own projection */
+    af_attn_meter_reset(m);
+    af_attn_meter_add(m, P, r);
+    af_attn_meter_get(m, &st, NULL, NULL);
+    cr_expect_lt(st.sinkhorn_dist, 1e-9);
+    cr_expect_gt(st.null_sinkhorn_dist, 0.0);
+    af_attn_meter_free(m);
+    gsl_rng_free(r);
+}

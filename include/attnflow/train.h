@@ -151,7 +151,16 @@ typedef struct {
     double null_colsum_maxdev;
     double row_entropy;        /* -sum_j A_ij log A_ij / log T, averaged over rows */
     double colsum_std_sd;      /* spread (std over matrices) of colsum_std */
+    double sinkhorn_dist;      /* (1/T) sum_ij |A - P|_ij, P = Sinkhorn projection of A */
+    double null_sinkhorn_dist; /* the same for the row-permuted matrix */
 } af_attn_stats;
+
+/* Sinkhorn projection in the meter: scaling iterations until every row sum
+ * is within AF_PROJ_TOL of 1, at most AF_PROJ_ITERS (bounded cost when the
+ * attention is far from doubly stochastic: then the distance is approximate
+ * but large anyway). */
+#define AF_PROJ_ITERS 200
+#define AF_PROJ_TOL 1e-8
 
 typedef struct af_attn_meter af_attn_meter;
 /* Accumulator for T x T matrices; rng draws the null permutations. */

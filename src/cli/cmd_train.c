@@ -117,15 +117,17 @@ static int write_outputs(const cli_args *args, const char *dir, const run_info *
     af_write_meta(fp, "notes", "epoch 0 = before training; train_* of epoch 0 is a forward "
                                "pass over the training set, later ones average the epoch's "
                                "minibatches; colsum_* average over held-out matrices; null_* "
-                               "permute each attention row at random first");
+                               "permute each attention row at random first; sinkhorn_dist = "
+                               "(1/T) sum_ij |A - P|, P the Sinkhorn projection of A");
     fputs("# columns: epoch train_loss train_acc test_loss test_acc colsum_std colsum_maxdev "
-          "null_colsum_std null_colsum_maxdev row_entropy colsum_std_sd seconds\n", fp);
+          "null_colsum_std null_colsum_maxdev row_entropy colsum_std_sd seconds "
+          "sinkhorn_dist null_sinkhorn_dist\n", fp);
     for (size_t e = 0; e < ne; e++) {
         const af_epoch_record *r = &rec[e];
         double v[] = {r->train_loss, r->train_acc, r->test_loss, r->test_acc,
                       r->attn.colsum_std, r->attn.colsum_maxdev, r->attn.null_colsum_std,
                       r->attn.null_colsum_maxdev, r->attn.row_entropy, r->attn.colsum_std_sd,
-                      r->seconds};
+                      r->seconds, r->attn.sinkhorn_dist, r->attn.null_sinkhorn_dist};
         fprintf(fp, "%zu", r->epoch);
         for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
             fputc(' ', fp);
