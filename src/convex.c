@@ -68,7 +68,7 @@ void af_convex_problem_free(af_convex_problem *p)
 
 static void gated_features(af_convex_problem *p)
 {
-    size_t N = p->sh.N, n = p->sh.n, d = p->sh.d, d2 = p->d2, P = p->P, K = p->K;
+    size_t N = p->sh.N, n = p->sh.n, d = p->sh.d, P = p->P, K = p->K;
     memset(p->feat, 0, p->R * K * sizeof *p->feat);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < N; i++) {
@@ -85,7 +85,7 @@ static void gated_features(af_convex_problem *p)
                         acc += xt[k] * H[k * d + l];
                     hx[l] = acc;
                 }
-                double *f = p->feat + (i * n + t) * K + g * d2;
+                double *f = p->feat + (i * n + t) * K + g * p->ds;
                 for (size_t s = 0; s < n; s++) {
                     const double *xs = X + s * d;
                     double score = 0;
@@ -95,9 +95,9 @@ static void gated_features(af_convex_problem *p)
                     D[t * n + s] = on;
                     if (!on)
                         continue;
-                    for (size_t l = 0; l < d; l++)
-                        for (size_t q = 0; q < d; q++)
-                            f[l * d + q] += xs[l] * xs[q];
+                    for (size_t l = 0, e = 0; l < d; l++)
+                        for (size_t q = l; q < d; q++)
+                            f[e++] += xs[l] * xs[q];
                 }
             }
         }
@@ -137,7 +137,8 @@ af_status af_convex_problem_alloc(af_convex_problem **prob, const af_convex_shap
     p->zg = p->d2 * p->dc;
     p->T = T;
     p->w = 1.0 / (double)T;
-    p->K = p->P * p->d2;
+    p->ds = d * (d + 1) / 2;
+    p->K = p->P * p->ds;
     if (sh->kind == AF_CONVEX_LINEAR) {
         p->R = sh->N;
         p->nr = sh->n;
@@ -149,7 +150,7 @@ af_status af_convex_problem_alloc(af_convex_problem **prob, const af_convex_shap
     p->Y = calloc(T * c, sizeof *p->Y);
     p->feat = calloc(p->R * p->K, sizeof *p->feat);
     p->M = malloc(p->R * p->dc * sizeof *p->M);
-    p->Zp = malloc(p->P * p->zg * sizeof *p->Zp);
+    p->Zp = malloc(p->P * p->ds * p->dc * sizeof *p->Zp);
     p->F = malloc(T * c * sizeof *p->F);
     p->res = malloc(T * c * sizeof *p->res);
     if (sh->kind == AF_CONVEX_GATED) {
@@ -166,9 +167,12 @@ af_status af_convex_problem_alloc(af_convex_problem **prob, const af_convex_shap
     if (sh->kind == AF_CONVEX_LINEAR) {
         for (size_t i = 0; i < sh->N; i++) {
             const double *Xi = X + i * sh->n * d;
-            /* G_i = X_i^T X_i, stored as the feature row vec(G_i) */
-            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d, (int)sh->n, 1.0,
-                        Xi, (int)d, Xi, (int)d, 0.0, p->feat + i * p->K, (int)d);
+            /* G_i = X_i^T X_i, its upper triangle packed row by row */
+            double *f = p->feat + i * p->K;
+            for (size_t t = 0; t < sh->n; t++)
+                for (size_t l = 0, e = 0; l < d; l++)
+                    for (size_t q = l; q < d; q++)
+                        f[e++] += Xi[t * d + l] * Xi[t * d + q];
         }
     } else {
         st = af_check_finite("gate matrices", p->P * d * d, H);
@@ -215,27 +219,49 @@ const unsigned char *af_convex_problem_masks(const af_convex_problem *p) { retur
 
 /* ---- the operator ---- */
 
-/* Z[g][(l d + k) dc + p c + o] <-> Zp[(g d2 + l d + p) dc + k c + o] */
-static void permute(const af_convex_problem *p, const double *in, double *out, int to_p)
+/* G is symmetric, so only Z^{(l,p)} + Z^{(p,l)} reaches the outputs:
+ *   M = sum_{l<=p} G[l,p] S^{(l,p)},  S^{(l,p)} = Z^{(l,p)} + Z^{(p,l)} (l < p), Z^{(l,l)},
+ * which halves the inner dimension of both GEMMs. Zp holds the S blocks,
+ * Zp[(g ds + e(l,p)) dc + k c + o] with e the packed upper-triangle index.
+ * Backward, dL/dZ^{(l,p)} = dL/dZ^{(p,l)} = dL/dS^{(l,p)}. (The antisymmetric
+ * part of the blocks is invisible to the data: the operator has a null space.) */
+static void to_sym(const af_convex_problem *p, const double *Z, double *Zp)
 {
-    size_t d = p->sh.d, c = p->sh.c, d2 = p->d2, dc = p->dc;
-    for (size_t g = 0; g < p->P; g++)
-        for (size_t l = 0; l < d; l++)
-            for (size_t k = 0; k < d; k++)
-                for (size_t q = 0; q < d; q++) {
-                    size_t zi = g * p->zg + (l * d + k) * dc + q * c;
-                    size_t pi = (g * d2 + l * d + q) * dc + k * c;
-                    if (to_p)
-                        memcpy(out + pi, in + zi, c * sizeof *out);
-                    else
-                        memcpy(out + zi, in + pi, c * sizeof *out);
+    size_t d = p->sh.d, c = p->sh.c, dc = p->dc;
+    for (size_t g = 0; g < p->P; g++) {
+        const double *Zg = Z + g * p->zg;
+        for (size_t l = 0, e = 0; l < d; l++)
+            for (size_t q = l; q < d; q++, e++) {
+                double *row = Zp + (g * p->ds + e) * dc;
+                for (size_t k = 0; k < d; k++) {
+                    const double *a = Zg + (l * d + k) * dc + q * c, *b = Zg + (q * d + k) * dc + l * c;
+                    for (size_t o = 0; o < c; o++)
+                        row[k * c + o] = q == l ? a[o] : a[o] + b[o];
                 }
+            }
+    }
+}
+
+static void from_sym(const af_convex_problem *p, const double *Zp, double *G)
+{
+    size_t d = p->sh.d, c = p->sh.c, dc = p->dc;
+    for (size_t g = 0; g < p->P; g++) {
+        double *Gg = G + g * p->zg;
+        for (size_t l = 0, e = 0; l < d; l++)
+            for (size_t q = l; q < d; q++, e++) {
+                const double *row = Zp + (g * p->ds + e) * dc;
+                for (size_t k = 0; k < d; k++) {
+                    memcpy(Gg + (l * d + k) * dc + q * c, row + k * c, c * sizeof *G);
+                    memcpy(Gg + (q * d + k) * dc + l * c, row + k * c, c * sizeof *G);
+                }
+            }
+    }
 }
 
 void cx_forward(af_convex_problem *p, const double *Z, double *F)
 {
     size_t d = p->sh.d, c = p->sh.c, dc = p->dc, nr = p->nr;
-    permute(p, Z, p->Zp, 1);
+    to_sym(p, Z, p->Zp);
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)p->R, (int)dc, (int)p->K, 1.0,
                 p->feat, (int)p->K, p->Zp, (int)dc, 0.0, p->M, (int)dc);
 #pragma omp parallel for schedule(static) if (p->T * p->dc > AF_CX_OMP_WORK)
@@ -270,7 +296,7 @@ void cx_backward(af_convex_problem *p, const double *res, double *G)
     }
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)p->K, (int)dc, (int)p->R, p->w,
                 p->feat, (int)p->K, p->M, (int)dc, 0.0, p->Zp, (int)dc);
-    permute(p, p->Zp, G, 0);
+    from_sym(p, p->Zp, G);
 }
 
 /* ---- losses and conjugates ---- */
@@ -417,161 +443,6 @@ af_status af_convex_gradient(af_convex_problem *p, const double *Z, double *loss
     return isfinite(v) ? AF_SUCCESS : af_error(AF_ENUMERIC, "convex loss is not finite");
 }
 
-/* ---- SVD helpers (GSL) ---- */
-
-cx_svd *cx_svd_alloc(size_t rows, size_t cols)
-{
-    cx_svd *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
-    s->rows = rows;
-    s->cols = cols;
-    s->trans = rows < cols; /* GSL's SVD needs M >= N */
-    s->M = s->trans ? cols : rows;
-    s->N = s->trans ? rows : cols;
-    s->A = gsl_matrix_alloc(s->M, s->N);
-    s->V = gsl_matrix_alloc(s->N, s->N);
-    s->Xw = gsl_matrix_alloc(s->N, s->N);
-    s->S = gsl_vector_alloc(s->N);
-    s->work = gsl_vector_alloc(s->N);
-    s->Gram = gsl_matrix_alloc(s->N, s->N);
-    s->eval = gsl_vector_alloc(s->N);
-    s->eig = gsl_eigen_symm_alloc(s->N);
-    if (!s->A || !s->V || !s->Xw || !s->S || !s->work || !s->Gram || !s->eval || !s->eig) {
-        cx_svd_free(s);
-        return NULL;
-    }
-    return s;
-}
-
-void cx_svd_free(cx_svd *s)
-{
-    if (!s)
-        return;
-    if (s->A) gsl_matrix_free(s->A);
-    if (s->V) gsl_matrix_free(s->V);
-    if (s->Xw) gsl_matrix_free(s->Xw);
-    if (s->S) gsl_vector_free(s->S);
-    if (s->work) gsl_vector_free(s->work);
-    if (s->Gram) gsl_matrix_free(s->Gram);
-    if (s->eval) gsl_vector_free(s->eval);
-    if (s->eig) gsl_eigen_symm_free(s->eig);
-    free(s);
-}
-
-static void load(cx_svd *s, const double *in)
-{
-    if (!s->trans) {
-        memcpy(s->A->data, in, s->M * s->N * sizeof *in);
-        return;
-    }
-    for (size_t i = 0; i < s->rows; i++)
-        for (size_t j = 0; j < s->cols; j++)
-            s->A->data[j * s->N + i] = in[i * s->cols + j];
-}
-
-af_status cx_svd_run(cx_svd *s, const double *in)
-{
-    load(s, in);
-    gsl_error_handler_t *old = gsl_set_error_handler_off();
-    /* One-sided variant (QR first) pays off once M is well above N. */
-    int rc = s->M >= 2 * s->N ? gsl_linalg_SV_decomp_mod(s->A, s->Xw, s->V, s->S, s->work)
-                              : gsl_linalg_SV_decomp(s->A, s->V, s->S, s->work);
-    gsl_set_error_handler(old);
-    if (rc)
-        return af_error(AF_ELIB, "GSL SVD of a %zu x %zu matrix failed: %s", s->rows, s->cols,
-                        gsl_strerror(rc));
-    return AF_SUCCESS;
-}
-
-af_status cx_svt(cx_svd *s, const double *in, double tau, double *out, double *sigma,
-                 size_t *rank)
-{
-    af_status st = cx_svd_run(s, in);
-    if (st)
-        return st;
-    size_t r = 0, M = s->M, N = s->N;
-    for (size_t j = 0; j < N; j++) {
-        double v = gsl_vector_get(s->S, j) - tau;
-        v = v > 0 ? v : 0;
-        if (sigma)
-            sigma[j] = v;
-        if (v > 0)
-            r++;
-    }
-    /* singular values are sorted, so the first r columns survive; U <- U S' */
-    for (size_t i = 0; i < M; i++)
-        for (size_t j = 0; j < r; j++)
-            s->A->data[i * N + j] *= gsl_vector_get(s->S, j) - tau;
-    if (r == 0) {
-        memset(out, 0, s->rows * s->cols * sizeof *out);
-    } else if (!s->trans) { /* out (M x N) = U_r V_r^T */
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)r, 1.0,
-                    s->A->data, (int)N, s->V->data, (int)N, 0.0, out, (int)N);
-    } else {                /* out (N x M) = (U_r V_r^T)^T = V_r U_r^T */
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)M, (int)r, 1.0,
-                    s->V->data, (int)N, s->A->data, (int)N, 0.0, out, (int)M);
-    }
-    if (rank)
-        *rank = r;
-    return AF_SUCCESS;
-}
-
-af_status cx_specnorm(cx_svd *s, const double *in, double *value)
-{
-    /* Gram of the smaller side: in^T in (cols <= rows) or in in^T. */
-    size_t N = s->N;
-    if (!s->trans)
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)N, (int)s->rows, 1.0, in,
-                    (int)s->cols, 0.0, s->Gram->data, (int)N);
-    else
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)N, (int)s->cols, 1.0, in,
-                    (int)s->cols, 0.0, s->Gram->data, (int)N);
-    for (size_t i = 0; i < N; i++) /* gsl_eigen_symm reads the lower triangle */
-        for (size_t j = 0; j < i; j++)
-            s->Gram->data[i * N + j] = s->Gram->data[j * N + i];
-    gsl_error_handler_t *old = gsl_set_error_handler_off();
-    int rc = gsl_eigen_symm(s->Gram, s->eval, s->eig);
-    gsl_set_error_handler(old);
-    if (rc)
-        return af_error(AF_ELIB, "GSL symmetric eigensolver failed: %s", gsl_strerror(rc));
-    double mx = 0;
-    for (size_t j = 0; j < N; j++)
-        mx = gsl_vector_get(s->eval, j) > mx ? gsl_vector_get(s->eval, j) : mx;
-    *value = sqrt(mx);
-    return AF_SUCCESS;
-}
-
-af_status af_nuclear_norm(size_t rows, size_t cols, const double *A, double *value)
-{
-    if (rows == 0 || cols == 0)
-        return af_error(AF_EINVAL, "nuclear norm: empty matrix (%zu x %zu)", rows, cols);
-    cx_svd *s = cx_svd_alloc(rows, cols);
-    if (!s)
-        return af_error(AF_ENOMEM, "nuclear norm: out of memory");
-    af_status st = cx_svd_run(s, A);
-    double sum = 0;
-    for (size_t j = 0; !st && j < s->N; j++)
-        sum += gsl_vector_get(s->S, j);
-    cx_svd_free(s);
-    if (!st)
-        *value = sum;
-    return st;
-}
-
-af_status af_svt(size_t rows, size_t cols, double *A, double tau, double *sigma, size_t *rank)
-{
-    if (rows == 0 || cols == 0 || !(tau >= 0))
-        return af_error(AF_EINVAL, "svt: need a non-empty matrix and tau >= 0 (got %zu x %zu, tau %g)",
-                        rows, cols, tau);
-    cx_svd *s = cx_svd_alloc(rows, cols);
-    if (!s)
-        return af_error(AF_ENOMEM, "svt: out of memory");
-    af_status st = cx_svt(s, A, tau, A, sigma, rank);
-    cx_svd_free(s);
-    return st;
-}
-
 /* ---- certificate ---- */
 
 af_status af_convex_certify(af_convex_problem *p, double beta, const double *Z,
@@ -581,7 +452,7 @@ af_status af_convex_certify(af_convex_problem *p, double beta, const double *Z,
         return af_error(AF_EINVAL, "certificate: beta must be > 0 (got %g)", beta);
     size_t zs = p->P * p->zg;
     double *G = malloc(zs * sizeof *G);
-    cx_svd *s = cx_svd_alloc(p->d2, p->dc);
+    cx_svd *s = cx_svd_alloc(p->d2, p->dc, AF_CONVEX_SVD_LAPACK);
     af_status st = (!G || !s) ? af_error(AF_ENOMEM, "certificate: out of memory") : AF_SUCCESS;
     double loss = 0, nuc = 0, gn = 0;
     if (!st)
@@ -591,9 +462,9 @@ af_status af_convex_certify(af_convex_problem *p, double beta, const double *Z,
         st = cx_specnorm(s, G + g * p->zg, &v);
         gn = v > gn ? v : gn;
         if (!st)
-            st = cx_svd_run(s, Z + g * p->zg);
-        for (size_t j = 0; !st && j < s->N; j++)
-            nuc += gsl_vector_get(s->S, j);
+            st = cx_svd_run(s, Z + g * p->zg, 0);
+        for (size_t j = 0; !st && j < s->k; j++)
+            nuc += s->sv[j];
     }
     if (!st) {
         double sc = gn > beta ? beta / gn : 1.0;
@@ -780,21 +651,21 @@ af_status af_convex_heads_from_z(const af_convex_problem *p, const double *Z, do
 {
     if (!(rel_tol >= 0))
         return af_error(AF_EINVAL, "head extraction: rel_tol must be >= 0 (got %g)", rel_tol);
-    cx_svd *s = cx_svd_alloc(p->d2, p->dc);
+    cx_svd *s = cx_svd_alloc(p->d2, p->dc, AF_CONVEX_SVD_LAPACK);
     if (!s)
         return af_error(AF_ENOMEM, "head extraction: out of memory");
     af_status st = AF_SUCCESS;
     double smax = 0;
     for (size_t g = 0; !st && g < p->P; g++) {
-        st = cx_svd_run(s, Z + g * p->zg);
+        st = cx_svd_run(s, Z + g * p->zg, 0);
         if (!st)
-            smax = gsl_vector_get(s->S, 0) > smax ? gsl_vector_get(s->S, 0) : smax;
+            smax = s->sv[0] > smax ? s->sv[0] : smax;
     }
-    size_t d = p->sh.d, dc = p->dc, count = 0;
+    size_t d = p->sh.d, dc = p->dc, count = 0, k = s->k;
     for (size_t g = 0; !st && g < p->P; g++) {
-        st = cx_svd_run(s, Z + g * p->zg);
-        for (size_t j = 0; !st && j < s->N; j++) {
-            double sv = gsl_vector_get(s->S, j);
+        st = cx_svd_run(s, Z + g * p->zg, 1);
+        for (size_t j = 0; !st && j < k; j++) {
+            double sv = s->sv[j];
             if (!(sv > rel_tol * smax) || sv == 0)
                 break;
             if (count == cap) {
@@ -803,12 +674,11 @@ af_status af_convex_heads_from_z(const af_convex_problem *p, const double *Z, do
             }
             double r = sqrt(sv);
             /* left vectors index rows (l d + k) of Z, right ones columns (p c + o) */
-            const gsl_matrix *L = s->trans ? s->V : s->A, *Rm = s->trans ? s->A : s->V;
             for (size_t l = 0; l < d; l++)
-                for (size_t k = 0; k < d; k++)
-                    W1[count * p->d2 + k * d + l] = r * gsl_matrix_get(L, l * d + k, j);
+                for (size_t q = 0; q < d; q++)
+                    W1[count * p->d2 + q * d + l] = r * s->U[(l * d + q) * k + j];
             for (size_t q = 0; q < dc; q++)
-                W2[count * dc + q] = r * gsl_matrix_get(Rm, q, j);
+                W2[count * dc + q] = r * s->Vt[j * dc + q];
             if (gate_of)
                 gate_of[count] = g;
             if (sigma)

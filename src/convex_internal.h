@@ -16,13 +16,15 @@
  * R "rows"; row r owns nr consecutive tokens (X + r*nr*d, F + r*nr*c) and a
  * feature vector feat_r of length K = P d^2, and
  *     F_r = Xblk_r M_r,   M_r (d x c) = sum_q feat_r[q] Zp[q]   (one GEMM),
- * where Zp is Z with its indices permuted to rows (g, l, p), columns (k, o).
+ * where Zp holds the symmetrised blocks of Z (rows (g, l <= p), columns (k, o);
+ * see to_sym in convex.c).
  * linear: R = N, nr = n, feat_i = vec(X_i^T X_i);
  * gated:  R = N n, nr = 1, feat_t = (vec G_{1,t}, ..., vec G_{P,t}). */
 struct af_convex_problem {
     af_convex_shape sh;
     size_t P;        /* gates (1 for linear) */
     size_t d2, dc;   /* d^2, d c */
+    size_t ds;       /* d (d + 1) / 2: packed symmetric Gram features */
     size_t zg;       /* doubles per gate block: d2 * dc */
     size_t R, nr, K; /* rows, tokens per row, feature length */
     size_t T;        /* tokens N n */
@@ -31,7 +33,7 @@ struct af_convex_problem {
     unsigned char *D; /* gated masks, P x N x n x n */
     double *feat;     /* R x K */
     double *M;        /* R x dc work */
-    double *Zp;       /* P d2 x dc work */
+    double *Zp;       /* P ds x dc work */
     double *F, *res;  /* T x c work */
     int has_targets;
 };
@@ -54,25 +56,30 @@ double cx_bregman(const af_convex_problem *p, const double *F0, const double *re
 /* Dual value -(1/T) sum_t h*(s res_t), res = grad h at F. */
 double cx_dual(const af_convex_problem *p, const double *F, const double *res, double s);
 
-/* SVD of a rows x cols matrix with GSL (transposing so that M >= N). */
+/* SVD workspace (src/convex_svd.c): after cx_svd_run, sv (k values,
+ * descending), U (rows x k) and Vt (k x cols), row-major, k = min(rows, cols). */
 typedef struct {
-    size_t rows, cols, M, N;
-    int trans;
-    gsl_matrix *A, *V, *Xw;
-    gsl_vector *S, *work;
-    gsl_matrix *Gram;          /* N x N, for spectral norms */
+    size_t rows, cols, k;
+    af_convex_svd backend;
+    double *sv, *U, *Vt;
+    double *a, *work; /* LAPACK */
+    int lwork, *iwork;
+    int trans;        /* GSL: factor the transpose (GSL needs rows >= cols) */
+    gsl_matrix *A, *V;
+    gsl_vector *S, *gwork;
+    gsl_matrix *Gram; /* spectral norm through the Gram matrix (GSL backend) */
     gsl_vector *eval;
     gsl_eigen_symm_workspace *eig;
 } cx_svd;
 
-cx_svd *cx_svd_alloc(size_t rows, size_t cols);
+cx_svd *cx_svd_alloc(size_t rows, size_t cols, af_convex_svd backend);
 void cx_svd_free(cx_svd *s);
-/* Decomposes in (rows x cols); on success s->A = U (M x N), s->S, s->V. */
-af_status cx_svd_run(cx_svd *s, const double *in);
+/* Decomposes in (rows x cols); vectors = 0 asks for the values only. */
+af_status cx_svd_run(cx_svd *s, const double *in, int vectors);
 /* out = U max(S - tau, 0) V^T (out may equal in); sigma gets the shrunk values. */
 af_status cx_svt(cx_svd *s, const double *in, double tau, double *out, double *sigma,
                  size_t *rank);
-/* Largest singular value (eigenvalues of the smaller Gram matrix). */
+/* Largest singular value. */
 af_status cx_specnorm(cx_svd *s, const double *in, double *value);
 
 #endif

@@ -47,6 +47,7 @@ af_convex_options af_convex_options_default(void)
     o.restart = 1;
     o.accelerate = 1;
     o.gap_every = 1;
+    o.svd = AF_CONVEX_SVD_LAPACK;
     return o;
 }
 
@@ -86,7 +87,7 @@ af_convex_solver *af_convex_solver_alloc(af_convex_problem *p)
         ok &= (*fb[k] = malloc(s->fs * sizeof(double))) != NULL;
     ok &= (s->sig = calloc(p->P * s->kmin, sizeof(double))) != NULL;
     ok &= (s->sign = calloc(p->P * s->kmin, sizeof(double))) != NULL;
-    ok &= (s->svd = cx_svd_alloc(p->d2, p->dc)) != NULL;
+    ok &= (s->svd = cx_svd_alloc(p->d2, p->dc, AF_CONVEX_SVD_LAPACK)) != NULL;
     if (!ok) {
         af_convex_solver_free(s);
         af_error(AF_ENOMEM, "convex solver: out of memory (Z has %zu entries)", s->zs);
@@ -99,9 +100,8 @@ af_convex_solver *af_convex_solver_alloc(af_convex_problem *p)
 static af_status certify(af_convex_solver *s)
 {
     af_convex_problem *p = s->p;
-    double t0 = now();
     cx_backward(p, s->resZ, s->G);
-    double gn = 0;
+    double t0 = now(), gn = 0;
     for (size_t g = 0; g < p->P; g++) {
         double v;
         af_status st = cx_specnorm(s->svd, s->G + g * p->zg, &v);
@@ -170,7 +170,10 @@ af_status af_convex_solver_set(af_convex_solver *s, const af_convex_options *opt
         return af_error(AF_EINVAL, "convex solver: max_iter and gap_every must be >= 1");
     if (!isfinite(opt->step))
         return af_error(AF_EINVAL, "convex solver: step must be finite");
+    if (opt->svd != AF_CONVEX_SVD_LAPACK && opt->svd != AF_CONVEX_SVD_GSL)
+        return af_error(AF_EINVAL, "convex solver: unknown SVD backend %d", (int)opt->svd);
     s->opt = *opt;
+    s->svd->backend = opt->svd; /* the LAPACK workspace is always there; GSL needs none */
     memset(&s->st, 0, sizeof s->st);
     double t0 = now();
     s->clock0 = t0;
@@ -187,11 +190,11 @@ af_status af_convex_solver_set(af_convex_solver *s, const af_convex_options *opt
     double nuc = 0;
     size_t rank = 0;
     for (size_t g = 0; g < p->P; g++) {
-        st = cx_svd_run(s->svd, s->Z + g * p->zg);
+        st = cx_svd_run(s->svd, s->Z + g * p->zg, 0);
         if (st)
             return st;
         for (size_t j = 0; j < s->kmin; j++) {
-            double v = gsl_vector_get(s->svd->S, j);
+            double v = s->svd->sv[j];
             s->sig[g * s->kmin + j] = v;
             nuc += v;
             rank += v > 0;

@@ -532,6 +532,7 @@ Test(convex, solver_variants_agree)
     o2.restart = 0;
     o2.max_iter = 100000;
     o2.gap_every = 7;
+    o2.svd = AF_CONVEX_SVD_GSL; /* the other SVD backend too */
     memset(Z2, 0, sizeof Z2);
     cr_assert_eq(af_convex_solve(f.p, &o2, Z2, &s2), AF_SUCCESS, "%s", af_last_error());
     cr_assert_float_eq(s2.objective, s1.objective, 2e-10 * s1.objective);

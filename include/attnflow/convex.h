@@ -133,6 +133,10 @@ af_status af_convex_head_contributions(const af_convex_problem *prob, size_t m, 
 
 /* ---- FISTA solver (GSL style: alloc, set, iterate, read state) ---- */
 
+/* SVD backend of the proximal step: LAPACK dgesdd (from the linked
+ * OpenBLAS) or GSL's Golub-Reinsch SVD (slower, the reference). */
+typedef enum { AF_CONVEX_SVD_LAPACK = 0, AF_CONVEX_SVD_GSL } af_convex_svd;
+
 typedef struct {
     double beta;         /* weight decay / nuclear-norm weight (> 0) */
     double tol;          /* stop when the relative gap <= tol (default 1e-6) */
@@ -143,6 +147,7 @@ typedef struct {
     int restart;         /* gradient-based adaptive restart (default 1) */
     int accelerate;      /* 0: plain proximal gradient (default 1) */
     size_t gap_every;    /* certificate every k iterations (default 1) */
+    af_convex_svd svd;   /* default AF_CONVEX_SVD_LAPACK */
 } af_convex_options;
 
 af_convex_options af_convex_options_default(void);

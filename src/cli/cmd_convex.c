@@ -39,6 +39,7 @@ static const cli_opt convex_opts[] = {
     {"no-restart", 0, "convex: no adaptive restart"},
     {"no-accel", 0, "convex: plain proximal gradient (no momentum)"},
     {"grow", 1, "convex: step growth tried before each step, >= 1 (default 1.1)"},
+    {"svd", 1, "convex: SVD backend lapack|gsl (default lapack)"},
     {"gap-every", 1, "convex: certificate every K iterations (default 1)"},
     {"rank-tol", 1, "head extraction: singular values > tol * largest (default 1e-9)"},
     {"cluster-samples", 1, "token matrices written to clusters.dat (default 12)"},
@@ -69,7 +70,7 @@ static int make_dirs(const char *path)
 }
 
 typedef struct {
-    int kind, loss;
+    int kind, loss, svd;
     double beta, tol, noise, width, lr, init_scale, grow, rank_tol;
     unsigned long seed, init_seed;
     size_t N, n, d, c, P, clusters, teacher, heads, iters, max_iter, gap_every, cluster_samples;
@@ -79,6 +80,7 @@ typedef struct {
 
 static const char *const kinds[] = {"linear", "gated", NULL};
 static const char *const losses[] = {"squared", "ce", NULL};
+static const char *const svds[] = {"lapack", "gsl", NULL};
 
 static int read_options(const cli_args *a, convex_run *r)
 {
@@ -98,7 +100,8 @@ static int read_options(const cli_args *a, convex_run *r)
         || (rc = cli_positive(a, "rank-tol", 1e-9, &r->rank_tol))
         || (rc = cli_ulong(a, "cluster-samples", 12, &r->cluster_samples)))
         return rc;
-    if ((rc = cli_ulong(a, "init-seed", r->seed, &r->init_seed)))
+    if ((rc = cli_ulong(a, "init-seed", r->seed, &r->init_seed))
+        || (rc = cli_choice(a, "svd", svds, 0, &r->svd)))
         return rc;
     if (r->tol < 0)
         return cli_fail(CLI_EINPUT, "--tol: must be >= 0 (got %g)", r->tol);
@@ -310,8 +313,10 @@ static int run_convex_solver(const cli_args *a, const convex_run *r, af_convex_p
     opt.accelerate = !cli_flag(a, "no-accel");
     opt.grow = r->grow;
     opt.gap_every = r->gap_every;
-    af_write_meta(o[ITER].fp, "solver", "FISTA, SVT prox, backtracking %g, grow %g, restart %s, tol %g",
-                  opt.backtrack, opt.grow, opt.restart ? "on" : "off", opt.tol);
+    opt.svd = r->svd == 0 ? AF_CONVEX_SVD_LAPACK : AF_CONVEX_SVD_GSL;
+    af_write_meta(o[ITER].fp, "solver", "FISTA%s, SVT prox (%s SVD), backtracking %g, grow %g, restart %s, tol %g",
+                  opt.accelerate ? "" : " without momentum", svds[r->svd], opt.backtrack, opt.grow,
+                  opt.restart ? "on" : "off", opt.tol);
     fprintf(o[ITER].fp, "# columns: iter seconds objective gap abs_gap dual loss penalty grad_ratio "
                         "rank step restarts backtracks\n");
     if ((st = af_convex_solver_set(s, &opt, NULL)))
