@@ -28,6 +28,20 @@ static void reduce_columns(const af_sinkhorn_ws *ws, double *out)
     }
 }
 
+/* A row normalisation commits the update the last fused pass prepared
+ * (next -> state): its column sums and row error are already known. */
+static void commit_row_step(af_sinkhorn_ws *ws, double *state, const double *next)
+{
+    const double target = col_target(ws);
+    memcpy(state, next, ws->n * sizeof(double));
+    double ce = 0;
+    for (size_t j = 0; j < ws->m; j++)
+        ce = fmax(ce, fabs(ws->csum[j] / target - 1.0));
+    ws->col_err = ce;
+    ws->row_err = ws->next_row_err;
+    ws->next_is_row = 0;
+}
+
 /* ------------------------------------------------------------------ scaling
  * K = diag(u) K0 diag(v), K0_ij = exp(C_ij - s_i). */
 
@@ -102,13 +116,7 @@ static af_status scaling_step(af_sinkhorn_ws *ws)
     const size_t m = ws->m;
     const double target = col_target(ws);
     if (ws->next_is_row) {
-        memcpy(ws->u, ws->u_next, ws->n * sizeof(double));
-        double ce = 0;
-        for (size_t j = 0; j < m; j++)
-            ce = fmax(ce, fabs(ws->csum[j] / target - 1.0));
-        ws->col_err = ce;
-        ws->row_err = ws->next_row_err;
-        ws->next_is_row = 0;
+        commit_row_step(ws, ws->u, ws->u_next);
         return AF_SUCCESS;
     }
     double ce = 0;
@@ -204,16 +212,10 @@ static double column_neg_lse(const af_sinkhorn_ws *ws, size_t j)
 
 static af_status log_step(af_sinkhorn_ws *ws)
 {
-    const size_t n = ws->n, m = ws->m;
+    const size_t m = ws->m;
     const double target = col_target(ws), log_target = log(target);
     if (ws->next_is_row) {
-        memcpy(ws->f, ws->f_next, n * sizeof(double));
-        double ce = 0;
-        for (size_t j = 0; j < m; j++)
-            ce = fmax(ce, fabs(ws->csum[j] / target - 1.0));
-        ws->col_err = ce;
-        ws->row_err = ws->next_row_err;
-        ws->next_is_row = 0;
+        commit_row_step(ws, ws->f, ws->f_next);
         return AF_SUCCESS;
     }
     double ce = 0;
