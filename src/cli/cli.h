@@ -48,6 +48,7 @@ extern const cli_command cli_cmd_train;
 extern const cli_command cli_cmd_convex;
 extern const cli_command cli_cmd_heat;
 extern const cli_command cli_cmd_compare;
+extern const cli_command cli_cmd_gradflow;
 
 /* Looks up a command by name (NULL if none). */
 const cli_command *cli_find_command(const char *name);
@@ -72,6 +73,9 @@ int cli_ulong(const cli_args *a, const char *name, unsigned long def, unsigned l
 /* Value among choices (NULL-terminated); *out is its index. */
 int cli_choice(const cli_args *a, const char *name, const char *const *choices,
                int def, int *out);
+
+/* mkdir -p for an output directory option; 0 or a printed error (CLI_EINPUT). */
+int cli_make_dirs(const char *option, const char *path);
 
 /* Progress on stderr (unless --quiet): "name: done/total, elapsed, left". */
 typedef struct {
