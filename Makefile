@@ -42,6 +42,7 @@ CLI       = $(BUILD)/attnflow
 DEPS      = $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SUPP_OBJ:.o=.d)
 
 .PHONY: all bootstrap demo test test-only figures bench check-long clean
+.SECONDARY:
 all: $(LIB) $(CLI)
 
 $(BUILD)/obj/%.o: %.c
