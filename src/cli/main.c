@@ -12,6 +12,7 @@ static const cli_command *const commands[] = {
     &cli_cmd_convex,
     &cli_cmd_heat,
     &cli_cmd_compare,
+    &cli_cmd_gradflow,
     NULL,
 };
 

@@ -1,0 +1,359 @@
+/* attnflow gradflow: Sinkhorn attention as a Wasserstein gradient flow
+ * (THEORY.md 4), made measurable.
+ *   --mode energy: from one cloud, integrate the Sinkhorn flow and the
+ *     SoftMax flow (scores x^T A y / eps, W_V = A / eps) and record along
+ *     each the entropic OT energy F_n, its measured rate dF_n/dt and the
+ *     rate a gradient flow of F_n would have, -(1/n) sum_i |T_i|^2.
+ *   --mode jacobian: relative asymmetry |J - J^T| / |J| of the particle
+ *     field's Jacobian (central differences) against n, for Sinkhorn with
+ *     W_V = A / eps (a gradient: symmetric), SoftMax, and Sinkhorn with a
+ *     W_V that is not A / eps. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+#include "attnflow/energy.h"
+#include "attnflow/flow.h"
+#include "attnflow/io.h"
+#include "cli.h"
+#include "density_opts.h"
+
+static const cli_opt gradflow_opts[] = {
+    {"mode", 1, "energy|jacobian (default energy)"},
+    {"n", 1, "energy: number of tokens (default 64)"},
+    {"ns", 1, "jacobian: list of n 'a,b,...' (default 4,8,16,32,64)"},
+    {"d", 1, "dimension (default 2)"},
+    {"seed", 1, "seed of the initial cloud N(0, sigma^2 I) (default 1)"},
+    {"sigma", 1, "standard deviation of the initial cloud (default 1)"},
+    {"A", 1, "symmetric score matrix, rows ';'-separated 'a,b;c,d' (default identity)"},
+    {"eps", 1, "temperature: scores x^T A y / eps, W_V = A / eps (default 1)"},
+    {"skew", 1, "jacobian: W_V = A / eps + skew * (antisymmetric unit) for the third field (default 0.5)"},
+    {"T", 1, "energy: final time (default 2)"},
+    {"dt", 1, "energy: RK4 step (default 0.01)"},
+    {"tol", 1, "Sinkhorn tolerance (default 1e-12)"},
+    {"fd-step", 1, "jacobian: central-difference step (default 1e-5); energy: tau of the rate (default 1e-5)"},
+    {"out", 1, "output file (energy.dat or jacobian.dat)"},
+    {NULL, 0, NULL},
+};
+
+static int read_A(const cli_args *a, size_t d, double *A)
+{
+    for (size_t i = 0; i < d * d; i++)
+        A[i] = (i / d == i % d);
+    const char *s = cli_str(a, "A", NULL);
+    if (!s)
+        return 0;
+    if (cli_parse_list(s, A, d * d) != d * d)
+        return cli_fail(CLI_EINPUT, "--A: expected %zu numbers 'a,b;c,d' (got '%s')", d * d, s);
+    for (size_t i = 0; i < d; i++)
+        for (size_t j = 0; j < i; j++)
+            if (A[i * d + j] != A[j * d + i])
+                return cli_fail(CLI_EINPUT, "--A must be symmetric (F_n needs symmetric scores)");
+    return 0;
+}
+
+static af_flow_ws *make_flow(size_t n, size_t d, af_flow_norm norm, const double *A, double eps,
+                             const double *V, double tol, int warm)
+{
+    af_flow_params p = af_flow_params_default(n, d);
+    p.norm = norm;
+    p.scores.kind = AF_SCORES_DOT;
+    p.scores.A = A;
+    p.scores.eps = eps;
+    p.V = V;
+    p.integrator = AF_FLOW_RK4;
+    p.sinkhorn.tol = tol;
+    p.sinkhorn.max_iters = 100000;
+    p.warm_start = warm;
+    return af_flow_alloc(&p);
+}
+
+static void write_common_meta(FILE *fp, const cli_args *a, size_t d, const double *A, double eps,
+                              double sigma, unsigned long seed)
+{
+    af_write_header(fp, a->command_line);
+    af_write_meta(fp, "seed", "%lu", seed);
+    af_write_meta(fp, "cloud", "x_i ~ N(0, %g^2 I_%zu)", sigma, d);
+    char buf[256];
+    size_t len = 0;
+    for (size_t i = 0; i < d * d && len < sizeof buf - 32; i++)
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%g", i == 0 ? "" : i % d ? "," : ";",
+                                A[i]);
+    af_write_meta(fp, "scores", "x^T A y / eps, A = [%s], eps = %.17g", buf, eps);
+}
+
+static int energy_mode(const cli_args *a)
+{
+    size_t n, d;
+    unsigned long seed;
+    double sigma, eps, T, dt, tol, tau;
+    int rc;
+    if ((rc = cli_size(a, "n", 64, &n)) || (rc = cli_size(a, "d", 2, &d))
+        || (rc = cli_ulong(a, "seed", 1, &seed)) || (rc = cli_positive(a, "sigma", 1, &sigma))
+        || (rc = cli_positive(a, "eps", 1, &eps)) || (rc = cli_double(a, "T", 2, &T))
+        || (rc = cli_positive(a, "dt", 0.01, &dt)) || (rc = cli_positive(a, "tol", 1e-12, &tol))
+        || (rc = cli_positive(a, "fd-step", 1e-5, &tau)))
+        return rc;
+    if (d > 16)
+        return cli_fail(CLI_EINPUT, "--d: at most 16 (got %zu)", d);
+    if (T < 0)
+        return cli_fail(CLI_EINPUT, "--T must be >= 0 (got %g)", T);
+    double A[256], V[256];
+    if ((rc = read_A(a, d, A)))
+        return rc;
+    for (size_t i = 0; i < d * d; i++)
+        V[i] = A[i] / eps; /* W_V = the whole score matrix */
+    const size_t N = n * d, nsteps = T > 0 ? (size_t)ceil(T / dt - 1e-9) : 0;
+    double *X0 = malloc(N * sizeof *X0), *Xs = malloc(N * sizeof *Xs), *Xm = malloc(N * sizeof *Xm),
+           *Ts = malloc(N * sizeof *Ts), *Tm = malloc(N * sizeof *Tm), *Tx = malloc(N * sizeof *Tx);
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    af_flow_ws *fs = make_flow(n, d, AF_FLOW_SINKHORN, A, eps, V, tol, 2);
+    af_flow_ws *fm = make_flow(n, d, AF_FLOW_SOFTMAX, A, eps, V, tol, 2);
+    af_flow_ws *fx = make_flow(n, d, AF_FLOW_SINKHORN, A, eps, V, tol, 2); /* Sinkhorn field at the SoftMax cloud */
+    af_energy_ws *ew = af_energy_alloc(n, d), *ewm = af_energy_alloc(n, d);
+    af_file *f = NULL;
+    if (!X0 || !Xs || !Xm || !Ts || !Tm || !Tx || !r || !fs || !fm || !fx || !ew || !ewm) {
+        rc = cli_fail_status(AF_ENOMEM);
+        goto done;
+    }
+    gsl_rng_set(r, seed);
+    for (size_t k = 0; k < N; k++)
+        X0[k] = gsl_ran_gaussian_ziggurat(r, sigma);
+    memcpy(Xs, X0, N * sizeof *X0);
+    memcpy(Xm, X0, N * sizeof *X0);
+    af_energy_params ep = af_energy_params_default();
+    ep.scores.A = A;
+    ep.scores.eps = eps;
+    ep.sinkhorn.tol = tol;
+    const char *path = cli_str(a, "out", NULL);
+    af_status st;
+    if (path) {
+        if ((st = af_file_open(&f, path))) {
+            rc = cli_fail_status(st);
+            goto done;
+        }
+        FILE *fp = af_file_stream(f);
+        write_common_meta(fp, a, d, A, eps, sigma, seed);
+        af_write_meta(fp, "n", "%zu", n);
+        af_write_meta(fp, "flows", "Sinkhorn and SoftMax, T_i = sum_j K_ij W_V x_j, W_V = A / eps, "
+                      "RK4 dt = %.17g, T = %.17g, Sinkhorn tol %.3g", dt, T, tol);
+        af_write_meta(fp, "F", "F_n = OT_1(mu, mu)/2 for the cost -x^T A y / eps (energy.h)");
+        af_write_meta(fp, "rate", "dF/dt measured by (F(X + tau T) - F(X - tau T)) / (2 tau), "
+                      "tau = %.3g", tau);
+        af_write_meta(fp, "grad_rate", "-(1/n) sum_i |T_i|^2: the rate if the flow were the gradient "
+                      "flow of F_n (it is for Sinkhorn)");
+        af_write_meta(fp, "cross_rate", "-(1/n) sum_i T^sinkhorn_i . T^softmax_i at the SoftMax cloud: "
+                      "the chain rule dF/dt = grad F . T");
+        fputs("# columns: t F_sinkhorn rate_sinkhorn grad_rate_sinkhorn F_softmax rate_softmax "
+              "grad_rate_softmax cross_rate_softmax\n", fp);
+    }
+    cli_progress pr;
+    cli_progress_start(&pr, "gradflow", nsteps, cli_flag(a, "quiet"));
+    double t = 0, F0s = NAN, Fends = NAN, Fends_m = NAN, max_rate_err = 0, max_rise = -INFINITY, Fprev = NAN;
+    for (size_t s = 0;; s++) {
+        double Fs, Fm, rs, rm;
+        if ((st = af_flow_velocity(fs, Xs, Ts)) || (st = af_flow_velocity(fm, Xm, Tm))
+            || (st = af_flow_velocity(fx, Xm, Tx)))
+            break;
+        if (((st = af_energy(ew, &ep, Xs, &Fs, NULL)) && st != AF_EMAXITER)
+            || ((st = af_energy(ewm, &ep, Xm, &Fm, NULL)) && st != AF_EMAXITER)
+            || ((st = af_energy_rate(ew, &ep, Xs, Ts, tau, &rs)) && st != AF_EMAXITER)
+            || ((st = af_energy_rate(ewm, &ep, Xm, Tm, tau, &rm)) && st != AF_EMAXITER))
+            break;
+        st = AF_SUCCESS;
+        double gs = af_energy_dissipation(n, d, Ts), gm = af_energy_dissipation(n, d, Tm), cross = 0;
+        for (size_t k = 0; k < N; k++)
+            cross -= Tx[k] * Tm[k] / (double)n;
+        if (s == 0)
+            F0s = Fs;
+        else
+            max_rise = fmax(max_rise, Fs - Fprev);
+        Fprev = Fs;
+        Fends = Fs;
+        Fends_m = Fm;
+        max_rate_err = fmax(max_rate_err, fabs(rs - gs) / fmax(fabs(gs), 1e-300));
+        if (f) {
+            FILE *fp = af_file_stream(f);
+            double row[] = {t, Fs, rs, gs, Fm, rm, gm, cross};
+            for (size_t k = 0; k < 8; k++) {
+                if (k)
+                    fputc(' ', fp);
+                af_write_double(fp, row[k]);
+            }
+            fputc('\n', fp);
+        }
+        if (s == nsteps)
+            break;
+        double tn = s + 1 == nsteps ? T : (double)(s + 1) * dt;
+        if ((st = af_flow_step(fs, Xs, tn - t)) || (st = af_flow_step(fm, Xm, tn - t)))
+            break;
+        t = tn;
+        cli_progress_update(&pr, s + 1);
+    }
+    if (st) {
+        rc = cli_fail(CLI_EINPUT, "t = %g: %s", t, af_last_error());
+        goto done;
+    }
+    cli_progress_end(&pr);
+    if (f) {
+        st = af_file_commit(f);
+        f = NULL;
+        if (st) {
+            rc = cli_fail_status(st);
+            goto done;
+        }
+    }
+    printf("n=%zu d=%zu eps=%g T=%g F0=%.12g F_sinkhorn(T)=%.12g F_softmax(T)=%.12g "
+           "max_step_rise_sinkhorn=%.3g max_rel_rate_err_sinkhorn=%.3g\n",
+           n, d, eps, T, F0s, Fends, Fends_m, nsteps ? max_rise : NAN, max_rate_err);
+    rc = 0;
+done:
+    if (f)
+        af_file_abort(f);
+    free(X0);
+    free(Xs);
+    free(Xm);
+    free(Ts);
+    free(Tm);
+    free(Tx);
+    gsl_rng_free(r);
+    af_flow_free(fs);
+    af_flow_free(fm);
+    af_flow_free(fx);
+    af_energy_free(ew);
+    af_energy_free(ewm);
+    return rc;
+}
+
+static af_status field_cb(void *user, const double *X, double *T)
+{
+    return af_flow_velocity(user, X, T);
+}
+
+static int jacobian_mode(const cli_args *a)
+{
+    size_t d;
+    unsigned long seed;
+    double sigma, eps, tol, h, skew;
+    int rc;
+    if ((rc = cli_size(a, "d", 2, &d)) || (rc = cli_ulong(a, "seed", 1, &seed))
+        || (rc = cli_positive(a, "sigma", 1, &sigma)) || (rc = cli_positive(a, "eps", 1, &eps))
+        || (rc = cli_positive(a, "tol", 1e-12, &tol)) || (rc = cli_positive(a, "fd-step", 1e-5, &h))
+        || (rc = cli_double(a, "skew", 0.5, &skew)))
+        return rc;
+    if (d < 2 || d > 16)
+        return cli_fail(CLI_EINPUT, "--d: 2 to 16 for the jacobian mode (got %zu)", d);
+    double A[256], V[256], W[256], nsv[64];
+    if ((rc = read_A(a, d, A)))
+        return rc;
+    const char *ns = cli_str(a, "ns", "4,8,16,32,64");
+    size_t nn = cli_parse_list(ns, nsv, 64);
+    if (nn == 0)
+        return cli_fail(CLI_EINPUT, "--ns: expected a list of sizes (got '%s')", ns);
+    for (size_t k = 0; k < nn; k++)
+        if (!(nsv[k] >= 2) || nsv[k] != floor(nsv[k]) || nsv[k] > 512)
+            return cli_fail(CLI_EINPUT, "--ns: sizes must be integers in [2, 512] (got %g)", nsv[k]);
+    for (size_t i = 0; i < d * d; i++) {
+        V[i] = A[i] / eps;
+        W[i] = V[i];
+    }
+    W[1] += skew; /* + skew (e_1 e_2^T - e_2 e_1^T): W_V no longer the score matrix */
+    W[d] -= skew;
+    af_file *f = NULL;
+    af_status st;
+    const char *path = cli_str(a, "out", NULL);
+    if (path) {
+        if ((st = af_file_open(&f, path)))
+            return cli_fail_status(st);
+        FILE *fp = af_file_stream(f);
+        write_common_meta(fp, a, d, A, eps, sigma, seed);
+        af_write_meta(fp, "jacobian", "J = dT/dX (nd x nd) by central differences, step %.3g "
+                      "(times max(1, |x|)); asymmetry |J - J^T|_F / |J|_F", h);
+        af_write_meta(fp, "fields", "sinkhorn: W_V = A/eps; softmax: W_V = A/eps; "
+                      "sinkhorn_skew: W_V = A/eps + %g (e1 e2^T - e2 e1^T)", skew);
+        af_write_meta(fp, "sinkhorn", "tol %.3g, cold start at every evaluation", tol);
+        af_write_meta(fp, "fd_err", "Richardson estimate of the finite-difference error, max entry, "
+                      "relative to max |J|");
+        fputs("# columns: n asym_sinkhorn asym_softmax asym_sinkhorn_skew fd_err_sinkhorn "
+              "fd_err_softmax seconds\n", fp);
+    }
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    rc = 0;
+    for (size_t k = 0; k < nn && !rc; k++) {
+        size_t n = (size_t)nsv[k], N = n * d;
+        double *X = malloc(N * sizeof *X), *J = malloc(N * N * sizeof *J),
+               *work = malloc(4 * N * sizeof *work);
+        double asym[3], err[3], t0 = cli_now();
+        if (!X || !J || !work) {
+            rc = cli_fail(CLI_EINPUT, "out of memory (n = %zu)", n);
+        } else {
+            gsl_rng_set(r, seed);
+            for (size_t q = 0; q < N; q++)
+                X[q] = gsl_ran_gaussian_ziggurat(r, sigma);
+            for (int c = 0; c < 3 && !rc; c++) {
+                /* cold starts: a warm start would make T depend on the order of evaluation */
+                af_flow_ws *fw = make_flow(n, d, c == 1 ? AF_FLOW_SOFTMAX : AF_FLOW_SINKHORN, A, eps,
+                                           c == 2 ? W : V, tol, 0);
+                if (!fw) {
+                    rc = cli_fail_status(AF_ENOMEM);
+                    break;
+                }
+                if ((st = af_fd_jacobian(field_cb, fw, N, X, h, J, &err[c], work))) {
+                    rc = cli_fail(CLI_EINPUT, "n = %zu: %s", n, af_last_error());
+                } else {
+                    double mx = 0;
+                    for (size_t q = 0; q < N * N; q++)
+                        mx = fmax(mx, fabs(J[q]));
+                    asym[c] = af_jacobian_asymmetry(N, J);
+                    err[c] /= mx;
+                }
+                af_flow_free(fw);
+            }
+        }
+        if (!rc) {
+            if (f) {
+                FILE *fp = af_file_stream(f);
+                fprintf(fp, "%zu", n);
+                double row[] = {asym[0], asym[1], asym[2], err[0], err[1], cli_now() - t0};
+                for (size_t q = 0; q < 6; q++) {
+                    fputc(' ', fp);
+                    af_write_double(fp, row[q]);
+                }
+                fputc('\n', fp);
+            }
+            printf("n=%zu asym_sinkhorn=%.3g asym_softmax=%.3g asym_sinkhorn_skew=%.3g fd_err=%.3g\n",
+                   n, asym[0], asym[1], asym[2], err[0]);
+        }
+        free(X);
+        free(J);
+        free(work);
+    }
+    gsl_rng_free(r);
+    if (f) {
+        if (rc) {
+            af_file_abort(f);
+        } else if ((st = af_file_commit(f))) {
+            rc = cli_fail_status(st);
+        }
+    }
+    return rc;
+}
+
+static int gradflow_run(const cli_args *a)
+{
+    static const char *const modes[] = {"energy", "jacobian", NULL};
+    int mode, rc;
+    if ((rc = cli_choice(a, "mode", modes, 0, &mode)))
+        return rc;
+    return mode == 0 ? energy_mode(a) : jacobian_mode(a);
+}
+
+const cli_command cli_cmd_gradflow = {
+    "gradflow",
+    "Sinkhorn attention as a gradient flow: OT energy along flows, field Jacobian symmetry",
+    "[--mode energy|jacobian] [--n N | --ns 'a,b,...'] [--d D] [--A 'a,b;c,d'] [--eps E]\n"
+    "      [--T T] [--dt H] [--out FILE] [FILE.ini]",
+    gradflow_opts,
+    gradflow_run,
+};
