@@ -343,9 +343,19 @@ done:
 static int open_in(const char *dir, const char *name, af_file **f)
 {
     char path[4096];
-    /* the directory itself may be new (one level, like mkdir) */
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return cli_fail(CLI_EINPUT, "%s: cannot create the directory: %s", dir, strerror(errno));
+    /* create the directory and its parents if needed (like mkdir -p) */
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1;; p++) {
+        char c = *p;
+        if (c != '/' && c != '\0')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return cli_fail(CLI_EINPUT, "%s: cannot create the directory: %s", path, strerror(errno));
+        *p = c;
+        if (c == '\0')
+            break;
+    }
     snprintf(path, sizeof path, "%s/%s", dir, name);
     af_status st = af_file_open(f, path);
     return st ? cli_fail_status(st) : 0;
