@@ -11,9 +11,12 @@
 #include <gsl/gsl_rng.h>
 #include "attnflow/convex.h"
 #include "attnflow/io.h"
+#include "attnflow/train.h"
 #include "cli.h"
 
 static const cli_opt convex_opts[] = {
+    {"data", 1, "synthetic|pointclouds (3-D shapes of the train command; d = 3, c = 6) "
+                "(default synthetic)"},
     {"kind", 1, "linear|gated attention (default linear)"},
     {"loss", 1, "squared|ce (softmax cross-entropy) (default squared)"},
     {"beta", 1, "weight decay = nuclear-norm weight beta > 0 (default 0.01)"},
@@ -70,7 +73,7 @@ static int make_dirs(const char *path)
 }
 
 typedef struct {
-    int kind, loss, svd;
+    int kind, loss, svd, data;
     double beta, tol, noise, width, lr, init_scale, grow, rank_tol;
     unsigned long seed, init_seed;
     size_t N, n, d, c, P, clusters, teacher, heads, iters, max_iter, gap_every, cluster_samples;
@@ -81,6 +84,7 @@ typedef struct {
 static const char *const kinds[] = {"linear", "gated", NULL};
 static const char *const losses[] = {"squared", "ce", NULL};
 static const char *const svds[] = {"lapack", "gsl", NULL};
+static const char *const datas[] = {"synthetic", "pointclouds", NULL};
 
 static int read_options(const cli_args *a, convex_run *r)
 {
@@ -101,8 +105,19 @@ static int read_options(const cli_args *a, convex_run *r)
         || (rc = cli_ulong(a, "cluster-samples", 12, &r->cluster_samples)))
         return rc;
     if ((rc = cli_ulong(a, "init-seed", r->seed, &r->init_seed))
-        || (rc = cli_choice(a, "svd", svds, 0, &r->svd)))
+        || (rc = cli_choice(a, "svd", svds, 0, &r->svd))
+        || (rc = cli_choice(a, "data", datas, 0, &r->data)))
         return rc;
+    if (r->data == 1) {
+        if ((cli_given(a, "dim") && r->d != 3)
+            || (cli_given(a, "classes") && r->c != AF_POINTCLOUD_CLASSES))
+            return cli_fail(CLI_EINPUT, "--data pointclouds: tokens are 3-D points of %d classes "
+                            "(--dim 3, --classes %d)", AF_POINTCLOUD_CLASSES, AF_POINTCLOUD_CLASSES);
+        if (cli_given(a, "clusters") || cli_given(a, "teacher-heads") || cli_given(a, "width"))
+            return cli_fail(CLI_EINPUT, "--clusters, --teacher-heads, --width: synthetic data only");
+        r->d = 3;
+        r->c = AF_POINTCLOUD_CLASSES;
+    }
     if (r->tol < 0)
         return cli_fail(CLI_EINPUT, "--tol: must be >= 0 (got %g)", r->tol);
     if (r->noise < 0 || r->width < 0 || r->init_scale < 0)
@@ -129,8 +144,13 @@ static void header(FILE *fp, const cli_args *a, const convex_run *r, const char 
     af_write_meta(fp, "seed", "%lu", r->seed);
     af_write_meta(fp, "problem", "%s attention, %s loss, N=%zu n=%zu d=%zu c=%zu", kinds[r->kind],
                   losses[r->loss], r->N, r->n, r->d, r->c);
-    af_write_meta(fp, "data", "clusters=%zu width=%g teacher_heads=%zu noise=%g", r->clusters,
-                  r->width, r->teacher, r->noise);
+    if (r->data == 0)
+        af_write_meta(fp, "data", "synthetic: clusters=%zu width=%g teacher_heads=%zu noise=%g",
+                      r->clusters, r->width, r->teacher, r->noise);
+    else
+        af_write_meta(fp, "data", "pointclouds: %zu points per cloud, noise %g, scaled by "
+                      "1/sqrt(n); target of every token = one-hot class of its cloud",
+                      r->n, r->noise);
     if (r->kind == 1)
         af_write_meta(fp, "gates", "%zu", r->P);
     af_write_meta(fp, "beta", "%.17g", r->beta);
@@ -493,12 +513,38 @@ static int run_convex(const cli_args *a)
     sp.width = r.width;
     af_convex_shape sh = {r.kind == 0 ? AF_CONVEX_LINEAR : AF_CONVEX_GATED,
                           r.loss == 0 ? AF_CONVEX_SQUARED : AF_CONVEX_CE, r.N, r.n, r.d, r.c, r.P};
-    af_status st = af_convex_synth_tokens(&sp, r.N, r.n, r.d, rng, X, cluster);
+    af_status st;
+    if (r.data == 0) {
+        st = af_convex_synth_tokens(&sp, r.N, r.n, r.d, rng, X, cluster);
+    } else {
+        /* the point clouds of the train command; every token is asked for
+         * the class of its cloud, and the points are scaled by 1/sqrt(n)
+         * like the synthetic tokens so that X^T X stays O(1) */
+        af_pointcloud_options po = af_pointcloud_options_default();
+        po.n_points = r.n;
+        if (cli_given(a, "noise"))
+            po.noise = r.noise;
+        r.noise = po.noise;
+        af_dataset ds = {0};
+        st = af_pointclouds_generate(r.N, &po, rng, &ds);
+        if (!st) {
+            double sc = 1.0 / sqrt((double)r.n);
+            for (size_t q = 0; q < T * r.d; q++)
+                X[q] = sc * ds.x[q];
+            for (size_t t = 0; t < T; t++) {
+                size_t k = (size_t)ds.y[t / r.n];
+                cluster[t] = k;
+                for (size_t o = 0; o < r.c; o++)
+                    Y[t * r.c + o] = o == k;
+            }
+        }
+        af_dataset_free(&ds);
+    }
     if (!st)
         st = af_convex_synth_gates(r.P, r.d, rng, H);
     if (!st)
         st = af_convex_problem_alloc(&p, &sh, X, H);
-    if (!st)
+    if (!st && r.data == 0)
         st = af_convex_synth_targets(p, &sp, rng, Y);
     if (!st)
         st = af_convex_problem_set_targets(p, Y);
