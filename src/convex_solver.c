@@ -19,6 +19,10 @@ struct af_convex_solver {
     af_convex_options opt;
     size_t zs, fs, kmin;
     double *Z, *Zold, *Yk, *G, *Zn;
+    double *Gz, *Gzold;   /* gradients at Z_k and Z_{k-1} from the certificates */
+    size_t gz_iter, gzold_iter;
+    int gz_ok, gzold_ok;
+    double mom;           /* Y = Z + mom (Z - Zold) */
     double *FZ, *FZold, *FY, *Fn, *resY, *resZ, *resN;
     double *sig, *sign;
     cx_svd *svd;
@@ -55,7 +59,7 @@ void af_convex_solver_free(af_convex_solver *s)
 {
     if (!s)
         return;
-    double *bufs[] = {s->Z, s->Zold, s->Yk, s->G, s->Zn, s->FZ, s->FZold, s->FY,
+    double *bufs[] = {s->Z, s->Zold, s->Yk, s->G, s->Zn, s->Gz, s->Gzold, s->FZ, s->FZold, s->FY,
                       s->Fn, s->resY, s->resZ, s->resN, s->sig, s->sign};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
         free(bufs[k]);
@@ -78,7 +82,7 @@ af_convex_solver *af_convex_solver_alloc(af_convex_problem *p)
     s->zs = p->P * p->zg;
     s->fs = p->T * p->sh.c;
     s->kmin = p->d2 < p->dc ? p->d2 : p->dc;
-    double **zb[] = {&s->Z, &s->Zold, &s->Yk, &s->G, &s->Zn};
+    double **zb[] = {&s->Z, &s->Zold, &s->Yk, &s->G, &s->Zn, &s->Gz, &s->Gzold};
     double **fb[] = {&s->FZ, &s->FZold, &s->FY, &s->Fn, &s->resY, &s->resZ, &s->resN};
     int ok = 1;
     for (size_t k = 0; k < sizeof zb / sizeof zb[0]; k++)
@@ -100,11 +104,20 @@ af_convex_solver *af_convex_solver_alloc(af_convex_problem *p)
 static af_status certify(af_convex_solver *s)
 {
     af_convex_problem *p = s->p;
-    cx_backward(p, s->resZ, s->G);
+    /* keep the previous gradient: for the squared loss the gradient is
+     * affine in Z, so the one at Y = Z + mom (Z - Zold) is a combination */
+    double *tmp = s->Gzold;
+    s->Gzold = s->Gz;
+    s->Gz = tmp;
+    s->gzold_ok = s->gz_ok;
+    s->gzold_iter = s->gz_iter;
+    cx_backward(p, s->resZ, s->Gz);
+    s->gz_ok = 1;
+    s->gz_iter = s->st.iter;
     double t0 = now(), gn = 0;
     for (size_t g = 0; g < p->P; g++) {
         double v;
-        af_status st = cx_specnorm(s->svd, s->G + g * p->zg, &v);
+        af_status st = cx_specnorm(s->svd, s->Gz + g * p->zg, &v);
         if (st)
             return st;
         gn = v > gn ? v : gn;
@@ -131,7 +144,7 @@ static double lipschitz(af_convex_solver *s)
     for (size_t q = 0; q < s->zs; q++)
         v[q] = 1.0 + 0.01 * (double)(q % 7); /* deterministic, not orthogonal to much */
     double lam = 0;
-    for (int it = 0; it < 30; it++) {
+    for (int it = 0; it < 10; it++) { /* a rough start: backtracking and growth adapt it */
         double nv = 0;
         for (size_t q = 0; q < s->zs; q++)
             nv += v[q] * v[q];
@@ -213,6 +226,8 @@ af_status af_convex_solver_set(af_convex_solver *s, const af_convex_options *opt
     memcpy(s->Zold, s->Z, s->zs * sizeof *s->Z);
     memcpy(s->Yk, s->Z, s->zs * sizeof *s->Z);
     s->theta = 1;
+    s->mom = 0;
+    s->gz_ok = s->gzold_ok = 0;
     s->st.loss = s->lossZ;
     s->st.penalty = opt->beta * nuc;
     s->st.objective = s->st.loss + s->st.penalty;
@@ -233,8 +248,16 @@ af_status af_convex_solver_iterate(af_convex_solver *s)
     af_convex_problem *p = s->p;
     double t0 = now(), beta = s->opt.beta;
     size_t zs = s->zs, fs = s->fs;
-    cx_loss(p, s->FY, s->resY); /* residual at Y for the gradient */
-    cx_backward(p, s->resY, s->G);
+    cx_loss(p, s->FY, s->resY); /* residual at Y: gradient, and the ce Bregman test */
+    size_t k = s->st.iter;
+    if (s->gz_ok && s->gz_iter == k && (s->mom == 0 || (s->gzold_ok && s->gzold_iter + 1 == k))
+        && p->sh.loss == AF_CONVEX_SQUARED) {
+        /* saves one of the two GEMMs of the step (the certificate did it) */
+        for (size_t q = 0; q < zs; q++)
+            s->G[q] = s->mom == 0 ? s->Gz[q] : s->Gz[q] + s->mom * (s->Gz[q] - s->Gzold[q]);
+    } else {
+        cx_backward(p, s->resY, s->G);
+    }
     double lossN;
     size_t rank;
     /* try a longer step first: the local curvature is often far below the
@@ -306,6 +329,7 @@ af_status af_convex_solver_iterate(af_convex_solver *s)
     double th = (1 + sqrt(1 + 4 * s->theta * s->theta * t_prev / s->t)) / 2;
     double mom = s->opt.accelerate ? (s->theta - 1) / th : 0;
     s->theta = th;
+    s->mom = mom;
     for (size_t q = 0; q < zs; q++)
         s->Yk[q] = s->Z[q] + mom * (s->Z[q] - s->Zold[q]);
     for (size_t q = 0; q < fs; q++)
