@@ -402,6 +402,14 @@ double cx_bregman(const af_convex_problem *p, const double *F0, const double *re
     return p->w * total;
 }
 
+double cx_relative_gap(double gap, double objective)
+{
+    /* P = 0 happens for an exact fit at Z = 0 (then the gap is 0 too) */
+    if (fabs(objective) > 0)
+        return gap / fabs(objective);
+    return gap <= 0 ? 0.0 : INFINITY;
+}
+
 static af_status need_targets(const af_convex_problem *p)
 {
     if (!p->has_targets)
@@ -473,7 +481,7 @@ af_status af_convex_certify(af_convex_problem *p, double beta, const double *Z,
         cert->objective = loss + beta * nuc;
         cert->dual = cx_dual(p, p->F, p->res, sc);
         cert->gap = cert->objective - cert->dual;
-        cert->rel_gap = cert->gap / fabs(cert->objective);
+        cert->rel_gap = cx_relative_gap(cert->gap, cert->objective);
         cert->grad_norm = gn;
         cert->grad_ratio = gn / beta;
     }

@@ -56,6 +56,9 @@ double cx_bregman(const af_convex_problem *p, const double *F0, const double *re
 /* Dual value -(1/T) sum_t h*(s res_t), res = grad h at F. */
 double cx_dual(const af_convex_problem *p, const double *F, const double *res, double s);
 
+/* gap / |P|, defined (0) for the exact fit P = gap = 0 */
+double cx_relative_gap(double gap, double objective);
+
 /* SVD workspace (src/convex_svd.c): after cx_svd_run, sv (k values,
  * descending), U (rows x k) and Vt (k x cols), row-major, k = min(rows, cols). */
 typedef struct {

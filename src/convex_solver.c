@@ -129,7 +129,7 @@ static af_status certify(af_convex_solver *s)
     s->st.grad_ratio = gn / beta;
     s->st.dual = cx_dual(p, s->FZ, s->resZ, sc);
     s->st.gap = s->st.objective - s->st.dual;
-    s->st.rel_gap = s->st.gap / fabs(s->st.objective);
+    s->st.rel_gap = cx_relative_gap(s->st.gap, s->st.objective);
     s->st.certified = 1;
     s->st.converged = s->st.rel_gap <= s->opt.tol;
     return AF_SUCCESS;

@@ -699,3 +699,22 @@ Test(convex, cli_convex_and_nonconvex_outputs)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);
 }
+
+/* Y = 0: Z = 0 fits exactly, P = D = 0; the relative gap must read 0
+ * (not 0/0) and the solver stop at once. */
+Test(convex, exact_fit_has_zero_gap)
+{
+    fixture f = make(AF_CONVEX_LINEAR, AF_CONVEX_SQUARED, 5, 4, 2, 2, 1, 7, 0.1);
+    double Y0[5 * 4 * 2] = {0}, Z[f.zs];
+    cr_assert_eq(af_convex_problem_set_targets(f.p, Y0), AF_SUCCESS);
+    memset(Z, 0, sizeof Z);
+    af_convex_options opt = af_convex_options_default();
+    opt.beta = 1e-3;
+    af_convex_state st;
+    cr_assert_eq(af_convex_solve(f.p, &opt, Z, &st), AF_SUCCESS, "%s", af_last_error());
+    cr_assert_eq(st.iter, 0);
+    cr_assert_eq(st.objective, 0.0);
+    cr_assert_eq(st.rel_gap, 0.0);
+    cr_assert_eq(st.grad_ratio, 0.0);
+    unmake(&f);
+}
