@@ -555,17 +555,12 @@ static void head_scores(const af_convex_problem *p, size_t i, const double *W1, 
     small_gemm(0, 0, n, c, d, 1.0, X, d, W2, c, 0.0, B, c);
 }
 
-af_status af_convex_heads_predict(const af_convex_problem *p, size_t m, const double *W1,
-                                  const double *W2, const size_t *gate_of, double *F)
+/* F of the head form; work: n d + n^2 + n c doubles. */
+static void heads_predict(const af_convex_problem *p, size_t m, const double *W1, const double *W2,
+                          const size_t *gate_of, double *F, double *work)
 {
-    af_status st = check_heads(p, m, W1, W2, gate_of);
-    if (st)
-        return st;
     size_t n = p->sh.n, d = p->sh.d, c = p->sh.c;
-    double *A = malloc((n * d + n * n + n * c) * sizeof *A);
-    if (!A)
-        return af_error(AF_ENOMEM, "heads: out of memory");
-    double *S = A + n * d, *B = S + n * n;
+    double *A = work, *S = A + n * d, *B = S + n * n;
     for (size_t i = 0; i < p->sh.N; i++) {
         double *Fi = F + i * n * c;
         memset(Fi, 0, n * c * sizeof *Fi);
@@ -574,26 +569,37 @@ af_status af_convex_heads_predict(const af_convex_problem *p, size_t m, const do
             small_gemm(0, 0, n, c, n, 1.0, S, n, B, c, 1.0, Fi, c);
         }
     }
-    free(A);
+}
+
+af_status af_convex_heads_predict(const af_convex_problem *p, size_t m, const double *W1,
+                                  const double *W2, const size_t *gate_of, double *F)
+{
+    af_status st = check_heads(p, m, W1, W2, gate_of);
+    if (st)
+        return st;
+    size_t n = p->sh.n;
+    double *work = malloc((n * p->sh.d + n * n + n * p->sh.c) * sizeof *work);
+    if (!work)
+        return af_error(AF_ENOMEM, "heads: out of memory");
+    heads_predict(p, m, W1, W2, gate_of, F, work);
+    free(work);
     return AF_SUCCESS;
 }
 
-af_status af_convex_heads_objective(const af_convex_problem *p, double beta, size_t m,
-                                    const double *W1, const double *W2, const size_t *gate_of,
-                                    double *objective, double *dW1, double *dW2)
+size_t cx_heads_work(const af_convex_problem *p)
 {
-    af_status st = need_targets(p);
-    if (!st)
-        st = check_heads(p, m, W1, W2, gate_of);
-    if (st)
-        return st;
+    size_t n = p->sh.n, d = p->sh.d, c = p->sh.c;
+    return 2 * p->T * c + n * d + 2 * n * n + 2 * n * c + d * n;
+}
+
+void cx_heads_objective(const af_convex_problem *p, double beta, size_t m, const double *W1,
+                        const double *W2, const size_t *gate_of, double *objective, double *dW1,
+                        double *dW2, double *work)
+{
     size_t n = p->sh.n, d = p->sh.d, c = p->sh.c, T = p->T;
-    double *F = malloc((2 * T * c + n * d + 2 * n * n + 2 * n * c + d * n) * sizeof *F);
-    if (!F)
-        return af_error(AF_ENOMEM, "heads: out of memory");
-    double *res = F + T * c, *A = res + T * c, *S = A + n * d, *dS = S + n * n;
+    double *F = work, *res = F + T * c, *A = res + T * c, *S = A + n * d, *dS = S + n * n;
     double *B = dS + n * n, *dB = B + n * c, *XtdS = dB + n * c;
-    af_convex_heads_predict(p, m, W1, W2, gate_of, F);
+    heads_predict(p, m, W1, W2, gate_of, F, A);
     double loss = cx_loss(p, F, res);
     double reg = 0;
     for (size_t q = 0; q < m * p->d2; q++)
@@ -627,9 +633,25 @@ af_status af_convex_heads_objective(const af_convex_problem *p, double beta, siz
             }
         }
     }
-    free(F);
+}
+
+af_status af_convex_heads_objective(const af_convex_problem *p, double beta, size_t m,
+                                    const double *W1, const double *W2, const size_t *gate_of,
+                                    double *objective, double *dW1, double *dW2)
+{
+    af_status st = need_targets(p);
+    if (!st)
+        st = check_heads(p, m, W1, W2, gate_of);
+    if (st)
+        return st;
+    double *work = malloc(cx_heads_work(p) * sizeof *work);
+    if (!work)
+        return af_error(AF_ENOMEM, "heads: out of memory");
+    cx_heads_objective(p, beta, m, W1, W2, gate_of, objective, dW1, dW2, work);
+    free(work);
     return isfinite(*objective) ? AF_SUCCESS : af_error(AF_ENUMERIC, "head objective is not finite");
 }
+
 
 af_status af_convex_z_from_heads(const af_convex_problem *p, size_t m, const double *W1,
                                  const double *W2, const size_t *gate_of, double *Z)

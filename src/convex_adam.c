@@ -13,6 +13,7 @@ struct af_convex_adam {
     af_convex_adam_options opt;
     size_t m, np; /* heads, parameters */
     double *w, *g, *mom1, *mom2; /* parameters: W1 (m d^2) then W2 (m dc) */
+    double *work;                /* head-form objective, allocated once */
     size_t *gate_of;
     size_t step;
     int ready;
@@ -39,6 +40,7 @@ void af_convex_adam_free(af_convex_adam *a)
     free(a->mom1);
     free(a->mom2);
     free(a->gate_of);
+    free(a->work);
     free(a);
 }
 
@@ -61,7 +63,8 @@ af_convex_adam *af_convex_adam_alloc(af_convex_problem *p, size_t m)
     a->mom1 = calloc(a->np, sizeof *a->mom1);
     a->mom2 = calloc(a->np, sizeof *a->mom2);
     a->gate_of = malloc(m * sizeof *a->gate_of);
-    if (!a->w || !a->g || !a->mom1 || !a->mom2 || !a->gate_of) {
+    a->work = malloc(cx_heads_work(p) * sizeof *a->work);
+    if (!a->w || !a->g || !a->mom1 || !a->mom2 || !a->gate_of || !a->work) {
         af_convex_adam_free(a);
         af_error(AF_ENOMEM, "adam: out of memory");
         return NULL;
@@ -99,10 +102,10 @@ af_status af_convex_adam_iterate(af_convex_adam *a, double *objective)
     af_convex_problem *p = a->p;
     size_t m = a->m, off = m * p->d2;
     double obj;
-    af_status st = af_convex_heads_objective(p, a->opt.beta, m, a->w, a->w + off, a->gate_of, &obj,
-                                             a->g, a->g + off);
-    if (st)
-        return st;
+    cx_heads_objective(p, a->opt.beta, m, a->w, a->w + off, a->gate_of, &obj, a->g, a->g + off,
+                       a->work);
+    if (!isfinite(obj))
+        return af_error(AF_ENUMERIC, "adam: head objective is not finite after %zu steps", a->step);
     a->step++;
     double b1 = a->opt.beta1, b2 = a->opt.beta2;
     double c1 = 1 - pow(b1, (double)a->step), c2 = 1 - pow(b2, (double)a->step);

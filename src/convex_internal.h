@@ -56,6 +56,13 @@ double cx_bregman(const af_convex_problem *p, const double *F0, const double *re
 /* Dual value -(1/T) sum_t h*(s res_t), res = grad h at F. */
 double cx_dual(const af_convex_problem *p, const double *F, const double *res, double s);
 
+/* Head-form objective and gradients without allocation (work: cx_heads_work
+ * doubles); no argument checks. */
+size_t cx_heads_work(const af_convex_problem *p);
+void cx_heads_objective(const af_convex_problem *p, double beta, size_t m, const double *W1,
+                        const double *W2, const size_t *gate_of, double *objective, double *dW1,
+                        double *dW2, double *work);
+
 /* gap / |P|, defined (0) for the exact fit P = gap = 0 */
 double cx_relative_gap(double gap, double objective);
 
