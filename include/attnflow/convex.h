@@ -32,6 +32,13 @@
  *     D = -(1/(Nn)) sum_t h*(theta_t) <= optimum <= P(Z),
  * so gap = P - D bounds the suboptimality of Z; at Z = 0 the gap is exactly
  * zero iff max_g |G_g(0)|_2 <= beta. The solver stops on gap/P <= tol.
+ * Away from Z = 0, |G|_2 <= beta is necessary but not sufficient (optimality
+ * also needs G = -beta (U V^T + W) aligned with Z = U S V^T), so
+ * (|G|_2/beta - 1)_+ is not a gap bound there; see tests/test_convex.c.
+ *
+ * As G is symmetric, only Z^{(l,p)} + Z^{(p,l)} reaches the outputs: the
+ * operator Z -> f has a null space, and the nuclear norm picks the
+ * cheapest Z among those with equal outputs (so does weight decay).
  */
 #ifndef AF_CONVEX_H
 #define AF_CONVEX_H
