@@ -352,6 +352,36 @@ af_status af_grid_from_table(size_t rows, size_t cols, const double *table, af_g
                     cols);
 }
 
+/* ---- mean-field attention flow from a Gaussian ---- */
+
+static double mf_rate(int sinkhorn, double eps, double s)
+{
+    if (!sinkhorn)
+        return 4 * s / (s + eps);
+    double k = s / eps;
+    /* 1 - r without cancellation: 1 - r = (2k + 1 - sqrt(1 + 4k^2)) / (2k)
+     * = (4k) / (2k (2k + 1 + sqrt(1 + 4k^2))) */
+    double one_minus_r = 2.0 / (2 * k + 1 + sqrt(1 + 4 * k * k));
+    return 4.0 / eps * one_minus_r * s;
+}
+
+af_status af_attention_gaussian_variance(int sinkhorn, double eps, double s0, double T,
+                                         double *sT)
+{
+    if (!(eps > 0) || !(s0 > 0) || !(T >= 0) || !isfinite(eps * s0 * T))
+        return af_error(AF_EINVAL, "mean-field variance: need eps > 0, s0 > 0, T >= 0 "
+                        "(got %g, %g, %g)", eps, s0, T);
+    size_t steps = (size_t)ceil(T / 1e-3);
+    double h = steps ? T / (double)steps : 0, s = s0;
+    for (size_t k = 0; k < steps; k++) {
+        double k1 = mf_rate(sinkhorn, eps, s), k2 = mf_rate(sinkhorn, eps, s + 0.5 * h * k1);
+        double k3 = mf_rate(sinkhorn, eps, s + 0.5 * h * k2), k4 = mf_rate(sinkhorn, eps, s + h * k3);
+        s += h / 6 * (k1 + 2 * k2 + 2 * k3 + k4);
+    }
+    *sT = s;
+    return AF_SUCCESS;
+}
+
 /* ---- spectral solver ---- */
 
 /* Internally a 1-D grid is a 1 x N 2-D grid, so both share one code path:

@@ -411,3 +411,83 @@ Test(heat_limit, sinkhorn_is_heat_softmax_l2_twice, .timeout = 120)
     /* doubly stochastic K: the mean does not move (W_V (K^T 1 - 1) = 0) */
     cr_expect_lt(dk, 1e-10, "Sinkhorn mean drift %g", dk);
 }
+
+/* ---- mean-field (n -> infinity) attention flow from a Gaussian ---- */
+
+Test(heat_limit, meanfield_softmax_implicit_solution)
+{
+    /* ds/dt = 4 s / (s + eps)  <=>  s + eps log s = s0 + eps log s0 + 4 t */
+    double eps = 0.1, s0 = 0.8, T = 0.7, sT;
+    cr_assert_eq(af_attention_gaussian_variance(0, eps, s0, T, &sT), AF_SUCCESS);
+    double lhs = sT + eps * log(sT), rhs = s0 + eps * log(s0) + 4 * T;
+    cr_expect(fabs(lhs - rhs) < 1e-10, "%.15g vs %.15g", lhs, rhs);
+    cr_expect_eq(af_attention_gaussian_variance(1, -1, s0, T, &sT), AF_EINVAL);
+}
+
+Test(heat_limit, meanfield_limits_and_bias)
+{
+    double sT;
+    /* eps -> 0: the heat equation (+2T) and twice it (+4T) */
+    af_attention_gaussian_variance(1, 1e-7, 1.0, 0.5, &sT);
+    cr_expect(fabs(sT - 2.0) < 1e-6, "Sinkhorn, eps -> 0: %.10g", sT);
+    af_attention_gaussian_variance(0, 1e-7, 1.0, 0.5, &sT);
+    cr_expect(fabs(sT - 3.0) < 1e-6, "SoftMax, eps -> 0: %.10g", sT);
+    /* O(eps) bias of the initial rate: Sinkhorn 2 (1 - eps/(4 s)), SoftMax 4 (1 - eps/s) */
+    double eps = 1e-2, h = 1e-6;
+    af_attention_gaussian_variance(1, eps, 1.0, h, &sT);
+    cr_expect(fabs((sT - 1) / h - 2 * (1 - eps / 4)) < 2e-4, "Sinkhorn rate %.10g", (sT - 1) / h);
+    af_attention_gaussian_variance(0, eps, 1.0, h, &sT);
+    cr_expect(fabs((sT - 1) / h - 4 * (1 - eps)) < 2e-3, "SoftMax rate %.10g", (sT - 1) / h);
+}
+
+Test(heat_limit, meanfield_sinkhorn_matches_grid_sinkhorn)
+{
+    /* Independent check of the Sinkhorn barycentre slope r: entropic
+     * self-transport of N(0, s) for the kernel exp(-(x-y)^2/(2 eps)),
+     * discretised on a fine grid and solved by the symmetric fixed point. */
+    const size_t N = 1201;
+    const double s = 1.0, eps = 0.1, L = 9.0, dx = 2 * L / (double)(N - 1);
+    double *x = malloc(N * sizeof *x), *w = malloc(N * sizeof *w), *f = calloc(N, sizeof *f);
+    for (size_t i = 0; i < N; i++) {
+        x[i] = -L + (double)i * dx;
+        w[i] = exp(-0.5 * x[i] * x[i] / s) / sqrt(2 * M_PI * s) * dx;
+    }
+    /* plan P_ij = w_i w_j exp(f_i + f_j - (x_i - x_j)^2/(2 eps)), rows sum to w_i:
+     * f_i <- (f_i - log sum_j w_j exp(f_j - (x_i-x_j)^2/(2 eps))) / 2 */
+    double *g = malloc(N * sizeof *g), *E = malloc(N * N * sizeof *E);
+    for (size_t i = 0; i < N; i++)
+        for (size_t j = 0; j < N; j++) {
+            double z = x[i] - x[j];
+            E[i * N + j] = w[j] * exp(-0.5 * z * z / eps);
+        }
+    for (int it = 0; it < 100; it++) { /* contracts at rate <= 1/2 */
+        for (size_t j = 0; j < N; j++)
+            g[j] = exp(f[j]);
+        for (size_t i = 0; i < N; i++) {
+            double acc = 0;
+            for (size_t j = 0; j < N; j++)
+                acc += E[i * N + j] * g[j];
+            f[i] = 0.5 * (f[i] - log(acc)); /* f[i] is read only by row i: Jacobi update is safe via g */
+        }
+    }
+    free(E);
+    /* barycentre at x = 0.5 (away from the tails): E[y | x] = r x */
+    size_t i0 = (size_t)llround((0.5 + L) / dx);
+    double num = 0, den = 0;
+    for (size_t j = 0; j < N; j++) {
+        double z = x[i0] - x[j], k = w[j] * exp(f[j] - 0.5 * z * z / eps);
+        num += k * x[j];
+        den += k;
+    }
+    double r_grid = num / den / x[i0];
+    double sT, h = 1e-7;
+    af_attention_gaussian_variance(1, eps, s, h, &sT);
+    double r_mf = 1 - (sT - s) / h * eps / (4 * s);
+    double k = s / eps, r_formula = (sqrt(1 + 4 * k * k) - 1) / (2 * k);
+    cr_expect(fabs(r_grid - r_formula) < 1e-6, "grid r %.10g vs formula %.10g", r_grid, r_formula);
+    cr_expect(fabs(r_mf - r_formula) < 1e-6, "rate-implied r %.10g vs formula %.10g", r_mf, r_formula);
+    free(x);
+    free(w);
+    free(f);
+    free(g);
+}

@@ -113,6 +113,22 @@ af_status af_grid_sample(const af_grid *g, const double *rho, gsl_rng *rng, size
 af_status af_grid_from_table(size_t rows, size_t cols, const double *table, af_grid *g,
                              double *rho);
 
+/* ---- the attention heat flow in the mean-field limit ----
+ * For n -> infinity at fixed eps, the flow v = -(2/eps)(sum_j K_ij x_j - x)
+ * with L2 scores (THEORY.md 5) started from a Gaussian N(m, s0 I) keeps
+ * the density Gaussian: the barycentre E_K[y | x] = m + r (x - m) is linear
+ * in x, so the velocity (2/eps)(1 - r)(x - m) is too. The per-coordinate
+ * variance s(t) solves
+ *   Sinkhorn (entropic self-transport of N(m, s I) for the cost |x-y|^2/(2 eps)):
+ *     r = (sqrt(1 + 4 k^2) - 1) / (2 k), k = s / eps,  ds/dt = (4/eps)(1 - r) s
+ *     = 2 (1 - eps/(4 s) + O(eps^2)): the heat equation plus an O(eps) bias;
+ *   SoftMax (Gaussian posterior mean): r = s / (s + eps), ds/dt = 4 s / (s + eps)
+ *     = 4 (1 - eps/s + O(eps^2)): twice the heat equation plus an O(eps) bias.
+ * This separates the O(eps) bias (exact here) from the finite-n effects of
+ * a particle run. Integrated with RK4 (step <= 1e-3, error < 1e-12). */
+af_status af_attention_gaussian_variance(int sinkhorn, double eps, double s0, double T,
+                                         double *sT);
+
 /* ---- spectral solver ---- */
 typedef struct af_heat_plan af_heat_plan;
 
