@@ -56,7 +56,7 @@ typedef struct {
 } settings;
 
 typedef struct {
-    double var_inc, pde_inc, l1, l2, w1, w2, sw2, energy0, energy, seconds, bandwidth;
+    double var_inc, pde_inc, mf_inc, l1, l2, w1, w2, sw2, energy0, energy, seconds, bandwidth;
     size_t outside, sk_iters;
 } result;
 
@@ -82,6 +82,18 @@ static void write_meta(FILE *fp, const cli_args *a, const settings *s, const cli
         af_write_meta(fp, "sinkhorn", "tol %.3g per evaluation, warm starts", s->tol);
     af_write_meta(fp, "pde", "d/dt rho = kappa Laplacian(rho), kappa = %.17g (FFTW, exact per mode)",
                   s->kappa);
+}
+
+/* Mean-field (n -> infinity) variance increment at time t for a Gaussian
+ * start with L2 scores (heat.h); NaN where it does not apply. */
+static double meanfield_inc(const settings *s, const cli_density *c, double t)
+{
+    if (c->is_grid || c->dens.kind != AF_DENSITY_GAUSSIAN || s->scores != 1)
+        return NAN;
+    double s0 = c->dens.sigma * c->dens.sigma, sT;
+    if (af_attention_gaussian_variance(s->norm == AF_FLOW_SINKHORN, s->eps, s0, t, &sT))
+        return NAN;
+    return sT - s0;
 }
 
 /* One run. o == NULL: no files (sweeps). */
@@ -163,7 +175,8 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
         }
         FILE *fe = fps[0];
         af_write_meta(fe, "var_inc", "mean over coordinates of var_k(t) - var_k(0) of the cloud; "
-                      "var_inc_pde = 2 kappa t exactly");
+                      "var_inc_pde = 2 kappa t exactly; var_inc_mf: the n -> infinity limit of "
+                      "this flow at this eps (Gaussian start, L2 scores; else nan): the O(eps) bias");
         af_write_meta(fe, "l1_l2", "KDE of the cloud vs the smoothed PDE solution on the grid");
         af_write_meta(fe, "w", d == 1 ? "w1, w2: exact 1-D Wasserstein distances between the cloud "
                                         "and the PDE density (cells piecewise constant); sw2 nan"
@@ -180,7 +193,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
             fprintf(fe, " mean_%zu", k);
         for (size_t k = 1; k <= d; k++)
             fprintf(fe, " var_%zu", k);
-        fprintf(fe, " var_inc var_inc_pde l1 l2 w1 w2 sw2 energy outside sk_iters\n");
+        fprintf(fe, " var_inc var_inc_pde var_inc_mf l1 l2 w1 w2 sw2 energy outside sk_iters\n");
         fputs("# blocks: one per snapshot time (gnuplot index); 2-D rows separated by blank lines\n",
               fps[1]);
         fprintf(fps[1], "# columns: %s kde pde_smoothed pde\n", d == 1 ? "x" : "x1 x2");
@@ -199,7 +212,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
                                                             / (double)(S - 1));
         int is_snap = o && next_snap < (S < 2 ? 1 : S) && step == snap_step;
         int is_save = step % s->save_every == 0 || step == nsteps || is_snap;
-        if (is_save && (o || step == nsteps)) {
+        if (is_save && (o || step == nsteps || step == 0)) {
             /* compare the cloud with the PDE at time t */
             size_t outside = 0;
             double l1, l2, w1 = NAN, w2 = NAN, sw2 = NAN, E = NAN;
@@ -251,7 +264,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
                     fputc(' ', fe);
                     af_write_double(fe, cv[k * d + k]);
                 }
-                double vals[] = {inc, 2 * s->kappa * t, l1, l2, w1, w2, sw2, E};
+                double vals[] = {inc, 2 * s->kappa * t, meanfield_inc(s, c, t), l1, l2, w1, w2, sw2, E};
                 for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++) {
                     fputc(' ', fe);
                     af_write_double(fe, vals[k]);
@@ -298,6 +311,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
             if (step == nsteps) {
                 r->var_inc = inc;
                 r->pde_inc = 2 * s->kappa * t;
+                r->mf_inc = meanfield_inc(s, c, t);
                 r->l1 = l1;
                 r->l2 = l2;
                 r->w1 = w1;
@@ -450,8 +464,10 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
     af_write_meta(fp, "slope_w", "%.4f (%s)", loglog_slope(nv, mv, e_w),
                   c->grid.d == 1 ? "W2" : "sliced W2");
     fputs("# block 0: one line per run; block 1: means over the seeds per value\n", fp);
+    af_write_meta(fp, "var_inc_mf", "n -> infinity limit at this eps and dt -> 0 (Gaussian start, L2 "
+                  "scores; else nan); mf_rel_inc_err = var_inc_mf / var_inc_pde - 1 is the O(eps) bias");
     fputs("# columns (block 0): value seed n eps dt var_inc var_inc_pde rel_inc_err l1 l2 w1 w2 "
-          "sw2 bandwidth outside sk_iters seconds\n", fp);
+          "sw2 bandwidth outside sk_iters seconds var_inc_mf\n", fp);
     for (size_t k = 0; k < nv; k++)
         for (size_t q = 0; q < R; q++) {
             const result *r = &res[k * R + q];
@@ -459,7 +475,8 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
                             which == 0 ? vals[k] : (double)s.n, which == 1 ? vals[k] : s.eps,
                             which == 2 ? vals[k] : s.dt, r->var_inc, r->pde_inc,
                             r->var_inc / r->pde_inc - 1, r->l1, r->l2, r->w1, r->w2, r->sw2,
-                            r->bandwidth, (double)r->outside, (double)r->sk_iters, r->seconds};
+                            r->bandwidth, (double)r->outside, (double)r->sk_iters, r->seconds,
+                            r->mf_inc};
             for (size_t j = 0; j < sizeof row / sizeof row[0]; j++) {
                 if (j)
                     fputc(' ', fp);
@@ -467,10 +484,12 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
             }
             fputc('\n', fp);
         }
-    fputs("\n\n# columns (block 1): value mean_rel_inc_err mean_abs_rel_inc_err mean_l1 mean_w\n", fp);
+    fputs("\n\n# columns (block 1): value mean_rel_inc_err mean_abs_rel_inc_err mean_l1 mean_w "
+          "mf_rel_inc_err\n", fp);
     for (size_t k = 0; k < nv; k++) {
-        double row[] = {vals[k], e_bias[k], e_inc[k], e_l1[k], e_w[k]};
-        for (size_t j = 0; j < 5; j++) {
+        const result *r0 = &res[k * R];
+        double row[] = {vals[k], e_bias[k], e_inc[k], e_l1[k], e_w[k], r0->mf_inc / r0->pde_inc - 1};
+        for (size_t j = 0; j < 6; j++) {
             if (j)
                 fputc(' ', fp);
             af_write_double(fp, row[j]);
@@ -553,10 +572,10 @@ static int compare_run(const cli_args *a)
         }
     }
     printf("n=%zu d=%zu norm=%s scores=%s eps=%g dt=%g T=%g kappa=%g var_inc=%.6f var_inc_pde=%.6f "
-           "ratio=%.4f l1=%.4g w=%.4g energy0=%.10g energy=%.10g outside=%zu sinkhorn_iters=%zu "
+           "var_inc_mf=%.6f ratio=%.4f l1=%.4g w=%.4g energy0=%.10g energy=%.10g outside=%zu sinkhorn_iters=%zu "
            "seconds=%.2f\n",
            s.n, s.d, norm_names[s.norm], score_names[s.scores], s.eps, s.dt, s.T, s.kappa, r.var_inc,
-           r.pde_inc, r.var_inc / r.pde_inc, r.l1, s.d == 1 ? r.w2 : r.sw2, r.energy0, r.energy,
+           r.pde_inc, r.mf_inc, r.var_inc / r.pde_inc, r.l1, s.d == 1 ? r.w2 : r.sw2, r.energy0, r.energy,
            r.outside, r.sk_iters, r.seconds);
 done:
     if (o.err)
