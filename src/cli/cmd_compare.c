@@ -467,7 +467,9 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
     af_write_meta(fp, "var_inc_mf", "n -> infinity limit at this eps and dt -> 0 (Gaussian start, L2 "
                   "scores; else nan); mf_rel_inc_err = var_inc_mf / var_inc_pde - 1 is the O(eps) bias");
     fputs("# columns (block 0): value seed n eps dt var_inc var_inc_pde rel_inc_err l1 l2 w1 w2 "
-          "sw2 bandwidth outside sk_iters seconds var_inc_mf\n", fp);
+          "sw2 bandwidth outside sk_iters seconds var_inc_mf delta_inc\n", fp);
+    af_write_meta(fp, "delta_inc", "var_inc - var_inc at the first value with the same seed (same "
+                  "initial cloud): for a dt sweep from the finest step, the time-stepping error");
     for (size_t k = 0; k < nv; k++)
         for (size_t q = 0; q < R; q++) {
             const result *r = &res[k * R + q];
@@ -476,7 +478,7 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
                             which == 2 ? vals[k] : s.dt, r->var_inc, r->pde_inc,
                             r->var_inc / r->pde_inc - 1, r->l1, r->l2, r->w1, r->w2, r->sw2,
                             r->bandwidth, (double)r->outside, (double)r->sk_iters, r->seconds,
-                            r->mf_inc};
+                            r->mf_inc, r->var_inc - res[q].var_inc};
             for (size_t j = 0; j < sizeof row / sizeof row[0]; j++) {
                 if (j)
                     fputc(' ', fp);
@@ -485,11 +487,14 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
             fputc('\n', fp);
         }
     fputs("\n\n# columns (block 1): value mean_rel_inc_err mean_abs_rel_inc_err mean_l1 mean_w "
-          "mf_rel_inc_err\n", fp);
+          "mf_rel_inc_err mean_abs_delta_inc\n", fp);
     for (size_t k = 0; k < nv; k++) {
         const result *r0 = &res[k * R];
-        double row[] = {vals[k], e_bias[k], e_inc[k], e_l1[k], e_w[k], r0->mf_inc / r0->pde_inc - 1};
-        for (size_t j = 0; j < 6; j++) {
+        double dl = 0;
+        for (size_t q = 0; q < R; q++)
+            dl += fabs(res[k * R + q].var_inc - res[q].var_inc) / (double)R;
+        double row[] = {vals[k], e_bias[k], e_inc[k], e_l1[k], e_w[k], r0->mf_inc / r0->pde_inc - 1, dl};
+        for (size_t j = 0; j < 7; j++) {
             if (j)
                 fputc(' ', fp);
             af_write_double(fp, row[j]);
