@@ -17,6 +17,7 @@ static const cli_opt heat_opts[] = {
     {"T", 1, "final time (default 0.5)"},
     {"snapshots", 1, "number of saved times, equally spaced from 0 to T (default 5; 1: T only)"},
     {"fftw", 1, "FFTW planning estimate|measure (default estimate)"},
+    {"node-start", 0, "start from the node values of an analytic density instead of its exact spectrum"},
     {"out", 1, "snapshot file: one block per time, columns x1 [x2] rho [exact]"},
     {NULL, 0, NULL},
 };
@@ -75,8 +76,10 @@ static int heat_run(const cli_args *a)
     double t0 = cli_now();
     plan = af_heat_plan_alloc(g, plan_kind ? FFTW_MEASURE : FFTW_ESTIMATE);
     double t_plan = cli_now() - t0;
-    af_status st = plan ? cli_density_set(&c, plan) : AF_ELIB;
-    if (st || (st = cli_density_initial(&c, rho0))) {
+    af_status st = plan ? AF_SUCCESS : AF_ELIB;
+    const int node_start = cli_flag(a, "node-start") || c.is_grid;
+    if (st || (st = cli_density_initial(&c, rho0))
+        || (st = node_start ? af_heat_set(plan, rho0) : cli_density_set(&c, plan))) {
         rc = cli_fail_status(st);
         goto done;
     }
@@ -92,7 +95,7 @@ static int heat_run(const cli_args *a)
         af_write_meta(fp, "equation", "d/dt rho = kappa Laplacian(rho), kappa = %.17g", kappa);
         af_write_meta(fp, "method", "FFTW real transforms, each Fourier mode multiplied by "
                                     "exp(-kappa |xi|^2 t); %s initial spectrum",
-                      c.is_grid ? "node values'" : "closed-form");
+                      node_start ? "node values'" : "closed-form");
         af_write_meta(fp, "exact", "%s", c.is_grid ? "not available (grid density)"
                                                    : "free-space solution in closed form");
         fputs("# blocks: one per time (gnuplot index), each preceded by '# t: value'\n", fp);
