@@ -408,8 +408,14 @@ Test(heat_limit, sinkhorn_is_heat_softmax_l2_twice, .timeout = 120)
      * checks its side at n = 800) */
     cr_expect_lt(sk1, sk2, "Sinkhorn cloud: SW2 to kappa=1 %.4f, to kappa=2 %.4f", sk1, sk2);
     cr_expect_lt(sk1, sm1, "SW2 to kappa=1: Sinkhorn %.4f, SoftMax %.4f", sk1, sm1);
-    /* doubly stochastic K: the mean does not move (W_V (K^T 1 - 1) = 0) */
-    cr_expect_lt(dk, 1e-10, "Sinkhorn mean drift %g", dk);
+    /* doubly stochastic K: the mean does not move (sum_i v_i = -(2/eps) sum_j
+     * (col_j - 1) x_j = 0); the Sinkhorn tolerance 1e-9 bounds the drift by
+     * T (2/eps) 1e-9 max|x| ~ 1e-7 (measured 1e-13). SoftMax moves it (columns do
+     * not sum to 1). */
+    cr_expect_lt(dk, 1e-6, "Sinkhorn mean drift %g", dk);
+    cr_expect_gt(dm, 1e-5, "SoftMax mean drift %g", dm); /* measured 5e-4 (seed 1) */
+    cr_log_info("increments: Sinkhorn %.4f, SoftMax-L2 %.4f; mean drift %.3g vs %.3g", inc_sk, inc_sm,
+                dk, dm);
 }
 
 /* ---- mean-field (n -> infinity) attention flow from a Gaussian ---- */
