@@ -76,7 +76,7 @@ Test(long_heat, reference_case_three_seeds, .timeout = 1800)
         /* each cloud is nearer its own PDE: kappa = 1 (Sinkhorn), kappa = 2 (SoftMax-L2) */
         cr_expect_lt(sk.sw_k1, sk.sw_k2, "seed %lu: Sinkhorn SW2 %.4f vs %.4f", seed, sk.sw_k1, sk.sw_k2);
         cr_expect_lt(sm.sw_k2, sm.sw_k1, "seed %lu: SoftMax SW2 %.4f vs %.4f", seed, sm.sw_k2, sm.sw_k1);
-        cr_expect_lt(sk.drift, 1e-10);
+        cr_expect_lt(sk.drift, 1e-6, "seed %lu: Sinkhorn mean drift %g (tol-limited)", seed, sk.drift);
         sum_sk += sk.inc / 3;
         sum_sm += sm.inc / 3;
     }
