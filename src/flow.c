@@ -1,24 +1,40 @@
 /* Particle flows: velocity fields and integrators on one workspace.
- * The O(n^2) work of a velocity evaluation is the score matrix (one dgemm
- * or dsyrk), its normalisation (SoftMax, or Sinkhorn warm-started from the
- * previous evaluation's potentials) and K X (one dgemm, or the Sinkhorn
- * workspace's apply, which never stores K for the log paths). */
+ * The O(n^2) work of a velocity evaluation is the score matrix, its
+ * normalisation and K X. SoftMax (SA and USA) is fused and tiled: a block
+ * of score rows (one dgemm), their exp in place, K X for the block (one
+ * dgemm), so K is never stored and the block stays in cache. Sinkhorn
+ * builds the scores (af_scores), solves warm-started from extrapolated
+ * potentials, and applies K through the Sinkhorn workspace. */
 #include <cblas.h>
-#include <math.h>
+#include "af_simd_math.h"
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_odeiv2.h>
+#include <omp.h>
 #include "attnflow/flow.h"
 
 /* Cubic extrapolation of the Sinkhorn potentials, per integrator stage. */
 #define FLOW_HIST 4
+/* Up to this d, SoftMax rows are computed by hand inside one OpenMP team
+ * (X^T stays in cache); above it, by dgemm on blocks of rows. Mixing
+ * OpenBLAS's threads and OpenMP teams block by block makes them fight for
+ * the cores. */
+#define FLOW_ROW_KERNEL_MAX_D 16
 #define FLOW_STAGES 4
 
 struct af_flow_ws {
     af_flow_params p;     /* A and V point at the copies below */
     double *A, *V;        /* owned copies (NULL: identity / value * I) */
-    double *C;            /* n x n scores, then the SoftMax / USA kernel */
+    double *C;            /* n x n scores (Sinkhorn; SoftMax: allocated by af_flow_kernel) */
+    double *E;            /* tile x n block of SoftMax / USA kernel rows */
+    double *XA;           /* n x d: X A (dot scores with A) */
+    double *rbias, *cbias;/* n: row / column terms of the L2 scores */
+    double *rinv;         /* tile: 1 / row sums */
+    size_t tile;          /* rows per block */
+    double *Xt;           /* d x n: X transposed (row kernels, small d) */
+    double *rows;         /* nthreads x n: per-thread kernel row (small d) */
+    int nthreads;
     double *swork;        /* AF_SCORES_WORK(n, n, d) */
     double *KX;           /* n x d */
     double *k1, *k2, *k3, *k4, *tmp; /* n x d stage buffers */
@@ -145,7 +161,23 @@ af_flow_ws *af_flow_alloc(const af_flow_params *p)
         ok &= (ws->V = dup_matrix(d, p->V)) != NULL;
     ws->p.scores.A = ws->A;
     ws->p.V = ws->V;
-    ok &= (ws->C = malloc(n * n * sizeof(double))) != NULL;
+    if (p->norm == AF_FLOW_SINKHORN)
+        ok &= (ws->C = malloc(n * n * sizeof(double))) != NULL;
+    /* ~2 MB blocks: big enough for dgemm, small enough for the cache */
+    ws->tile = (size_t)262144 / n;
+    ws->tile = ws->tile < 8 ? 8 : ws->tile > 256 ? 256 : ws->tile;
+    if (ws->tile > n)
+        ws->tile = n;
+    ok &= (ws->E = malloc(ws->tile * n * sizeof(double))) != NULL;
+    ok &= (ws->XA = malloc(nd * sizeof(double))) != NULL;
+    ok &= (ws->rbias = malloc(n * sizeof(double))) != NULL;
+    ok &= (ws->cbias = malloc(n * sizeof(double))) != NULL;
+    ok &= (ws->rinv = malloc(ws->tile * sizeof(double))) != NULL;
+    if (d <= FLOW_ROW_KERNEL_MAX_D) {
+        ws->nthreads = omp_get_max_threads();
+        ok &= (ws->Xt = malloc(nd * sizeof(double))) != NULL;
+        ok &= (ws->rows = malloc((size_t)ws->nthreads * n * sizeof(double))) != NULL;
+    }
     ok &= (ws->swork = malloc(AF_SCORES_WORK(n, n, d) * sizeof(double))) != NULL;
     double **bufs[] = {&ws->KX, &ws->k1, &ws->k2, &ws->k3, &ws->k4, &ws->tmp};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
@@ -186,6 +218,13 @@ void af_flow_free(af_flow_ws *ws)
     free(ws->A);
     free(ws->V);
     free(ws->C);
+    free(ws->E);
+    free(ws->XA);
+    free(ws->rbias);
+    free(ws->cbias);
+    free(ws->rinv);
+    free(ws->Xt);
+    free(ws->rows);
     free(ws->swork);
     free(ws->KX);
     free(ws->k1);
@@ -271,8 +310,9 @@ static void record_potentials(af_flow_ws *ws, int s, double t)
     memcpy(g, af_sinkhorn_g(ws->sk), n * sizeof(double));
 }
 
-/* Normalises the scores in ws->C. SoftMax / USA leave K in ws->C; Sinkhorn
- * leaves its state in ws->sk (C must stay untouched while it is used). */
+/* Scores into ws->C, then normalised. SoftMax / USA leave K in ws->C (used
+ * by af_flow_kernel only; the flows use softmax_apply); Sinkhorn leaves its
+ * state in ws->sk (C must stay untouched while it is used). */
 static af_status normalise(af_flow_ws *ws, const double *X, int stage, double t)
 {
     const size_t n = ws->p.n, d = ws->p.d;
@@ -306,30 +346,142 @@ static af_status normalise(af_flow_ws *ws, const double *X, int stage, double t)
         /* Z_i = n: no row shift is possible, so large scores overflow. */
         double *C = ws->C;
         const double inv_n = 1.0 / (double)n;
-        int bad = 0;
-#pragma omp parallel for reduction(| : bad) schedule(static) if (n > 256)
         for (size_t k = 0; k < n * n; k++) {
-            double e = exp(C[k]);
-            bad |= !isfinite(e);
-            C[k] = e * inv_n;
+            C[k] = exp(C[k]) * inv_n;
+            if (!isfinite(C[k]))
+                return af_error(AF_ENUMERIC, "flow: USA kernel exp(C) overflows");
         }
-        if (bad)
-            return af_error(AF_ENUMERIC, "flow: USA kernel exp(C) overflows (the USA field "
-                                         "scales like e^beta / n: lower beta or the step, or use SA)");
         return AF_SUCCESS;
     }
     return af_softmax(n, n, ws->C, ws->C);
 }
 
-/* ws->KX = K X after normalise(). */
-static af_status apply_kernel(af_flow_ws *ws, const double *X)
+/* Fused SoftMax / USA attention: ws->KX = K X, block by block, without
+ * storing K. Scores C_ij = s L_i . x_j + r_i + c_j with s = beta / eps,
+ * L = X (or X A) for dot scores; for L2 scores r_i = -s |x_i|^2 / 2 and
+ * c_j = -s |x_j|^2 / 2 (r_i cancels in SoftMax, not in USA). */
+static af_status softmax_apply(af_flow_ws *ws, const double *X)
 {
-    const size_t n = ws->p.n, d = ws->p.d;
-    if (ws->p.norm == AF_FLOW_SINKHORN)
-        return af_sinkhorn_apply(ws->sk, d, X, ws->KX);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)n, 1.0, ws->C,
-                (int)n, X, (int)d, 0.0, ws->KX, (int)d);
+    const size_t n = ws->p.n, d = ws->p.d, B = ws->tile;
+    const af_scores_params *sp = &ws->p.scores;
+    const double s = sp->beta / sp->eps;
+    const int l2 = sp->kind == AF_SCORES_L2, usa = ws->p.usa;
+    const double *L = X;
+    if (!l2 && ws->A) {
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)d, 1.0, X,
+                    (int)d, ws->A, (int)d, 0.0, ws->XA, (int)d);
+        L = ws->XA;
+    }
+    for (size_t j = 0; j < n; j++) {
+        double q = 0;
+        if (l2)
+            for (size_t k = 0; k < d; k++)
+                q += X[j * d + k] * X[j * d + k];
+        ws->cbias[j] = ws->rbias[j] = -0.5 * s * q;
+    }
+    const double inv_n = 1.0 / (double)n;
+    int bad = 0;
+    if (ws->Xt) {
+        /* Row kernels: c_j = s L_i . x_j + c_j as d axpys over X^T, then
+         * exp, then d dot products with X^T; all in cache for small d. */
+        double *Xt = ws->Xt;
+        for (size_t j = 0; j < n; j++)
+            for (size_t k = 0; k < d; k++)
+                Xt[k * n + j] = X[j * d + k];
+#pragma omp parallel num_threads(ws->nthreads) reduction(| : bad) if (n > 256)
+        {
+            double *e = ws->rows + (size_t)omp_get_thread_num() * n;
+#pragma omp for schedule(static)
+            for (size_t i = 0; i < n; i++) {
+                memcpy(e, ws->cbias, n * sizeof *e);
+                for (size_t k = 0; k < d; k++) {
+                    const double a = s * L[i * d + k], *xt = Xt + k * n;
+#pragma omp simd
+                    for (size_t j = 0; j < n; j++)
+                        e[j] += a * xt[j];
+                }
+                double shift = -ws->rbias[i], sum = 0;
+                if (!usa) {
+                    double mx = -INFINITY;
+                    for (size_t j = 0; j < n; j++)
+                        mx = e[j] > mx ? e[j] : mx;
+                    shift = mx;
+                }
+#pragma omp simd reduction(+ : sum)
+                for (size_t j = 0; j < n; j++) {
+                    double v = exp(e[j] - shift);
+                    e[j] = v;
+                    sum += v;
+                }
+                bad |= !isfinite(shift) || !isfinite(sum) || !(sum > 0);
+                const double w = usa ? inv_n : 1.0 / sum;
+                for (size_t k = 0; k < d; k++) {
+                    const double *xt = Xt + k * n;
+                    double acc = 0;
+#pragma omp simd reduction(+ : acc)
+                    for (size_t j = 0; j < n; j++)
+                        acc += e[j] * xt[j];
+                    ws->KX[i * d + k] = w * acc;
+                }
+            }
+        }
+    }
+    for (size_t i0 = ws->Xt ? n : 0; i0 < n; i0 += B) {
+        const size_t b = n - i0 < B ? n - i0 : B;
+        double *E = ws->E;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)n, (int)d, s,
+                    L + i0 * d, (int)d, X, (int)d, 0.0, E, (int)n);
+        for (size_t r = 0; r < b; r++) {
+            double *e = E + r * n;
+            const double *cb = ws->cbias;
+            double shift = 0, sum = 0;
+            if (usa) {
+                shift = -ws->rbias[i0 + r];
+            } else {
+                double mx = -INFINITY;
+                for (size_t j = 0; j < n; j++) {
+                    double c = e[j] + cb[j];
+                    mx = c > mx ? c : mx;
+                }
+                shift = mx;
+                bad |= !isfinite(mx);
+            }
+#pragma omp simd reduction(+ : sum)
+            for (size_t j = 0; j < n; j++) {
+                double v = exp(e[j] + cb[j] - shift);
+                e[j] = v;
+                sum += v;
+            }
+            bad |= !isfinite(sum) || !(sum > 0);
+            ws->rinv[r] = usa ? inv_n : 1.0 / sum;
+        }
+        if (bad)
+            break;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, (int)d, (int)n, 1.0, E,
+                    (int)n, X, (int)d, 0.0, ws->KX + i0 * d, (int)d);
+        for (size_t r = 0; r < b; r++)
+            for (size_t k = 0; k < d; k++)
+                ws->KX[(i0 + r) * d + k] *= ws->rinv[r];
+    }
+    if (bad)
+        return af_error(AF_ENUMERIC, usa ? "flow: USA kernel exp(C) overflows (the USA field "
+                                           "scales like e^beta / n: lower beta or the step, or use SA)"
+                                         : "flow: SoftMax scores are not finite (tokens blew up)");
     return AF_SUCCESS;
+}
+
+/* ws->KX = K(X) X: fused SoftMax / USA, or Sinkhorn (solve, then apply). */
+static af_status attend(af_flow_ws *ws, const double *X, int stage, double t)
+{
+    if (ws->p.norm != AF_FLOW_SINKHORN) {
+        ws->stats.evaluations++;
+        ws->stats.last_iterations = 0;
+        return softmax_apply(ws, X);
+    }
+    af_status st = normalise(ws, X, stage, t);
+    if (!st)
+        st = af_sinkhorn_apply(ws->sk, ws->p.d, X, ws->KX);
+    return st;
 }
 
 /* out = in W_V^T (rows W_V y_i); in may not alias out. */
@@ -358,9 +510,7 @@ af_status af_flow_attention(af_flow_ws *ws, const double *X, double *Y)
 {
     af_status st = check_overlap(ws, X, Y);
     if (!st)
-        st = normalise(ws, X, -1, 0);
-    if (!st)
-        st = apply_kernel(ws, X);
+        st = attend(ws, X, -1, 0);
     if (!st)
         apply_value(ws, ws->KX, Y);
     return st;
@@ -372,9 +522,7 @@ static af_status velocity_at(af_flow_ws *ws, const double *X, int stage, double 
     const size_t n = ws->p.n, d = ws->p.d;
     af_status st = check_overlap(ws, X, vel);
     if (!st)
-        st = normalise(ws, X, stage, t);
-    if (!st)
-        st = apply_kernel(ws, X);
+        st = attend(ws, X, stage, t);
     if (st)
         return st;
     if (ws->p.skip)
@@ -403,6 +551,9 @@ af_status af_flow_velocity(af_flow_ws *ws, const double *X, double *vel)
 af_status af_flow_kernel(af_flow_ws *ws, const double *X, double *K)
 {
     const size_t n = ws->p.n;
+    /* SoftMax flows never store K; the n x n buffer is made on demand. */
+    if (!ws->C && !(ws->C = malloc(n * n * sizeof *ws->C)))
+        return af_error(AF_ENOMEM, "flow: out of memory for the %zu x %zu kernel", n, n);
     af_status st = normalise(ws, X, -1, 0);
     if (st)
         return st;
