@@ -419,8 +419,10 @@ af_status af_sinkhorn_iterate(af_sinkhorn_ws *ws)
 
 int af_sinkhorn_done(const af_sinkhorn_ws *ws) { return ws->done; }
 
-void af_sinkhorn_get_info(const af_sinkhorn_ws *ws, af_sinkhorn_info *info)
+void af_sinkhorn_get_info(af_sinkhorn_ws *ws, af_sinkhorn_info *info)
 {
+    info->f = af_sinkhorn_f(ws); /* syncs the potentials of scaling paths */
+    info->g = ws->g;
     info->iterations = ws->iter;
     info->row_err = ws->row_err;
     info->col_err = ws->col_err;

@@ -161,8 +161,11 @@ Test(sinkhorn, potentials_reproduce_matrix)
     for (int p = 0; p < 2; p++) {
         af_sinkhorn_options o = af_sinkhorn_options_default();
         o.path = paths[p];
-        cr_assert_eq(af_sinkhorn(ws, C, &o, K, NULL), AF_SUCCESS);
+        af_sinkhorn_info info;
+        cr_assert_eq(af_sinkhorn(ws, C, &o, K, &info), AF_SUCCESS);
         const double *f = af_sinkhorn_f(ws), *g = af_sinkhorn_g(ws);
+        cr_expect_eq(memcmp(f, info.f, n * sizeof *f), 0);
+        cr_expect_eq(memcmp(g, info.g, m * sizeof *g), 0);
         double e = 0;
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < m; j++)

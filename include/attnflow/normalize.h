@@ -67,6 +67,8 @@ typedef struct {
     double hilbert_diam;    /* Delta (or an upper bound, see bound_exact); NAN if not computed */
     int bound_exact;        /* 1 if hilbert_diam is exact */
     double bh_rate;         /* Birkhoff-Hopf rate per full iteration: tanh(Delta/4)^2 */
+    const double *f, *g;    /* final potentials, K_ij = exp(f_i + C_ij + g_j) (n and m values;
+                             * the workspace's, valid until its next call) */
 } af_sinkhorn_info;
 
 typedef struct af_sinkhorn_ws af_sinkhorn_ws;
@@ -87,7 +89,7 @@ af_status af_sinkhorn(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn_opt
 af_status af_sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn_options *opt);
 af_status af_sinkhorn_iterate(af_sinkhorn_ws *ws);
 int af_sinkhorn_done(const af_sinkhorn_ws *ws); /* 1: tol met, count done or max_iters hit */
-void af_sinkhorn_get_info(const af_sinkhorn_ws *ws, af_sinkhorn_info *info);
+void af_sinkhorn_get_info(af_sinkhorn_ws *ws, af_sinkhorn_info *info);
 
 /* The current matrix K (n x m). */
 af_status af_sinkhorn_matrix(const af_sinkhorn_ws *ws, double *K);
