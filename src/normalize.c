@@ -11,6 +11,7 @@
 const af_sinkhorn_type *const af_sinkhorn_scaling = &af_sinkhorn_type_scaling;
 const af_sinkhorn_type *const af_sinkhorn_log = &af_sinkhorn_type_log;
 const af_sinkhorn_type *const af_sinkhorn_symmetric = &af_sinkhorn_type_sym_scaling;
+const af_sinkhorn_type *const af_sinkhorn_symmetric_log = &af_sinkhorn_type_sym_log;
 
 /* Score range above which exp(C_ij - rowmax) would leave double range for
  * the scalings u, v (about 1e+-308): take the log path from the start. */
@@ -24,13 +25,17 @@ const char *af_sinkhorn_type_name(const af_sinkhorn_type *t) { return t ? t->nam
 
 double af__row_max_shifted(size_t m, const double *c, const double *g)
 {
+    /* A plain comparison (not fmax, a libm call) so that the loop vectorises;
+     * NaNs are skipped here and caught by the callers' finite-sum checks. */
     double mx = -INFINITY;
     if (g) {
+#pragma omp simd reduction(max : mx)
         for (size_t j = 0; j < m; j++)
-            mx = fmax(mx, c[j] + g[j]);
+            mx = c[j] + g[j] > mx ? c[j] + g[j] : mx;
     } else {
+#pragma omp simd reduction(max : mx)
         for (size_t j = 0; j < m; j++)
-            mx = fmax(mx, c[j]);
+            mx = c[j] > mx ? c[j] : mx;
     }
     return mx;
 }
@@ -340,7 +345,9 @@ af_status af_sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn
         return af_error(AF_EINVAL, "sinkhorn: tol must be > 0 (got %g)", ws->opt.tol);
     if (ws->opt.iters == 0 && ws->opt.max_iters == 0)
         return af_error(AF_EINVAL, "sinkhorn: max_iters must be >= 1");
-    double range = 0;
+    /* range: largest spread of a score row; deficit: largest gap between a
+     * row maximum and its diagonal score (square problems). */
+    double range = 0, deficit = 0;
     for (size_t i = 0; i < n; i++) { /* also the NaN/inf check of the scores */
         double lo = INFINITY, hi = -INFINITY;
         for (size_t j = 0; j < m; j++) {
@@ -351,6 +358,8 @@ af_status af_sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn
             hi = fmax(hi, c);
         }
         range = fmax(range, hi - lo);
+        if (n == m)
+            deficit = fmax(deficit, hi - C[i * m + i]);
     }
     ws->C = C;
     int sym_ok = n == m && is_symmetric(n, C);
@@ -361,14 +370,19 @@ af_status af_sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn
     }
     /* Scores spread over more than AF_SCALING_MAX_RANGE would push the
      * scalings out of double range: log space from the start (a requested
-     * scaling path counts as having fallen back). */
+     * scaling path counts as having fallen back). The symmetric scaling is
+     * bounded by the diagonal instead: its scalings satisfy
+     * a_i <= exp((s_i - C_ii) / 2), so K_ij <= K0_ij exp(deficit) and entries
+     * that underflow in K0 stay negligible while the deficit is moderate
+     * (L2 scores: deficit 0 whatever the spread). */
     int unsafe = range > AF_SCALING_MAX_RANGE;
+    int sym_unsafe = deficit > AF_SCALING_MAX_RANGE;
     if (!t)
         t = (sym_ok && ws->opt.iters == 0) ? &af_sinkhorn_type_sym_scaling : &af_sinkhorn_type_scaling;
     ws->fell_back = 0;
     if (unsafe && t == &af_sinkhorn_type_scaling)
         t = &af_sinkhorn_type_log, ws->fell_back = ws->opt.path != NULL;
-    if (unsafe && t == &af_sinkhorn_type_sym_scaling)
+    if (sym_unsafe && t == &af_sinkhorn_type_sym_scaling)
         t = &af_sinkhorn_type_sym_log, ws->fell_back = ws->opt.path != NULL;
     ws->type = t;
     if (!ws->opt.warm_start) {

@@ -435,3 +435,35 @@ Test(sinkhorn, fewer_threads_after_alloc_same_answer)
     af_sinkhorn_free(ws);
     free(C); free(K1); free(K2);
 }
+
+/* L2 scores at small eps spread far beyond double range, yet the diagonal is
+ * every row's maximum, which bounds the symmetric scalings: the automatic
+ * choice keeps the fast symmetric scaling path, and it agrees with log space. */
+Test(sinkhorn, l2_scores_with_huge_spread_stay_on_symmetric_scaling)
+{
+    size_t n = 200, d = 2;
+    double *X = fx_gaussian_cloud(n, d, 1.0, 17), *C = malloc(n * n * sizeof *C);
+    double *w = malloc(AF_SCORES_WORK(n, n, d) * sizeof *w);
+    af_scores_params p = af_scores_params_default();
+    p.kind = AF_SCORES_L2;
+    p.eps = 0.01;
+    af_scores(&p, n, n, d, X, X, C, w);
+    double lo = 0;
+    for (size_t i = 0; i < n * n; i++)
+        lo = fmin(lo, C[i]);
+    cr_assert_lt(lo, -1000, "spread beyond exp's range");
+    double *K1 = malloc(n * n * sizeof *K1), *K2 = malloc(n * n * sizeof *K2);
+    af_sinkhorn_ws *ws = af_sinkhorn_alloc(n, n);
+    af_sinkhorn_info info;
+    af_sinkhorn_options o = af_sinkhorn_options_default();
+    o.tol = 1e-12;
+    cr_assert_eq(af_sinkhorn(ws, C, &o, K1, &info), AF_SUCCESS);
+    cr_expect_eq(info.path, af_sinkhorn_symmetric);
+    cr_expect_eq(info.fell_back, 0);
+    o.path = af_sinkhorn_symmetric_log;
+    cr_assert_eq(af_sinkhorn(ws, C, &o, K2, &info), AF_SUCCESS);
+    cr_expect_eq(info.path, af_sinkhorn_symmetric_log);
+    cr_expect_leq(fx_max_abs_diff(n * n, K1, K2), 1e-10);
+    af_sinkhorn_free(ws);
+    free(X); free(C); free(w); free(K1); free(K2);
+}

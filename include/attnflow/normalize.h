@@ -42,6 +42,7 @@ typedef struct af_sinkhorn_type af_sinkhorn_type; /* opaque path descriptor */
 extern const af_sinkhorn_type *const af_sinkhorn_scaling;
 extern const af_sinkhorn_type *const af_sinkhorn_log;
 extern const af_sinkhorn_type *const af_sinkhorn_symmetric;
+extern const af_sinkhorn_type *const af_sinkhorn_symmetric_log; /* its log-space twin */
 const char *af_sinkhorn_type_name(const af_sinkhorn_type *t);
 
 typedef struct {

@@ -21,7 +21,7 @@ static const cli_opt attention_opts[] = {
     {"iters", 1, "exactly N alternating normalisations, rows first (1 = SoftMax)"},
     {"tol", 1, "Sinkhorn tolerance on max(row_err, col_err) (default 1e-9)"},
     {"max-iters", 1, "bound on normalisations when running to --tol (default 10000)"},
-    {"path", 1, "auto|scaling|log|symmetric (default auto)"},
+    {"path", 1, "auto|scaling|log|symmetric|symmetric-log (default auto)"},
     {"bound", 1, "Birkhoff-Hopf diameter: auto (exact when cheap)|exact|none (default auto)"},
     {"sharp-rate", 0, "also compute sigma_2(K)^2, the sharp asymptotic rate (square, converged)"},
     {"out", 1, "write the n x m matrix to FILE"},
@@ -71,7 +71,7 @@ static int attention_run(const cli_args *a)
 {
     static const char *const norms[] = {"softmax", "sinkhorn", NULL};
     static const char *const kinds[] = {"dot", "l2", NULL};
-    static const char *const paths[] = {"auto", "scaling", "log", "symmetric", NULL};
+    static const char *const paths[] = {"auto", "scaling", "log", "symmetric", "symmetric-log", NULL};
     static const char *const bounds[] = {"none", "auto", "exact", NULL};
     attention_state s = {0};
     size_t n, m, d, md;
@@ -154,7 +154,8 @@ static int attention_run(const cli_args *a)
         o.path = af_sinkhorn_scaling;
     } else {
         o.iters = iters;
-        const af_sinkhorn_type *pt[] = {NULL, af_sinkhorn_scaling, af_sinkhorn_log, af_sinkhorn_symmetric};
+        const af_sinkhorn_type *pt[] = {NULL, af_sinkhorn_scaling, af_sinkhorn_log,
+                                        af_sinkhorn_symmetric, af_sinkhorn_symmetric_log};
         o.path = pt[path];
     }
     st = af_sinkhorn(s.ws, s.C, &o, s.K, &info);
