@@ -536,3 +536,58 @@ Test(flow_errors, bad_parameters_are_reported)
     cr_expect(st != AF_SUCCESS, "status %d: %s", st, af_last_error());
     af_flow_free(ws);
 }
+
+/* The fused, tiled SoftMax against the materialised kernel (af_scores +
+ * af_softmax, then K X W_V^T): several row blocks (n = 300 > tile 256 for
+ * d > 16) and the row-kernel path (d <= 16) with a parallel team (n > 256). */
+Test(flow_velocity, fused_softmax_matches_materialised_kernel)
+{
+    const size_t n = 300;
+    const size_t dims[] = {3, 20};
+    omp_set_num_threads(2); /* exercise the parallel row kernels (this test only) */
+    for (size_t id = 0; id < 2; id++) {
+        const size_t d = dims[id];
+        double *X = cloud(AF_INIT_GAUSSIAN, n, d, 13);
+        double *A = malloc(d * d * sizeof *A), *V = malloc(d * d * sizeof *V);
+        for (size_t k = 0; k < d * d; k++) {
+            A[k] = 0.3 * sin(1.0 + (double)k) / sqrt((double)d);
+            V[k] = 0.5 * cos(2.0 + 3.0 * (double)k);
+        }
+        for (int variant = 0; variant < 3; variant++) {
+            af_flow_params p = af_flow_params_default(n, d);
+            p.scores.kind = variant == 1 ? AF_SCORES_L2 : AF_SCORES_DOT;
+            p.scores.A = variant == 1 ? NULL : A;
+            p.scores.eps = 2.0 * (double)d;
+            p.usa = variant == 2;
+            p.V = V;
+            af_flow_ws *ws = alloc_ok(&p);
+            double *K = malloc(n * n * sizeof *K), *vel = malloc(n * d * sizeof *vel),
+                   *ref = calloc(n * d, sizeof *ref);
+            cr_assert(af_flow_velocity(ws, X, vel) == AF_SUCCESS, "%s", af_last_error());
+            cr_assert(af_flow_kernel(ws, X, K) == AF_SUCCESS, "%s", af_last_error());
+            for (size_t i = 0; i < n; i++)
+                for (size_t k = 0; k < d; k++) {
+                    double y = 0;
+                    for (size_t l = 0; l < d; l++) {
+                        double kx = 0;
+                        for (size_t j = 0; j < n; j++)
+                            kx += K[i * n + j] * X[j * d + l];
+                        y += V[k * d + l] * kx;
+                    }
+                    ref[i * d + k] = y;
+                }
+            double err = max_abs_diff(n * d, vel, ref), scale = 0;
+            for (size_t k = 0; k < n * d; k++)
+                scale = fmax(scale, fabs(ref[k]));
+            cr_expect(err < 1e-12 * fmax(1, scale), "d = %zu, variant %d: %.3g (scale %.3g)", d,
+                      variant, err, scale);
+            free(K);
+            free(vel);
+            free(ref);
+            af_flow_free(ws);
+        }
+        free(A);
+        free(V);
+        free(X);
+    }
+}
