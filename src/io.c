@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "attnflow/io.h"
 #include "attnflow/version.h"
@@ -130,6 +131,12 @@ af_status af_file_open(af_file **file, const char *path)
     /* Same directory as the target, so rename() is atomic. */
     snprintf(f->tmp, n + 16, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(f->tmp);
+    if (fd >= 0) {
+        /* mkstemp creates 0600; give the file the mode open() would have. */
+        mode_t mask = umask(0);
+        umask(mask);
+        fchmod(fd, 0666 & ~mask);
+    }
     if (fd < 0 || !(f->fp = fdopen(fd, "w"))) {
         af_status st = af_error(AF_EIO, "%s: cannot create: %s", path, strerror(errno));
         if (fd >= 0) {

@@ -296,13 +296,21 @@ af_status af_second_singular_value(size_t n, const double *K, double tol, size_t
 
 /* ---- the solver loop ---- */
 
+/* Exact symmetry, tile by tile (cache friendly, parallel). */
 static int is_symmetric(size_t n, const double *C)
 {
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = i + 1; j < n; j++)
-            if (C[i * n + j] != C[j * n + i])
-                return 0;
-    return 1;
+    const size_t T = 64;
+    int asym = 0;
+#pragma omp parallel for schedule(dynamic, 1) reduction(| : asym) AF_PAR_IF(n * n)
+    for (size_t bi = 0; bi < n; bi += T) {
+        for (size_t bj = bi; bj < n && !asym; bj += T) {
+            size_t ie = bi + T < n ? bi + T : n, je = bj + T < n ? bj + T : n;
+            for (size_t i = bi; i < ie; i++)
+                for (size_t j = bj > i ? bj : i + 1; j < je; j++)
+                    asym |= C[i * n + j] != C[j * n + i];
+        }
+    }
+    return !asym;
 }
 
 static af_status record(af_sinkhorn_ws *ws)
@@ -345,21 +353,35 @@ af_status af_sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn
         return af_error(AF_EINVAL, "sinkhorn: tol must be > 0 (got %g)", ws->opt.tol);
     if (ws->opt.iters == 0 && ws->opt.max_iters == 0)
         return af_error(AF_EINVAL, "sinkhorn: max_iters must be >= 1");
-    /* range: largest spread of a score row; deficit: largest gap between a
-     * row maximum and its diagonal score (square problems). */
+    /* One pass over the scores: the NaN/inf check, the row maxima (kept as
+     * the kernel shifts), range = largest spread of a row, and deficit =
+     * largest gap between a row maximum and its diagonal score (square). */
     double range = 0, deficit = 0;
-    for (size_t i = 0; i < n; i++) { /* also the NaN/inf check of the scores */
+    long bad_row = -1;
+#pragma omp parallel for schedule(static) reduction(max : range, deficit, bad_row) AF_PAR_IF(n * m)
+    for (size_t i = 0; i < n; i++) {
+        const double *c = C + i * m;
         double lo = INFINITY, hi = -INFINITY;
+        int nan = 0;
+#pragma omp simd reduction(min : lo) reduction(max : hi) reduction(| : nan)
         for (size_t j = 0; j < m; j++) {
-            double c = C[i * m + j];
-            if (!isfinite(c))
-                return af_error(AF_EDOM, "sinkhorn: score (%zu, %zu) is not finite (%g)", i, j, c);
-            lo = fmin(lo, c);
-            hi = fmax(hi, c);
+            lo = c[j] < lo ? c[j] : lo;
+            hi = c[j] > hi ? c[j] : hi;
+            nan |= c[j] != c[j];
         }
-        range = fmax(range, hi - lo);
+        if (nan || !isfinite(lo) || !isfinite(hi))
+            bad_row = bad_row > (long)i ? bad_row : (long)i;
+        ws->shift[i] = hi;
+        range = range > hi - lo ? range : hi - lo;
         if (n == m)
-            deficit = fmax(deficit, hi - C[i * m + i]);
+            deficit = deficit > hi - c[i] ? deficit : hi - c[i];
+    }
+    if (bad_row >= 0) {
+        size_t i = (size_t)bad_row, j = 0;
+        while (j < m && isfinite(C[i * m + j]))
+            j++;
+        return af_error(AF_EDOM, "sinkhorn: score (%zu, %zu) is not finite (%g)", i, j,
+                        j < m ? C[i * m + j] : NAN);
     }
     ws->C = C;
     int sym_ok = n == m && is_symmetric(n, C);

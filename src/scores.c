@@ -22,12 +22,21 @@ int af_matrix_is_symmetric(size_t d, const double *A)
     return 1;
 }
 
-/* Mirror the upper triangle so that C is symmetric bit for bit. */
+/* Mirror the upper triangle so that C is symmetric bit for bit. In tiles,
+ * so that the column-wise reads stay in cache (a plain double loop strides
+ * through memory and costs more than the dgemm at large n). */
+#define AF_TILE 64
 static void mirror_upper(size_t n, double *C)
 {
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < i; j++)
-            C[i * n + j] = C[j * n + i];
+#pragma omp parallel for schedule(dynamic, 1) if ((double)n * n >= 262144.0)
+    for (size_t bi = 0; bi < n; bi += AF_TILE)
+        for (size_t bj = 0; bj <= bi; bj += AF_TILE) {
+            size_t ie = bi + AF_TILE < n ? bi + AF_TILE : n;
+            size_t je = bj + AF_TILE < n ? bj + AF_TILE : n;
+            for (size_t i = bi; i < ie; i++)
+                for (size_t j = bj; j < je && j < i; j++)
+                    C[i * n + j] = C[j * n + i];
+        }
 }
 
 af_status af_scores(const af_scores_params *p, size_t n, size_t m, size_t d,
@@ -86,6 +95,7 @@ af_status af_scores(const af_scores_params *p, size_t n, size_t m, size_t d,
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)m, (int)d, scale, X,
                         (int)d, Y, (int)d, 0.0, C, (int)m);
         const double h = 0.5 * scale;
+#pragma omp parallel for schedule(static) if ((double)n * m >= 262144.0)
         for (size_t i = 0; i < n; i++) {
             size_t j0 = same ? i : 0;
             for (size_t j = j0; j < m; j++) {

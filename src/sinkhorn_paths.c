@@ -84,15 +84,13 @@ static int scaling_pass(af_sinkhorn_ws *ws)
     return bad;
 }
 
+/* K0 = exp(C_ij - s_i); the row maxima s were found by af_sinkhorn_set. */
 static void build_K0_rowshift(af_sinkhorn_ws *ws)
 {
     const size_t n = ws->n, m = ws->m;
 #pragma omp parallel for schedule(static) AF_PAR_IF(n * m)
-    for (size_t i = 0; i < n; i++) {
-        const double *c = ws->C + i * m;
-        ws->shift[i] = af__row_max_shifted(m, c, NULL);
-        af__row_exp(m, c, NULL, ws->shift[i], ws->K0 + i * m);
-    }
+    for (size_t i = 0; i < n; i++)
+        af__row_exp(m, ws->C + i * m, NULL, ws->shift[i], ws->K0 + i * m);
 }
 
 static af_status scaling_start(af_sinkhorn_ws *ws)
@@ -287,9 +285,7 @@ static int sym_scaling_pass(af_sinkhorn_ws *ws)
 
 static af_status sym_scaling_start(af_sinkhorn_ws *ws)
 {
-    const size_t n = ws->n;
-    for (size_t i = 0; i < n; i++)
-        ws->shift[i] = af__row_max_shifted(n, ws->C + i * n, NULL);
+    const size_t n = ws->n; /* the row maxima s are set by af_sinkhorn_set */
 #pragma omp parallel for schedule(static) AF_PAR_IF(n * n)
     for (size_t i = 0; i < n; i++) {
         const double *c = ws->C + i * n;

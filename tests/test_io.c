@@ -66,6 +66,11 @@ Test(io, atomic_file_commit_and_abort)
     double m[4] = {1.0 / 3.0, -2, 1e-300, 4};
     af_write_matrix(af_file_stream(f), 2, 2, m);
     cr_assert_eq(af_file_commit(f), AF_SUCCESS);
+    struct stat sb;
+    mode_t mask = umask(0);
+    umask(mask);
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_expect_eq(sb.st_mode & 0777, 0666 & ~mask, "mode %o like a plain fopen", sb.st_mode & 0777);
     double *a;
     size_t r, c;
     cr_assert_eq(af_read_matrix(path, &a, &r, &c), AF_SUCCESS);
