@@ -1,7 +1,7 @@
 /* Entropic OT energy F_n of a token cloud, its gradient, the dissipation
  * identity, and finite-difference Jacobians of particle fields. See
  * energy.h for the formulas. */
-#include <cblas.h>
+#include "af_blas.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -5,7 +5,7 @@
  * dgemm), so K is never stored and the block stays in cache. Sinkhorn
  * builds the scores (af_scores), solves warm-started from extrapolated
  * potentials, and applies K through the Sinkhorn workspace. */
-#include <cblas.h>
+#include "af_blas.h"
 #include "af_simd_math.h"
 #include <stdlib.h>
 #include <string.h>
