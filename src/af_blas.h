@@ -5,4 +5,8 @@
 #ifndef AF_BLAS_H
 #define AF_BLAS_H
 #include <gsl/gsl_cblas.h>
+
+/* OpenBLAS's thread control (declared in its cblas.h, which we cannot include). */
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
 #endif
