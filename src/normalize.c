@@ -191,6 +191,7 @@ void af_sinkhorn_free(af_sinkhorn_ws *ws)
     free(ws->colacc);
     free(ws->rowbuf);
     free(ws->apply_buf);
+    free(ws->apply_acc);
     free(ws->row_hist);
     free(ws->col_hist);
     free(ws);

@@ -35,6 +35,8 @@ struct af_sinkhorn_ws {
     double *rowbuf;    /* nthreads x m: per-thread row scratch */
     double *apply_buf; /* grows to m x p for af_sinkhorn_apply */
     size_t apply_cap;
+    double *apply_acc; /* grows to nthreads x n x p: symmetric apply accumulators */
+    size_t apply_acc_cap;
 
     double *row_hist, *col_hist;
     size_t hist_cap;
@@ -66,6 +68,9 @@ extern const af_sinkhorn_type af_sinkhorn_type_sym_log;
 
 /* Continue in log space from the current state (a scaling left double range). */
 af_status af__sinkhorn_fall_back(af_sinkhorn_ws *ws);
+
+/* M_ij = M_ji for j < i (copies the upper triangle down), in cache tiles. */
+void af__mirror_upper(size_t n, double *M);
 
 /* Row kernels shared by SoftMax and the Sinkhorn paths, so that one
  * normalisation is SoftMax bit for bit. */

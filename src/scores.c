@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 #include "attnflow/scores.h"
+#include "normalize_internal.h"
 
 af_scores_params af_scores_params_default(void)
 {
@@ -26,7 +27,7 @@ int af_matrix_is_symmetric(size_t d, const double *A)
  * so that the column-wise reads stay in cache (a plain double loop strides
  * through memory and costs more than the dgemm at large n). */
 #define AF_TILE 64
-static void mirror_upper(size_t n, double *C)
+void af__mirror_upper(size_t n, double *C)
 {
 #pragma omp parallel for schedule(dynamic, 1) if ((double)n * n >= 262144.0)
     for (size_t bi = 0; bi < n; bi += AF_TILE)
@@ -70,7 +71,7 @@ af_status af_scores(const af_scores_params *p, size_t n, size_t m, size_t d,
                         (int)d, Y, (int)d, 0.0, C, (int)m);
         }
         if (same && af_matrix_is_symmetric(d, p->A))
-            mirror_upper(n, C);
+            af__mirror_upper(n, C);
         return AF_SUCCESS;
     }
     if (p->kind == AF_SCORES_L2) {
@@ -106,7 +107,7 @@ af_status af_scores(const af_scores_params *p, size_t n, size_t m, size_t d,
         if (same) {
             for (size_t i = 0; i < n; i++)
                 C[i * n + i] = 0; /* exactly -|x_i - x_i|^2 */
-            mirror_upper(n, C);
+            af__mirror_upper(n, C);
         }
         return AF_SUCCESS;
     }

@@ -267,14 +267,38 @@ const af_sinkhorn_type af_sinkhorn_type_log = {
  * with r the row sums of diag(a) K0 diag(a), K0_ij = exp(C_ij - (s_i + s_j)/2)
  * (entries <= 1 since C_ij <= min(s_i, s_j)). */
 
+/* Only the upper triangle (j >= i) of the symmetric K0 is built and read:
+ * each stored entry serves row i and, through the per-thread accumulators,
+ * row j, so a pass reads half the kernel and the build does half the exps. */
 static int sym_scaling_pass(af_sinkhorn_ws *ws)
 {
     const size_t n = ws->n;
+    const double *a = ws->u;
+#pragma omp parallel num_threads(af__team_size(ws)) AF_PAR_IF(n * n / 2)
+    {
+        if (omp_get_thread_num() == 0)
+            ws->team = omp_get_num_threads();
+        double *acc = ws->colacc + (size_t)omp_get_thread_num() * n;
+        memset(acc, 0, n * sizeof(double));
+        /* row i holds n - i entries: small chunks balance the triangle */
+#pragma omp for schedule(dynamic, 16)
+        for (size_t i = 0; i < n; i++) {
+            const double *k = ws->K0 + i * n + i + 1;
+            const size_t len = n - i - 1;
+            const double ai = a[i];
+            double ti = ws->K0[i * n + i] * ai + af__row_dot(len, k, a + i + 1);
+            double *accj = acc + i + 1;
+#pragma omp simd
+            for (size_t j = 0; j < len; j++)
+                accj[j] += ai * k[j];
+            acc[i] += ti;
+        }
+    }
+    reduce_columns(ws, ws->t); /* t = K0 a */
     double err = 0;
     int bad = 0;
-#pragma omp parallel for schedule(static) reduction(max : err) reduction(| : bad) AF_PAR_IF(n * n)
     for (size_t i = 0; i < n; i++) {
-        double r = ws->u[i] * af__row_dot(n, ws->K0 + i * n, ws->u);
+        double r = a[i] * ws->t[i];
         bad |= !(r > 0) || !isfinite(r);
         ws->t[i] = r;
         err = fmax(err, fabs(r - 1.0));
@@ -286,12 +310,12 @@ static int sym_scaling_pass(af_sinkhorn_ws *ws)
 static af_status sym_scaling_start(af_sinkhorn_ws *ws)
 {
     const size_t n = ws->n; /* the row maxima s are set by af_sinkhorn_set */
-#pragma omp parallel for schedule(static) AF_PAR_IF(n * n)
+#pragma omp parallel for schedule(dynamic, 16) AF_PAR_IF(n * n / 2)
     for (size_t i = 0; i < n; i++) {
         const double *c = ws->C + i * n;
         double *k = ws->K0 + i * n, si = ws->shift[i];
 #pragma omp simd
-        for (size_t j = 0; j < n; j++)
+        for (size_t j = i; j < n; j++)
             k[j] = exp(c[j] - 0.5 * (si + ws->shift[j]));
     }
     int bad = 0;
@@ -323,10 +347,11 @@ static void sym_scaling_potentials(af_sinkhorn_ws *ws)
 static void sym_scaling_matrix(const af_sinkhorn_ws *ws, double *K)
 {
     const size_t n = ws->n;
-#pragma omp parallel for schedule(static) AF_PAR_IF(n * n)
+#pragma omp parallel for schedule(dynamic, 16) AF_PAR_IF(n * n / 2)
     for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < n; j++)
+        for (size_t j = i; j < n; j++)
             K[i * n + j] = ws->u[i] * ws->K0[i * n + j] * ws->u[j];
+    af__mirror_upper(n, K);
 }
 
 const af_sinkhorn_type af_sinkhorn_type_sym_scaling = {
@@ -387,6 +412,49 @@ const af_sinkhorn_type af_sinkhorn_type_sym_log = {
 
 /* ------------------------------------------------------------------ apply */
 
+/* OpenBLAS's dsymm first copies the triangle into a full panel; for a few
+ * right-hand sides (flows in low dimension) one pass over the stored upper
+ * triangle, like sym_scaling_pass, is several times faster. */
+#define AF_SYM_APPLY_MAX_P 8
+
+/* Bt: the p right-hand sides column-major (p x n). Each stored row segment
+ * of K0 is read once from memory and then used from cache by 2p contiguous
+ * (vectorised) loops; accumulators are column-major too. */
+static void sym_upper_apply(af_sinkhorn_ws *ws, size_t p, const double *Bt, double *out)
+{
+    const size_t n = ws->n, np = n * p;
+    int team = 1;
+#pragma omp parallel num_threads(af__team_size(ws)) AF_PAR_IF(n * n / 2)
+    {
+        if (omp_get_thread_num() == 0)
+            team = omp_get_num_threads();
+        double *acc = ws->apply_acc + (size_t)omp_get_thread_num() * np;
+        memset(acc, 0, np * sizeof(double));
+#pragma omp for schedule(dynamic, 16)
+        for (size_t i = 0; i < n; i++) {
+            const double *k = ws->K0 + i * n + i + 1;
+            const size_t len = n - i - 1;
+            for (size_t c = 0; c < p; c++) {
+                const double *b = Bt + c * n;
+                const double bi = b[i];
+                double *a = acc + c * n;
+                a[i] += ws->K0[i * n + i] * bi + af__row_dot(len, k, b + i + 1);
+                double *aj = a + i + 1;
+#pragma omp simd
+                for (size_t j = 0; j < len; j++)
+                    aj[j] += bi * k[j];
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t c = 0; c < p; c++) {
+            double v = 0;
+            for (int t = 0; t < team; t++)
+                v += ws->apply_acc[(size_t)t * np + c * n + i];
+            out[i * p + c] = v;
+        }
+}
+
 af_status af_sinkhorn_apply(af_sinkhorn_ws *ws, size_t p, const double *Y, double *KY)
 {
     const size_t n = ws->n, m = ws->m;
@@ -405,11 +473,27 @@ af_status af_sinkhorn_apply(af_sinkhorn_ws *ws, size_t p, const double *Y, doubl
             ws->apply_cap = m * p;
         }
         const double *right = t->symmetric ? ws->u : ws->v;
-        for (size_t j = 0; j < m; j++)
+        const int one_pass = t->symmetric && p <= AF_SYM_APPLY_MAX_P;
+        for (size_t j = 0; j < m; j++) /* one_pass wants the columns contiguous */
             for (size_t k = 0; k < p; k++)
-                ws->apply_buf[j * p + k] = right[j] * Y[j * p + k];
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)p, (int)m, 1.0, ws->K0,
-                    (int)m, ws->apply_buf, (int)p, 0.0, KY, (int)p);
+                ws->apply_buf[one_pass ? k * m + j : j * p + k] = right[j] * Y[j * p + k];
+        if (one_pass) { /* one pass over half the kernel */
+            size_t need = (size_t)ws->nthreads * n * p;
+            if (ws->apply_acc_cap < need) {
+                double *b = realloc(ws->apply_acc, need * sizeof(double));
+                if (!b)
+                    return af_error(AF_ENOMEM, "sinkhorn apply: out of memory");
+                ws->apply_acc = b;
+                ws->apply_acc_cap = need;
+            }
+            sym_upper_apply(ws, p, ws->apply_buf, KY);
+        }
+        else if (t->symmetric) /* only the upper triangle of K0 is stored */
+            cblas_dsymm(CblasRowMajor, CblasLeft, CblasUpper, (int)n, (int)p, 1.0, ws->K0, (int)n,
+                        ws->apply_buf, (int)p, 0.0, KY, (int)p);
+        else
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)p, (int)m, 1.0,
+                        ws->K0, (int)m, ws->apply_buf, (int)p, 0.0, KY, (int)p);
         for (size_t i = 0; i < n; i++)
             for (size_t k = 0; k < p; k++)
                 KY[i * p + k] *= ws->u[i];

@@ -368,6 +368,37 @@ Test(sinkhorn, gsl_style_loop_matches_one_shot)
     free(C); free(K1); free(K2);
 }
 
+Test(sinkhorn, symmetric_apply_equals_matrix_product)
+{
+    size_t n = 400, d = 2;
+    double *X = fx_gaussian_cloud(n, d, 1.0, 18), *C = dot_scores(n, d, X, 1.0);
+    double *K = malloc(n * n * sizeof *K);
+    af_sinkhorn_ws *ws = af_sinkhorn_alloc(n, n);
+    af_sinkhorn_info info;
+    cr_assert_eq(af_sinkhorn(ws, C, NULL, K, &info), AF_SUCCESS);
+    cr_assert_eq(info.path, af_sinkhorn_symmetric);
+    size_t ps[] = {1, 2, 8, 12}; /* one-pass kernel up to 8 columns, dsymm above */
+    for (int q = 0; q < 4; q++) {
+        size_t p = ps[q];
+        double *Y = random_scores(n, p, 1.0, 19), *KY = malloc(n * p * sizeof *KY), *R = calloc(n * p, sizeof *R);
+        cr_assert_eq(af_sinkhorn_apply(ws, p, Y, KY), AF_SUCCESS);
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++)
+                for (size_t k = 0; k < p; k++)
+                    R[i * p + k] += K[i * n + j] * Y[j * p + k];
+        cr_expect_leq(fx_max_abs_diff(n * p, KY, R), 1e-13, "p = %zu", p);
+        free(Y); free(KY); free(R);
+    }
+    /* apply does not disturb the iteration state: one more step is a no-op */
+    af_sinkhorn_info again;
+    af_sinkhorn_options o = af_sinkhorn_options_default();
+    o.warm_start = 1;
+    cr_assert_eq(af_sinkhorn(ws, C, &o, NULL, &again), AF_SUCCESS);
+    cr_expect_leq(again.iterations, 1);
+    af_sinkhorn_free(ws);
+    free(X); free(C); free(K);
+}
+
 Test(sinkhorn, apply_equals_matrix_product)
 {
     size_t n = 45, m = 31, p = 3;
