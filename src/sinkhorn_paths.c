@@ -46,6 +46,7 @@ static void commit_row_step(af_sinkhorn_ws *ws, double *state, const double *nex
  * K = diag(u) K0 diag(v), K0_ij = exp(C_ij - s_i). */
 
 /* t = K0 v, u_next = 1/t, w = K0^T u_next; errors of the current state. */
+#define AF_ROWS 4
 static int scaling_pass(af_sinkhorn_ws *ws)
 {
     const size_t n = ws->n, m = ws->m;
@@ -59,19 +60,30 @@ static int scaling_pass(af_sinkhorn_ws *ws)
             ws->team = omp_get_num_threads();
         double *acc = ws->colacc + (size_t)omp_get_thread_num() * m;
         memset(acc, 0, m * sizeof(double));
+        /* Rows in groups of AF_ROWS: their dots first, then one pass adding
+         * all of them to the accumulator, so acc is loaded and stored once
+         * per group instead of once per row. */
 #pragma omp for schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            const double *k = K0 + i * m;
-            double t = af__row_dot(m, k, v);
-            double un = 1.0 / t;
-            bad |= !(t > 0) || !isfinite(un);
-            row_err = fmax(row_err, fabs(u[i] * t - 1.0));
-            next_err = fmax(next_err, fabs(un * t - 1.0));
-            ws->t[i] = t;
-            ws->u_next[i] = un;
+        for (size_t i0 = 0; i0 < n; i0 += AF_ROWS) {
+            const size_t r = n - i0 < AF_ROWS ? n - i0 : AF_ROWS;
+            double un[AF_ROWS] = {0};
+            const double *k[AF_ROWS];
+            for (size_t q = 0; q < AF_ROWS; q++)
+                k[q] = K0 + (i0 + (q < r ? q : 0)) * m; /* padding rows get weight 0 */
+            for (size_t q = 0; q < r; q++) {
+                const size_t i = i0 + q;
+                double t = af__row_dot(m, k[q], v);
+                un[q] = 1.0 / t;
+                bad |= !(t > 0) || !isfinite(un[q]);
+                row_err = fmax(row_err, fabs(u[i] * t - 1.0));
+                next_err = fmax(next_err, fabs(un[q] * t - 1.0));
+                ws->t[i] = t;
+                ws->u_next[i] = un[q];
+            }
+            const double *k0 = k[0], *k1 = k[1], *k2 = k[2], *k3 = k[3];
 #pragma omp simd
             for (size_t j = 0; j < m; j++)
-                acc[j] += un * k[j];
+                acc[j] += un[0] * k0[j] + un[1] * k1[j] + un[2] * k2[j] + un[3] * k3[j];
         }
     }
     reduce_columns(ws, ws->w);
