@@ -3,11 +3,9 @@
  * thresholding, duality-gap certificate), or, with --nonconvex, train the
  * same heads directly with Adam on the same synthetic data (CLI.md
  * `convex`, issue 7, THEORY.md section 8). */
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <gsl/gsl_rng.h>
 #include "attnflow/convex.h"
 #include "attnflow/io.h"
@@ -49,28 +47,6 @@ static const cli_opt convex_opts[] = {
     {"verbose", 0, "print the certificate of every iteration on stderr"},
     {NULL, 0, NULL},
 };
-
-static int make_dirs(const char *path)
-{
-    char buf[4096];
-    size_t len = strlen(path);
-    if (len == 0 || len >= sizeof buf)
-        return cli_fail(CLI_EINPUT, "--out: bad directory name '%s'", path);
-    memcpy(buf, path, len + 1);
-    for (size_t k = 1; k <= len; k++) {
-        if (buf[k] == '/' || buf[k] == '\0') {
-            char c = buf[k];
-            buf[k] = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return cli_fail(CLI_EINPUT, "--out: cannot create %s: %s", buf, strerror(errno));
-            buf[k] = c;
-        }
-    }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return cli_fail(CLI_EINPUT, "--out: %s is not a directory", path);
-    return 0;
-}
 
 typedef struct {
     int kind, loss, svd, data;
@@ -552,7 +528,7 @@ static int run_convex(const cli_args *a)
         rc = cli_fail_status(st);
         goto done;
     }
-    if ((rc = make_dirs(r.dir)))
+    if ((rc = cli_make_dirs("out", r.dir)))
         goto done;
     rc = r.nonconvex ? run_nonconvex(a, &r, p) : run_convex_solver(a, &r, p, cluster);
 done:
