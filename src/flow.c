@@ -323,6 +323,8 @@ static af_status normalise(af_flow_ws *ws, const double *X, int stage, double t)
     ws->stats.last_iterations = 0;
     if (ws->p.norm == AF_FLOW_SINKHORN) {
         af_sinkhorn_options opt = ws->p.sinkhorn;
+        /* af_scores mirrors C exactly when A is symmetric: no need to check */
+        opt.assume_symmetric = af_matrix_is_symmetric(d, ws->p.scores.A);
         /* A fixed count keeps the Sinkformers convention (count 1 = SoftMax),
          * which only holds from zero potentials. */
         opt.warm_start = ws->p.warm_start && opt.iters == 0 && !ws->cold_next;

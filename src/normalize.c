@@ -127,6 +127,7 @@ af_sinkhorn_options af_sinkhorn_options_default(void)
     o.iters = 0;
     o.max_iters = 10000;
     o.warm_start = 0;
+    o.assume_symmetric = 0;
     o.compute_bound = 1;
     return o;
 }
@@ -385,7 +386,7 @@ af_status af_sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn
                         j < m ? C[i * m + j] : NAN);
     }
     ws->C = C;
-    int sym_ok = n == m && is_symmetric(n, C);
+    int sym_ok = n == m && (ws->opt.assume_symmetric || is_symmetric(n, C));
     const af_sinkhorn_type *t = ws->opt.path;
     if (t == &af_sinkhorn_type_sym_scaling || t == &af_sinkhorn_type_sym_log) {
         if (!sym_ok)

@@ -145,6 +145,15 @@ Test(sinkhorn, scaling_log_and_symmetric_paths_agree)
     /* symmetric scores + tolerance: the automatic choice is the symmetric update */
     af_sinkhorn(ws, C, NULL, NULL, &info);
     cr_expect_eq(info.path, af_sinkhorn_symmetric);
+    /* a caller that guarantees symmetry skips the check, same result */
+    af_sinkhorn_options o = af_sinkhorn_options_default();
+    o.tol = 1e-12;
+    o.assume_symmetric = 1;
+    double *Ka = malloc(n * n * sizeof *Ka);
+    cr_assert_eq(af_sinkhorn(ws, C, &o, Ka, &info), AF_SUCCESS);
+    cr_expect_eq(info.path, af_sinkhorn_symmetric);
+    cr_expect_eq(memcmp(Ka, K[2], n * n * sizeof *Ka), 0);
+    free(Ka);
     for (int p = 0; p < 3; p++)
         free(K[p]);
     af_sinkhorn_free(ws);

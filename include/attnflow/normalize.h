@@ -51,6 +51,8 @@ typedef struct {
     size_t iters;        /* > 0: exactly this many normalisations, ignoring tol (default 0) */
     size_t max_iters;    /* bound when running to tol (default 10000) */
     int warm_start;      /* 1: start from the workspace's current potentials (default 0) */
+    int assume_symmetric;/* 1: the caller guarantees C is exactly symmetric (af_scores with
+                          * Y == X and a symmetric A), skipping the O(n^2) check (default 0) */
     int compute_bound;   /* Birkhoff-Hopf bound: 0 none, 1 exact if cheap else an
                           * upper bound on Delta (default), 2 always exact (O(n^2 m)) */
 } af_sinkhorn_options;
