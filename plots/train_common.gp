@@ -6,7 +6,10 @@
 #   (b) their spread (std over columns) beside the row-permuted null control,
 #       each seed and the mean, and the row entropy;
 #   (c) test accuracy per epoch, Transformer vs Sinkformer n_it = 3, 5, 9;
-#   (d) spread of the column sums of the attention each model uses.
+#   (d) spread of the column sums of the attention each model uses;
+#   (e) distance of the Transformer's attention to its Sinkhorn projection,
+#       beside the same for the null control;
+#   (f) row entropy of the attention each model uses.
 dir = 'out/'.name.'/'
 tags = "tf sk3 sk5 sk9"
 labels = "'Transformer (SoftMax)' 'Sinkformer n_{it} = 3' 'Sinkformer n_{it} = 5' 'Sinkformer n_{it} = 9'"
@@ -20,11 +23,13 @@ ep(k) = (k == 0 ? 0 : (k == 1 ? 1 : (k - 1) * step))
 nshow = 2 + int(nep / step)
 
 do for [term = 1:2] {
-  if (term == 1) { set terminal pngcairo size 1400,1000 font ",11"; set output 'out/figures/'.name.'.png' }
-  else { set terminal pdfcairo size 14in,10in font ",10"; set output 'out/figures/'.name.'.pdf' }
-  set multiplot layout 2,2 title sprintf("Does SoftMax attention drift toward doubly stochastic? %s (held-out data, 3 seeds)", task)
+  if (term == 1) { set terminal pngcairo size 2000,1000 font ",11"; set output 'out/figures/'.name.'.png' }
+  else { set terminal pdfcairo size 20in,10in font ",10"; set output 'out/figures/'.name.'.pdf' }
+  set multiplot layout 2,3 title sprintf("Does SoftMax attention drift toward doubly stochastic? %s (held-out data, 3 seeds)", task)
   set grid
-  set key top left font ",9" opaque box
+  set key inside top left font ",9" opaque box
+  set colorbox
+
 
   # (a) sorted column sums per epoch
   set title "(a) sorted column sums of the Transformer's attention, one curve per epoch (seed 1)"
@@ -52,7 +57,7 @@ do for [term = 1:2] {
   set y2tics
   set ytics nomirror
   set xrange [0:nep]
-  set key top right
+  set key outside below maxrows 3
   plot for [s = 1:3] dir.sprintf('tf_s%d/epochs.dat', s) u 1:6 w l lw 1 lc rgb col(1) t (s == 1 ? 'colsum\_std, each seed' : ''), \
        for [s = 1:3] dir.sprintf('tf_s%d/epochs.dat', s) u 1:8 w l lw 1 dt 2 lc rgb 'gray40' t (s == 1 ? 'null control (rows permuted), each seed' : ''), \
        agg('tf', 6) u 1:2 w lp pt 7 ps 0.6 lw 3 lc rgb col(1) t 'colsum\_std, mean of 3 seeds', \
@@ -66,7 +71,7 @@ do for [term = 1:2] {
   set title "(c) test accuracy: Transformer vs Sinkformer (mean, min-max band)"
   set ylabel "test accuracy"
   set yrange [0:1]
-  set key bottom right
+  set key outside below maxrows 2
   plot for [i = 1:4] agg(word(tags, i), 5) u 1:3:4 w filledcurves lc rgb col(i) fs transparent solid 0.12 noborder t '', \
        for [i = 1:4] agg(word(tags, i), 5) u 1:2 w lp pt 7 ps 0.5 lw 2 lc rgb col(i) t word(labels, i)
   set autoscale y
@@ -74,9 +79,24 @@ do for [term = 1:2] {
   # (d) spread of the attention each model uses
   set title "(d) std of column sums of the attention each model uses (mean over seeds)"
   set ylabel "std of column sums over columns"
-  set key top right
+  set key outside below maxrows 3
   plot for [i = 1:4] agg(word(tags, i), 6) u 1:2 w lp pt 7 ps 0.5 lw 2 lc rgb col(i) t word(labels, i), \
        for [i = 1:4] agg(word(tags, i), 8) u 1:2 w l dt 2 lw 1 lc rgb col(i) t (i == 1 ? 'dashed: null controls' : '')
+
+  # (e) distance to the Sinkhorn projection
+  set title "(e) Transformer: distance to the Sinkhorn projection vs null control"
+  set ylabel "(1/T) sum_{ij} |A - P|_{ij}, P = Sinkhorn(A)"
+  set key outside below maxrows 2
+  plot for [s = 1:3] dir.sprintf('tf_s%d/epochs.dat', s) u 1:13 w l lw 1 lc rgb col(1) t (s == 1 ? 'attention, each seed' : ''), \
+       for [s = 1:3] dir.sprintf('tf_s%d/epochs.dat', s) u 1:14 w l lw 1 dt 2 lc rgb 'gray40' t (s == 1 ? 'null control, each seed' : ''), \
+       agg('tf', 13) u 1:2 w lp pt 7 ps 0.6 lw 3 lc rgb col(1) t 'attention, mean', \
+       agg('tf', 14) u 1:2 w lp pt 5 ps 0.6 lw 3 dt 2 lc rgb 'gray20' t 'null control, mean'
+
+  # (f) row entropy per model
+  set title "(f) row entropy of the attention each model uses (mean over seeds)"
+  set ylabel "row entropy / log T (1 = uniform rows)"
+  set key outside below maxrows 2
+  plot for [i = 1:4] agg(word(tags, i), 10) u 1:2 w lp pt 7 ps 0.5 lw 2 lc rgb col(i) t word(labels, i)
   unset xrange
   unset multiplot
 }
