@@ -87,10 +87,10 @@ static int read_options(const cli_args *a, convex_run *r)
     if (r->data == 1) {
         if ((cli_given(a, "dim") && r->d != 3)
             || (cli_given(a, "classes") && r->c != AF_POINTCLOUD_CLASSES))
-            return cli_fail(CLI_EINPUT, "--data pointclouds: tokens are 3-D points of %d classes "
+            return cli_fail(CLI_EUSAGE, "--data pointclouds: tokens are 3-D points of %d classes "
                             "(--dim 3, --classes %d)", AF_POINTCLOUD_CLASSES, AF_POINTCLOUD_CLASSES);
         if (cli_given(a, "clusters") || cli_given(a, "teacher-heads") || cli_given(a, "width"))
-            return cli_fail(CLI_EINPUT, "--clusters, --teacher-heads, --width: synthetic data only");
+            return cli_fail(CLI_EUSAGE, "--clusters, --teacher-heads, --width: synthetic data only");
         r->d = 3;
         r->c = AF_POINTCLOUD_CLASSES;
     }
@@ -107,10 +107,19 @@ static int read_options(const cli_args *a, convex_run *r)
     r->quiet = cli_flag(a, "quiet");
     r->verbose = cli_flag(a, "verbose");
     if (!r->nonconvex && (cli_given(a, "heads") || cli_given(a, "iters") || cli_given(a, "lr")))
-        return cli_fail(CLI_EINPUT, "--heads, --iters, --lr: only with --nonconvex");
+        return cli_fail(CLI_EUSAGE, "--heads, --iters, --lr: only with --nonconvex");
     if (r->cluster_samples > r->N)
         r->cluster_samples = r->N;
     return 0;
+}
+
+/* Ends a '\r' progress line (if one was shown) before an error message, so
+ * the message starts on its own line; unlike cli_progress_end it claims
+ * nothing about completion. */
+static void progress_abort(const cli_progress *p)
+{
+    if (!p->quiet && p->last > p->t0)
+        fputc('\n', stderr);
 }
 
 /* The '#' header every file starts with: command, seed, problem. */
@@ -328,8 +337,10 @@ static int run_convex_solver(const cli_args *a, const convex_run *r, af_convex_p
                     S->iter, S->objective, S->rel_gap, S->grad_ratio, S->rank);
         if (S->converged || S->iter >= r->max_iter)
             break;
-        if ((st = af_convex_solver_iterate(s)))
+        if ((st = af_convex_solver_iterate(s))) {
+            progress_abort(&pr);
             goto done;
+        }
         cli_progress_update(&pr, S->iter);
     }
     cli_progress_end(&pr);
@@ -429,8 +440,10 @@ static int run_nonconvex(const cli_args *a, const convex_run *r, af_convex_probl
     double t0 = cli_now(), obj = NAN;
     for (size_t it = 0; it < r->iters; it++) {
         double el = cli_now() - t0;
-        if ((st = af_convex_adam_iterate(ad, &obj)))
+        if ((st = af_convex_adam_iterate(ad, &obj))) {
+            progress_abort(&pr);
             goto done;
+        }
         fprintf(o[ITER].fp, "%zu ", it); /* obj is the value before step it + 1 */
         af_write_double(o[ITER].fp, el);
         fputc(' ', o[ITER].fp);
