@@ -203,6 +203,11 @@ af_status af_convex_synth_targets(const af_convex_problem *p, const af_convex_sy
     for (size_t q = 0; q < T * c; q++)
         ss += Y[q] * Y[q];
     double rms = sqrt(ss / (double)(T * c));
+    /* A huge --width overflows the teacher's scores: inf/NaN outputs must not
+     * be reported (or normalised) as if they were merely zero. */
+    if (!isfinite(rms))
+        return af_error(AF_ENUMERIC, "synthetic targets: the teacher outputs are not finite "
+                        "(rms %g; is the cluster width too large?)", rms);
     if (!(rms > 0))
         return af_error(AF_ENUMERIC, "synthetic targets: the teacher outputs are all zero");
     if (p->sh.loss == AF_CONVEX_SQUARED) {

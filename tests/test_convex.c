@@ -802,3 +802,25 @@ static void kkt_case(af_convex_kind kind, af_convex_loss loss)
 
 Test(convex, kkt_linear_ce) { kkt_case(AF_CONVEX_LINEAR, AF_CONVEX_CE); }
 Test(convex, kkt_gated_squared) { kkt_case(AF_CONVEX_GATED, AF_CONVEX_SQUARED); }
+
+/* A huge cluster width overflows the teacher's outputs: the error must say
+ * "not finite" (it used to claim the outputs were all zero). */
+Test(convex, synthetic_targets_not_finite)
+{
+    const size_t N = 3, n = 4, d = 3, c = 2;
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 5);
+    af_convex_synth_params sp = af_convex_synth_params_default();
+    sp.width = 1e200;
+    double X[N * n * d], Y[N * n * c];
+    cr_assert_eq(af_convex_synth_tokens(&sp, N, n, d, rng, X, NULL), AF_SUCCESS);
+    for (size_t q = 0; q < N * n * d; q++)
+        cr_assert(isfinite(X[q]));
+    af_convex_problem *p = NULL;
+    af_convex_shape sh = {AF_CONVEX_LINEAR, AF_CONVEX_SQUARED, N, n, d, c, 1};
+    cr_assert_eq(af_convex_problem_alloc(&p, &sh, X, NULL), AF_SUCCESS, "%s", af_last_error());
+    cr_assert_eq(af_convex_synth_targets(p, &sp, rng, Y), AF_ENUMERIC);
+    cr_assert_not_null(strstr(af_last_error(), "not finite"), "%s", af_last_error());
+    af_convex_problem_free(p);
+    gsl_rng_free(rng);
+}
