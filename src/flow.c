@@ -7,6 +7,8 @@
  * potentials, and applies K through the Sinkhorn workspace. */
 #include "af_blas.h"
 #include "af_simd_math.h"
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_errno.h>
@@ -16,6 +18,9 @@
 
 /* Cubic extrapolation of the Sinkhorn potentials, per integrator stage. */
 #define FLOW_HIST 4
+
+/* Most doubles in one array (see check_params). */
+#define FLOW_MAX_ELEMS (SIZE_MAX / (4 * sizeof(double)))
 /* Up to this d, SoftMax rows are computed by hand inside one OpenMP team
  * (X^T stays in cache); above it, by dgemm on blocks of rows. Mixing
  * OpenBLAS's threads and OpenMP teams block by block makes them fight for
@@ -109,6 +114,16 @@ static af_status check_params(const af_flow_params *p)
 {
     if (p->n == 0 || p->d == 0)
         return af_error(AF_EINVAL, "flow: n and d must be >= 1 (n = %zu, d = %zu)", p->n, p->d);
+    /* BLAS takes int sizes, and the byte counts of the n x n kernel
+     * (Sinkhorn, af_flow_kernel) and of the n x d buffers (plus small extras
+     * such as AF_SCORES_WORK's 2n) must not wrap around size_t: reject
+     * before any product is formed. FLOW_MAX_ELEMS leaves a factor 4 spare. */
+    if (p->n > INT_MAX || p->d > INT_MAX)
+        return af_error(AF_EINVAL, "flow: n and d must be <= %d (BLAS int sizes; n = %zu, d = %zu)",
+                        INT_MAX, p->n, p->d);
+    if (p->n > FLOW_MAX_ELEMS / p->n || p->d > FLOW_MAX_ELEMS / p->n)
+        return af_error(AF_EINVAL, "flow: n = %zu, d = %zu: the n x n or n x d arrays would "
+                        "overflow the address space", p->n, p->d);
     if (!(p->scores.eps > 0) || !isfinite(p->scores.eps))
         return af_error(AF_EINVAL, "flow: eps must be > 0 and finite (got %g)", p->scores.eps);
     if (!isfinite(p->scores.beta))

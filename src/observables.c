@@ -2,6 +2,8 @@
  * (not the Gram matrix) so that distances of merging tokens stay accurate
  * far below sqrt(machine epsilon). */
 #include <float.h>
+#include <limits.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +70,7 @@ double af_obs_colsum_error(size_t n, size_t m, const double *K)
 struct af_obs_ws {
     af_obs_params p;
     double *A;          /* owned copy of the score matrix */
-    double *C;          /* n x n scores */
+    double *C;          /* n x n scores (scratch: overwritten by the colsum pass) */
     double *swork;      /* AF_SCORES_WORK(n, n, d) */
     double *colsum;     /* n */
     size_t *parent;     /* n, union-find */
@@ -95,6 +97,14 @@ af_obs_ws *af_obs_alloc(const af_obs_params *p)
     const size_t n = p->n, d = p->d;
     if (n == 0 || d == 0) {
         af_error(AF_EINVAL, "observables: n and d must be >= 1 (n = %zu, d = %zu)", n, d);
+        return NULL;
+    }
+    /* af_scores hands n and d to BLAS as int, and C holds n x n doubles:
+     * reject sizes whose byte counts would wrap around size_t. */
+    const size_t max_elems = SIZE_MAX / (4 * sizeof(double)); /* spare for AF_SCORES_WORK's + 2n */
+    if (n > INT_MAX || d > INT_MAX || n > max_elems / n || d > max_elems / n) {
+        af_error(AF_EINVAL, "observables: n = %zu, d = %zu too large (BLAS int sizes, "
+                 "n x n kernel must fit the address space)", n, d);
         return NULL;
     }
     if (!(p->cluster_tol >= 0)) {
@@ -202,24 +212,29 @@ af_status af_obs_geometry(af_obs_ws *ws, const double *X, size_t *clusters, doub
     return AF_SUCCESS;
 }
 
-/* Column sums of N_R(exp C), streamed row by row (no second n x n matrix). */
+/* Column sums of N_R(exp C), streamed row by row (no second n x n matrix).
+ * The scores are scratch (nothing reads them afterwards), so each row is
+ * overwritten by exp(c_ij - max_j c_ij): one exp per entry, and every thread
+ * works only on its own rows, so no per-thread buffer is needed. */
 static double softmax_colsum_error(af_obs_ws *ws)
 {
     const size_t n = ws->p.n;
-    const double *C = ws->C;
+    double *C = ws->C;
     double *cs = ws->colsum;
     memset(cs, 0, n * sizeof *cs);
 #pragma omp parallel for schedule(static) reduction(+ : cs[:n]) if (n > 256)
     for (size_t i = 0; i < n; i++) {
-        const double *c = C + i * n;
+        double *c = C + i * n;
         double mx = -INFINITY, s = 0;
         for (size_t j = 0; j < n; j++)
             mx = c[j] > mx ? c[j] : mx;
-        for (size_t j = 0; j < n; j++)
-            s += exp(c[j] - mx);
+        for (size_t j = 0; j < n; j++) {
+            c[j] = exp(c[j] - mx);
+            s += c[j];
+        }
         const double inv = 1.0 / s;
         for (size_t j = 0; j < n; j++)
-            cs[j] += exp(c[j] - mx) * inv;
+            cs[j] += c[j] * inv;
     }
     double err = 0;
     for (size_t j = 0; j < n; j++)

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 void openblas_set_num_threads(int num_threads); /* OpenBLAS (its cblas.h clashes with GSL's) */
 #include <omp.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -533,8 +534,30 @@ Test(flow_errors, bad_parameters_are_reported)
     ws = alloc_ok(&p);
     double Z[8] = {1, 0, 0, 1, -1, 0, 0, -1};
     af_status st = af_flow_integrate(ws, Z, 50, 0.5);
-    cr_expect(st != AF_SUCCESS, "status %d: %s", st, af_last_error());
+    cr_expect_eq(st, AF_ENUMERIC, "status %d: %s", st, af_last_error());
     af_flow_free(ws);
+}
+
+/* Sizes whose int BLAS arguments or byte counts would overflow are
+ * rejected up front with AF_EINVAL's message (before any allocation is
+ * tried, so none of these may return a workspace or an out-of-memory error). */
+Test(flow_errors, oversized_problems_are_rejected)
+{
+    const size_t big = (size_t)INT_MAX + 1, half = (size_t)1 << 31;
+    const size_t sizes[][2] = {{big, 2}, {2, big}, {INT_MAX, 1}, {half - 1, half - 1},
+                               {(size_t)1 << 29, INT_MAX}};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        for (int norm = 0; norm < 2; norm++) {
+            af_flow_params p = af_flow_params_default(sizes[k][0], sizes[k][1]);
+            p.norm = norm ? AF_FLOW_SINKHORN : AF_FLOW_SOFTMAX;
+            af_clear_error();
+            af_flow_ws *ws = af_flow_alloc(&p);
+            cr_expect_null(ws, "n = %zu, d = %zu", sizes[k][0], sizes[k][1]);
+            af_flow_free(ws);
+            cr_expect(strstr(af_last_error(), "n and d must be <=") != NULL
+                          || strstr(af_last_error(), "overflow") != NULL,
+                      "n = %zu, d = %zu: %s", sizes[k][0], sizes[k][1], af_last_error());
+        }
 }
 
 /* The fused, tiled SoftMax against the materialised kernel (af_scores +

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 void openblas_set_num_threads(int num_threads); /* OpenBLAS (its cblas.h clashes with GSL's) */
 #include <omp.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,4 +300,21 @@ Test(observables, rejects_non_finite_tokens)
     af_obs_values v;
     cr_expect_neq(af_obs_compute(ws, X, NULL, &v), AF_SUCCESS);
     af_obs_free(ws);
+}
+
+/* Sizes whose BLAS int arguments or n x n byte count would overflow are
+ * rejected with AF_EINVAL's message before anything is allocated. */
+Test(observables, rejects_oversized_problems)
+{
+    const size_t sizes[][2] = {{(size_t)INT_MAX + 1, 1}, {3, (size_t)INT_MAX + 1},
+                               {INT_MAX, 1}, {(size_t)1 << 29, INT_MAX}};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        af_obs_params p = af_obs_params_default(sizes[k][0], sizes[k][1]);
+        af_clear_error();
+        af_obs_ws *ws = af_obs_alloc(&p);
+        cr_expect_null(ws, "n = %zu, d = %zu", sizes[k][0], sizes[k][1]);
+        af_obs_free(ws);
+        cr_expect(strstr(af_last_error(), "too large") != NULL, "n = %zu, d = %zu: %s",
+                  sizes[k][0], sizes[k][1], af_last_error());
+    }
 }
