@@ -148,7 +148,9 @@ typedef struct {
     double beta;         /* weight decay / nuclear-norm weight (> 0) */
     double tol;          /* stop when the relative gap <= tol (default 1e-6) */
     size_t max_iter;     /* default 5000 */
-    double step;         /* initial step; <= 0: 2 / (power-iteration Lipschitz estimate) */
+    double step;         /* initial step; <= 0: 1 / L for the squared loss, 2 / L for
+                          * cross-entropy (curvature <= L/2), L = power-iteration
+                          * estimate of the largest eigenvalue of (1/T) A^* A */
     double backtrack;    /* step shrink factor in (0,1) (default 0.5) */
     double grow;         /* step growth tried before each step, >= 1 (default 1.1) */
     int restart;         /* gradient-based adaptive restart (default 1) */

@@ -64,8 +64,9 @@ typedef struct {
                                * of normalisations, which starts from 0 like SoftMax):
                                * 0 zero (cold), 1 those of the last evaluation,
                                * 2 (default) the fixed-step integrators extrapolate the
-                               * last three solves quadratically to the stage time
-                               * (other calls fall back to 1) */
+                               * last four solves of the same stage cubically (Lagrange
+                               * polynomial; fewer while the history fills) to the stage
+                               * time (other calls fall back to 1) */
 } af_flow_params;
 
 /* Defaults of CLI.md: SoftMax, dot scores, eps = beta = 1, A = W_V = I, no

@@ -60,8 +60,9 @@ void af_obs_free(af_obs_ws *ws);
 /* Every observable of X; mean (d) may be NULL. */
 af_status af_obs_compute(af_obs_ws *ws, const double *X, double *mean, af_obs_values *out);
 
-/* Clusters, min distance and max inner product alone (Gram matrix in the
- * workspace). */
+/* Clusters, min distance and max inner product alone, from direct pairwise
+ * differences (no Gram matrix, so distances of merging tokens stay accurate);
+ * the workspace supplies only the union-find array. */
 af_status af_obs_geometry(af_obs_ws *ws, const double *X, size_t *clusters, double *min_dist,
                           double *max_ip);
 

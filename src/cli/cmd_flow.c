@@ -31,7 +31,7 @@ static const cli_opt flow_opts[] = {
     {"tol", 1, "Sinkhorn tolerance at every velocity evaluation (default 1e-9)"},
     {"max-iters", 1, "Sinkhorn iteration bound per evaluation (default 10000)"},
     {"iters", 1, "Sinkhorn: exactly N normalisations per evaluation (1 = SoftMax)"},
-    {"warm", 1, "Sinkhorn start: none|last|extrapolate (default extrapolate: quadratic in t)"},
+    {"warm", 1, "Sinkhorn start: none|last|extrapolate (default extrapolate: cubic in t, last 4 solves)"},
     {"save-every", 1, "save every K steps (t = 0 and T always) (default 1)"},
     {"out", 1, "trajectory file: blocks 't i x_1 ... x_d' per saved time"},
     {"observables", 1, "observables file: one line per saved time"},
@@ -126,6 +126,23 @@ static void write_meta(FILE *fp, const cli_args *a, const af_flow_params *p, dou
                           : p->warm_start == 1 ? "warm starts from the last potentials"
                                                : "warm starts extrapolated in time");
     }
+}
+
+/* A workspace allocator returned NULL: report the library's own message
+ * (bad parameters or out of memory), not a guessed status. */
+static int alloc_failed(const char *what)
+{
+    const char *msg = af_last_error();
+    return msg[0] ? cli_fail(CLI_EINPUT, "%s", msg)
+                  : cli_fail(CLI_EINPUT, "%s: cannot allocate the workspace", what);
+}
+
+/* Ends a '\r' progress line (if one was shown) before an error message, so
+ * the message starts on its own line; cli_progress_end would claim completion. */
+static void progress_abort(const cli_progress *p)
+{
+    if (!p->quiet && p->last > p->t0)
+        fputc('\n', stderr);
 }
 
 /* Whether F_n is a Lyapunov function of this flow (THEORY.md 4). */
@@ -236,10 +253,11 @@ static int flow_run(const cli_args *a)
     p.warm_start = warm;
 
     outputs o = {NULL, NULL, NULL, NULL};
+    af_clear_error(); /* so a NULL below reports this call's message, not a stale one */
     af_flow_ws *ws = af_flow_alloc(&p);
-    af_status st = ws ? AF_SUCCESS : AF_ENOMEM;
-    if (!ws) {
-        rc = cli_fail_status(st);
+    af_status st = AF_SUCCESS;
+    if (!ws) { /* invalid parameters or out of memory: the library's message says which */
+        rc = alloc_failed("flow");
         goto done;
     }
     if ((st = af_flow_project(ws, X))) {
@@ -254,10 +272,11 @@ static int flow_run(const cli_args *a)
         op.energy = !cli_flag(a, "no-energy");
         op.sinkhorn.tol = tol;
         op.sinkhorn.max_iters = max_iters;
+        af_clear_error();
         o.ow = af_obs_alloc(&op);
         o.mean = malloc(d * sizeof *o.mean);
         if (!o.ow || !o.mean) {
-            rc = o.ow ? cli_fail(CLI_EINPUT, "out of memory") : cli_fail_status(AF_ENOMEM);
+            rc = o.ow ? cli_fail(CLI_EINPUT, "out of memory") : alloc_failed("observables");
             goto done;
         }
     }
@@ -310,6 +329,7 @@ static int flow_run(const cli_args *a)
         const double t_next = s == nsteps ? T : (double)s * dt;
         st = pure ? af_flow_pure_layer(ws, X) : af_flow_step(ws, X, t_next - t);
         if (st) {
+            progress_abort(&pr);
             rc = cli_fail(CLI_EINPUT, "step %zu (t = %g): %s", s, t, af_last_error());
             goto done;
         }
@@ -325,6 +345,7 @@ static int flow_run(const cli_args *a)
             if (o.traj)
                 write_traj_block(af_file_stream(o.traj), 0, t, n, d, X);
             if (o.obs && (st = write_obs_line(&o, t, s, mean_it, stats.evaluations, n, d, X))) {
+                progress_abort(&pr);
                 rc = cli_fail_status(st);
                 goto done;
             }
