@@ -16,7 +16,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <cblas.h>
+#include "af_blas.h"
 #include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
@@ -38,15 +38,15 @@ static double now(void)
 static double gemm_seconds;
 static unsigned long gemm_calls;
 typedef void (*dgemm_fn)(const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE,
-                         const enum CBLAS_TRANSPOSE, const blasint, const blasint,
-                         const blasint, const double, const double *, const blasint,
-                         const double *, const blasint, const double, double *, const blasint);
+                         const enum CBLAS_TRANSPOSE, const int, const int,
+                         const int, const double, const double *, const int,
+                         const double *, const int, const double, double *, const int);
 
 void cblas_dgemm(const enum CBLAS_ORDER o, const enum CBLAS_TRANSPOSE ta,
-                 const enum CBLAS_TRANSPOSE tb, const blasint m, const blasint n,
-                 const blasint k, const double alpha, const double *a, const blasint lda,
-                 const double *b, const blasint ldb, const double beta, double *c,
-                 const blasint ldc)
+                 const enum CBLAS_TRANSPOSE tb, const int m, const int n,
+                 const int k, const double alpha, const double *a, const int lda,
+                 const double *b, const int ldb, const double beta, double *c,
+                 const int ldc)
 {
     static dgemm_fn real;
     if (!real)

@@ -1,9 +1,10 @@
 /* Layers of the small attention models and their exact backward passes.
  * Products go through CBLAS (OpenBLAS); the rest are plain loops. */
-#include <cblas.h>
+#include "af_blas.h"
 #include <math.h>
 #include <string.h>
 #include "attnflow/nn.h"
+#include "attnflow/normalize.h"
 
 void af_nn_linear_forward(size_t rows, size_t in, size_t out, const double *X,
                           const double *W, const double *b, double *Y)
@@ -94,25 +95,23 @@ void af_nn_relu_backward(size_t n, const double *X, const double *dY, double *dX
             dX[k] += dY[k];
 }
 
-/* Row normalisation in log space: L <- L - LSE_row(L), P = exp(L) computed
- * as exp(L - max) / sum, which is exactly the usual SoftMax formula. */
+/* Row normalisation in log space: L <- L - LSE_row(L), and P = the
+ * library's SoftMax of the row (af_softmax), so that one normalisation is
+ * af_softmax bit for bit (the Sinkformers convention, tested). */
 static void norm_rows_exp(size_t n, double *L, double *P)
 {
     for (size_t i = 0; i < n; i++) {
         double *l = L + i * n, *p = P + i * n;
+        af_softmax(1, n, l, p); /* finite scores: cannot fail */
         double mx = l[0];
         for (size_t j = 1; j < n; j++)
             mx = l[j] > mx ? l[j] : mx;
         double s = 0;
-        for (size_t j = 0; j < n; j++) {
-            p[j] = exp(l[j] - mx);
-            s += p[j];
-        }
+        for (size_t j = 0; j < n; j++)
+            s += exp(l[j] - mx);
         double lse = mx + log(s);
-        for (size_t j = 0; j < n; j++) {
-            p[j] /= s;
+        for (size_t j = 0; j < n; j++)
             l[j] -= lse;
-        }
     }
 }
 

@@ -1,7 +1,7 @@
 /* attnflow train: train a small Transformer or Sinkformer on digits or 3-D
  * point clouds and record, per epoch, how doubly stochastic its attention
  * is on held-out data (CLI.md `train`, issue 6, THEORY.md section 6). */
-#include <cblas.h>
+#include "af_blas.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,30 +37,6 @@ static const cli_opt train_opts[] = {
     {"threads", 1, "OpenBLAS threads (default 1: small matrices, shared cores)"},
     {NULL, 0, NULL},
 };
-
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-    char buf[4096];
-    size_t len = strlen(path);
-    if (len == 0 || len >= sizeof buf)
-        return cli_fail(CLI_EINPUT, "--out: bad directory name '%s'", path);
-    memcpy(buf, path, len + 1);
-    for (size_t k = 1; k <= len; k++) {
-        if (buf[k] == '/' || buf[k] == '\0') {
-            char c = buf[k];
-            buf[k] = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return cli_fail(CLI_EINPUT, "--out: cannot create %s: %s", buf,
-                                strerror(errno));
-            buf[k] = c;
-        }
-    }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return cli_fail(CLI_EINPUT, "--out: %s is not a directory", path);
-    return 0;
-}
 
 typedef struct {
     const char *task, *model, *data;
@@ -260,7 +236,7 @@ static int run_train(const cli_args *args)
         rc = cli_fail_status(s);
         goto done;
     }
-    if ((rc = make_dirs(dir)))
+    if ((rc = cli_make_dirs("out", dir)))
         goto done;
     char ckpt[4200];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", dir);
