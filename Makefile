@@ -89,7 +89,10 @@ figures: all
 	@for e in experiments/*.ini; do \
 	  sh scripts/run_experiment.sh $(CLI) $$(basename $$e .ini) || exit 1; done
 
+# Baselines need numpy and POT (Debian's python3 packages); PyTorch
+# (python3-torch, large) is used by bench_train only if it is installed.
 bench: all $(BENCH_BIN)
+	@sh scripts/bootstrap.sh python3-numpy python3-pot
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
 
 # Long reference runs (full-size THEORY.md cases): tests/long_*.c.
