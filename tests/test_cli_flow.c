@@ -1,0 +1,230 @@
+/* The flow command as a user runs it: exit codes, one-line messages and no
+ * half-written files on bad input; trajectory and observables formats
+ * (columns line, blocks, saved times) checked against the library. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "attnflow/flow.h"
+#include "attnflow/observables.h"
+#include "support/fixtures.h"
+
+static int run(const char *args, char *out, size_t cap)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", AF_CLI, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t len = fread(out, 1, cap - 1, p);
+    out[len] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void fresh_path(char *tmpl)
+{
+    int fd = mkstemp(tmpl);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    unlink(tmpl); /* only the name: the command must create (or not leave) it */
+}
+
+Test(cli_flow, bad_input_fails_cleanly_without_output)
+{
+    char out[4096], args[1024], traj[] = "/tmp/af_cli_flow_XXXXXX", obs[] = "/tmp/af_cli_obs_XXXXXX";
+    fresh_path(traj);
+    fresh_path(obs);
+    char good[64], v3[64];
+    snprintf(good, sizeof good, "%s", fx_temp_file("1 2\n3 4\n0 1\n"));
+    snprintf(v3, sizeof v3, "%s", fx_temp_file("1 0 0\n0 1 0\n0 0 1\n"));
+    struct { const char *text; const char *opts; int code; const char *msg; } cases[] = {
+        {"1 2\n3\n", "", 1, "ragged rows"},
+        {"1 2\nnan 3\n", "", 1, "not finite"},
+        {NULL, "--dt 0", 1, "--dt: must be > 0"},
+        {NULL, "--T -1", 1, "--T: must be >= 0"},
+        {NULL, "--T 1e10 --dt 1e-10", 1, "too many"},
+        {NULL, "--V /nonexistent_V", 1, "cannot open"},
+        {NULL, "--V V3", 1, "expected 2 x 2"},
+        {NULL, "--norm bogus", 1, "not one of softmax|sinkhorn"},
+        {NULL, "--bogus 1", 2, "unknown option"},
+        {NULL, "--V V3 --value 2", 2, "exclude each other"},
+        {NULL, "--usa --norm sinkhorn", 2, "SoftMax variant"},
+        /* a blow-up mid-run: the partial files must go too */
+        {NULL, "--value 200 --T 50 --dt 0.5", 1, "not finite"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char tok[64];
+        snprintf(tok, sizeof tok, "%s", cases[k].text ? fx_temp_file(cases[k].text) : good);
+        char opts[256];
+        const char *v = strstr(cases[k].opts, "V3");
+        if (v) /* put the real path of the 3 x 3 matrix in */
+            snprintf(opts, sizeof opts, "%.*s%s%s", (int)(v - cases[k].opts), cases[k].opts, v3,
+                     v + 2);
+        else
+            snprintf(opts, sizeof opts, "%s", cases[k].opts);
+        snprintf(args, sizeof args, "flow --quiet --tokens %s %s --out %s --observables %s", tok,
+                 opts, traj, obs);
+        int code = run(args, out, sizeof out);
+        cr_expect_eq(code, cases[k].code, "case %zu: exit %d: %s", k, code, out);
+        cr_expect_eq(strncmp(out, "attnflow: ", 10), 0, "case %zu: %s", k, out);
+        cr_expect_neq(strstr(out, cases[k].msg), NULL, "case %zu: %s", k, out);
+        cr_expect_eq(strchr(out, '\n'), out + strlen(out) - 1, "case %zu: one line: %s", k, out);
+        cr_expect_neq(access(traj, F_OK), 0, "case %zu left %s behind", k, traj);
+        cr_expect_neq(access(obs, F_OK), 0, "case %zu left %s behind", k, obs);
+        if (cases[k].text)
+            unlink(tok);
+    }
+    /* generated clouds: --n 0, and a missing token file */
+    const char *more[][3] = {{"--init gaussian --n 0 --d 2", "--n: must be >= 1", ""},
+                             {"--tokens /nonexistent/tok.txt", "cannot open", ""}};
+    for (size_t k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "flow --quiet %s --out %s --observables %s", more[k][0], traj, obs);
+        int code = run(args, out, sizeof out);
+        cr_expect_eq(code, 1, "%s: exit %d: %s", more[k][0], code, out);
+        cr_expect_eq(strncmp(out, "attnflow: ", 10), 0, "%s", out);
+        cr_expect_neq(strstr(out, more[k][1]), NULL, "%s", out);
+        cr_expect_eq(strchr(out, '\n'), out + strlen(out) - 1, "one line: %s", out);
+        cr_expect_neq(access(traj, F_OK), 0);
+        cr_expect_neq(access(obs, F_OK), 0);
+    }
+    unlink(good);
+    unlink(v3);
+}
+
+/* Parses a trajectory file into blocks of n rows "t i x_1 .. x_d"; checks
+ * that blocks are separated by exactly two blank lines. Returns the number
+ * of blocks; t[b] and X[b * n * d ...] receive the data. */
+static size_t read_blocks(const char *path, size_t n, size_t d, size_t cap, double *t, double *X,
+                          int *saw_columns)
+{
+    FILE *fp = fopen(path, "r");
+    cr_assert_not_null(fp, "%s", path);
+    char line[1024];
+    size_t nb = 0, row = 0, blanks = 0;
+    *saw_columns = 0;
+    while (fgets(line, sizeof line, fp)) {
+        if (line[0] == '#') {
+            cr_expect_eq(nb + row, 0, "comment after the data: %s", line);
+            if (strcmp(line, "# columns: t i x1 x2\n") == 0)
+                *saw_columns = 1;
+            continue;
+        }
+        if (line[0] == '\n') {
+            blanks++;
+            continue;
+        }
+        if (row == 0 && nb > 0)
+            cr_expect_eq(blanks, 2, "block %zu: %zu blank lines before it", nb, blanks);
+        cr_expect(row == 0 || blanks == 0, "blank line inside block %zu", nb);
+        blanks = 0;
+        cr_assert_lt(nb, cap, "too many blocks");
+        char *s = line, *e;
+        double tt = strtod(s, &e);
+        cr_assert_neq(e, s, "%s", line);
+        double idx = strtod(e, &s);
+        cr_expect_eq(idx, (double)row, "token index: %s", line);
+        if (row == 0)
+            t[nb] = tt;
+        else
+            cr_expect_eq(tt, t[nb], "time within a block: %s", line);
+        for (size_t k = 0; k < d; k++) {
+            X[(nb * n + row) * d + k] = strtod(s, &e);
+            cr_assert_neq(e, s, "%s", line);
+            s = e;
+        }
+        if (++row == n) {
+            row = 0;
+            nb++;
+        }
+    }
+    cr_expect_eq(row, 0, "last block incomplete");
+    fclose(fp);
+    return nb;
+}
+
+Test(cli_flow, trajectory_and_observables_match_the_library)
+{
+    /* T = 0.25 is no multiple of dt = 0.1: steps 0.1, 0.1, 0.05; with
+     * --save-every 2 the saved times are 0, 0.2 (step 2) and T (last step). */
+    enum { n = 3, d = 2, cap = 8 };
+    const double X0[n * d] = {1, 2, 3, 4, 0, 1};
+    char tok[64], out[4096], args[1024], traj[] = "/tmp/af_cli_flow_XXXXXX",
+                                         obs[] = "/tmp/af_cli_obs_XXXXXX";
+    snprintf(tok, sizeof tok, "%s", fx_temp_file("1 2\n3 4\n0 1\n"));
+    fresh_path(traj);
+    fresh_path(obs);
+    snprintf(args, sizeof args, "flow --quiet --tokens %s --T 0.25 --dt 0.1 --save-every 2 "
+                                "--out %s --observables %s", tok, traj, obs);
+    cr_assert_eq(run(args, out, sizeof out), 0, "%s", out);
+
+    /* the library's RK4 steps, as the reference */
+    const double times[] = {0, 0.2, 0.25};
+    double ref[3][n * d], X[n * d];
+    memcpy(X, X0, sizeof X);
+    memcpy(ref[0], X0, sizeof X);
+    af_flow_params p = af_flow_params_default(n, d);
+    af_flow_ws *ws = af_flow_alloc(&p);
+    cr_assert_not_null(ws, "%s", af_last_error());
+    const double hs[] = {0.1, 0.1, 0.05};
+    for (int s = 0; s < 3; s++) {
+        cr_assert_eq(af_flow_step(ws, X, hs[s]), AF_SUCCESS, "%s", af_last_error());
+        if (s >= 1)
+            memcpy(ref[s], X, sizeof X);
+    }
+    af_flow_free(ws);
+
+    double t[cap], B[cap * n * d];
+    int cols;
+    size_t nb = read_blocks(traj, n, d, cap, t, B, &cols);
+    cr_expect(cols, "no '# columns: t i x1 x2' line");
+    cr_assert_eq(nb, 3, "saved blocks: %zu", nb);
+    for (size_t b = 0; b < nb; b++) {
+        cr_expect(fabs(t[b] - times[b]) <= 1e-15, "block %zu at t = %.17g", b, t[b]);
+        cr_expect_leq(fx_max_abs_diff(n * d, B + b * n * d, ref[b]), 1e-13, "block %zu", b);
+    }
+    cr_expect_eq(t[2], 0.25, "the last block is at T exactly");
+    cr_expect_eq(memcmp(B, X0, sizeof X0), 0, "t = 0 block is the input");
+
+    /* observables: a '# columns:' line naming the fields, one line per saved
+     * time; mean and variance recomputed from the trajectory blocks */
+    FILE *fp = fopen(obs, "r");
+    cr_assert_not_null(fp);
+    char line[2048];
+    int ocols = 0;
+    size_t nl = 0;
+    while (fgets(line, sizeof line, fp)) {
+        if (line[0] == '#') {
+            static const char want[] = "# columns: t mean_1 mean_2 var energy colsum_err "
+                                       "rank_res clusters min_dist max_ip step sk_iters evals\n";
+            if (strcmp(line, want) == 0)
+                ocols = 1;
+            continue;
+        }
+        cr_assert_lt(nl, 3, "too many observable lines");
+        double v[16];
+        char *s = line, *e;
+        size_t nv = 0;
+        for (; nv < 16; nv++, s = e) {
+            v[nv] = strtod(s, &e);
+            if (e == s)
+                break;
+        }
+        cr_expect_eq(nv, 13, "fields: %s", line);
+        const double *Xb = B + nl * n * d;
+        double mean[d];
+        af_obs_mean(n, d, Xb, mean);
+        cr_expect(fabs(v[0] - times[nl]) <= 1e-15, "line %zu: t = %.17g", nl, v[0]);
+        cr_expect(fabs(v[1] - mean[0]) <= 1e-14 && fabs(v[2] - mean[1]) <= 1e-14, "line %zu", nl);
+        cr_expect(fabs(v[3] - af_obs_variance(n, d, Xb)) <= 1e-14, "line %zu var", nl);
+        cr_expect_eq(v[10], (double)(nl == 0 ? 0 : nl == 1 ? 2 : 3), "line %zu: step", nl);
+        nl++;
+    }
+    fclose(fp);
+    cr_expect(ocols, "no '# columns:' line in the observables file");
+    cr_expect_eq(nl, 3);
+    unlink(traj);
+    unlink(obs);
+    unlink(tok);
+}
