@@ -824,3 +824,32 @@ Test(convex, synthetic_targets_not_finite)
     af_convex_problem_free(p);
     gsl_rng_free(rng);
 }
+
+/* CLI.md exit codes: conflicting options are usage errors (2), a bad value
+ * is bad input (1); one 'attnflow:' line, no output directory content. */
+Test(convex, cli_exit_codes)
+{
+    char dir[] = "/tmp/af_convex_XXXXXX", out[4096], args[1024], path[1200];
+    cr_assert_not_null(mkdtemp(dir));
+    struct { const char *opts; int code; const char *msg; } cases[] = {
+        {"--heads 3", 2, "only with --nonconvex"},
+        {"--iters 10", 2, "only with --nonconvex"},
+        {"--data pointclouds --width 0.5", 2, "synthetic data only"},
+        {"--data pointclouds --dim 4", 2, "--data pointclouds"},
+        {"--width 1e200 --samples 5 --tokens 3", 1, "not finite"},
+        {"--grow 0.5", 1, "--grow: must be >= 1"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        snprintf(args, sizeof args, "convex --quiet %s --out %s/o", cases[k].opts, dir);
+        int code = run_cli(args, out, sizeof out);
+        cr_expect_eq(code, cases[k].code, "%s: exit %d: %s", cases[k].opts, code, out);
+        cr_expect_eq(strncmp(out, "attnflow: ", 10), 0, "%s", out);
+        cr_expect_not_null(strstr(out, cases[k].msg), "%s: %s", cases[k].opts, out);
+        cr_expect_eq(strchr(out, '\n'), out + strlen(out) - 1, "one line: %s", out);
+        snprintf(path, sizeof path, "%s/o/summary.txt", dir);
+        cr_expect_eq(access(path, F_OK), -1, "%s left %s", cases[k].opts, path);
+    }
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
