@@ -2,6 +2,8 @@
  * identity, and finite-difference Jacobians of particle fields. See
  * energy.h for the formulas. */
 #include "af_blas.h"
+#include <limits.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,12 @@ af_energy_ws *af_energy_alloc(size_t n, size_t d)
 {
     if (n == 0 || d == 0) {
         af_error(AF_EINVAL, "energy: n and d must be >= 1 (n = %zu, d = %zu)", n, d);
+        return NULL;
+    }
+    /* BLAS takes int sizes, and the n x n kernel and cost must be addressable */
+    if (n > INT_MAX || d > INT_MAX || n * d > INT_MAX || n > SIZE_MAX / sizeof(double) / n) {
+        af_error(AF_EINVAL, "energy: n = %zu, d = %zu too large (n d and n must fit an int, "
+                 "n^2 doubles memory)", n, d);
         return NULL;
     }
     af_energy_ws *ws = calloc(1, sizeof *ws);
@@ -160,17 +168,19 @@ af_status af_energy_rate(af_energy_ws *ws, const af_energy_params *p, const doub
     if (!(tau > 0))
         return af_error(AF_EINVAL, "energy rate: tau must be > 0 (got %g)", tau);
     double Fp, Fm;
-    af_status st;
+    af_status st1, st2;
     for (size_t k = 0; k < N; k++)
         ws->Xp[k] = X[k] + tau * V[k];
-    if ((st = af_energy(ws, p, ws->Xp, &Fp, NULL)) && st != AF_EMAXITER)
-        return st;
+    if ((st1 = af_energy(ws, p, ws->Xp, &Fp, NULL)) && st1 != AF_EMAXITER)
+        return st1;
     for (size_t k = 0; k < N; k++)
         ws->Xp[k] = X[k] - tau * V[k];
-    if ((st = af_energy(ws, p, ws->Xp, &Fm, NULL)) && st != AF_EMAXITER)
-        return st;
+    if ((st2 = af_energy(ws, p, ws->Xp, &Fm, NULL)) && st2 != AF_EMAXITER)
+        return st2;
     *rate = (Fp - Fm) / (2 * tau);
-    return st;
+    /* an unconverged Sinkhorn in either evaluation is reported (AF_EMAXITER;
+     * af_last_error() names the evaluation that last failed) */
+    return st1 ? st1 : st2;
 }
 
 /* Central-difference column b of J with step h into col (N values). */

@@ -3,6 +3,8 @@
  * and its error terms. */
 #include <complex.h>
 #include <fftw3.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +29,22 @@ af_status af_grid_check(const af_grid *g)
         if (g->N[k] < 2)
             return af_error(AF_EINVAL, "grid: need at least 2 nodes per coordinate (got %zu)",
                             g->N[k]);
+        if (g->N[k] > INT_MAX) /* FFTW takes int sizes */
+            return af_error(AF_EINVAL, "grid: at most %d nodes per coordinate (got %zu)", INT_MAX,
+                            g->N[k]);
         if (!(g->L[k] > 0) || !isfinite(g->L[k]) || !isfinite(g->lo[k]))
             return af_error(AF_EINVAL, "grid: box side must be > 0 and finite (got %g)", g->L[k]);
     }
+    if (g->d == 2 && g->N[0] > (size_t)INT_MAX / g->N[1])
+        return af_error(AF_EINVAL, "grid: %zu x %zu nodes: more than %d in all", g->N[0], g->N[1],
+                        INT_MAX);
+    /* the spectral solver divides by the box volume and the KDE by the cell
+     * volume: both must be normal positive numbers (a tiny box underflows) */
+    double cell = af_grid_cell(g), vol = g->d == 1 ? g->L[0] : g->L[0] * g->L[1];
+    if (!(cell >= DBL_MIN) || !isfinite(cell) || !(vol >= DBL_MIN) || !isfinite(vol)
+        || !isfinite(1 / cell))
+        return af_error(AF_EINVAL, "grid: cell volume %g and box volume %g must be finite and "
+                        "positive (box too small or too large)", cell, vol);
     return AF_SUCCESS;
 }
 
@@ -452,6 +467,12 @@ af_heat_plan *af_heat_plan_alloc(const af_grid *g, unsigned fftw_flags)
     for (size_t i = 0; i < p->M0; i++)
         for (size_t j = 0; j < p->Mc; j++)
             p->xi2[i * p->Mc + j] = p->xi0[i] * p->xi0[i] + p->xi1[j] * p->xi1[j];
+    /* |xi|^2 t of the finest mode must not overflow (exp(-inf 0) is NaN at t = 0) */
+    if (!isfinite(p->xi2[(p->M0 / 2) * p->Mc + p->Mc - 1])) {
+        af_error(AF_EINVAL, "heat: grid spacing too small (largest |xi|^2 overflows)");
+        af_heat_plan_free(p);
+        return NULL;
+    }
     if (g->d == 1) {
         p->fwd = fftw_plan_dft_r2c_1d((int)p->M1, p->real, p->work, fftw_flags);
         p->inv = fftw_plan_dft_c2r_1d((int)p->M1, p->work, p->real, fftw_flags);
@@ -528,17 +549,26 @@ af_status af_heat_set_density(af_heat_plan *p, const af_density *dens)
     af_status st = af_density_check(dens);
     if (st)
         return st;
+    p->ready = 0; /* until the whole spectrum is set */
     if (dens->d != p->g.d)
         return af_error(AF_EBADLEN, "heat: density of dimension %zu on a %zu-D grid", dens->d,
                         p->g.d);
     /* Poisson summation: the periodised density has Fourier coefficients
      * rho^(xi) / V; the phase e^{i xi.lo} moves the origin to the first node. */
     double V = p->g.d == 1 ? p->g.L[0] : p->g.L[0] * p->g.L[1];
+    if (!(V > 0) || !isfinite(V))
+        return af_error(AF_ENUMERIC, "heat: box volume %g is not finite and positive", V);
     double lo0 = p->g.d == 1 ? 0 : p->g.lo[0], lo1 = p->g.d == 1 ? p->g.lo[0] : p->g.lo[1];
     for (size_t i = 0; i < p->M0; i++)
         for (size_t j = 0; j < p->Mc; j++) {
             double x0 = p->xi0[i], x1 = p->xi1[j];
-            p->spec0[i * p->Mc + j] = density_ft(dens, x0, x1) * cexp(I * (x0 * lo0 + x1 * lo1)) / V;
+            double complex c = density_ft(dens, x0, x1) * cexp(I * (x0 * lo0 + x1 * lo1)) / V;
+            /* a spectrum that overflows or is NaN (extreme boxes or widths) would
+             * evolve into NaN densities: refuse it here */
+            if (!isfinite(creal(c)) || !isfinite(cimag(c)))
+                return af_error(AF_ENUMERIC, "heat: the initial spectrum is not finite at mode "
+                                "(%zu, %zu) (box volume %g)", i, j, V);
+            p->spec0[i * p->Mc + j] = c;
         }
     p->ready = 1;
     return AF_SUCCESS;
@@ -562,6 +592,8 @@ af_status af_heat_evolve(af_heat_plan *p, double kappa, double t, double *rho)
 double af_heat_initial_mass(const af_heat_plan *p)
 {
     double V = p->g.d == 1 ? p->g.L[0] : p->g.L[0] * p->g.L[1];
+    if (!(V > 0) || !isfinite(V))
+        return af_error(AF_ENUMERIC, "heat: box volume %g is not finite and positive", V);
     return creal(p->spec0[0]) * V;
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_randist.h>
+#include "attnflow/io.h"
 #include "attnflow/metrics.h"
 
 /* ---- KDE ---- */
@@ -126,6 +127,10 @@ af_status af_kde(af_kde_ws *ws, const af_kde_options *opt, size_t n, const doubl
         return af_error(AF_EINVAL, "kde: bandwidth must be > 0 (got %g)", opt->bandwidth);
     const af_grid *g = &ws->g;
     size_t M0 = ws->M0, M1 = ws->M1, d = g->d, out = 0;
+    /* a NaN or infinite coordinate is an error, not a particle "outside" the box */
+    af_status st = af_check_finite("kde: particle coordinates", n * d, X);
+    if (st)
+        return st;
     memset(ws->real, 0, M0 * M1 * sizeof *ws->real);
     double m = 1.0 / ((double)n * af_grid_cell(g));
     for (size_t p = 0; p < n; p++) {
@@ -154,8 +159,6 @@ af_status af_kde(af_kde_ws *ws, const af_kde_options *opt, size_t n, const doubl
             ws->real[i1 * M1 + j1] += m * f * e;
         }
     }
-    if (!isfinite(ws->real[0]))
-        return af_error(AF_EDOM, "kde: non-finite particle coordinates");
     fftw_execute(ws->fwd);
     double s = 0.5 * opt->bandwidth * opt->bandwidth, inv = 1.0 / (double)(M0 * M1);
     for (size_t i = 0; i < M0; i++)

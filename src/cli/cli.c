@@ -17,9 +17,17 @@ static const cli_opt common_opts[] = {
     {NULL, 0, NULL},
 };
 
+/* A '\r' progress line is on stderr without its newline (cli_progress_update);
+ * an error message must not be appended to it. */
+static int progress_line_open;
+
 int cli_fail(int code, const char *fmt, ...)
 {
     va_list ap;
+    if (progress_line_open) {
+        fputc('\n', stderr);
+        progress_line_open = 0;
+    }
     fputs("attnflow: ", stderr);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -469,6 +477,61 @@ int cli_make_dirs(const char *option, const char *path)
     return 0;
 }
 
+int cli_fail_alloc(const char *what)
+{
+    const char *msg = af_last_error();
+    return msg && msg[0] ? cli_fail(CLI_EINPUT, "%s", msg)
+                         : cli_fail(CLI_EINPUT, "%s: cannot allocate the workspace", what);
+}
+
+/* ---- number lists and step counts ---- */
+
+long cli_parse_list(const char *s, double *out, size_t cap)
+{
+    long count = 0;
+    const char *p = s;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    while (*p) {
+        char *end;
+        errno = 0;
+        double x = strtod(p, &end);
+        if (end == p || errno == ERANGE || !isfinite(x))
+            return -1;
+        if ((size_t)count < cap)
+            out[count] = x;
+        count++;
+        p = end;
+        /* one separator: blanks, optionally around one ',' or ';' */
+        int blanks = 0, sep = 0;
+        while (*p == ' ' || *p == '\t') {
+            p++;
+            blanks = 1;
+        }
+        if (*p == ',' || *p == ';') {
+            p++;
+            sep = 1;
+            while (*p == ' ' || *p == '\t')
+                p++;
+        }
+        if (*p == '\0')
+            return sep ? -1 : count; /* "1," : a number is missing */
+        if (!blanks && !sep)
+            return -1; /* "1x" */
+    }
+    return count;
+}
+
+int cli_steps(const char *what, double T, double dt, double max, size_t *n)
+{
+    double steps = ceil(T / dt - 1e-9);
+    if (!(T >= 0) || !isfinite(T) || !(dt > 0) || !isfinite(steps) || !(steps <= max))
+        return cli_fail(CLI_EINPUT, "%s: %g / %g = %g steps: T must be >= 0 and the step "
+                        "count finite and at most %g", what, T, dt, T / dt, max);
+    *n = T > 0 && steps > 0 ? (size_t)steps : 0;
+    return 0;
+}
+
 /* ---- progress ---- */
 
 void cli_progress_start(cli_progress *p, const char *label, size_t total, bool quiet)
@@ -488,6 +551,15 @@ void cli_progress_update(cli_progress *p, size_t done)
     double el = now - p->t0, left = done ? el * (double)(p->total - done) / (double)done : 0;
     fprintf(stderr, "\r%s: %zu/%zu, %.0f s elapsed, ~%.0f s left   ", p->label, done, p->total,
             el, left);
+    progress_line_open = 1;
+}
+
+void cli_progress_abort(cli_progress *p)
+{
+    if (progress_line_open)
+        fputc('\n', stderr); /* the error message then starts on its own line */
+    progress_line_open = 0;
+    p->quiet = true;
 }
 
 void cli_progress_end(cli_progress *p)
@@ -495,4 +567,5 @@ void cli_progress_end(cli_progress *p)
     if (!p->quiet && p->last > p->t0)
         fprintf(stderr, "\r%s: %zu/%zu done in %.1f s%20s\n", p->label, p->total, p->total,
                 cli_now() - p->t0, "");
+    progress_line_open = 0;
 }

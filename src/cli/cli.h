@@ -62,6 +62,10 @@ int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* Prints the library's last error for a failed status and returns CLI_EINPUT. */
 int cli_fail_status(af_status st);
 
+/* A library allocator returned NULL: prints its last message (bad parameters or
+ * out of memory; call af_clear_error() before the allocation) and returns CLI_EINPUT. */
+int cli_fail_alloc(const char *what);
+
 /* Typed access; each returns 0 on success or prints an error and returns CLI_EINPUT. */
 bool cli_given(const cli_args *a, const char *name);
 const char *cli_str(const cli_args *a, const char *name, const char *def);
@@ -77,6 +81,15 @@ int cli_choice(const cli_args *a, const char *name, const char *const *choices,
 /* mkdir -p for an output directory option; 0 or a printed error (CLI_EINPUT). */
 int cli_make_dirs(const char *option, const char *path);
 
+/* Numbers separated by ',' or ';' (blanks allowed around them) or by blanks
+ * alone: "1,2", "1; 2", "1 2". Stores the first cap numbers in out and returns
+ * how many the string holds (which may exceed cap), 0 for an empty string, -1 if
+ * a field is not a finite number (also out of range, empty fields, "1,"). */
+long cli_parse_list(const char *s, double *out, size_t cap);
+/* Number of steps ceil(T / dt) of a time loop (0 for T = 0); 0 or a printed
+ * error (CLI_EINPUT) if T < 0, not finite, or the count exceeds max. */
+int cli_steps(const char *what, double T, double dt, double max, size_t *n);
+
 /* Progress on stderr (unless --quiet): "name: done/total, elapsed, left". */
 typedef struct {
     const char *label;
@@ -87,6 +100,9 @@ typedef struct {
 void cli_progress_start(cli_progress *p, const char *label, size_t total, bool quiet);
 void cli_progress_update(cli_progress *p, size_t done);
 void cli_progress_end(cli_progress *p);
+/* Ends a shown progress line without a summary (cli_fail also starts a new
+ * line itself when a progress line is open) and silences p. */
+void cli_progress_abort(cli_progress *p);
 double cli_now(void);
 
 #endif

@@ -8,12 +8,10 @@
  * vs the PDE smoothed by the same kernel (L1, L2), exact W1/W2 (1-D) or
  * sliced W2 (2-D). --sweep repeats the run over a list of n, eps or dt
  * values (and seeds) and writes the final-time errors with fitted slopes. */
-#include <errno.h>
 #include <fftw3.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <gsl/gsl_rng.h>
 #include "attnflow/energy.h"
 #include "attnflow/flow.h"
@@ -133,13 +131,14 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
     fp.integrator = (af_flow_integrator)s->integ;
     fp.sinkhorn.tol = s->tol;
     fp.sinkhorn.max_iters = s->max_iters;
+    af_clear_error(); /* a NULL below then reports this call's own message */
     if (!(fw = af_flow_alloc(&fp)) || !(plan = af_heat_plan_alloc(g, FFTW_ESTIMATE))
         || !(kw = af_kde_alloc(g, FFTW_ESTIMATE))) {
-        rc = cli_fail_status(AF_ENOMEM);
+        rc = cli_fail_alloc("compare");
         goto done;
     }
     if (d == 1 && (!(mp = af_measure1d_alloc(n)) || !(mg = af_measure1d_alloc(M)))) {
-        rc = cli_fail_status(AF_ENOMEM);
+        rc = cli_fail_alloc("compare");
         goto done;
     }
     const int want_energy = s->energy && s->norm == AF_FLOW_SINKHORN && s->scores == 1;
@@ -149,7 +148,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
         ep.scores.eps = s->eps;
         ep.sinkhorn.tol = s->tol;
         if (!(ew = af_energy_alloc(n, d))) {
-            rc = cli_fail_status(AF_ENOMEM);
+            rc = cli_fail_alloc("compare: energy");
             goto done;
         }
     }
@@ -163,8 +162,12 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
     double m0[2], c0[4], m[2], cv[4];
     af_moments(n, d, X, m0, c0);
 
-    const size_t nsteps = s->T > 0 ? (size_t)ceil(s->T / s->dt - 1e-9) : 0;
-    size_t S = s->snapshots, next_snap = 0;
+    size_t nsteps;
+    if ((rc = cli_steps("--T / --dt", s->T, s->dt, 1e7, &nsteps)))
+        goto done;
+    /* at most one snapshot per step: with S - 1 > nsteps equally spaced
+     * times would round to the same step (said in the metadata) */
+    size_t S = s->snapshots < nsteps + 1 ? s->snapshots : nsteps + 1, next_snap = 0;
     if (o) {
         FILE *fps[3] = {af_file_stream(o->err), af_file_stream(o->snap), af_file_stream(o->part)};
         for (int k = 0; k < 3; k++) {
@@ -194,6 +197,16 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
         for (size_t k = 1; k <= d; k++)
             fprintf(fe, " var_%zu", k);
         fprintf(fe, " var_inc var_inc_pde var_inc_mf l1 l2 w1 w2 sw2 energy outside sk_iters\n");
+        for (int k = 1; k < 3; k++) {
+            if (S < 2)
+                af_write_meta(fps[k], "snapshots", "1, at t = T");
+            else
+                af_write_meta(fps[k], "snapshots", "%zu, at the steps nearest to t = k T / %zu, "
+                              "k = 0..%zu", S, S - 1, S - 1);
+            if (S != s->snapshots)
+                af_write_meta(fps[k], "snapshots_requested", "%zu: more than the %zu time steps + 1, "
+                              "so one snapshot per step", s->snapshots, nsteps);
+        }
         fputs("# blocks: one per snapshot time (gnuplot index); 2-D rows separated by blank lines\n",
               fps[1]);
         fprintf(fps[1], "# columns: %s kde pde_smoothed pde\n", d == 1 ? "x" : "x1 x2");
@@ -324,6 +337,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
             break;
         double t_next = step + 1 == nsteps ? s->T : (double)(step + 1) * s->dt;
         if ((st = af_flow_step(fw, X, t_next - t))) {
+            cli_progress_abort(&pr);
             rc = cli_fail(CLI_EINPUT, "step %zu (t = %g): %s", step + 1, t, af_last_error());
             goto done;
         }
@@ -331,6 +345,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
         cli_progress_update(&pr, step + 1);
     }
     if (st) {
+        cli_progress_abort(&pr);
         rc = cli_fail_status(st);
         goto done;
     }
@@ -357,20 +372,11 @@ done:
 static int open_in(const char *dir, const char *name, af_file **f)
 {
     char path[4096];
-    /* create the directory and its parents if needed (like mkdir -p) */
-    snprintf(path, sizeof path, "%s", dir);
-    for (char *p = path + 1;; p++) {
-        char c = *p;
-        if (c != '/' && c != '\0')
-            continue;
-        *p = '\0';
-        if (mkdir(path, 0777) != 0 && errno != EEXIST)
-            return cli_fail(CLI_EINPUT, "%s: cannot create the directory: %s", path, strerror(errno));
-        *p = c;
-        if (c == '\0')
-            break;
-    }
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int rc = cli_make_dirs("out", dir);
+    if (rc)
+        return rc;
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
+        return cli_fail(CLI_EINPUT, "--out: directory name too long (%zu characters)", strlen(dir));
     af_status st = af_file_open(f, path);
     return st ? cli_fail_status(st) : 0;
 }
@@ -404,9 +410,14 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
         return rc;
     const char *vs = cli_str(a, "values", NULL);
     double vals[64];
-    size_t nv = vs ? cli_parse_list(vs, vals, 64) : 0;
-    if (nv == 0)
-        return cli_fail(CLI_EUSAGE, "--sweep needs --values 'a,b,...' (at most 64 numbers)");
+    if (!vs)
+        return cli_fail(CLI_EUSAGE, "--sweep needs --values 'a,b,...'");
+    long nl = cli_parse_list(vs, vals, 64);
+    if (nl < 0)
+        return cli_fail(CLI_EINPUT, "--values: not a list of numbers: '%s'", vs);
+    if (nl == 0 || nl > 64)
+        return cli_fail(CLI_EINPUT, "--values: 1 to 64 numbers (got %ld)", nl);
+    size_t nv = (size_t)nl;
     for (size_t k = 0; k < nv; k++)
         if (!(vals[k] > 0) || (which == 0 && vals[k] != floor(vals[k])))
             return cli_fail(CLI_EINPUT, "--values: %s must be %s (got %g)", params[which],
@@ -428,7 +439,10 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
             rc = run_case(a, &t, c, seed + q, NULL, &res[k * R + q], 1);
             cli_progress_update(&pr, k * R + q + 1);
         }
-    cli_progress_end(&pr);
+    if (rc) /* run_case printed its error: end the progress line first */
+        cli_progress_abort(&pr);
+    else
+        cli_progress_end(&pr);
     af_file *f = NULL;
     if (!rc)
         rc = open_in(dir, "sweep.dat", &f);
@@ -532,8 +546,9 @@ static int compare_run(const cli_args *a)
         return rc;
     if (s.T < 0 || s.kappa < 0)
         return cli_fail(CLI_EINPUT, "--T and --kappa must be >= 0 (got %g, %g)", s.T, s.kappa);
-    if (s.T / s.dt > 1e7)
-        return cli_fail(CLI_EINPUT, "--T / --dt = %g steps: too many", s.T / s.dt);
+    size_t nsteps;
+    if ((rc = cli_steps("--T / --dt", s.T, s.dt, 1e7, &nsteps)))
+        return rc;
     s.norm = norm;
     s.scores = sc;
     s.integ = integ;

@@ -8,6 +8,7 @@
  *     field's Jacobian (central differences) against n, for Sinkhorn with
  *     W_V = A / eps (a gradient: symmetric), SoftMax, and Sinkhorn with a
  *     W_V that is not A / eps. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,7 @@ static int read_A(const cli_args *a, size_t d, double *A)
     const char *s = cli_str(a, "A", NULL);
     if (!s)
         return 0;
-    if (cli_parse_list(s, A, d * d) != d * d)
+    if (cli_parse_list(s, A, d * d) != (long)(d * d))
         return cli_fail(CLI_EINPUT, "--A: expected %zu numbers 'a,b;c,d' (got '%s')", d * d, s);
     for (size_t i = 0; i < d; i++)
         for (size_t j = 0; j < i; j++)
@@ -97,24 +98,29 @@ static int energy_mode(const cli_args *a)
         return rc;
     if (d > 16)
         return cli_fail(CLI_EINPUT, "--d: at most 16 (got %zu)", d);
-    if (T < 0)
-        return cli_fail(CLI_EINPUT, "--T must be >= 0 (got %g)", T);
+    size_t nsteps;
+    if ((rc = cli_steps("--T / --dt", T, dt, 1e7, &nsteps)))
+        return rc;
     double A[256], V[256];
     if ((rc = read_A(a, d, A)))
         return rc;
     for (size_t i = 0; i < d * d; i++)
         V[i] = A[i] / eps; /* W_V = the whole score matrix */
-    const size_t N = n * d, nsteps = T > 0 ? (size_t)ceil(T / dt - 1e-9) : 0;
+    if (n > (size_t)INT_MAX / d) /* n d coordinates are allocated below (BLAS takes int sizes) */
+        return cli_fail(CLI_EINPUT, "--n: at most %zu tokens in %zu-D (got %zu)",
+                        (size_t)INT_MAX / d, d, n);
+    const size_t N = n * d;
     double *X0 = malloc(N * sizeof *X0), *Xs = malloc(N * sizeof *Xs), *Xm = malloc(N * sizeof *Xm),
            *Ts = malloc(N * sizeof *Ts), *Tm = malloc(N * sizeof *Tm), *Tx = malloc(N * sizeof *Tx);
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    af_clear_error(); /* a NULL below then reports this call's own message */
     af_flow_ws *fs = make_flow(n, d, AF_FLOW_SINKHORN, A, eps, V, tol, 2);
     af_flow_ws *fm = make_flow(n, d, AF_FLOW_SOFTMAX, A, eps, V, tol, 2);
     af_flow_ws *fx = make_flow(n, d, AF_FLOW_SINKHORN, A, eps, V, tol, 2); /* Sinkhorn field at the SoftMax cloud */
     af_energy_ws *ew = af_energy_alloc(n, d), *ewm = af_energy_alloc(n, d);
     af_file *f = NULL;
     if (!X0 || !Xs || !Xm || !Ts || !Tm || !Tx || !r || !fs || !fm || !fx || !ew || !ewm) {
-        rc = cli_fail_status(AF_ENOMEM);
+        rc = cli_fail_alloc("gradflow");
         goto done;
     }
     gsl_rng_set(r, seed);
@@ -192,6 +198,7 @@ static int energy_mode(const cli_args *a)
         cli_progress_update(&pr, s + 1);
     }
     if (st) {
+        cli_progress_abort(&pr);
         rc = cli_fail(CLI_EINPUT, "t = %g: %s", t, af_last_error());
         goto done;
     }
@@ -248,9 +255,10 @@ static int jacobian_mode(const cli_args *a)
     if ((rc = read_A(a, d, A)))
         return rc;
     const char *ns = cli_str(a, "ns", "4,8,16,32,64");
-    size_t nn = cli_parse_list(ns, nsv, 64);
-    if (nn == 0)
-        return cli_fail(CLI_EINPUT, "--ns: expected a list of sizes (got '%s')", ns);
+    long nl = cli_parse_list(ns, nsv, 64);
+    if (nl <= 0 || nl > 64)
+        return cli_fail(CLI_EINPUT, "--ns: expected a list of 1 to 64 sizes (got '%s')", ns);
+    size_t nn = (size_t)nl;
     for (size_t k = 0; k < nn; k++)
         if (!(nsv[k] >= 2) || nsv[k] != floor(nsv[k]) || nsv[k] > 512)
             return cli_fail(CLI_EINPUT, "--ns: sizes must be integers in [2, 512] (got %g)", nsv[k]);
@@ -293,10 +301,11 @@ static int jacobian_mode(const cli_args *a)
                 X[q] = gsl_ran_gaussian_ziggurat(r, sigma);
             for (int c = 0; c < 3 && !rc; c++) {
                 /* cold starts: a warm start would make T depend on the order of evaluation */
+                af_clear_error();
                 af_flow_ws *fw = make_flow(n, d, c == 1 ? AF_FLOW_SOFTMAX : AF_FLOW_SINKHORN, A, eps,
                                            c == 2 ? W : V, tol, 0);
                 if (!fw) {
-                    rc = cli_fail_status(AF_ENOMEM);
+                    rc = cli_fail_alloc("gradflow");
                     break;
                 }
                 if ((st = af_fd_jacobian(field_cb, fw, N, X, h, J, &err[c], work))) {

@@ -74,11 +74,16 @@ static int heat_run(const cli_args *a)
         goto done;
     }
     double t0 = cli_now();
+    af_clear_error(); /* a NULL plan then reports this call's own message */
     plan = af_heat_plan_alloc(g, plan_kind ? FFTW_MEASURE : FFTW_ESTIMATE);
     double t_plan = cli_now() - t0;
-    af_status st = plan ? AF_SUCCESS : AF_ELIB;
+    if (!plan) {
+        rc = cli_fail_alloc("heat");
+        goto done;
+    }
+    af_status st;
     const int node_start = cli_flag(a, "node-start") || c.is_grid;
-    if (st || (st = cli_density_initial(&c, rho0))
+    if ((st = cli_density_initial(&c, rho0))
         || (st = node_start ? af_heat_set(plan, rho0) : cli_density_set(&c, plan))) {
         rc = cli_fail_status(st);
         goto done;
@@ -103,6 +108,11 @@ static int heat_run(const cli_args *a)
     }
     double max_err = 0, max_mass_dev = 0, mass0 = af_heat_initial_mass(plan), t_solve = 0;
     double var_err = 0;
+    if (!isfinite(mass0)) {
+        rc = cli_fail(CLI_EINPUT, "the initial mass is not finite (%g): grid or density out of "
+                      "range", mass0);
+        goto done;
+    }
     size_t nt = S < 2 ? 1 : S;
     for (size_t k = 0; k < nt; k++) {
         double t = nt == 1 ? T : T * (double)k / (double)(nt - 1);
@@ -112,6 +122,10 @@ static int heat_run(const cli_args *a)
             goto done;
         }
         t_solve += cli_now() - t1;
+        if ((st = af_check_finite("heat: solution", M, rho))) {
+            rc = cli_fail(CLI_EINPUT, "t = %g: %s", t, af_last_error());
+            goto done;
+        }
         max_mass_dev = fmax(max_mass_dev, fabs(af_grid_mass(g, rho) - mass0));
         if (!c.is_grid) {
             af_density_on_grid(&c.dens, kappa * t, g, ex);

@@ -1,33 +1,13 @@
 /* Initial densities and PDE grids for `heat` and `compare`. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "attnflow/io.h"
 #include "attnflow/metrics.h"
 #include "density_opts.h"
-
-size_t cli_parse_list(const char *s, double *v, size_t max)
-{
-    size_t k = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        if (k == max)
-            return 0;
-        v[k] = strtod(p, &end);
-        if (end == p || !isfinite(v[k]))
-            return 0;
-        k++;
-        while (*end == ' ')
-            end++;
-        if (*end == ',' || *end == ';')
-            end++;
-        else if (*end != '\0')
-            return 0;
-        p = end;
-    }
-    return k;
-}
 
 void cli_density_free(cli_density *c)
 {
@@ -37,26 +17,149 @@ void cli_density_free(cli_density *c)
     c->centres = c->weights = c->rho0 = NULL;
 }
 
+/* Reads the last block of a grid file: rows 'x rho' or 'x1 x2 rho', or, when
+ * a '# columns:' line names them, the columns before 'rho' as coordinates and
+ * 'rho' as the density (so a file written by `heat --out`, with its 'exact'
+ * column, reads back). Blocks are separated by a '# t:' line or two blank
+ * lines (the layout heat writes; single blank lines separate 2-D grid rows).
+ * On success *table holds rows x (ncoord + 1) numbers. */
+static int read_grid_table(const char *path, double **table, size_t *rows, size_t *cols)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return cli_fail(CLI_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0, nrow = 0, rcap = 0, lineno = 0, blanks = 0;
+    long fields = -1, rho = -1; /* fields per data line, index of the rho column */
+    double *t = NULL;
+    int rc = 0, new_block = 0;
+    ssize_t len;
+    while (!rc && (len = getline(&line, &cap, fp)) >= 0) {
+        lineno++;
+        char *p = line;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p == '\0') {
+            if (++blanks >= 2)
+                new_block = 1;
+            continue;
+        }
+        blanks = 0;
+        if (*p == '#') {
+            if (strncmp(p, "# t:", 4) == 0) {
+                new_block = 1;
+            } else if (strncmp(p, "# columns:", 10) == 0 && fields < 0) {
+                long k = 0;
+                for (char *tok = strtok(p + 10, " \t\r\n"); tok; tok = strtok(NULL, " \t\r\n"), k++)
+                    if (strcmp(tok, "rho") == 0 && rho < 0)
+                        rho = k;
+                if (rho != 1 && rho != 2)
+                    rc = cli_fail(CLI_EINPUT, "%s:%zu: the '# columns:' line needs 'rho' after "
+                                  "1 or 2 coordinate columns", path, lineno);
+                fields = k;
+            }
+            continue;
+        }
+        if (new_block) {
+            nrow = 0; /* keep the last block only */
+            new_block = 0;
+        }
+        double v[64];
+        long k = 0;
+        char *end;
+        for (;;) {
+            while (isspace((unsigned char)*p))
+                p++;
+            if (*p == '\0')
+                break;
+            errno = 0;
+            double x = strtod(p, &end);
+            if (end == p || (*end && !isspace((unsigned char)*end)) || k == 64) {
+                rc = cli_fail(CLI_EINPUT, "%s:%zu: not a row of numbers", path, lineno);
+                break;
+            }
+            v[k++] = x;
+            p = end;
+        }
+        if (rc)
+            break;
+        if (fields < 0) {
+            if (k != 2 && k != 3) {
+                rc = cli_fail(CLI_EINPUT, "%s:%zu: expected 2 columns (x rho) or 3 (x1 x2 rho), "
+                              "got %ld", path, lineno, k);
+                break;
+            }
+            fields = k;
+            rho = k - 1;
+        }
+        if (k != fields) {
+            rc = cli_fail(CLI_EINPUT, "%s:%zu: %ld numbers, expected %ld", path, lineno, k, fields);
+            break;
+        }
+        if (nrow == rcap) {
+            rcap = rcap ? 2 * rcap : 1024;
+            double *nt = realloc(t, rcap * (size_t)(rho + 1) * sizeof *t);
+            if (!nt) {
+                rc = cli_fail(CLI_EINPUT, "out of memory");
+                break;
+            }
+            t = nt;
+        }
+        memcpy(t + nrow * (size_t)(rho + 1), v, (size_t)(rho + 1) * sizeof *v);
+        nrow++;
+    }
+    free(line);
+    fclose(fp);
+    if (!rc && nrow == 0)
+        rc = cli_fail(CLI_EINPUT, "%s: no data rows", path);
+    if (rc) {
+        free(t);
+        return rc;
+    }
+    *table = t;
+    *rows = nrow;
+    *cols = (size_t)rho + 1;
+    return 0;
+}
+
 static int read_grid_file(const char *path, cli_density *c)
 {
     double *table = NULL;
-    size_t rows, cols;
-    af_status st = af_read_matrix(path, &table, &rows, &cols);
-    if (st)
-        return cli_fail_status(st);
+    size_t rows = 0, cols = 0;
+    int rc = read_grid_table(path, &table, &rows, &cols);
+    if (rc)
+        return rc;
     c->rho0 = malloc(rows * sizeof *c->rho0);
     if (!c->rho0) {
         free(table);
         return cli_fail(CLI_EINPUT, "out of memory");
     }
-    st = af_grid_from_table(rows, cols, table, &c->grid, c->rho0);
+    af_status st = af_grid_from_table(rows, cols, table, &c->grid, c->rho0);
     free(table);
     if (st)
         return cli_fail(CLI_EINPUT, "%s: %s", path, af_last_error());
-    double mass = af_grid_mass(&c->grid, c->rho0);
-    if (!(mass > 0))
-        return cli_fail(CLI_EINPUT, "%s: the density has no positive mass", path);
     size_t M = af_grid_size(&c->grid);
+    double mx = 0;
+    for (size_t j = 0; j < M; j++) {
+        if (!isfinite(c->rho0[j]))
+            return cli_fail(CLI_EINPUT, "%s: the density is not finite at node %zu", path, j + 1);
+        mx = fmax(mx, c->rho0[j]);
+    }
+    /* a density is >= 0: the PDE and the particle sampler then see the same
+     * measure. Dips above -1e-6 max (round-off and aliasing of a resolved
+     * spectral solution written by heat) are set to 0; deeper ones (a signed
+     * function, Gibbs oscillations of an under-resolved grid) are an error. */
+    for (size_t j = 0; j < M; j++) {
+        if (c->rho0[j] < -1e-6 * mx)
+            return cli_fail(CLI_EINPUT, "%s: the density is negative at node %zu (%g; max %g): "
+                            "rho must be >= 0 (dips above -1e-6 max are taken as 0)", path, j + 1,
+                            c->rho0[j], mx);
+        if (c->rho0[j] < 0)
+            c->rho0[j] = 0;
+    }
+    double mass = af_grid_mass(&c->grid, c->rho0);
+    if (!(mass > 0) || !isfinite(mass))
+        return cli_fail(CLI_EINPUT, "%s: the density has no positive finite mass", path);
     for (size_t j = 0; j < M; j++)
         c->rho0[j] /= mass; /* a probability density, like the particles */
     c->dens.d = c->grid.d;
@@ -96,10 +199,10 @@ int cli_density_read(const cli_args *a, double s_final, cli_density *c)
     c->dens.d = d;
     const char *m = cli_str(a, "mean", NULL);
     if (m) {
-        size_t k = cli_parse_list(m, c->mean, 2);
+        long k = cli_parse_list(m, c->mean, 2);
         if (k == 1 && d == 2)
             c->mean[1] = c->mean[0];
-        else if (k != d)
+        else if (k != (long)d)
             return cli_fail(CLI_EINPUT, "--mean: expected 1 or %zu numbers, got '%s'", d, m);
         c->dens.mean = c->mean;
     }
@@ -107,9 +210,11 @@ int cli_density_read(const cli_args *a, double s_final, cli_density *c)
         const char *cs = cli_str(a, "centres", NULL);
         if (cs) {
             double buf[64];
-            size_t k = cli_parse_list(cs, buf, 64);
-            if (k == 0 || k % d)
-                return cli_fail(CLI_EINPUT, "--centres: expected groups of %zu numbers, got '%s'", d, cs);
+            long nk = cli_parse_list(cs, buf, 64);
+            if (nk <= 0 || nk > 64 || (size_t)nk % d)
+                return cli_fail(CLI_EINPUT, "--centres: expected groups of %zu numbers (at most 64 "
+                                "numbers), got '%s'", d, cs);
+            size_t k = (size_t)nk;
             K = k / d;
             c->centres = malloc(k * sizeof *c->centres);
             if (!c->centres)
@@ -136,7 +241,7 @@ int cli_density_read(const cli_args *a, double s_final, cli_density *c)
             c->weights = malloc(K * sizeof *c->weights);
             if (!c->weights)
                 return cli_fail(CLI_EINPUT, "out of memory");
-            if (cli_parse_list(ws, c->weights, K) != K)
+            if (cli_parse_list(ws, c->weights, K) != (long)K)
                 return cli_fail(CLI_EINPUT, "--weights: expected %zu numbers, got '%s'", K, ws);
             c->dens.weights = c->weights;
         }
@@ -149,6 +254,10 @@ int cli_density_read(const cli_args *a, double s_final, cli_density *c)
         return rc;
     if (N < 8)
         return cli_fail(CLI_EINPUT, "--N: need at least 8 nodes (got %zu)", N);
+    /* FFTW takes int sizes, and N^d doubles must be addressable */
+    if (N > (d == 1 ? (size_t)INT_MAX / 2 : (size_t)32768))
+        return cli_fail(CLI_EINPUT, "--N: at most %d nodes per coordinate in %zu-D (got %zu)",
+                        d == 1 ? INT_MAX / 2 : 32768, d, N);
     if (cli_given(a, "half")) {
         if ((rc = cli_positive(a, "half", 1, &half)))
             return rc;
@@ -196,25 +305,36 @@ double cli_density_variance0(const cli_density *c, size_t coord)
     return cov[coord * c->grid.d + coord];
 }
 
+/* "(x)" in 1-D, "(x, y)" in 2-D */
+static const char *point(char *buf, size_t size, size_t d, const double *x)
+{
+    if (d == 1)
+        snprintf(buf, size, "(%g)", x[0]);
+    else
+        snprintf(buf, size, "(%g, %g)", x[0], x[1]);
+    return buf;
+}
+
 void cli_density_meta(const cli_density *c, FILE *fp)
 {
     const af_density *p = &c->dens;
     size_t d = c->grid.d;
+    char buf[512];
     if (c->is_grid) {
         af_write_meta(fp, "density", "grid (from file, normalised to mass 1)");
     } else if (p->kind == AF_DENSITY_GAUSSIAN) {
-        af_write_meta(fp, "density", "gaussian N(m, sigma^2 I), m = (%g%s%g), sigma = %g",
-                      c->mean[0], d > 1 ? ", " : "", d > 1 ? c->mean[1] : 0.0, p->sigma);
+        af_write_meta(fp, "density", "gaussian N(m, sigma^2 I), m = %s, sigma = %g",
+                      point(buf, sizeof buf, d, c->mean), p->sigma);
     } else if (p->kind == AF_DENSITY_UNIFORM) {
-        af_write_meta(fp, "density", "uniform on [c - a, c + a]^d, c = (%g%s%g), a = %g", c->mean[0],
-                      d > 1 ? ", " : "", d > 1 ? c->mean[1] : 0.0, p->half_width);
+        af_write_meta(fp, "density", "uniform on [c - a, c + a]^d, c = %s, a = %g",
+                      point(buf, sizeof buf, d, c->mean), p->half_width);
     } else {
-        char buf[512];
         size_t len = 0;
-        for (size_t k = 0; k < p->components && len < sizeof buf - 40; k++)
-            len += (size_t)snprintf(buf + len, sizeof buf - len, "%s(%g%s%g)", k ? " " : "",
-                                    p->centres[k * d], d > 1 ? ", " : "",
-                                    d > 1 ? p->centres[k * d + 1] : 0.0);
+        for (size_t k = 0; k < p->components && len < sizeof buf - 80; k++) {
+            char pt[64];
+            len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s", k ? " " : "",
+                                    point(pt, sizeof pt, d, p->centres + k * d));
+        }
         af_write_meta(fp, "density", "mixture of %zu Gaussians of std %g, centres %s", p->components,
                       p->width, buf);
     }

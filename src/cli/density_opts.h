@@ -3,7 +3,10 @@
  *   gaussian: --mean --sigma;  uniform: --mean --half-width;
  *   mixture: --components --radius (centres equally spaced on a circle of
  *            that radius; 1-D: on [-R, R]) or --centres, --weights, --width;
- *   grid: --grid-file (rows 'x rho' or 'x1 x2 rho', the layout heat writes);
+ *   grid: --grid-file (rows 'x rho' or 'x1 x2 rho', or the columns a '# columns:'
+ *         line names, 'rho' after the coordinates; the last block: a file written
+ *         by `heat --out` reads back as its final snapshot; rho >= 0,
+ *         dips above -1e-6 max set to 0);
  *   grid: --N nodes per coordinate, --half (box [-half, half)^d; default
  *         wide enough that the periodic wrap is negligible up to s = kappa T).
  * Put CLI_DENSITY_OPTS in a command's option table, then call cli_density_read(). */
@@ -25,7 +28,7 @@
     {"centres", 1, "mixture: explicit centres 'x,y;x,y;...' (overrides --components, --radius)"}, \
     {"weights", 1, "mixture: weights 'w1,w2,...' (default equal)"},                            \
     {"width", 1, "mixture: standard deviation of each component (default 0.5)"},               \
-    {"grid-file", 1, "--density grid: rows 'x rho' (1-D) or 'x1 x2 rho' (2-D, x1 slow)"},       \
+    {"grid-file", 1, "--density grid: rows 'x rho' (1-D) or 'x1 x2 rho' (2-D, x1 slow); last block of a heat --out file"},       \
     {"N", 1, "PDE grid nodes per coordinate (default 256 in 2-D, 1024 in 1-D)"},               \
     {"half", 1, "PDE box [-half, half)^d (default: mean + 8 std of the solution at the final time)"}
 
@@ -51,8 +54,5 @@ af_status cli_density_initial(const cli_density *c, double *rho);
 double cli_density_variance0(const cli_density *c, size_t coord);
 /* '# key: value' lines describing the density and the grid. */
 void cli_density_meta(const cli_density *c, FILE *fp);
-
-/* Parses 'a,b,c' (at most max numbers) into v; returns the count or 0 on error. */
-size_t cli_parse_list(const char *s, double *v, size_t max);
 
 #endif

@@ -8,31 +8,6 @@
 #include "attnflow/io.h"
 #include "tokens.h"
 
-/* Parses "a,b,c" / "a b c" into at most cap numbers; -1 if not all numbers. */
-static long parse_list(const char *s, double *out, size_t cap)
-{
-    long count = 0;
-    const char *p = s;
-    while (*p) {
-        while (*p == ',' || *p == ' ' || *p == '\t')
-            p++;
-        if (!*p)
-            break;
-        char *end;
-        errno = 0;
-        double x = strtod(p, &end);
-        if (end == p || errno == ERANGE || !isfinite(x))
-            return -1;
-        if ((size_t)count < cap)
-            out[count] = x;
-        count++;
-        p = end;
-        if (*p && *p != ',' && *p != ' ' && *p != '\t')
-            return -1;
-    }
-    return count;
-}
-
 /* --mean: a number, d numbers or a file of d numbers. */
 static int read_mean(const cli_args *a, size_t d, double **mean)
 {
@@ -43,7 +18,7 @@ static int read_mean(const cli_args *a, size_t d, double **mean)
     double *m = malloc(d * sizeof *m);
     if (!m)
         return cli_fail(CLI_EINPUT, "out of memory");
-    long c = parse_list(v, m, d);
+    long c = cli_parse_list(v, m, d);
     if (c == 1) {
         for (size_t k = 1; k < d; k++)
             m[k] = m[0];
@@ -84,7 +59,7 @@ static int read_cov(const cli_args *a, size_t d, double **cov)
         free(diag);
         return cli_fail(CLI_EINPUT, "out of memory");
     }
-    long c = parse_list(v, diag, d);
+    long c = cli_parse_list(v, diag, d);
     if (c == 1 || (c > 1 && (size_t)c == d)) {
         for (size_t k = 0; k < d; k++)
             S[k * d + k] = diag[c == 1 ? 0 : k];
