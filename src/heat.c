@@ -549,10 +549,10 @@ af_status af_heat_set_density(af_heat_plan *p, const af_density *dens)
     af_status st = af_density_check(dens);
     if (st)
         return st;
-    p->ready = 0; /* until the whole spectrum is set */
     if (dens->d != p->g.d)
         return af_error(AF_EBADLEN, "heat: density of dimension %zu on a %zu-D grid", dens->d,
                         p->g.d);
+    p->ready = 0; /* until the whole spectrum is set */
     /* Poisson summation: the periodised density has Fourier coefficients
      * rho^(xi) / V; the phase e^{i xi.lo} moves the origin to the first node. */
     double V = p->g.d == 1 ? p->g.L[0] : p->g.L[0] * p->g.L[1];

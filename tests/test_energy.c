@@ -3,6 +3,7 @@
  * the attention field, monotone decrease along Euler steps, the
  * dissipation identity, and symmetric vs non-symmetric field Jacobians. */
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,7 +168,7 @@ Test(energy, decreases_along_euler_steps_with_predicted_rate)
     p.scores.A = WV; /* eps = 1: W_V = A */
     field_ctx fc = field_new(n, d, 1, p.scores, WV);
     af_energy_ws *ws = af_energy_alloc(n, d);
-    af_energy(ws, &p, X, &F0, NULL);
+    cr_assert_eq(af_energy(ws, &p, X, &F0, NULL), AF_SUCCESS);
     double h = 1e-3;
     for (int step = 0; step < 30; step++) {
         attn_field(&fc, X, T);
@@ -210,7 +211,7 @@ Test(energy, dissipation_identity)
     /* along SoftMax, dF/dt = -(1/n) sum T_sink . T_soft (no sign) */
     field_ctx fs = field_new(n, d, 0, p.scores, WV);
     attn_field(&fs, X, V);
-    af_energy_rate(ws, &p, X, V, 1e-5, &rate);
+    cr_assert_eq(af_energy_rate(ws, &p, X, V, 1e-5, &rate), AF_SUCCESS);
     double dot = 0;
     for (size_t k = 0; k < n * d; k++)
         dot += T[k] * V[k];
@@ -368,4 +369,42 @@ Test(energy, sinkhorn_jacobian_symmetric_softmax_not)
     cr_expect_gt(asym[2], 0.05, "Sinkhorn, W_V != A: %g", asym[2]);
     free(J);
     gsl_rng_free(r);
+}
+
+Test(energy, rate_reports_unconverged_evaluations)
+{
+    /* Sinkhorn capped at 2 iterations: af_energy_rate must report AF_EMAXITER
+     * (with the rate filled), not AF_SUCCESS. (A case where only the first of
+     * its two evaluations fails could not be built: the second warm-starts
+     * from the first's unconverged potentials and then fails too.) */
+    size_t n = 12, d = 2;
+    double X[24], V[24], Y[24], rate = NAN, F;
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 8);
+    cloud(r, n, d, 1.0, V);
+    cloud(r, n, d, 1.0, X);
+    const double tau = 0.5;
+    af_energy_params p = af_energy_params_default();
+    p.scores.eps = 0.5;
+    p.sinkhorn.max_iters = 2;
+    p.sinkhorn.tol = 1e-10;
+    af_energy_ws *ws = af_energy_alloc(n, d);
+    for (size_t k = 0; k < n * d; k++)
+        Y[k] = X[k] + tau * V[k];
+    af_status st = af_energy(ws, &p, Y, &F, NULL);
+    cr_assert_eq(st, AF_EMAXITER, "2 iterations do not converge (%d: %s)", st, af_last_error());
+    af_energy_reset(ws);
+    st = af_energy_rate(ws, &p, X, V, tau, &rate);
+    cr_expect_eq(st, AF_EMAXITER, "%d: %s", st, af_last_error());
+    cr_expect(isfinite(rate), "the rate is still returned");
+    af_energy_free(ws);
+    gsl_rng_free(r);
+}
+
+Test(energy, alloc_refuses_sizes_that_overflow)
+{
+    af_clear_error();
+    cr_expect_null(af_energy_alloc((size_t)1 << 40, 2));
+    cr_expect_neq(strstr(af_last_error(), "too large"), NULL, "%s", af_last_error());
+    cr_expect_null(af_energy_alloc(1000, (size_t)INT_MAX));
 }

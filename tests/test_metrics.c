@@ -187,7 +187,22 @@ Test(metrics, kde_counts_outside_and_checks)
     cr_expect(fabs(af_grid_mass(&g, rho) - 0.5) < 1e-12);
     o.bandwidth = 0;
     cr_expect_eq(af_kde(ws, &o, 4, X, rho, &out), AF_EINVAL);
+    /* a NaN or infinite particle is an error, not a particle outside the box
+     * (it used to be counted in 'outside' and the run went on) */
+    o = af_kde_options_default();
+    double bad[3][4] = {{0, NAN, 0.5, 1}, {0, 0.5, INFINITY, 1}, {-INFINITY, 0, 0.5, 1}};
+    for (int k = 0; k < 3; k++) {
+        out = 77;
+        cr_expect_eq(af_kde(ws, &o, 4, bad[k], rho, &out), AF_EDOM, "case %d", k);
+        cr_expect_eq(out, 77, "case %d: outside untouched on error", k);
+    }
     af_kde_free(ws);
+    /* 2-D: one coordinate NaN */
+    af_grid g2 = af_grid_cube(2, 16, 2);
+    af_kde_ws *w2 = af_kde_alloc(&g2, FFTW_ESTIMATE);
+    double X2[4] = {0, 0, 0.5, NAN}, rho2[256];
+    cr_expect_eq(af_kde(w2, &o, 2, X2, rho2, NULL), AF_EDOM);
+    af_kde_free(w2);
 }
 
 Test(metrics, kde_of_large_sample_estimates_smoothed_density)
