@@ -44,7 +44,7 @@ Test(cli_flow, bad_input_fails_cleanly_without_output)
         {"1 2\nnan 3\n", "", 1, "not finite"},
         {NULL, "--dt 0", 1, "--dt: must be > 0"},
         {NULL, "--T -1", 1, "--T: must be >= 0"},
-        {NULL, "--T 1e10 --dt 1e-10", 1, "too many"},
+        {NULL, "--T 1e10 --dt 1e-10", 1, "step count finite and at most"},
         {NULL, "--V /nonexistent_V", 1, "cannot open"},
         {NULL, "--V V3", 1, "expected 2 x 2"},
         {NULL, "--norm bogus", 1, "not one of softmax|sinkhorn"},

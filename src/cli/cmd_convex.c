@@ -113,15 +113,6 @@ static int read_options(const cli_args *a, convex_run *r)
     return 0;
 }
 
-/* Ends a '\r' progress line (if one was shown) before an error message, so
- * the message starts on its own line; unlike cli_progress_end it claims
- * nothing about completion. */
-static void progress_abort(const cli_progress *p)
-{
-    if (!p->quiet && p->last > p->t0)
-        fputc('\n', stderr);
-}
-
 /* The '#' header every file starts with: command, seed, problem. */
 static void header(FILE *fp, const cli_args *a, const convex_run *r, const char *what)
 {
@@ -338,7 +329,7 @@ static int run_convex_solver(const cli_args *a, const convex_run *r, af_convex_p
         if (S->converged || S->iter >= r->max_iter)
             break;
         if ((st = af_convex_solver_iterate(s))) {
-            progress_abort(&pr);
+            cli_progress_abort(&pr);
             goto done;
         }
         cli_progress_update(&pr, S->iter);
@@ -441,7 +432,7 @@ static int run_nonconvex(const cli_args *a, const convex_run *r, af_convex_probl
     for (size_t it = 0; it < r->iters; it++) {
         double el = cli_now() - t0;
         if ((st = af_convex_adam_iterate(ad, &obj))) {
-            progress_abort(&pr);
+            cli_progress_abort(&pr);
             goto done;
         }
         fprintf(o[ITER].fp, "%zu ", it); /* obj is the value before step it + 1 */

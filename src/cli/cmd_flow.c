@@ -128,23 +128,6 @@ static void write_meta(FILE *fp, const cli_args *a, const af_flow_params *p, dou
     }
 }
 
-/* A workspace allocator returned NULL: report the library's own message
- * (bad parameters or out of memory), not a guessed status. */
-static int alloc_failed(const char *what)
-{
-    const char *msg = af_last_error();
-    return msg[0] ? cli_fail(CLI_EINPUT, "%s", msg)
-                  : cli_fail(CLI_EINPUT, "%s: cannot allocate the workspace", what);
-}
-
-/* Ends a '\r' progress line (if one was shown) before an error message, so
- * the message starts on its own line; cli_progress_end would claim completion. */
-static void progress_abort(const cli_progress *p)
-{
-    if (!p->quiet && p->last > p->t0)
-        fputc('\n', stderr);
-}
-
 /* Whether F_n is a Lyapunov function of this flow (THEORY.md 4). */
 static const char *energy_note(const af_flow_params *p, int pure)
 {
@@ -213,10 +196,9 @@ static int flow_run(const cli_args *a)
                                     "rows and columns by construction");
     if (pure && (cli_given(a, "integrator") || cli_flag(a, "skip")))
         return cli_fail(CLI_EUSAGE, "--pure excludes --integrator and --skip");
-    const double steps_d = ceil(T / dt - 1e-9);
-    if (steps_d > 1e9)
-        return cli_fail(CLI_EINPUT, "--T / --dt = %g steps: too many", steps_d);
-    const size_t nsteps = T > 0 ? (size_t)steps_d : 0;
+    size_t nsteps;
+    if ((rc = cli_steps("--T / --dt", T, dt, 1e9, &nsteps)))
+        return rc;
 
     double *X = NULL, *A = NULL, *V = NULL;
     size_t n, d;
@@ -257,7 +239,7 @@ static int flow_run(const cli_args *a)
     af_flow_ws *ws = af_flow_alloc(&p);
     af_status st = AF_SUCCESS;
     if (!ws) { /* invalid parameters or out of memory: the library's message says which */
-        rc = alloc_failed("flow");
+        rc = cli_fail_alloc("flow");
         goto done;
     }
     if ((st = af_flow_project(ws, X))) {
@@ -276,7 +258,7 @@ static int flow_run(const cli_args *a)
         o.ow = af_obs_alloc(&op);
         o.mean = malloc(d * sizeof *o.mean);
         if (!o.ow || !o.mean) {
-            rc = o.ow ? cli_fail(CLI_EINPUT, "out of memory") : alloc_failed("observables");
+            rc = o.ow ? cli_fail(CLI_EINPUT, "out of memory") : cli_fail_alloc("observables");
             goto done;
         }
     }
@@ -329,7 +311,7 @@ static int flow_run(const cli_args *a)
         const double t_next = s == nsteps ? T : (double)s * dt;
         st = pure ? af_flow_pure_layer(ws, X) : af_flow_step(ws, X, t_next - t);
         if (st) {
-            progress_abort(&pr);
+            cli_progress_abort(&pr);
             rc = cli_fail(CLI_EINPUT, "step %zu (t = %g): %s", s, t, af_last_error());
             goto done;
         }
@@ -345,7 +327,7 @@ static int flow_run(const cli_args *a)
             if (o.traj)
                 write_traj_block(af_file_stream(o.traj), 0, t, n, d, X);
             if (o.obs && (st = write_obs_line(&o, t, s, mean_it, stats.evaluations, n, d, X))) {
-                progress_abort(&pr);
+                cli_progress_abort(&pr);
                 rc = cli_fail_status(st);
                 goto done;
             }
