@@ -10,17 +10,6 @@
 #include "attnflow/normalize.h"
 #include "support/fixtures.h"
 
-static int run(const char *args, char *out, size_t cap)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", AF_CLI, args);
-    FILE *p = popen(cmd, "r");
-    size_t len = fread(out, 1, cap - 1, p);
-    out[len] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static const char *tokens_file(void)
 {
     return fx_temp_file("# four tokens\n0.1 0.2\n-0.3 0.5\n1.0 -0.7\n0.4 0.4\n");
@@ -33,7 +22,7 @@ Test(cli_attention, sinkhorn_matrix_file_is_doubly_stochastic_and_logged)
     close(mkstemp(mat));
     close(mkstemp(log));
     snprintf(args, sizeof args, "attention --tokens %s --norm sinkhorn --tol 1e-12 --out %s --log %s", tok, mat, log);
-    cr_assert_eq(run(args, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 0, "%s", out);
     cr_expect_neq(strstr(out, "n=4 d=2 norm=sinkhorn path="), NULL, "%s", out);
     cr_expect_neq(strstr(out, "seconds="), NULL);
     double *K, *L;
@@ -65,9 +54,9 @@ Test(cli_attention, iters_one_is_softmax_exactly)
     close(mkstemp(a));
     close(mkstemp(b));
     snprintf(args, sizeof args, "attention --tokens %s --iters 1 --out %s", tok, a);
-    cr_assert_eq(run(args, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 0, "%s", out);
     snprintf(args, sizeof args, "attention --tokens %s --norm softmax --out %s", tok, b);
-    cr_assert_eq(run(args, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 0, "%s", out);
     double *Ka, *Kb;
     size_t r, c;
     cr_assert_eq(af_read_matrix(a, &Ka, &r, &c), AF_SUCCESS);
@@ -104,7 +93,7 @@ Test(cli_attention, bad_input_fails_cleanly_without_output)
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const char *tok = fx_temp_file(cases[k].text);
         snprintf(args, sizeof args, "attention --tokens %s %s --out %s", tok, cases[k].opts, dest);
-        int code = run(args, out, sizeof out);
+        int code = fx_run_cli(AF_CLI, args, out, sizeof out);
         cr_expect_eq(code, cases[k].code, "case %zu: exit %d: %s", k, code, out);
         cr_expect_eq(strncmp(out, "attnflow: ", 10), 0, "case %zu: %s", k, out);
         cr_expect_neq(strstr(out, cases[k].msg), NULL, "case %zu: %s", k, out);
@@ -116,12 +105,12 @@ Test(cli_attention, bad_input_fails_cleanly_without_output)
     const char *tok = fx_temp_file("1 2\n3 4\n");
     const char *A = fx_temp_file("1 0 0\n0 1 0\n0 0 1\n");
     snprintf(args, sizeof args, "attention --tokens %s --A %s --out %s", tok, A, dest);
-    cr_expect_eq(run(args, out, sizeof out), 1);
+    cr_expect_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 1);
     cr_expect_neq(strstr(out, "expected 2 x 2"), NULL, "%s", out);
     cr_expect_neq(access(dest, F_OK), 0);
     /* missing token file */
     snprintf(args, sizeof args, "attention --tokens /nonexistent/tok.txt --out %s", dest);
-    cr_expect_eq(run(args, out, sizeof out), 1);
+    cr_expect_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 1);
     cr_expect_neq(access(dest, F_OK), 0);
     unlink(tok); unlink(A);
 }

@@ -11,18 +11,6 @@
 #include "attnflow/observables.h"
 #include "support/fixtures.h"
 
-static int run(const char *args, char *out, size_t cap)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", AF_CLI, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t len = fread(out, 1, cap - 1, p);
-    out[len] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void fresh_path(char *tmpl)
 {
     int fd = mkstemp(tmpl);
@@ -66,7 +54,7 @@ Test(cli_flow, bad_input_fails_cleanly_without_output)
             snprintf(opts, sizeof opts, "%s", cases[k].opts);
         snprintf(args, sizeof args, "flow --quiet --tokens %s %s --out %s --observables %s", tok,
                  opts, traj, obs);
-        int code = run(args, out, sizeof out);
+        int code = fx_run_cli(AF_CLI, args, out, sizeof out);
         cr_expect_eq(code, cases[k].code, "case %zu: exit %d: %s", k, code, out);
         cr_expect_eq(strncmp(out, "attnflow: ", 10), 0, "case %zu: %s", k, out);
         cr_expect_neq(strstr(out, cases[k].msg), NULL, "case %zu: %s", k, out);
@@ -81,7 +69,7 @@ Test(cli_flow, bad_input_fails_cleanly_without_output)
                              {"--tokens /nonexistent/tok.txt", "cannot open", ""}};
     for (size_t k = 0; k < 2; k++) {
         snprintf(args, sizeof args, "flow --quiet %s --out %s --observables %s", more[k][0], traj, obs);
-        int code = run(args, out, sizeof out);
+        int code = fx_run_cli(AF_CLI, args, out, sizeof out);
         cr_expect_eq(code, 1, "%s: exit %d: %s", more[k][0], code, out);
         cr_expect_eq(strncmp(out, "attnflow: ", 10), 0, "%s", out);
         cr_expect_neq(strstr(out, more[k][1]), NULL, "%s", out);
@@ -157,7 +145,7 @@ Test(cli_flow, trajectory_and_observables_match_the_library)
     fresh_path(obs);
     snprintf(args, sizeof args, "flow --quiet --tokens %s --T 0.25 --dt 0.1 --save-every 2 "
                                 "--out %s --observables %s", tok, traj, obs);
-    cr_assert_eq(run(args, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 0, "%s", out);
 
     /* the library's RK4 steps, as the reference */
     const double times[] = {0, 0.2, 0.25};

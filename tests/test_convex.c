@@ -1,6 +1,7 @@
 /* Convex duality of attention: the head/Z identity, the certificate, the
  * solver against closed forms, head extraction, the nonconvex baseline. */
 #include <criterion/criterion.h>
+#include "support/fixtures.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -628,18 +629,6 @@ Test(convex, invalid_arguments)
 
 /* ---- the command as a user runs it ---- */
 
-static int run_cli(const char *args, char *out, size_t cap)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", AF_CLI, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t len = fread(out, 1, cap - 1, p);
-    out[len] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* value of "key value" in a summary file (NAN if absent) */
 static double summary_value(const char *path, const char *key)
 {
@@ -660,7 +649,7 @@ Test(convex, cli_convex_and_nonconvex_outputs)
     cr_assert_not_null(mkdtemp(dir));
     snprintf(args, sizeof args, "convex --samples 30 --tokens 5 --dim 3 --classes 3 --beta 0.02 "
              "--tol 1e-9 --out %s/c --quiet", dir);
-    cr_assert_eq(run_cli(args, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 0, "%s", out);
     cr_assert_not_null(strstr(out, "objective="), "%s", out);
     snprintf(path, sizeof path, "%s/c/summary.txt", dir);
     double obj = summary_value(path, "objective"), gap = summary_value(path, "gap");
@@ -681,20 +670,20 @@ Test(convex, cli_convex_and_nonconvex_outputs)
     /* the nonconvex baseline on the same data can not beat the certified optimum */
     snprintf(args, sizeof args, "convex --samples 30 --tokens 5 --dim 3 --classes 3 --beta 0.02 "
              "--nonconvex --heads 2 --iters 200 --out %s/n --quiet", dir);
-    cr_assert_eq(run_cli(args, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 0, "%s", out);
     snprintf(path, sizeof path, "%s/n/summary.txt", dir);
     double nobj = summary_value(path, "objective");
     cr_assert_geq(nobj, obj * (1 - 1e-9), "nonconvex %.15g below the optimum %.15g", nobj, obj);
     /* bad input: exit 1, one 'attnflow:' line, no files */
     snprintf(args, sizeof args, "convex --beta -1 --out %s/bad", dir);
-    cr_assert_eq(run_cli(args, out, sizeof out), 1, "%s", out);
+    cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 1, "%s", out);
     cr_assert_eq(strncmp(out, "attnflow: ", 10), 0, "%s", out);
     snprintf(path, sizeof path, "%s/bad/summary.txt", dir);
     cr_assert_eq(access(path, F_OK), -1);
     snprintf(args, sizeof args, "convex --kind relu --out %s/bad", dir);
-    cr_assert_eq(run_cli(args, out, sizeof out), 1, "%s", out);
+    cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 1, "%s", out);
     snprintf(args, sizeof args, "convex --bogus");
-    cr_assert_eq(run_cli(args, out, sizeof out), 2, "%s", out);
+    cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 2, "%s", out);
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);
@@ -841,7 +830,7 @@ Test(convex, cli_exit_codes)
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         snprintf(args, sizeof args, "convex --quiet %s --out %s/o", cases[k].opts, dir);
-        int code = run_cli(args, out, sizeof out);
+        int code = fx_run_cli(AF_CLI, args, out, sizeof out);
         cr_expect_eq(code, cases[k].code, "%s: exit %d: %s", cases[k].opts, code, out);
         cr_expect_eq(strncmp(out, "attnflow: ", 10), 0, "%s", out);
         cr_expect_not_null(strstr(out, cases[k].msg), "%s: %s", cases[k].opts, out);

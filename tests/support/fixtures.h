@@ -14,6 +14,10 @@ void fx_naive_dot_scores(size_t n, size_t d, const double *X, const double *A, d
 void fx_naive_sinkhorn(size_t n, size_t m, const double *C, size_t iters, double *K);
 /* Row and column sum errors of K (columns against n/m). */
 void fx_marginal_errors(size_t n, size_t m, const double *K, double *row_err, double *col_err);
+/* Runs `cli args` through the shell with stderr merged into stdout; the
+ * output (truncated to cap - 1 bytes) goes to out. Returns the exit status,
+ * -1 if the command did not exit normally. */
+int fx_run_cli(const char *cli, const char *args, char *out, size_t cap);
 /* Writes text to a fresh temporary file and returns its path (static buffer per call slot). */
 const char *fx_temp_file(const char *text);
 
