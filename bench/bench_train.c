@@ -25,14 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <gsl/gsl_rng.h>
+#include "bench_util.h"
 #include "attnflow/train.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 /* ---- cblas_dgemm interposer: counts time and calls ---- */
 static double gemm_seconds;
