@@ -80,7 +80,7 @@ demo: bootstrap
 # The whole suite: every tests/test_*.c is its own Criterion binary; the
 # runner prints each one's result and a closing 'N passed, N failed' line.
 test: bootstrap
-	$(MAKE) test-only
+	@$(MAKE) --no-print-directory test-only
 
 test-only: all $(TEST_BIN)
 	@sh scripts/run_tests.sh $(BUILD) $(TEST_BIN)
