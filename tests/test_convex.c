@@ -284,6 +284,33 @@ static void heads_gradient_case(af_convex_kind kind, af_convex_loss loss)
 Test(convex, heads_gradient_fd_linear_ce) { heads_gradient_case(AF_CONVEX_LINEAR, AF_CONVEX_CE); }
 Test(convex, heads_gradient_fd_gated_squared) { heads_gradient_case(AF_CONVEX_GATED, AF_CONVEX_SQUARED); }
 
+/* The d = 1 linear problem in closed form: alpha = (1/T) sum a_t^2 and
+ * b = (1/T) sum a_t y_t with a_t = x_t G_i (T = N n tokens); returns |b|. */
+static double d1_problem(const fixture *f, size_t N, size_t n, size_t c, double *alpha, double *b)
+{
+    *alpha = 0;
+    for (size_t o = 0; o < c; o++)
+        b[o] = 0;
+    for (size_t i = 0; i < N; i++) {
+        double G = 0;
+        for (size_t t = 0; t < n; t++)
+            G += f->X[i * n + t] * f->X[i * n + t];
+        for (size_t t = 0; t < n; t++) {
+            double a = f->X[i * n + t] * G;
+            *alpha += a * a;
+            for (size_t o = 0; o < c; o++)
+                b[o] += a * f->Y[(i * n + t) * c + o];
+        }
+    }
+    *alpha /= (double)(N * n);
+    double nb = 0;
+    for (size_t o = 0; o < c; o++) {
+        b[o] /= (double)(N * n);
+        nb += b[o] * b[o];
+    }
+    return sqrt(nb);
+}
+
 /* ---- solver against a closed form ----
  * d = 1: Z is a 1 x c row, f_t = a_t Z with a_t = x_t G_i, the nuclear norm
  * is the Euclidean norm and the problem is
@@ -294,25 +321,7 @@ Test(convex, solver_closed_form_d1)
 {
     size_t N = 20, n = 4, c = 3;
     fixture f = make(AF_CONVEX_LINEAR, AF_CONVEX_SQUARED, N, n, 1, c, 1, 41, 0.3);
-    double alpha = 0, b[3] = {0, 0, 0};
-    for (size_t i = 0; i < N; i++) {
-        double G = 0;
-        for (size_t t = 0; t < n; t++)
-            G += f.X[i * n + t] * f.X[i * n + t];
-        for (size_t t = 0; t < n; t++) {
-            double a = f.X[i * n + t] * G;
-            alpha += a * a;
-            for (size_t o = 0; o < c; o++)
-                b[o] += a * f.Y[(i * n + t) * c + o];
-        }
-    }
-    alpha /= (double)(N * n);
-    double nb = 0;
-    for (size_t o = 0; o < c; o++) {
-        b[o] /= (double)(N * n);
-        nb += b[o] * b[o];
-    }
-    nb = sqrt(nb);
+    double alpha, b[3], nb = d1_problem(&f, N, n, c, &alpha, b);
     double betas[2] = {0.3 * nb, 0.8 * nb};
     for (int k = 0; k < 2; k++) {
         double beta = betas[k], Zs[3], Z[3] = {0, 0, 0};
@@ -433,24 +442,7 @@ Test(convex, spectral_ratio_alone_is_not_a_gap_bound)
 {
     size_t N = 20, n = 4, c = 3;
     fixture f = make(AF_CONVEX_LINEAR, AF_CONVEX_SQUARED, N, n, 1, c, 1, 41, 0.3);
-    double alpha = 0, b[3] = {0, 0, 0}, nb = 0;
-    for (size_t i = 0; i < N; i++) {
-        double G = 0;
-        for (size_t t = 0; t < n; t++)
-            G += f.X[i * n + t] * f.X[i * n + t];
-        for (size_t t = 0; t < n; t++) {
-            double a = f.X[i * n + t] * G;
-            alpha += a * a;
-            for (size_t o = 0; o < c; o++)
-                b[o] += a * f.Y[(i * n + t) * c + o];
-        }
-    }
-    alpha /= (double)(N * n);
-    for (size_t o = 0; o < c; o++) {
-        b[o] /= (double)(N * n);
-        nb += b[o] * b[o];
-    }
-    nb = sqrt(nb);
+    double alpha, b[3], nb = d1_problem(&f, N, n, c, &alpha, b);
     double beta = 0.5 * nb, Zs[3], Zb[3];
     for (size_t o = 0; o < c; o++) {
         Zs[o] = (nb - beta) / alpha * b[o] / nb;
