@@ -357,50 +357,17 @@ Test(heat, errors_are_reported)
  * 1.50-1.51 (1.67 at n = 800). */
 #include "attnflow/flow.h"
 #include "attnflow/metrics.h"
+#include "support/heat_case.h"
 
+/* The reference case at n = 400 (16 sliced-W2 directions). */
 static double heat_increment(size_t n, af_flow_norm norm, unsigned long seed, double *sw_k1,
                              double *sw_k2, double *mean_drift)
 {
-    const size_t d = 2;
-    const double eps = 0.05, h = 0.005, T = 0.5;
-    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
-    gsl_rng_set(r, seed);
-    af_density p = af_density_default();
-    p.d = d;
-    double *X = malloc(n * d * sizeof *X), m0[2], c0[4], m1[2], c1[4];
-    af_density_sample(&p, r, n, X);
-    af_flow_params fp = af_flow_params_default(n, d);
-    fp.norm = norm;
-    fp.scores.kind = AF_SCORES_L2;
-    fp.scores.eps = eps;
-    fp.value = -2 / eps;
-    fp.skip = 1;
-    fp.integrator = AF_FLOW_EULER;
-    af_flow_ws *ws = af_flow_alloc(&fp);
-    cr_assert_not_null(ws, "%s", af_last_error());
-    af_moments(n, d, X, m0, c0);
-    for (int s = 0; s < (int)(T / h + 0.5); s++)
-        cr_assert_eq(af_flow_step(ws, X, h), AF_SUCCESS, "%s", af_last_error());
-    af_moments(n, d, X, m1, c1);
-    /* which PDE is the cloud closer to? sliced W2 against kappa = 1 and 2 */
-    af_grid g = af_grid_cube(2, 128, 14);
-    size_t M = af_grid_size(&g);
-    double *rho = malloc(M * sizeof *rho);
-    af_sliced_side a = {n, X, NULL, NULL}, b = {0, NULL, &g, rho};
-    gsl_rng *rd = gsl_rng_alloc(gsl_rng_mt19937);
-    af_density_on_grid(&p, 1.0 * T, &g, rho);
-    gsl_rng_set(rd, 5);
-    af_sliced_w2(d, &a, &b, 16, rd, sw_k1, NULL);
-    af_density_on_grid(&p, 2.0 * T, &g, rho);
-    gsl_rng_set(rd, 5);
-    af_sliced_w2(d, &a, &b, 16, rd, sw_k2, NULL);
-    *mean_drift = hypot(m1[0] - m0[0], m1[1] - m0[1]);
-    af_flow_free(ws);
-    gsl_rng_free(r);
-    gsl_rng_free(rd);
-    free(X);
-    free(rho);
-    return 0.5 * (c1[0] - c0[0] + c1[3] - c0[3]);
+    fx_heat_outcome o = fx_heat_reference(n, norm, seed, 16);
+    *sw_k1 = o.sw_k1;
+    *sw_k2 = o.sw_k2;
+    *mean_drift = o.drift;
+    return o.inc;
 }
 
 Test(heat_limit, sinkhorn_is_heat_softmax_l2_twice, .timeout = 120)
