@@ -282,31 +282,50 @@ const af_sinkhorn_type af_sinkhorn_type_log = {
 /* Only the upper triangle (j >= i) of the symmetric K0 is built and read:
  * each stored entry serves row i and, through the per-thread accumulators,
  * row j, so a pass reads half the kernel and the build does half the exps. */
-static int sym_scaling_pass(af_sinkhorn_ws *ws)
+/* out = K0 B (n x p) from the stored upper triangle of the symmetric K0.
+ * Bt: the p right-hand sides column-major (p x n); accbuf: nthreads x n x p. Each stored row segment
+ * of K0 is read once from memory and then used from cache by 2p contiguous
+ * (vectorised) loops; accumulators are column-major too. */
+static void sym_upper_matmul(af_sinkhorn_ws *ws, size_t p, const double *Bt, double *accbuf,
+                             double *out)
 {
-    const size_t n = ws->n;
-    const double *a = ws->u;
+    const size_t n = ws->n, np = n * p;
+    int team = 1;
 #pragma omp parallel num_threads(af__team_size(ws)) AF_PAR_IF(n * n / 2)
     {
         if (omp_get_thread_num() == 0)
-            ws->team = omp_get_num_threads();
-        double *acc = ws->colacc + (size_t)omp_get_thread_num() * n;
-        memset(acc, 0, n * sizeof(double));
-        /* row i holds n - i entries: small chunks balance the triangle */
+            team = omp_get_num_threads();
+        double *acc = accbuf + (size_t)omp_get_thread_num() * np;
+        memset(acc, 0, np * sizeof(double));
 #pragma omp for schedule(dynamic, 16)
         for (size_t i = 0; i < n; i++) {
             const double *k = ws->K0 + i * n + i + 1;
             const size_t len = n - i - 1;
-            const double ai = a[i];
-            double ti = ws->K0[i * n + i] * ai + af__row_dot(len, k, a + i + 1);
-            double *accj = acc + i + 1;
+            for (size_t c = 0; c < p; c++) {
+                const double *b = Bt + c * n;
+                const double bi = b[i];
+                double *a = acc + c * n;
+                a[i] += ws->K0[i * n + i] * bi + af__row_dot(len, k, b + i + 1);
+                double *aj = a + i + 1;
 #pragma omp simd
-            for (size_t j = 0; j < len; j++)
-                accj[j] += ai * k[j];
-            acc[i] += ti;
+                for (size_t j = 0; j < len; j++)
+                    aj[j] += bi * k[j];
+            }
         }
     }
-    reduce_columns(ws, ws->t); /* t = K0 a */
+    for (size_t i = 0; i < n; i++)
+        for (size_t c = 0; c < p; c++) {
+            double v = 0;
+            for (int t = 0; t < team; t++)
+                v += accbuf[(size_t)t * np + c * n + i];
+            out[i * p + c] = v;
+        }
+}
+static int sym_scaling_pass(af_sinkhorn_ws *ws)
+{
+    const size_t n = ws->n;
+    const double *a = ws->u;
+    sym_upper_matmul(ws, 1, a, ws->colacc, ws->t); /* t = K0 a */
     double err = 0;
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
@@ -425,47 +444,9 @@ const af_sinkhorn_type af_sinkhorn_type_sym_log = {
 /* ------------------------------------------------------------------ apply */
 
 /* OpenBLAS's dsymm first copies the triangle into a full panel; for a few
- * right-hand sides (flows in low dimension) one pass over the stored upper
- * triangle, like sym_scaling_pass, is several times faster. */
+ * right-hand sides (flows in low dimension) one pass of sym_upper_matmul
+ * over the stored upper triangle is several times faster. */
 #define AF_SYM_APPLY_MAX_P 8
-
-/* Bt: the p right-hand sides column-major (p x n). Each stored row segment
- * of K0 is read once from memory and then used from cache by 2p contiguous
- * (vectorised) loops; accumulators are column-major too. */
-static void sym_upper_apply(af_sinkhorn_ws *ws, size_t p, const double *Bt, double *out)
-{
-    const size_t n = ws->n, np = n * p;
-    int team = 1;
-#pragma omp parallel num_threads(af__team_size(ws)) AF_PAR_IF(n * n / 2)
-    {
-        if (omp_get_thread_num() == 0)
-            team = omp_get_num_threads();
-        double *acc = ws->apply_acc + (size_t)omp_get_thread_num() * np;
-        memset(acc, 0, np * sizeof(double));
-#pragma omp for schedule(dynamic, 16)
-        for (size_t i = 0; i < n; i++) {
-            const double *k = ws->K0 + i * n + i + 1;
-            const size_t len = n - i - 1;
-            for (size_t c = 0; c < p; c++) {
-                const double *b = Bt + c * n;
-                const double bi = b[i];
-                double *a = acc + c * n;
-                a[i] += ws->K0[i * n + i] * bi + af__row_dot(len, k, b + i + 1);
-                double *aj = a + i + 1;
-#pragma omp simd
-                for (size_t j = 0; j < len; j++)
-                    aj[j] += bi * k[j];
-            }
-        }
-    }
-    for (size_t i = 0; i < n; i++)
-        for (size_t c = 0; c < p; c++) {
-            double v = 0;
-            for (int t = 0; t < team; t++)
-                v += ws->apply_acc[(size_t)t * np + c * n + i];
-            out[i * p + c] = v;
-        }
-}
 
 af_status af_sinkhorn_apply(af_sinkhorn_ws *ws, size_t p, const double *Y, double *KY)
 {
@@ -498,7 +479,7 @@ af_status af_sinkhorn_apply(af_sinkhorn_ws *ws, size_t p, const double *Y, doubl
                 ws->apply_acc = b;
                 ws->apply_acc_cap = need;
             }
-            sym_upper_apply(ws, p, ws->apply_buf, KY);
+            sym_upper_matmul(ws, p, ws->apply_buf, ws->apply_acc, KY);
         }
         else if (t->symmetric) /* only the upper triangle of K0 is stored */
             cblas_dsymm(CblasRowMajor, CblasLeft, CblasUpper, (int)n, (int)p, 1.0, ws->K0, (int)n,
