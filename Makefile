@@ -24,7 +24,8 @@ ifeq ($(SANITIZE),1)
   export ASAN_OPTIONS ?= detect_leaks=1
 endif
 
-LIB_SRC   = $(wildcard src/*.c)
+# One folder per module (src/<module>/*.c); src/cli/ is the command, not the library.
+LIB_SRC   = $(filter-out src/cli/%,$(wildcard src/*/*.c))
 CLI_SRC   = $(wildcard src/cli/*.c)
 TEST_SRC  = $(wildcard tests/test_*.c)
 LONG_SRC  = $(wildcard tests/long_*.c)

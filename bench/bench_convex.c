@@ -14,7 +14,7 @@
  * because the build machine is shared.
  * Lines: name value unit baseline ratio (ratio = baseline / value, > 1 means
  * attnflow is faster). */
-#include "af_blas.h"
+#include "core/af_blas.h"
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>

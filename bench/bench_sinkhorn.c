@@ -7,7 +7,7 @@
  *  3. end to end at n = 2000, tol 1e-9, against POT's ot.sinkhorn on the
  *     same cost (Debian's python3-pot), same answer within 1e-8.
  * Lines: name value unit baseline ratio. */
-#include "af_blas.h"
+#include "core/af_blas.h"
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -19,7 +19,7 @@
 #include "bench_util.h"
 #include "attnflow/normalize.h"
 #include "attnflow/scores.h"
-#include "normalize_internal.h"
+#include "attention/normalize_internal.h"
 
 static void line(const char *name, double value, const char *unit, double baseline, double ratio)
 {

@@ -16,7 +16,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include "af_blas.h"
+#include "core/af_blas.h"
 #include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>

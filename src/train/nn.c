@@ -1,6 +1,6 @@
 /* Layers of the small attention models and their exact backward passes.
  * Products go through CBLAS (OpenBLAS); the rest are plain loops. */
-#include "af_blas.h"
+#include "core/af_blas.h"
 #include <math.h>
 #include <string.h>
 #include "attnflow/nn.h"

@@ -1,7 +1,7 @@
 /* Entropic OT energy F_n of a token cloud, its gradient, the dissipation
  * identity, and finite-difference Jacobians of particle fields. See
  * energy.h for the formulas. */
-#include "af_blas.h"
+#include "core/af_blas.h"
 #include <limits.h>
 #include <stdint.h>
 #include <math.h>

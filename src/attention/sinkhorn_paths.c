@@ -5,8 +5,8 @@
  * and a column normalisation does the one pass, so a full row+column
  * iteration reads the n x m kernel once, and both errors are exact at every
  * normalisation. */
-#include "af_blas.h"
-#include "af_simd_math.h"
+#include "core/af_blas.h"
+#include "core/af_simd_math.h"
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>

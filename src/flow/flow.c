@@ -5,8 +5,8 @@
  * dgemm), so K is never stored and the block stays in cache. Sinkhorn
  * builds the scores (af_scores), solves warm-started from extrapolated
  * potentials, and applies K through the Sinkhorn workspace. */
-#include "af_blas.h"
-#include "af_simd_math.h"
+#include "core/af_blas.h"
+#include "core/af_simd_math.h"
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* Score matrices through CBLAS: dot scores are one or two dgemm calls, L2
  * scores a dgemm plus squared norms (|x - y|^2 = |x|^2 + |y|^2 - 2 x.y). */
-#include "af_blas.h"
+#include "core/af_blas.h"
 #include <math.h>
 #include <string.h>
 #include "attnflow/scores.h"

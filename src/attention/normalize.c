@@ -1,6 +1,6 @@
 /* SoftMax, the Sinkhorn solver loop (GSL style: set / iterate / done) and
  * its diagnostics. The per-path numerics live in sinkhorn_paths.c. */
-#include "af_simd_math.h"
+#include "core/af_simd_math.h"
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
