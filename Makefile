@@ -60,7 +60,7 @@ $(CLI): $(CLI_OBJ) $(LIB)
 # Tests may run the CLI: AF_CLI names the binary of this build.
 $(BUILD)/tests/%: tests/%.c $(SUPP_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(AF_CFLAGS) -Itests -DAF_CLI='"$(abspath $(CLI))"' -MMD -MP $< $(SUPP_OBJ) $(LIB) $(AF_LIBS) -lcriterion -o $@
+	$(CC) $(AF_CFLAGS) -Itests -DAF_CLI='"$(abspath $(CLI))"' -DAF_SRC_ROOT='"$(abspath .)"' -MMD -MP $< $(SUPP_OBJ) $(LIB) $(AF_LIBS) -lcriterion -o $@
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
