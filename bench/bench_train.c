@@ -2,8 +2,8 @@
  *  1. seconds per training epoch of the default digits experiment (the
  *     paper's attention-only ViT, 1397 images, batch 10, Adam), plus the
  *     held-out measurement pass, single thread;
- *  2. the share of that time spent in cblas_dgemm (this file interposes
- *     cblas_dgemm and forwards to OpenBLAS through dlsym(RTLD_NEXT));
+ *  2. the share of that time spent in the layers' dgemm products (the
+ *     library's own profiling counters, af_nn_profile);
  *  3. the same epoch of a Sinkformer (n_it = 9) and of the point-cloud model;
  *  4. against PyTorch on the CPU, one thread, same model and batch
  *     (bench/train_torch.py), in float64 (as here) and float32, when
@@ -17,7 +17,6 @@
 #define _GNU_SOURCE
 #endif
 #include "core/af_blas.h"
-#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,29 +26,6 @@
 #include <gsl/gsl_rng.h>
 #include "bench_util.h"
 #include "attnflow/train.h"
-
-/* ---- cblas_dgemm interposer: counts time and calls ---- */
-static double gemm_seconds;
-static unsigned long gemm_calls;
-typedef void (*dgemm_fn)(const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE,
-                         const enum CBLAS_TRANSPOSE, const int, const int,
-                         const int, const double, const double *, const int,
-                         const double *, const int, const double, double *, const int);
-
-void cblas_dgemm(const enum CBLAS_ORDER o, const enum CBLAS_TRANSPOSE ta,
-                 const enum CBLAS_TRANSPOSE tb, const int m, const int n,
-                 const int k, const double alpha, const double *a, const int lda,
-                 const double *b, const int ldb, const double beta, double *c,
-                 const int ldc)
-{
-    static dgemm_fn real;
-    if (!real)
-        real = (dgemm_fn)dlsym(RTLD_NEXT, "cblas_dgemm");
-    double t0 = now();
-    real(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    gemm_seconds += now() - t0;
-    gemm_calls++;
-}
 
 static void line(const char *name, double value, const char *unit, double baseline)
 {
@@ -72,7 +48,7 @@ static int time_epochs(const af_train_options *o, const af_dataset *tr, const af
     *eval_s = now() - t0;
     *epoch_s = INFINITY;
     for (int r = 0; r < reps; r++) {
-        gemm_seconds = 0;
+        af_nn_profile_enable(1);
         t0 = now();
         if (af_trainer_advance(t) != AF_SUCCESS) {
             fprintf(stderr, "bench_train: %s\n", af_last_error());
@@ -80,9 +56,11 @@ static int time_epochs(const af_train_options *o, const af_dataset *tr, const af
             return 1;
         }
         double dt = now() - t0;
+        af_nn_profile prof = af_nn_profile_get();
+        af_nn_profile_enable(0);
         if (dt < *epoch_s) {
             *epoch_s = dt;
-            *gemm_share = gemm_seconds / dt;
+            *gemm_share = prof.gemm_seconds / dt;
         }
     }
     af_trainer_free(t);

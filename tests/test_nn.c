@@ -365,3 +365,19 @@ Test(nn, sinkhorn_survives_huge_scores)
     }
     free(S);
 }
+
+Test(nn, profile_counts_every_product_only_when_on)
+{
+    double X[6] = {1, 2, 3, 4, 5, 6}, W[6] = {1, 0, 0, 1, 1, 1}, b[2] = {0, 0}, Y[4];
+    af_nn_profile_enable(0);
+    af_nn_linear_forward(2, 3, 2, X, W, b, Y);
+    cr_expect_eq(af_nn_profile_get().gemm_calls, 0);
+    af_nn_profile_enable(1);
+    af_nn_linear_forward(2, 3, 2, X, W, b, Y);
+    af_nn_linear_forward(2, 3, 2, X, W, b, Y);
+    af_nn_profile p = af_nn_profile_get();
+    cr_expect_eq(p.gemm_calls, 2);
+    cr_expect(p.gemm_seconds >= 0 && p.gemm_seconds < 1);
+    af_nn_profile_enable(0);
+    cr_expect_eq(af_nn_profile_get().gemm_calls, 0, "enable resets the counters");
+}

@@ -89,6 +89,17 @@ af_adam_options af_adam_options_default(void); /* 1e-3, 0.9, 0.999, 1e-8 */
 void af_adam_step(const af_adam_options *opt, size_t n, unsigned long t, double *param,
                   const double *grad, double *m, double *v);
 
+/* Profiling counters: time spent in the layers' matrix products (CBLAS
+ * dgemm), for make bench's "dgemm share" of a training epoch. Off by default;
+ * when on, each product costs two clock reads. The counters are process-wide
+ * and updated from the calling thread: toggle and read them between runs. */
+typedef struct {
+    double gemm_seconds;      /* wall time inside the products */
+    unsigned long gemm_calls; /* number of products */
+} af_nn_profile;
+void af_nn_profile_enable(int on);   /* also resets the counters */
+af_nn_profile af_nn_profile_get(void);
+
 #ifdef __cplusplus
 }
 #endif

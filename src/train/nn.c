@@ -5,11 +5,45 @@
 #include <string.h>
 #include "attnflow/nn.h"
 #include "attnflow/normalize.h"
+#include <time.h>
+
+static int profile_on;
+static af_nn_profile profile;
+
+void af_nn_profile_enable(int on)
+{
+    profile_on = on;
+    profile = (af_nn_profile){0, 0};
+}
+
+af_nn_profile af_nn_profile_get(void) { return profile; }
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Every product of the layers goes through here, so the profile sees them all. */
+static void nn_dgemm(enum CBLAS_ORDER o, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb,
+                     int m, int n, int k, double alpha, const double *a, int lda,
+                     const double *b, int ldb, double beta, double *c, int ldc)
+{
+    if (!profile_on) {
+        cblas_dgemm(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    double t0 = seconds_now();
+    cblas_dgemm(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    profile.gemm_seconds += seconds_now() - t0;
+    profile.gemm_calls++;
+}
 
 void af_nn_linear_forward(size_t rows, size_t in, size_t out, const double *X,
                           const double *W, const double *b, double *Y)
 {
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)out, (int)in, 1.0,
+    nn_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)out, (int)in, 1.0,
                 X, (int)in, W, (int)out, 0.0, Y, (int)out);
     if (b)
         for (size_t r = 0; r < rows; r++)
@@ -22,10 +56,10 @@ void af_nn_linear_backward(size_t rows, size_t in, size_t out, const double *X,
                            double *db)
 {
     if (dX)
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)in, (int)out, 1.0,
+        nn_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)in, (int)out, 1.0,
                     dY, (int)out, W, (int)out, 1.0, dX, (int)in);
     if (dW)
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)in, (int)out, (int)rows, 1.0,
+        nn_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)in, (int)out, (int)rows, 1.0,
                     X, (int)in, dY, (int)out, 1.0, dW, (int)out);
     if (db)
         for (size_t r = 0; r < rows; r++)
@@ -234,11 +268,11 @@ void af_nn_attention_forward(size_t n, size_t dh, double scale, size_t n_it,
                              const double *V, size_t ldv, double *S, double *hist,
                              double *O, size_t ldo)
 {
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)dh, scale, Q,
+    nn_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)dh, scale, Q,
                 (int)ldq, K, (int)ldk, 0.0, S, (int)n);
     af_nn_sinkhorn_forward(n, n_it, S, hist, NULL, S + n * n);
     const double *A = hist + (n_it - 1) * n * n;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dh, (int)n, 1.0, A,
+    nn_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dh, (int)n, 1.0, A,
                 (int)n, V, (int)ldv, 0.0, O, (int)ldo);
 }
 
@@ -250,18 +284,18 @@ void af_nn_attention_backward(size_t n, size_t dh, double scale, size_t n_it,
 {
     double *dA = work, *dS = work + n * n, *G = work + 2 * n * n;
     const double *A = hist + (n_it - 1) * n * n;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)dh, 1.0, dO,
+    nn_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)dh, 1.0, dO,
                 (int)ldo, V, (int)ldv, 0.0, dA, (int)n);
     if (dV)
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)dh, (int)n, 1.0, A,
+        nn_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)dh, (int)n, 1.0, A,
                     (int)n, dO, (int)ldo, 1.0, dV, (int)ldv);
     memset(dS, 0, n * n * sizeof *dS);
     af_nn_sinkhorn_backward(n, n_it, hist, dA, dS, G);
     if (dQ)
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dh, (int)n, scale,
+        nn_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dh, (int)n, scale,
                     dS, (int)n, K, (int)ldk, 1.0, dQ, (int)ldq);
     if (dK)
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)dh, (int)n, scale,
+        nn_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)dh, (int)n, scale,
                     dS, (int)n, Q, (int)ldq, 1.0, dK, (int)ldk);
 }
 
