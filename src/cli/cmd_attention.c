@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "alloc.h"
 #include "attnflow/io.h"
 #include "attnflow/normalize.h"
 #include "attnflow/scores.h"
@@ -121,8 +122,8 @@ static int attention_run(const cli_args *a)
     if (cli_given(a, "log") && (st = af_file_open(&s.log, cli_str(a, "log", ""))))
         goto fail_status;
 
-    s.C = malloc(n * m * sizeof *s.C);
-    s.K = malloc(n * m * sizeof *s.K);
+    s.C = cli_alloc(n, m, sizeof *s.C);
+    s.K = cli_alloc(n, m, sizeof *s.K);
     s.work = malloc(AF_SCORES_WORK(n, m, d) * sizeof *s.work);
     if (!s.C || !s.K || !s.work) {
         rc = cli_fail(CLI_EINPUT, "out of memory for %zu x %zu attention", n, m);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_rng.h>
+#include "alloc.h"
 #include "attnflow/energy.h"
 #include "attnflow/flow.h"
 #include "attnflow/heat.h"
@@ -103,7 +104,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
     int rc = 0;
     af_status st = AF_SUCCESS;
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937), *rdir = gsl_rng_alloc(gsl_rng_mt19937);
-    double *X = malloc(n * d * sizeof *X), *pde = malloc(M * sizeof *pde),
+    double *X = cli_alloc(n, d, sizeof *X), *pde = malloc(M * sizeof *pde),
            *smooth = malloc(M * sizeof *smooth), *kde = malloc(M * sizeof *kde);
     af_flow_ws *fw = NULL;
     af_heat_plan *plan = NULL;

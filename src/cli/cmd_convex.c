@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_rng.h>
+#include "alloc.h"
 #include "attnflow/convex.h"
 #include "attnflow/io.h"
 #include "attnflow/train.h"
@@ -102,6 +103,18 @@ static int read_options(const cli_args *a, convex_run *r)
         return cli_fail(CLI_EINPUT, "--grow: must be >= 1 (got %g)", r->grow);
     if (r->loss == 1 && r->c < 2)
         return cli_fail(CLI_EINPUT, "--classes: cross-entropy needs at least 2 classes");
+    /* Sizes from the command line: every array below is a product of them,
+     * so each is bounded and the token count checked before any allocation. */
+    const struct { const char *name; size_t v; } sizes[] = {
+        {"dim", r->d}, {"classes", r->c}, {"gates", r->P}, {"heads", r->heads},
+        {"clusters", r->clusters}, {"teacher-heads", r->teacher}};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        if (sizes[k].v > 1024)
+            return cli_fail(CLI_EINPUT, "--%s: at most 1024 (got %zu)", sizes[k].name, sizes[k].v);
+    size_t tokens;
+    if (!cli_mul_ok(r->N, r->n, &tokens) || tokens > ((size_t)1 << 32))
+        return cli_fail(CLI_EINPUT, "--samples %zu x --tokens %zu: too many tokens (at most 2^32)",
+                        r->N, r->n);
     r->dir = cli_str(a, "out", "out/convex");
     r->nonconvex = cli_flag(a, "nonconvex");
     r->quiet = cli_flag(a, "quiet");
@@ -222,7 +235,7 @@ static af_status write_clusters(FILE *fp, const convex_run *r, const af_convex_p
     fputc('\n', fp);
     if (m == 0)
         return AF_SUCCESS;
-    double *C = malloc(r->n * m * sizeof *C);
+    double *C = cli_alloc(r->n, m, sizeof *C);
     if (!C)
         return af_error(AF_ENOMEM, "out of memory");
     const double *X = af_convex_problem_tokens(p);
@@ -286,7 +299,7 @@ static int run_convex_solver(const cli_args *a, const convex_run *r, af_convex_p
         "headK = share of head K in the output norm"};
     size_t zs = af_convex_z_size(p), cap = r->P * (r->d * r->d < r->d * r->c ? r->d * r->d : r->d * r->c);
     double *Z = calloc(zs, sizeof *Z);
-    double *W1 = malloc(cap * (r->d * r->d + r->d * r->c + 1) * sizeof *W1);
+    double *W1 = cli_alloc(cap, r->d * r->d + r->d * r->c + 1, sizeof *W1);
     size_t *gate_of = malloc(cap * sizeof *gate_of);
     af_convex_solver *s = af_convex_solver_alloc(p);
     int rc = 0;
@@ -477,8 +490,8 @@ static int run_convex(const cli_args *a)
     /* data: tokens, gates, teacher targets, all from one generator seeded by --seed */
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     size_t T = r.N * r.n;
-    double *X = malloc(T * r.d * sizeof *X), *H = malloc(r.P * r.d * r.d * sizeof *H);
-    double *Y = malloc(T * r.c * sizeof *Y);
+    double *X = cli_alloc(T, r.d, sizeof *X), *H = cli_alloc(r.P, r.d * r.d, sizeof *H);
+    double *Y = cli_alloc(T, r.c, sizeof *Y);
     size_t *cluster = malloc(T * sizeof *cluster);
     af_convex_problem *p = NULL;
     if (!rng || !X || !H || !Y || !cluster) {

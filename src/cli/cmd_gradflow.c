@@ -14,6 +14,7 @@
 #include <string.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
+#include "alloc.h"
 #include "attnflow/energy.h"
 #include "attnflow/flow.h"
 #include "attnflow/io.h"
@@ -290,7 +291,7 @@ static int jacobian_mode(const cli_args *a)
     rc = 0;
     for (size_t k = 0; k < nn && !rc; k++) {
         size_t n = (size_t)nsv[k], N = n * d;
-        double *X = malloc(N * sizeof *X), *J = malloc(N * N * sizeof *J),
+        double *X = malloc(N * sizeof *X), *J = cli_alloc(N, N, sizeof *J),
                *work = malloc(4 * N * sizeof *work);
         double asym[3], err[3], t0 = cli_now();
         if (!X || !J || !work) {
