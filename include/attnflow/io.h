@@ -46,6 +46,13 @@ af_status af_file_open(af_file **file, const char *path);
 FILE *af_file_stream(af_file *file);
 af_status af_file_commit(af_file *file);   /* flush, close, rename; frees file */
 void af_file_abort(af_file *file);         /* close, remove temporary; frees file */
+const char *af_file_path(const af_file *file);      /* the target path */
+const char *af_file_temp_path(const af_file *file); /* the temporary it is written to */
+/* Removes the temporary of every af_file open now (they stay open and must
+ * still be aborted). Async-signal-safe: meant for a SIGINT/SIGTERM handler
+ * of the program (the library installs none), so that a killed run leaves
+ * no temporary file behind. */
+void af_file_remove_temporaries(void);
 
 /* Metadata header: "# attnflow <version>" and "# command: <command>". */
 void af_write_header(FILE *fp, const char *command);

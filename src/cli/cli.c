@@ -454,29 +454,6 @@ int cli_choice(const cli_args *a, const char *name, const char *const *choices, 
     return cli_fail(CLI_EINPUT, "--%s: '%s' is not one of %s", name, v, list);
 }
 
-/* ---- output directories ---- */
-
-int cli_make_dirs(const char *option, const char *path)
-{
-    char buf[4096];
-    size_t len = strlen(path);
-    if (len == 0 || len >= sizeof buf)
-        return cli_fail(CLI_EINPUT, "--%s: bad directory name '%s'", option, path);
-    memcpy(buf, path, len + 1);
-    for (size_t k = 1; k <= len; k++) {
-        if (buf[k] != '/' && buf[k] != '\0')
-            continue;
-        char c = buf[k];
-        buf[k] = '\0';
-        struct stat sb;
-        if (mkdir(buf, 0777) != 0 && (errno != EEXIST || stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode)))
-            return cli_fail(CLI_EINPUT, "--%s: cannot create directory %s: %s", option, buf,
-                            errno == EEXIST ? "a file is in the way" : strerror(errno));
-        buf[k] = c;
-    }
-    return 0;
-}
-
 int cli_fail_alloc(const char *what)
 {
     const char *msg = af_last_error();

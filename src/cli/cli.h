@@ -78,9 +78,6 @@ int cli_ulong(const cli_args *a, const char *name, unsigned long def, unsigned l
 int cli_choice(const cli_args *a, const char *name, const char *const *choices,
                int def, int *out);
 
-/* mkdir -p for an output directory option; 0 or a printed error (CLI_EINPUT). */
-int cli_make_dirs(const char *option, const char *path);
-
 /* Numbers separated by ',' or ';' (blanks allowed around them) or by blanks
  * alone: "1,2", "1; 2", "1 2". Stores the first cap numbers in out and returns
  * how many the string holds (which may exceed cap), 0 for an empty string, -1 if

@@ -12,6 +12,7 @@
 #include "attnflow/io.h"
 #include "attnflow/train.h"
 #include "cli.h"
+#include "outputs.h"
 
 static const cli_opt convex_opts[] = {
     {"data", 1, "synthetic|pointclouds (3-D shapes of the train command; d = 3, c = 6) "
@@ -56,6 +57,7 @@ typedef struct {
     size_t N, n, d, c, P, clusters, teacher, heads, iters, max_iter, gap_every, cluster_samples;
     const char *dir;
     bool nonconvex, quiet, verbose;
+    cli_outputs *files; /* every output of the run (outputs.h) */
 } convex_run;
 
 static const char *const kinds[] = {"linear", "gated", NULL};
@@ -147,41 +149,14 @@ static void header(FILE *fp, const cli_args *a, const convex_run *r, const char 
 }
 
 typedef struct {
-    af_file *f;
-    FILE *fp;
+    FILE *fp; /* a temporary of r->files */
 } outfile;
 
 static int open_out(outfile *o, const convex_run *r, const char *name)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/%s", r->dir, name);
-    af_status s = af_file_open(&o->f, path);
-    if (s)
-        return cli_fail_status(s);
-    o->fp = af_file_stream(o->f);
-    return 0;
-}
-
-static void abort_all(outfile *o, size_t k)
-{
-    for (size_t j = 0; j < k; j++)
-        if (o[j].f) {
-            af_file_abort(o[j].f);
-            o[j].f = NULL;
-        }
-}
-
-static int commit_all(outfile *o, size_t k)
-{
-    int rc = 0;
-    for (size_t j = 0; j < k; j++)
-        if (o[j].f) {
-            af_status s = af_file_commit(o[j].f);
-            o[j].f = NULL;
-            if (s && !rc)
-                rc = cli_fail_status(s);
-        }
-    return rc;
+    int rc = cli_outputs_join(path, sizeof path, "out", r->dir, name);
+    return rc ? rc : cli_outputs_open(r->files, "out", path, &o->fp);
 }
 
 /* heads.dat: one line per head: head gate sigma W1 (row-major) W2 (row-major). */
@@ -395,12 +370,12 @@ static int run_convex_solver(const cli_args *a, const convex_run *r, af_convex_p
     if (!S->converged && !r->quiet)
         fprintf(stderr, "attnflow: convex: warning: relative gap %.3e > tol %.3e after %zu iterations\n",
                 S->rel_gap, r->tol, S->iter);
-    rc = commit_all(o, NOUT);
+    rc = cli_outputs_commit(r->files, NULL);
 done:
     if (st)
         rc = cli_fail_status(st);
     if (rc)
-        abort_all(o, NOUT);
+        cli_outputs_abort(r->files);
     af_convex_solver_free(s);
     free(Z);
     free(W1);
@@ -470,12 +445,12 @@ static int run_nonconvex(const cli_args *a, const convex_run *r, af_convex_probl
             r->heads, r->iters, seconds);
     write_heads(o[HEADS].fp, r, r->heads, W1, W2, r->kind == 1 ? gate_of : NULL, NULL);
     printf("objective=%.12g heads=%zu iters=%zu seconds=%.3f\n", obj, r->heads, r->iters, seconds);
-    rc = commit_all(o, NOUT);
+    rc = cli_outputs_commit(r->files, NULL);
 done:
     if (st)
         rc = cli_fail_status(st);
     if (rc)
-        abort_all(o, NOUT);
+        cli_outputs_abort(r->files);
     af_convex_adam_free(ad);
     gsl_rng_free(rng);
     return rc;
@@ -487,6 +462,9 @@ static int run_convex(const cli_args *a)
     int rc = read_options(a, &r);
     if (rc)
         return rc;
+    cli_outputs files;
+    cli_outputs_init(&files);
+    r.files = &files;
     /* data: tokens, gates, teacher targets, all from one generator seeded by --seed */
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     size_t T = r.N * r.n;
@@ -545,10 +523,11 @@ static int run_convex(const cli_args *a)
         rc = cli_fail_status(st);
         goto done;
     }
-    if ((rc = cli_make_dirs("out", r.dir)))
+    if ((rc = cli_outputs_dir(&files, "out", r.dir)))
         goto done;
     rc = r.nonconvex ? run_nonconvex(a, &r, p) : run_convex_solver(a, &r, p, cluster);
 done:
+    cli_outputs_abort(&files); /* nothing left after a commit */
     af_convex_problem_free(p);
     gsl_rng_free(rng);
     free(X);

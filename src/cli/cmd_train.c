@@ -10,6 +10,7 @@
 #include "attnflow/io.h"
 #include "attnflow/train.h"
 #include "cli.h"
+#include "outputs.h"
 
 static const cli_opt train_opts[] = {
     {"task", 1, "digits|pointclouds (default digits)"},
@@ -82,13 +83,18 @@ static int write_outputs(const cli_args *args, const char *dir, const run_info *
     char path[4200];
     size_t ne = af_trainer_epochs(t), T = o->model.n_in + (o->model.cls ? 1 : 0);
     const af_epoch_record *rec = af_trainer_records(t);
-    af_file *f;
-    af_status s;
-
-    snprintf(path, sizeof path, "%s/epochs.dat", dir);
-    if ((s = af_file_open(&f, path)) != AF_SUCCESS)
-        return cli_fail_status(s);
-    FILE *fp = af_file_stream(f);
+    /* both files of an epoch are renamed into place together (outputs.h) */
+    cli_outputs files;
+    cli_outputs_init(&files);
+    FILE *fp, *fc;
+    int rc;
+    if ((rc = cli_outputs_join(path, sizeof path, "out", dir, "epochs.dat"))
+        || (rc = cli_outputs_open(&files, "out", path, &fp))
+        || (rc = cli_outputs_join(path, sizeof path, "out", dir, "colsums.dat"))
+        || (rc = cli_outputs_open(&files, "out", path, &fc))) {
+        cli_outputs_abort(&files);
+        return rc;
+    }
     write_meta(fp, args, ri, o, tr, te);
     af_write_meta(fp, "notes", "epoch 0 = before training; train_* of epoch 0 is a forward "
                                "pass over the training set, later ones average the epoch's "
@@ -111,13 +117,7 @@ static int write_outputs(const cli_args *args, const char *dir, const run_info *
         }
         fputc('\n', fp);
     }
-    if ((s = af_file_commit(f)) != AF_SUCCESS)
-        return cli_fail_status(s);
-
-    snprintf(path, sizeof path, "%s/colsums.dat", dir);
-    if ((s = af_file_open(&f, path)) != AF_SUCCESS)
-        return cli_fail_status(s);
-    fp = af_file_stream(f);
+    fp = fc;
     write_meta(fp, args, ri, o, tr, te);
     af_write_meta(fp, "notes", "one block per epoch (gnuplot index = epoch): column sums of "
                                "each held-out attention matrix sorted ascending, averaged over "
@@ -135,9 +135,7 @@ static int write_outputs(const cli_args *args, const char *dir, const run_info *
             fputc('\n', fp);
         }
     }
-    if ((s = af_file_commit(f)) != AF_SUCCESS)
-        return cli_fail_status(s);
-    return 0;
+    return cli_outputs_commit(&files, NULL);
 }
 
 static int size_opt(const cli_args *a, const char *name, size_t def, size_t *out)
@@ -209,6 +207,8 @@ static int run_train(const cli_args *args)
     openblas_set_num_threads((int)threads);
     const char *dir = cli_str(args, "out", "out/train");
     bool quiet = cli_flag(args, "quiet");
+    cli_outputs made; /* the output directory: per-epoch files are committed each epoch */
+    cli_outputs_init(&made);
 
     /* data: its own generator seeded by --seed, so the split is fixed by the seed */
     af_dataset all = {0}, train = {0}, test = {0};
@@ -236,7 +236,7 @@ static int run_train(const cli_args *args)
         rc = cli_fail_status(s);
         goto done;
     }
-    if ((rc = cli_make_dirs("out", dir)))
+    if ((rc = cli_outputs_dir(&made, "out", dir)))
         goto done;
     char ckpt[4200];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", dir);
@@ -284,7 +284,9 @@ static int run_train(const cli_args *args)
                     done_e ? el / (double)done_e * (double)left : 0.0);
         }
     }
+    cli_outputs_commit(&made, NULL); /* keeps the directory */
 done:
+    cli_outputs_abort(&made); /* removes it if this run created it and left it empty */
     af_trainer_free(t);
     af_dataset_free(&train);
     af_dataset_free(&test);

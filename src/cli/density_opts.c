@@ -175,6 +175,17 @@ int cli_density_read(const cli_args *a, double s_final, cli_density *c)
             }
         }
     }
+    /* the initial density must be resolved: a box grown for a huge kappa T
+     * (or a huge --half) with a spacing coarser than its smallest feature
+     * samples it at one or no node, and the solution is meaningless */
+    double scale = c->dens.kind == AF_DENSITY_MIXTURE ? c->dens.width
+                   : c->dens.kind == AF_DENSITY_UNIFORM ? c->dens.half_width
+                                                        : c->dens.sigma;
+    double dx = 2 * half / (double)N;
+    if (!isfinite(half) || !(dx <= scale))
+        return cli_fail(CLI_EINPUT, "grid spacing %g (box half-width %g, --N %zu) is coarser than "
+                        "the initial density's scale %g: the box grows with kappa T = %g; lower "
+                        "--T or --kappa, or raise --N", dx, half, N, scale, s_final);
     c->grid = af_grid_cube(d, N, half);
     return 0;
 }

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,42 @@ struct af_file {
     char *path;
     char *tmp;
 };
+
+/* The temporary names of the files open now, so that a signal handler can
+ * remove them (af_file_remove_temporaries). Slots are claimed and released
+ * with atomic exchanges: no lock a handler could interrupt. */
+#define LIVE_SLOTS 64
+static char *_Atomic live_tmp[LIVE_SLOTS];
+
+static void live_add(char *tmp)
+{
+    for (size_t k = 0; k < LIVE_SLOTS; k++) {
+        char *expect = NULL;
+        if (atomic_compare_exchange_strong(&live_tmp[k], &expect, tmp))
+            return;
+    }
+}
+
+static void live_remove(char *tmp)
+{
+    for (size_t k = 0; k < LIVE_SLOTS; k++) {
+        char *expect = tmp;
+        if (atomic_compare_exchange_strong(&live_tmp[k], &expect, NULL))
+            return;
+    }
+}
+
+void af_file_remove_temporaries(void)
+{
+    for (size_t k = 0; k < LIVE_SLOTS; k++) {
+        char *p = atomic_load(&live_tmp[k]);
+        if (p)
+            unlink(p);
+    }
+}
+
+const char *af_file_path(const af_file *file) { return file->path; }
+const char *af_file_temp_path(const af_file *file) { return file->tmp; }
 
 static int is_blank_or_comment(const char *s)
 {
@@ -150,6 +187,7 @@ af_status af_file_open(af_file **file, const char *path)
     snprintf(f->tmp, n + 16, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(f->tmp);
     if (fd >= 0) {
+        live_add(f->tmp);
         /* mkstemp creates 0600; give the file the mode open() would have. */
         mode_t mask = umask(0);
         umask(mask);
@@ -160,6 +198,7 @@ af_status af_file_open(af_file **file, const char *path)
         if (fd >= 0) {
             close(fd);
             unlink(f->tmp);
+            live_remove(f->tmp);
         }
         free(f->path);
         free(f->tmp);
@@ -174,6 +213,7 @@ FILE *af_file_stream(af_file *file) { return file->fp; }
 
 static void file_free(af_file *f)
 {
+    live_remove(f->tmp);
     free(f->path);
     free(f->tmp);
     free(f);
