@@ -261,6 +261,8 @@ static int ini_all_handler(void *user, const char *section, const char *name, co
     ini_all *s = user;
     const cli_command *cmd = section_command(section);
     cli_args *cur = s->count ? &s->runs[s->count - 1] : NULL;
+    if (!cmd || !cur || cur->cmd != cmd)
+        return 0; /* the section was refused (inih calls again for its next keys) */
     long k = opt_index(cmd, name);
     if (k < 0) {
         cli_fail(CLI_EUSAGE, "%s: [%s]: unknown option '%s'", s->path, section, name);

@@ -21,8 +21,15 @@ static af_status dataset_alloc(af_dataset *ds, size_t n, size_t n_tok, size_t in
                                size_t classes)
 {
     memset(ds, 0, sizeof *ds);
-    ds->x = malloc((n ? n : 1) * n_tok * in_dim * sizeof *ds->x);
-    ds->y = malloc((n ? n : 1) * sizeof *ds->y);
+    /* sizes come from options (--n-train, --n-points): the byte count is
+     * checked, a product that wraps would allocate a tiny buffer */
+    size_t row, bytes, m = n ? n : 1;
+    if (__builtin_mul_overflow(n_tok, in_dim, &row) || __builtin_mul_overflow(m, row, &bytes)
+        || __builtin_mul_overflow(bytes, sizeof *ds->x, &bytes))
+        return af_error(AF_EINVAL, "dataset: %zu samples of %zu x %zu values: too large", n,
+                        n_tok, in_dim);
+    ds->x = malloc(bytes);
+    ds->y = malloc(m * sizeof *ds->y);
     if (!ds->x || !ds->y) {
         af_dataset_free(ds);
         return af_error(AF_ENOMEM, "dataset: out of memory (%zu samples)", n);
@@ -80,7 +87,7 @@ static int parse_digit_line(char *line, int *v, char *why, size_t whylen)
 af_status af_digits_parse(const char *name, const char *text, size_t size, af_dataset *ds)
 {
     memset(ds, 0, sizeof *ds);
-    size_t cap = 2048, n = 0;
+    size_t cap = 64, n = 0;
     double *x = malloc(cap * DIGIT_PIX * sizeof *x);
     int *y = malloc(cap * sizeof *y);
     char line[4096], why[128];
