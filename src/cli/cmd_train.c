@@ -76,9 +76,11 @@ static void write_meta(FILE *fp, const cli_args *args, const run_info *ri,
     af_write_meta(fp, "measured_on", "held-out (test) set, every sample, layer and head");
 }
 
+/* epochs.dat and colsums.dat for every epoch so far; status NULL, or why
+ * the run stopped early (the files' '# status:' line). */
 static int write_outputs(const cli_args *args, const char *dir, const run_info *ri,
                          const af_train_options *o, const af_dataset *tr, const af_dataset *te,
-                         af_trainer *t)
+                         af_trainer *t, const char *status)
 {
     char path[4200];
     size_t ne = af_trainer_epochs(t), T = o->model.n_in + (o->model.cls ? 1 : 0);
@@ -135,7 +137,7 @@ static int write_outputs(const cli_args *args, const char *dir, const run_info *
             fputc('\n', fp);
         }
     }
-    return cli_outputs_commit(&files, NULL);
+    return cli_outputs_commit(&files, status);
 }
 
 static int size_opt(const cli_args *a, const char *name, size_t def, size_t *out)
@@ -260,14 +262,29 @@ static int run_train(const cli_args *args)
                 af_model_nparams(af_trainer_model(t)), train.n, test.n, ri.epochs, dir);
     double t0 = cli_now();
     size_t start = af_trainer_epochs(t);
+    /* a signal ends the run after the epoch in progress (a second one at once) */
+    cli_stop_polling(1);
     while (af_trainer_epochs(t) <= ri.epochs) {
-        if ((s = af_trainer_advance(t)) != AF_SUCCESS) {
-            rc = cli_fail_status(s);
+        char stop[1200] = "";
+        if (cli_stop_requested())
+            snprintf(stop, sizeof stop, "interrupted");
+        else if ((s = af_trainer_advance(t)) != AF_SUCCESS)
+            snprintf(stop, sizeof stop, "stopped: %s", af_last_error());
+        if (stop[0]) {
+            /* the files and the checkpoint hold every completed epoch: mark
+             * the files and exit 3 (nothing to mark before the first epoch) */
+            if (af_trainer_epochs(t) > start
+                && (rc = write_outputs(args, dir, &ri, &o, &train, &test, t, stop)))
+                goto done;
+            rc = cli_fail(CLI_ESTOPPED, "%s%s", stop,
+                          af_trainer_epochs(t) > start
+                              ? "; the files and checkpoint keep the completed epochs"
+                              : "");
             goto done;
         }
         size_t e = af_trainer_epochs(t) - 1;
         const af_epoch_record *r = &af_trainer_records(t)[e];
-        if ((rc = write_outputs(args, dir, &ri, &o, &train, &test, t)))
+        if ((rc = write_outputs(args, dir, &ri, &o, &train, &test, t, NULL)))
             goto done;
         if ((s = af_trainer_save(t, ckpt)) != AF_SUCCESS) {
             rc = cli_fail_status(s);
@@ -286,6 +303,7 @@ static int run_train(const cli_args *args)
     }
     cli_outputs_commit(&made, NULL); /* keeps the directory */
 done:
+    cli_stop_polling(0);
     cli_outputs_abort(&made); /* removes it if this run created it and left it empty */
     af_trainer_free(t);
     af_dataset_free(&train);
