@@ -28,10 +28,19 @@ int cli_fail(int code, const char *fmt, ...)
         fputc('\n', stderr);
         progress_line_open = 0;
     }
-    fputs("attnflow: ", stderr);
+    /* the message may quote input (a value, a token, an INI line): raw
+     * control bytes are shown as \xNN, so the error stays one readable line */
+    char msg[2048];
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fputs("attnflow: ", stderr);
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(stderr, "\\x%02x", *p);
+        else
+            fputc(*p, stderr);
+    }
     fputc('\n', stderr);
     return code;
 }
@@ -334,8 +343,10 @@ int cli_run_ini(const char *path, int argc, char **argv)
         cli_args *a = &all.runs[r];
         /* Command-line overrides apply to the sections whose command knows them. */
         for (int i = 0; i < argc && rc == 0; i++) {
-            if (strncmp(argv[i], "--", 2) != 0)
-                return cli_fail(CLI_EUSAGE, "run: unexpected argument '%s'", argv[i]);
+            if (strncmp(argv[i], "--", 2) != 0) {
+                rc = cli_fail(CLI_EUSAGE, "run: unexpected argument '%s'", argv[i]);
+                break; /* the runs are freed below */
+            }
             long k = opt_index(a->cmd, argv[i] + 2);
             bool has_arg = k >= 0 && opt_at(a->cmd, (size_t)k)->has_arg;
             if (k >= 0) {
@@ -392,8 +403,11 @@ int cli_double(const cli_args *a, const char *name, double def, double *out)
     char *end;
     errno = 0;
     double x = strtod(v, &end);
-    if (end == v || *end != '\0' || errno == ERANGE)
+    if (end == v || *end != '\0')
         return cli_fail(CLI_EINPUT, "--%s: not a number: '%s'", name, v);
+    if (errno == ERANGE)
+        return cli_fail(CLI_EINPUT, "--%s: %s is out of the range of a double (%s)", name, v,
+                        fabs(x) < 1 ? "too close to 0" : "too large");
     if (!isfinite(x))
         return cli_fail(CLI_EINPUT, "--%s: must be finite (got '%s')", name, v);
     *out = x;
