@@ -73,6 +73,8 @@ static const row rows[] = {
     {"heat --T huge", "heat --T 1e300 --quiet", 1, "coarser than the initial density", NULL},
     {"gradflow mode", "gradflow --mode energy --ns 4,8 --quiet", 2, "--ns applies to --mode jacobian", NULL},
     {"gradflow mode", "gradflow --mode jacobian --T 1 --quiet", 2, "--T applies to --mode energy", NULL},
+    {"attention --iters", "attention --init gaussian --path symmetric --iters 5 --quiet", 2,
+     "the symmetric paths iterate another", NULL},
     {"number range", "attention --init gaussian --eps 1e-400 --quiet", 1,
      "--eps: 1e-400 is out of the range of a double", NULL},
     {"control bytes echoed", "attention --init \"$(printf 'gau\\033ss')\" --quiet", 1,

@@ -93,6 +93,10 @@ static int attention_run(const cli_args *a)
         return cli_fail(CLI_EINPUT, "--max-iters: must be >= 1");
     if (norm == 0 && (cli_given(a, "iters") || cli_given(a, "tol") || cli_given(a, "path")))
         return cli_fail(CLI_EUSAGE, "--iters, --tol and --path apply to --norm sinkhorn");
+    if (cli_given(a, "iters") && (path == 3 || path == 4))
+        return cli_fail(CLI_EUSAGE, "--iters counts alternating normalisations (rows first); the "
+                        "symmetric paths iterate another, averaged update: use them with --tol, "
+                        "or --iters with --path auto|scaling|log");
     if (kind == 1 && cli_given(a, "A"))
         return cli_fail(CLI_EUSAGE, "--A applies to --scores dot");
     /* Outputs are opened before the work so that a clash or an unwritable
@@ -169,6 +173,9 @@ static int attention_run(const cli_args *a)
     }
     row_err = info.row_err;
     col_err = info.col_err;
+    /* a fixed count says nothing about the tolerance: report whether it was met */
+    if (norm == 1 && iters > 0)
+        converged = fmax(row_err, col_err) <= tol;
     double seconds = cli_now() - t0;
     double sharp = NAN;
     if (cli_flag(a, "sharp-rate")) {
