@@ -192,3 +192,37 @@ Test(cli_bad_input, every_row_one_line_exit_code_and_no_file_touched, .init = se
                          r->args, before, after);
     }
 }
+
+/* A command that does not stop by itself on a signal (attention): SIGTERM
+ * ends it with the signal's status, one 'attnflow: interrupted' line, and
+ * neither its outputs nor their temporaries remain. */
+Test(cli_bad_input, sigterm_leaves_no_temporary, .init = setup, .fini = teardown)
+{
+    static char before[65536], after[65536];
+    snapshot(before, sizeof before);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd %s && { %s attention --init gaussian --n 1500 --tol 1e-300 "
+             "--max-iters 100000 --out o.dat --log l.dat --quiet 2>err.txt & pid=$!; sleep 0.5; "
+             "ls | grep -q 'tmp' || echo 'no temporary while running' >>err.txt; "
+             "kill -TERM $pid; wait $pid; echo $? > rc.txt; } 2>/dev/null", dir, AF_CLI);
+    cr_assert_eq(system(cmd), 0);
+    char path[128], line[256] = "";
+    snprintf(path, sizeof path, "%s/rc.txt", dir);
+    FILE *fp = fopen(path, "r");
+    cr_assert_not_null(fp);
+    cr_assert_not_null(fgets(line, sizeof line, fp));
+    fclose(fp);
+    cr_expect_eq(atoi(line), 128 + 15, "exit status %s", line);
+    snprintf(path, sizeof path, "%s/err.txt", dir);
+    fp = fopen(path, "r");
+    cr_assert_not_null(fp);
+    char all[1024];
+    size_t n = fread(all, 1, sizeof all - 1, fp);
+    all[n] = '\0';
+    fclose(fp);
+    cr_expect_str_eq(all, "\nattnflow: interrupted\n");
+    snprintf(cmd, sizeof cmd, "cd %s && rm rc.txt err.txt", dir);
+    cr_assert_eq(system(cmd), 0);
+    snapshot(after, sizeof after);
+    cr_expect_str_eq(after, before, "files left:\n%s", after);
+}
