@@ -14,6 +14,7 @@
 #include <gsl/gsl_rng.h>
 #include <gsl/gsl_randist.h>
 #include "attnflow/train.h"
+#include "support/fixtures.h"
 
 static gsl_rng *new_rng(unsigned long seed)
 {
@@ -116,16 +117,7 @@ Test(train, default_configs_are_the_issue_models)
 
 /* Two classes told apart by the sign of the tokens' mean: any working
  * trainer drives the loss down. */
-static af_dataset toy_set(size_t n, gsl_rng *r)
-{
-    af_dataset ds = {n, 4, 2, 2, malloc(n * 8 * sizeof(double)), malloc(n * sizeof(int))};
-    for (size_t i = 0; i < n; i++) {
-        ds.y[i] = (int)(i % 2);
-        for (size_t k = 0; k < 8; k++)
-            ds.x[i * 8 + k] = (ds.y[i] ? 1.0 : -1.0) + gsl_ran_gaussian(r, 0.5);
-    }
-    return ds;
-}
+static af_dataset toy_set(size_t n, gsl_rng *r) { return fx_toy_classes(n, r); }
 
 static af_train_options toy_options(size_t n_it)
 {

@@ -159,14 +159,23 @@ done:
     return AF_SUCCESS;
 }
 
-af_status af_read_matrix(const char *path, double **data, size_t *rows, size_t *cols)
+/* Opens path and reads it with one of the stream readers above. */
+typedef af_status (*stream_reader)(FILE *, const char *, double **, size_t *, size_t *);
+
+static af_status read_path(stream_reader read, const char *path, double **data, size_t *rows,
+                           size_t *cols)
 {
     FILE *fp = fopen(path, "r");
     if (!fp)
         return af_error(AF_EIO, "%s: cannot open: %s", path, strerror(errno));
-    af_status st = af_read_matrix_stream(fp, path, data, rows, cols);
+    af_status st = read(fp, path, data, rows, cols);
     fclose(fp);
     return st;
+}
+
+af_status af_read_matrix(const char *path, double **data, size_t *rows, size_t *cols)
+{
+    return read_path(af_read_matrix_stream, path, data, rows, cols);
 }
 
 af_status af_file_open(af_file **file, const char *path)
@@ -404,10 +413,5 @@ af_status af_read_grid_table_stream(FILE *fp, const char *name, double **table, 
 
 af_status af_read_grid_table(const char *path, double **table, size_t *rows, size_t *cols)
 {
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return af_error(AF_EIO, "%s: cannot open: %s", path, strerror(errno));
-    af_status st = af_read_grid_table_stream(fp, path, table, rows, cols);
-    fclose(fp);
-    return st;
+    return read_path(af_read_grid_table_stream, path, table, rows, cols);
 }

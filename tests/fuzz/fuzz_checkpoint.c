@@ -6,23 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
-#include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include "attnflow/train.h"
+#include "support/fixtures.h"
 
 static af_trainer *tr;
 static af_dataset train_set, test_set;
-
-static af_dataset toy_set(size_t n, gsl_rng *r)
-{
-    af_dataset ds = {n, 4, 2, 2, malloc(n * 8 * sizeof(double)), malloc(n * sizeof(int))};
-    for (size_t i = 0; i < n; i++) {
-        ds.y[i] = (int)(i % 2);
-        for (size_t k = 0; k < 8; k++)
-            ds.x[i * 8 + k] = (ds.y[i] ? 1.0 : -1.0) + gsl_ran_gaussian(r, 0.5);
-    }
-    return ds;
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -30,8 +19,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(r, 3);
-    train_set = toy_set(16, r);
-    test_set = toy_set(8, r);
+    train_set = fx_toy_classes(16, r);
+    test_set = fx_toy_classes(8, r);
     gsl_rng_free(r);
     af_train_options o = af_train_options_default();
     o.model.n_in = 4;
