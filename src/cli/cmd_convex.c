@@ -113,6 +113,8 @@ static int read_options(const cli_args *a, convex_run *r)
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
         if (sizes[k].v > 1024)
             return cli_fail(CLI_EINPUT, "--%s: at most 1024 (got %zu)", sizes[k].name, sizes[k].v);
+    if (r->n > 65536) /* the solver forms n x n blocks per sample */
+        return cli_fail(CLI_EINPUT, "--tokens: at most 65536 per sample (got %zu)", r->n);
     size_t tokens;
     if (!cli_mul_ok(r->N, r->n, &tokens) || tokens > ((size_t)1 << 32))
         return cli_fail(CLI_EINPUT, "--samples %zu x --tokens %zu: too many tokens (at most 2^32)",
