@@ -81,6 +81,9 @@ static const row rows[] = {
      "--eps: 1e-400 is out of the range of a double", NULL},
     {"control bytes echoed", "attention --init \"$(printf 'gau\\033ss')\" --quiet", 1,
      "'gau\\x1bss'", NULL},
+    {"D5 INI", "run nul.ini", 1, "nul.ini:2:6: NUL byte", NULL},
+    {"D5 INI", "heat nul.ini", 1, "nul.ini:2:6: NUL byte", NULL},
+    {"INI long line", "run long.ini", 1, "long.ini:2: line of 300 characters", NULL},
     {"run stray argument", "run a.ini stray", 2, "run: unexpected argument 'stray'", NULL},
     /* usage and value errors, every command */
     {"unknown option", "attention --bogus 1", 2, "unknown option", NULL},
@@ -132,6 +135,8 @@ static void setup(void)
     sh("cd %s && printf '0 1\\n1 1\\n2\\0 1\\n3 1\\n' > nul.grid%s", "");
     sh("cd %s && printf '0 1\\nnan 1\\n2 1\\n' > nan.grid%s", "");
     sh("cd %s && printf '[heat]\\nd = 1\\n' > a.ini%s", "");
+    sh("cd %s && printf '[heat]\\nd = 1\\0\\n' > nul.ini%s", "");
+    sh("cd %s && { printf '[heat]\\n; '; head -c 298 /dev/zero | tr '\\0' x; printf '\\nd = 1\\n'; } > long.ini%s", "");
     sh("cd %s && printf '0,0,5,13,9,1,0,0,0,0,13,15,10,15,5,0,0,3,15,2,0,11,8,0,0,4,12,0,0,8,"
        "8,0,0,5,8,0,0,9,8,0,0,4,11,0,1,12,7,0,0,2,14,5,10,12,0,0,0,0,6,13,10,0,0,0,0\\0\\n' "
        "> nul.csv%s", "");

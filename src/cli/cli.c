@@ -168,7 +168,10 @@ static int ini_one_handler(void *user, const char *section, const char *name, co
 static int load_ini_section(cli_args *a, const char *path)
 {
     ini_one s = {a, a->cmd->name, path, 0};
-    int rc = ini_parse(path, ini_one_handler, &s);
+    int rc = cli_ini_precheck(path);
+    if (rc)
+        return rc;
+    rc = ini_parse(path, ini_one_handler, &s);
     if (s.error)
         return CLI_EUSAGE;
     if (rc < 0)
@@ -330,7 +333,10 @@ int cli_run_ini(const char *path, int argc, char **argv)
 {
     ini_all all = {NULL, 0, 0, path, 0};
     ini_walk walk = {&all, {0}, 0};
-    int rc = ini_parse(path, ini_walk_handler, &walk);
+    int rc = cli_ini_precheck(path);
+    if (rc)
+        return rc;
+    rc = ini_parse(path, ini_walk_handler, &walk);
     if (!all.error && rc < 0)
         rc = cli_fail(CLI_EINPUT, "%s: cannot open: %s", path, strerror(errno));
     else if (!all.error && rc > 0)

@@ -57,6 +57,11 @@ int cli_dispatch(const cli_command *cmd, int argc, char **argv);
 /* Runs every section of an INI file as a command; argv options override. */
 int cli_run_ini(const char *path, int argc, char **argv);
 
+/* Before inih reads an INI file: NUL/control bytes and lines too long for
+ * inih (which would shift every later line number) are errors naming the
+ * line (ini_check.c). 0 or a printed error (CLI_EINPUT). */
+int cli_ini_precheck(const char *path);
+
 /* Prints "attnflow: <message>" on stderr and returns code. */
 int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints the library's last error for a failed status and returns CLI_EINPUT. */
