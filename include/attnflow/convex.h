@@ -1,4 +1,4 @@
-/* Convex duality of attention (Sahiner et al., ICML 2022; THEORY.md section 8).
+/* Convex duality of attention (Sahiner et al., ICML 2022; docs/theory.md section 8).
  *
  * Model. N token matrices X_i (n x d), targets Y_i (n x c). A linear
  * self-attention layer with m heads

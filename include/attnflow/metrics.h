@@ -1,4 +1,4 @@
-/* Comparing a particle cloud with a density (THEORY.md section 5): kernel
+/* Comparing a particle cloud with a density (docs/theory.md section 5): kernel
  * density estimate on a PDE grid (FFT-based), L1/L2 density errors,
  * moments, exact Wasserstein distances in 1-D through quantile functions,
  * and sliced W2 in d > 1 with seeded directions. */

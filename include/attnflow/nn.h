@@ -1,5 +1,5 @@
 /* Building blocks of the small Transformer/Sinkformer of `attnflow train`,
- * each with a hand-written exact backward pass (THEORY.md section 6).
+ * each with a hand-written exact backward pass (docs/theory.md section 6).
  *
  * Conventions: row-major double arrays, a batch of `rows` vectors stacked
  * row by row. Every backward function ACCUMULATES (+=) into the gradients it

@@ -1,6 +1,6 @@
 /* SoftMax and Sinkhorn normalisation of attention kernels K0 = exp(C).
  *
- * Conventions (THEORY.md section 2, Sinkformers):
+ * Conventions (docs/theory.md section 2, Sinkformers):
  *  - SoftMax: K = N_R(exp C), rows sum to 1, computed stably (row max).
  *  - Sinkhorn alternates N_R, N_C, N_R, ... starting with rows, so one
  *    normalisation is SoftMax exactly (bit for bit). Columns are normalised

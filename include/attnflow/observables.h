@@ -1,5 +1,5 @@
 /* Observables of a token cloud X (n x d, row-major), as recorded along a
- * flow (THEORY.md sections 3, 4, 7):
+ * flow (docs/theory.md sections 3, 4, 7):
  *   mean        m = (1/n) sum_i x_i
  *   var         mean per-coordinate variance (1/d) sum_k (1/n) sum_i (x_ik - m_k)^2
  *               (population, 1/n: the moment of the empirical measure)

@@ -1,4 +1,4 @@
-/* Training experiments (THEORY.md section 6): does SoftMax attention drift
+/* Training experiments (docs/theory.md section 6): does SoftMax attention drift
  * toward doubly stochastic matrices while a small Transformer trains?
  *
  * - Data: the 8 x 8 digits of Debian's python3-sklearn as 16 tokens of

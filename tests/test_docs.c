@@ -1,0 +1,103 @@
+/* The documents a clean clone must have (scripts/check_docs.sh): every
+ * relative link of README.md and docs/ resolves, nothing links ../shared,
+ * and CHANGELOG.md and CITATION.cff carry the version of version.h. The
+ * check passes on this tree and fails on small trees that break it. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "attnflow/version.h"
+
+static char out[8192];
+
+static int check(const char *root)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "sh '%s/scripts/check_docs.sh' '%s' 2>&1", AF_SRC_ROOT, root);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t len = fread(out, 1, sizeof out - 1, p);
+    out[len] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A scratch tree with consistent version files and the given README. */
+static const char *tree(const char *readme, const char *changelog_version)
+{
+    static char root[256];
+    strcpy(root, "/tmp/af_docs_XXXXXX");
+    cr_assert_not_null(mkdtemp(root));
+    char path[512];
+    snprintf(path, sizeof path, "%s/include/attnflow", root);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s %s/docs && touch %s/LICENSE %s/docs/theory.md", path,
+             root, root, root);
+    cr_assert_eq(system(cmd), 0);
+    struct { const char *name, *text; } files[] = {
+        { "include/attnflow/version.h", "#define AF_VERSION \"1.2.3\"\n" },
+        { "CITATION.cff", "cff-version: 1.2.0\nversion: 1.2.3\n" },
+        { "README.md", readme },
+    };
+    for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
+        snprintf(path, sizeof path, "%s/%s", root, files[k].name);
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fputs(files[k].text, f);
+        fclose(f);
+    }
+    snprintf(path, sizeof path, "%s/CHANGELOG.md", root);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "# Changelog\n\n## %s - today\n\n## 0.0.1\n", changelog_version);
+    fclose(f);
+    return root;
+}
+
+static void rmtree(const char *root)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(docs, this_tree_has_every_linked_document)
+{
+    cr_expect_eq(check(AF_SRC_ROOT), 0, "%s", out);
+}
+
+Test(docs, a_good_scratch_tree_passes)
+{
+    const char *root = tree("See [theory](docs/theory.md) and [site](https://example.org).\n", "1.2.3");
+    cr_expect_eq(check(root), 0, "%s", out);
+    rmtree(root);
+}
+
+Test(docs, a_missing_link_target_fails)
+{
+    const char *root = tree("See [design](docs/design.md).\n", "1.2.3");
+    cr_expect_eq(check(root), 1);
+    cr_expect(strstr(out, "missing link target: docs/design.md") != NULL, "%s", out);
+    rmtree(root);
+}
+
+Test(docs, a_link_out_of_the_tree_fails)
+{
+    const char *root = tree("Background in [notes](../shared/THEORY.md).\n", "1.2.3");
+    cr_expect_eq(check(root), 1);
+    cr_expect(strstr(out, "leaves the tree") != NULL, "%s", out);
+    rmtree(root);
+}
+
+Test(docs, a_changelog_behind_the_version_fails)
+{
+    const char *root = tree("No links.\n", "1.2.2");
+    cr_expect_eq(check(root), 1);
+    cr_expect(strstr(out, "CHANGELOG.md") != NULL, "%s", out);
+    rmtree(root);
+}
+
+Test(docs, the_linked_library_reports_the_header_version)
+{
+    cr_expect_str_eq(af_version(), AF_VERSION);
+}
