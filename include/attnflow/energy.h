@@ -39,6 +39,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 typedef struct {
     af_scores_params scores;      /* dot (A symmetric or NULL) or L2; eps, beta */
@@ -85,6 +87,7 @@ af_status af_fd_jacobian(af_field_fn field, void *user, size_t N, const double *
 /* |J - J^T|_F / |J|_F (0 for a zero matrix). */
 double af_jacobian_asymmetry(size_t N, const double *J);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

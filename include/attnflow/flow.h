@@ -31,6 +31,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 typedef enum {
     AF_FLOW_SOFTMAX = 0,  /* K = N_R(exp C) (SA); with usa = 1, K = exp(C) / n (USA) */
@@ -130,6 +132,7 @@ af_status af_flow_geometry_from_name(const char *name, af_flow_geometry *out);
 af_status af_flow_integrator_from_name(const char *name, af_flow_integrator *out);
 const char *af_flow_integrator_name(af_flow_integrator k);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

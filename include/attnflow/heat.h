@@ -42,6 +42,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /* A periodic box grid in d = 1 or 2 dimensions. */
 typedef struct {
@@ -156,6 +158,7 @@ double af_heat_initial_mass(const af_heat_plan *p);
 af_status af_heat_wrap_error(const af_grid *g, const double *rho0, double kappa, double t,
                              double *l1, double *linf);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -13,6 +13,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /* ---- kernel density estimate on a grid ----
  * The KDE with a Gaussian kernel of standard deviation b per coordinate is
@@ -103,6 +105,7 @@ typedef struct {
 af_status af_sliced_w2(size_t d, const af_sliced_side *a, const af_sliced_side *b, size_t K,
                        gsl_rng *rng, double *sw2, double *directions);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -15,6 +15,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /* LayerNorm epsilon (PyTorch's default). */
 #define AF_NN_LN_EPS 1e-5
@@ -100,6 +102,7 @@ typedef struct {
 void af_nn_profile_enable(int on);   /* also resets the counters */
 af_nn_profile af_nn_profile_get(void);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -28,6 +28,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /* ---- single observables, no workspace ---- */
 void af_obs_mean(size_t n, size_t d, const double *X, double *mean);
@@ -66,6 +68,7 @@ af_status af_obs_compute(af_obs_ws *ws, const double *X, double *mean, af_obs_va
 af_status af_obs_geometry(af_obs_ws *ws, const double *X, size_t *clusters, double *min_dist,
                           double *max_ip);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -10,10 +10,13 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /* Version string of the library that is linked (may differ from the header). */
 const char *af_version(void);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif
