@@ -33,5 +33,7 @@ top=$(sed -n 's/^## \([0-9][0-9.]*\).*/\1/p' CHANGELOG.md 2>/dev/null | head -n 
 [ "$top" = "$version" ] || { echo "CHANGELOG.md: newest entry '$top', version.h says '$version'"; bad=1; }
 cff=$(sed -n 's/^version: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' CITATION.cff 2>/dev/null)
 [ "$cff" = "$version" ] || { echo "CITATION.cff: version '$cff', version.h says '$version'"; bad=1; }
+py=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' python/attnflow/_version.py 2>/dev/null)
+[ ! -d python ] || [ "$py" = "$version" ] || { echo "python/attnflow/_version.py: version '$py', version.h says '$version'"; bad=1; }
 [ -f LICENSE ] || { echo "LICENSE missing"; bad=1; }
 exit $bad

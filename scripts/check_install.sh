@@ -52,6 +52,13 @@ example)
     export LD_PRELOAD="$(cc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0
   fi
   out=$(LD_LIBRARY_PATH="$dest$prefix/lib" "$tmp/example") || { echo "example failed: $out"; exit 1; }
+  # The BLAS calls inside the library go to OpenBLAS, not to GSL's reference
+  # CBLAS that pkg-config's gsl entry adds (the library's own dependencies
+  # come first in the loader's search).
+  blas=$(LD_LIBRARY_PATH="$dest$prefix/lib" LD_DEBUG=bindings "$tmp/example" 2>&1 >/dev/null \
+         | grep "libattnflow.so.$major .*symbol \`cblas_")
+  [ -n "$blas" ] || { echo "no CBLAS binding seen"; exit 1; }
+  echo "$blas" | grep -qv libopenblas && { echo "CBLAS not from OpenBLAS:"; echo "$blas"; exit 1; }
   echo "$out" | grep -Eq '^symmetric path, [0-9]+ iterations, row error' || { echo "unexpected output: $out"; exit 1; }
   [ "$(LD_LIBRARY_PATH="$dest$prefix/lib" "$dest$prefix/bin/attnflow" --version)" = "attnflow $version" ] \
     || { echo "installed attnflow --version"; exit 1; }

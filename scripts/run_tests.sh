@@ -11,11 +11,12 @@ for t in "$@"; do
   if [ -d "$t" ]; then
     # The Python package from the source tree over this build's shared library.
     log="$build/$(echo "$t" | tr / _).log"
-    so="$build/libattnflow.so"
+    abs=$(cd "$build" && pwd)
+    so="$abs/libattnflow.so"
     preload=""
     # A sanitizer build: python itself is not instrumented, so its runtime goes first.
     readelf -d "$so" 2>/dev/null | grep -q libasan && preload=$(${CC:-cc} -print-file-name=libasan.so)
-    PYTHONPATH="$(pwd)/python${PYTHONPATH:+:$PYTHONPATH}" ATTNFLOW_LIB="$so" ATTNFLOW_CLI="$build/attnflow" \
+    PYTHONPATH="$(pwd)/python${PYTHONPATH:+:$PYTHONPATH}" ATTNFLOW_LIB="$so" ATTNFLOW_CLI="$abs/attnflow" \
       LD_PRELOAD="$preload" ASAN_OPTIONS="${preload:+detect_leaks=0}" \
       "${PYTHON:-/usr/bin/python3}" -m pytest -q -p no:cacheprovider "$t" >"$log" 2>&1; rc=$?
     cat "$log"
