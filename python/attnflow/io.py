@@ -74,8 +74,7 @@ class Data:
                     elif ":" in body:
                         key, _, value = body.partition(":")
                         self.meta.setdefault(key.strip(), value.strip())
-                    blank = 0
-                    continue
+                    continue  # a '#' line between blocks keeps their separation
                 fields = s.split()
                 values = [_number(x) for x in fields]
                 if None in values:  # 'key value' lines (summary.txt)

@@ -66,3 +66,27 @@ def test_load_reads_matrices_logs_and_grids(cli):
 def test_version_is_one_number_everywhere(cli):
     rc, out, err, d = cli("--version")
     assert out.strip() == "attnflow " + attnflow.__version__ == "attnflow " + attnflow.library_version()
+
+
+def test_load_reads_sweeps_with_per_block_columns(cli):
+    rc, out, err, d = cli("compare", "--d", 1, "--n", 50, "--T", 0.01, "--dt", 0.005, "--N", 64,
+                          "--sweep", "n", "--values", "30,60", "--repeats", 1, "--out", "sw",
+                          "--quiet")
+    assert rc == 0, err
+    sw = attnflow.load(d / "sw" / "sweep.dat")
+    assert len(sw.blocks) == 2
+    assert sw.block_columns[1][:2] == ["value", "mean_rel_inc_err"]
+    np.testing.assert_array_equal(sw["n"], [30, 60])  # block 0 only has it
+    # block 1 (means over one seed each) repeats block 0's relative errors
+    np.testing.assert_array_equal(sw["mean_rel_inc_err"], sw["rel_inc_err"])
+
+
+def test_load_reads_convex_summaries_and_tables(cli):
+    rc, out, err, d = cli("convex", "--samples", 20, "--out", "cx", "--quiet")
+    assert rc == 0, err
+    summary = attnflow.load(d / "cx" / "summary.txt")
+    it = attnflow.load(d / "cx" / "iterations.dat")
+    assert summary.meta["converged"] == 1.0
+    assert summary.meta["gap"] <= 1e-6
+    assert it["gap"][-1] == summary.meta["gap"]
+    assert f"rank={int(summary.meta['rank'])}" in out
