@@ -332,8 +332,8 @@ static int parse_argv(cli_args *a, int argc, char **argv, const char **positiona
             value = eq + 1;
         } else if (o->has_arg) {
             if (i + 1 >= argc)
-                return cli_fail(CLI_EUSAGE, "%s: option '--%s' needs a value %s (see --help)",
-                                name, o->name, o->arg ? o->arg : "");
+                return cli_fail(CLI_EUSAGE, "%s: option '--%s' needs a value (--%s %s)",
+                                name, o->name, o->name, o->arg ? o->arg : "VALUE");
             value = argv[++i];
         } else if (eq) {
             return cli_fail(CLI_EUSAGE, "%s: option '--%s' is a flag and takes no value "
@@ -568,8 +568,8 @@ static int apply_overrides(ini_state *s, int argc, char **argv)
         else if (o->has_arg && i + 1 < argc)
             value = argv[++i];
         else if (o->has_arg)
-            return cli_fail(CLI_EUSAGE, "run: option '--%s' needs a value %s", o->name,
-                            o->arg ? o->arg : "");
+            return cli_fail(CLI_EUSAGE, "run: option '--%s' needs a value (--%s %s)", o->name,
+                            o->name, o->arg ? o->arg : "VALUE");
         else if (eq)
             return cli_fail(CLI_EUSAGE, "run: option '--%s' is a flag and takes no value",
                             o->name);
