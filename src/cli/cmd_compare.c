@@ -23,12 +23,12 @@
 
 static const cli_opt compare_opts[] = {
     CLI_DENSITY_OPTS,
-    CLI_OPT("n", "N", "number of tokens (default 800)"),
+    CLI_OPT("n", "N", "number of tokens (default 800, not 64 as in flow: the heat limit needs many)"),
     CLI_OPT("seed", "S", "seed of the initial draw (default 1)"),
     CLI_OPT("norm", "KIND", "attention normalisation sinkhorn|softmax (default sinkhorn: the "
                            "flow whose limit is the heat equation with kappa 1)"),
     CLI_OPT("scores", "KIND", "l2: -|x-y|^2/(2 eps), dot: x^T y / eps (default l2)"),
-    CLI_OPT("eps", "E", "kernel bandwidth eps (default 0.05)"),
+    CLI_OPT("eps", "E", "kernel bandwidth eps (default 0.05, not 1 as in flow: the limit is eps -> 0)"),
     CLI_OPT("dt", "H", "time step h (default 0.005)"),
     CLI_OPT("T", "T", "final time (default 0.5)"),
     CLI_OPT("integrator", "KIND", "euler|heun|rk4 (default euler: one residual layer per step)"),
