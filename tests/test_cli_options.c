@@ -511,6 +511,6 @@ Test(cli_options, output_folders_are_created_and_removed_on_failure)
     fclose(fp);
     snprintf(args, sizeof args, "flow --quiet --n 4 --out %s/afile/t.dat", tmpdir);
     cr_expect_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 1, "%s", out);
-    cr_expect_not_null(strstr(out, "is not a directory"), "%s", out);
+    cr_expect_not_null(strstr(out, "a file is in the way"), "%s", out);
     cr_expect_eq(count_lines(out, "attnflow:"), 1, "%s", out);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include "cli.h"
 
 /* A '\r' progress line is on stderr without its newline (cli_progress_update);
@@ -137,7 +138,7 @@ int cli_choice(const cli_args *a, const char *name, const char *const *choices, 
 
 /* ---- output directories ---- */
 
-int cli_make_dirs(const char *option, const char *path)
+int cli_make_dirs_noting(const char *option, const char *path, cli_made_dirs *made)
 {
     char buf[4096];
     size_t len = strlen(path);
@@ -150,12 +151,31 @@ int cli_make_dirs(const char *option, const char *path)
         char c = buf[k];
         buf[k] = '\0';
         struct stat sb;
-        if (mkdir(buf, 0777) != 0 && (errno != EEXIST || stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        if (mkdir(buf, 0777) == 0) {
+            if (made && made->count < sizeof made->path / sizeof made->path[0])
+                made->path[made->count++] = strdup(buf);
+        } else if (errno != EEXIST || stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
             return cli_fail(CLI_EINPUT, "--%s: cannot create directory %s: %s", option, buf,
                             errno == EEXIST ? "a file is in the way" : strerror(errno));
+        }
         buf[k] = c;
     }
     return 0;
+}
+
+int cli_make_dirs(const char *option, const char *path)
+{
+    return cli_make_dirs_noting(option, path, NULL);
+}
+
+void cli_made_dirs_release(cli_made_dirs *made, bool remove)
+{
+    for (size_t j = made->count; j-- > 0;) {
+        if (remove)
+            rmdir(made->path[j]); /* fails, as it should, unless still empty */
+        free(made->path[j]);
+    }
+    made->count = 0;
 }
 
 int cli_fail_alloc(const char *what)

@@ -126,6 +126,14 @@ int cli_choice(const cli_args *a, const char *name, const char *const *choices,
 
 /* mkdir -p for an output directory option; 0 or a printed error (CLI_EINPUT). */
 int cli_make_dirs(const char *option, const char *path);
+/* The same, noting the folders it created (made may be NULL), so that a failed
+ * run can remove them again with cli_made_dirs_release(made, true). */
+typedef struct {
+    char *path[16];
+    size_t count;
+} cli_made_dirs;
+int cli_make_dirs_noting(const char *option, const char *path, cli_made_dirs *made);
+void cli_made_dirs_release(cli_made_dirs *made, bool remove);
 
 /* Numbers separated by ',' or ';' (blanks allowed around them) or by blanks
  * alone: "1,2", "1; 2", "1 2". Stores the first cap numbers in out and returns

@@ -16,7 +16,7 @@ static const cli_opt train_opts[] = {
     CLI_OPT("model", "KIND", "transformer (SoftMax) | sinkformer (Sinkhorn attention) (default transformer)"),
     CLI_OPT("iters", "N", "sinkformer: unrolled Sinkhorn normalisations per attention, 1 = SoftMax "
                           "(default 3; transformer: 1)"),
-    CLI_OPT("epochs", "E", "training epochs after epoch 0 (default 20)"),
+    CLI_OPT("epochs", "N", "training epochs after epoch 0 (default 20)"),
     CLI_OPT("seed", "S", "seed of the split/data, initialisation, shuffling, null control (default 1)"),
     CLI_OPT("out", "DIR", "output directory: epochs.dat, colsums.dat, checkpoint.bin (default out/train)"),
     CLI_FLAG("resume", "continue from DIR/checkpoint.bin (same options) if it exists"),

@@ -1,13 +1,10 @@
 /* Options of every command from one table (cli.h): the command-line parser,
  * the INI files (`attnflow CMD FILE.ini`, `attnflow run FILE.ini`), --help,
  * deprecated spellings and "did you mean" suggestions. */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include "cli.h"
 #include "ini.h"
 
@@ -348,62 +345,34 @@ static int parse_argv(cli_args *a, int argc, char **argv, const char **positiona
 
 /* ---- output folders ---- */
 
-typedef struct {
-    char *made[16];
-    size_t count;
-} made_dirs;
-
-/* Creates the missing parent folders of an output file, remembering them. */
-static int make_parent_dirs(const char *option, const char *path, made_dirs *m)
+/* Creates the missing parent folders of an output file. */
+static int make_parent_dirs(const char *option, const char *path, cli_made_dirs *made)
 {
-    char buf[4096];
+    char dir[4096];
     const char *slash = strrchr(path, '/');
     if (!slash || slash == path)
         return 0;
-    size_t len = (size_t)(slash - path);
-    if (len >= sizeof buf)
+    if ((size_t)(slash - path) >= sizeof dir)
         return cli_fail(CLI_EINPUT, "--%s: path too long", option);
-    memcpy(buf, path, len);
-    buf[len] = '\0';
-    for (size_t k = 1; k <= len; k++) {
-        if (buf[k] != '/' && buf[k] != '\0')
-            continue;
-        char c = buf[k];
-        buf[k] = '\0';
-        struct stat sb;
-        if (stat(buf, &sb) != 0) {
-            if (mkdir(buf, 0777) != 0)
-                return cli_fail(CLI_EINPUT, "--%s: cannot create directory %s: %s", option, buf,
-                                strerror(errno));
-            if (m->count < sizeof m->made / sizeof m->made[0])
-                m->made[m->count++] = strdup(buf);
-        } else if (!S_ISDIR(sb.st_mode)) {
-            return cli_fail(CLI_EINPUT, "--%s: %s is not a directory", option, buf);
-        }
-        buf[k] = c;
-    }
-    return 0;
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    return cli_make_dirs_noting(option, dir, made);
 }
 
 /* Runs the command: parent folders of its output files first; when it fails,
  * the folders made for it go again (rmdir: only if they stayed empty). */
 static int run_command(cli_args *a)
 {
-    made_dirs m = {{0}, 0};
+    cli_made_dirs made = {{0}, 0};
     int rc = 0;
     args_command_line(a);
     for (size_t k = 0; k < a->nopts && rc == 0; k++) {
         const cli_opt *o = opt_at(a->cmd, k);
         if ((o->flags & CLI_OUT_FILE) && a->value[k] && a->value[k][0])
-            rc = make_parent_dirs(o->name, a->value[k], &m);
+            rc = make_parent_dirs(o->name, a->value[k], &made);
     }
     if (rc == 0)
         rc = a->cmd->run(a);
-    for (size_t j = m.count; j-- > 0;) {
-        if (rc != 0)
-            rmdir(m.made[j]);
-        free(m.made[j]);
-    }
+    cli_made_dirs_release(&made, rc != 0);
     return rc;
 }
 
