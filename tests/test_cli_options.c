@@ -227,6 +227,13 @@ Test(cli_options, d7_unmatched_sections_and_directories)
         {NULL, "heat /tmp", 2, "/tmp: is a directory, not an INI file"},
     };
     check_error_cases(cases, sizeof cases / sizeof cases[0]);
+    /* the same file given to each of the 7 commands */
+    for (size_t k = 0; k < NCOMMANDS; k++) {
+        char args[64];
+        snprintf(args, sizeof args, "%s $INI", commands[k]);
+        error_case c = {typo, args, 2, "$INI:1: [attenton]: no such command"};
+        check_error_cases(&c, 1);
+    }
 }
 
 Test(cli_options, unknown_ini_keys_are_errors_with_file_and_line)
@@ -399,6 +406,29 @@ Test(cli_options, alias_in_ini_files_and_run_overrides)
     cr_expect_eq(count_lines(out, "attnflow: warning: --max-iter is deprecated"), 1, "%s", out);
     s = slurp(path);
     cr_expect_not_null(strstr(s, "iterations 3\n"), "%s", s);
+    free(s);
+}
+
+/* An override is looked up in each section's own table: --iters is the
+ * normalisation count of attention and the old spelling of convex --steps. */
+Test(cli_options, run_overrides_follow_each_command)
+{
+    static char out[1 << 14];
+    char ini[512], args[1024], path[256];
+    snprintf(ini, sizeof ini, "[convex]\nquiet = 1\nsamples = 10\nnonconvex = 1\nheads = 2\n"
+             "out = %s/rc\n[attention]\nn = 4\nquiet = 1\nout = %s/ra.dat\n", tmpdir, tmpdir);
+    snprintf(args, sizeof args, "run %s --iters 7", fx_temp_file(ini));
+    cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 0, "%s", out);
+    cr_expect_null(strstr(out, "warning"), "%s", out);
+    snprintf(path, sizeof path, "%s/rc/summary.txt", tmpdir);
+    char *s = slurp(path);
+    cr_assert_not_null(s);
+    cr_expect_not_null(strstr(s, " --steps 7 "), "%s", s);
+    free(s);
+    snprintf(path, sizeof path, "%s/ra.dat", tmpdir);
+    s = slurp(path);
+    cr_assert_not_null(s);
+    cr_expect_not_null(strstr(s, " --iters 7 "), "%s", s);
     free(s);
 }
 

@@ -23,7 +23,8 @@ static const cli_opt train_opts[] = {
     CLI_OPT("lr", "RATE", "Adam learning rate (default 1e-3)"),
     CLI_OPT("batch", "B", "minibatch size (default 10)"),
     CLI_FLAG("no-shuffle", "keep the training order fixed (the paper's script does not shuffle)"),
-    CLI_OPT("dim", "N", "model dimension (digits 128, pointclouds 64)"),
+    CLI_OPT("dim", "N", "model dimension, the width of the attention layers (digits 128, "
+                          "pointclouds 64; not a token dimension --d)"),
     CLI_OPT("heads", "M", "attention heads (default 1)"),
     CLI_OPT("head-dim", "D", "dimension per head (default 64)"),
     CLI_OPT("layers", "L", "attention layers (default 1)"),

@@ -274,6 +274,34 @@ void cli_print_run_help(FILE *fp)
 
 /* ---- command line ---- */
 
+/* "--key=value" or "--key": the key into key[cap]; *eq at the '=' or NULL. */
+static void split_long(const char *arg, char *key, size_t cap, const char **eq)
+{
+    const char *opt = arg + 2;
+    *eq = strchr(opt, '=');
+    size_t len = *eq ? (size_t)(*eq - opt) : strlen(opt);
+    snprintf(key, cap, "%.*s", (int)(len < cap ? len : cap - 1), opt);
+}
+
+/* The value of option o found at argv[*i]: after its '=' or the next
+ * argument (taken even if it starts with '-': --value -1); "" for a flag. */
+static int option_value(const char *who, const cli_opt *o, const char *eq, int argc, char **argv,
+                        int *i, const char **value)
+{
+    *value = "";
+    if (o->has_arg && eq)
+        *value = eq + 1;
+    else if (o->has_arg && *i + 1 < argc)
+        *value = argv[++*i];
+    else if (o->has_arg)
+        return cli_fail(CLI_EUSAGE, "%s: option '--%s' needs a value (--%s %s)", who, o->name,
+                        o->name, o->arg ? o->arg : "VALUE");
+    else if (eq)
+        return cli_fail(CLI_EUSAGE, "%s: option '--%s' is a flag and takes no value (see --help)",
+                        who, o->name);
+    return 0;
+}
+
 /* Parses argv (argv[0] is the command name) into a; *positional receives the
  * one non-option argument (FILE.ini), *help whether -h/--help was given. */
 static int parse_argv(cli_args *a, int argc, char **argv, const char **positional, bool *help)
@@ -307,10 +335,9 @@ static int parse_argv(cli_args *a, int argc, char **argv, const char **positiona
                                          is_long ? arg + 1 : suggest_option(a->cmd, arg + 1), "",
                                          " (see --help)"));
         }
-        const char *opt = arg + 2, *eq = strchr(opt, '=');
-        size_t len = eq ? (size_t)(eq - opt) : strlen(opt);
         char key[128];
-        snprintf(key, sizeof key, "%.*s", (int)(len < sizeof key ? len : sizeof key - 1), opt);
+        const char *eq, *value;
+        split_long(arg, key, sizeof key, &eq);
         const cli_opt *alias;
         long k = opt_lookup(a->cmd, key, &alias);
         if (k < 0)
@@ -324,18 +351,9 @@ static int parse_argv(cli_args *a, int argc, char **argv, const char **positiona
         const cli_opt *o = opt_at(a->cmd, (size_t)k);
         if (alias)
             deprecated("", alias, "--");
-        const char *value = "";
-        if (o->has_arg && eq) {
-            value = eq + 1;
-        } else if (o->has_arg) {
-            if (i + 1 >= argc)
-                return cli_fail(CLI_EUSAGE, "%s: option '--%s' needs a value (--%s %s)",
-                                name, o->name, o->name, o->arg ? o->arg : "VALUE");
-            value = argv[++i];
-        } else if (eq) {
-            return cli_fail(CLI_EUSAGE, "%s: option '--%s' is a flag and takes no value "
-                            "(see --help)", name, o->name);
-        }
+        int rc = option_value(name, o, eq, argc, argv, &i, &value);
+        if (rc)
+            return rc;
         if (strcmp(o->name, "help") == 0)
             *help = true;
         args_set(a, (size_t)k, value, false);
@@ -513,37 +531,35 @@ static int apply_overrides(ini_state *s, int argc, char **argv)
         if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
             return cli_fail(CLI_EUSAGE, "run: unexpected argument '%s' (options after FILE.ini "
                             "are --name [value])", arg);
-        const char *opt = arg + 2, *eq = strchr(opt, '=');
         char key[128];
-        size_t len = eq ? (size_t)(eq - opt) : strlen(opt);
-        snprintf(key, sizeof key, "%.*s", (int)(len < sizeof key ? len : sizeof key - 1), opt);
-        const cli_opt *o = NULL, *alias = NULL;
+        const char *eq, *value;
+        split_long(arg, key, sizeof key, &eq);
+        /* a name may be current in one command and deprecated in another
+         * (--iters: flow's normalisations, convex's old spelling of --steps):
+         * each section looks it up in its own table */
+        const cli_opt *o = NULL, *alias = NULL, *used_alias = NULL;
         const char *best = NULL;
-        for (size_t r = 0; r < s->count && !o; r++) {
+        bool current = false; /* no warning where the name is some section's own */
+        for (size_t r = 0; r < s->count; r++) {
             long k = opt_lookup(s->runs[r].cmd, key, &alias);
-            if (k >= 0)
+            if (k >= 0 && !o)
                 o = opt_at(s->runs[r].cmd, (size_t)k);
-            else if (!best)
+            if (k >= 0 && alias && !used_alias)
+                used_alias = alias;
+            current |= k >= 0 && !alias;
+            if (k < 0 && !best)
                 best = suggest_option(s->runs[r].cmd, key);
         }
         if (!o)
             return cli_fail(CLI_EUSAGE, "run: option '--%s' applies to no section of %s%s", key,
                             s->path, did_you_mean(hint, sizeof hint, "--", best, "", ""));
-        if (alias)
-            deprecated("", alias, "--");
-        const char *value = "";
-        if (o->has_arg && eq)
-            value = eq + 1;
-        else if (o->has_arg && i + 1 < argc)
-            value = argv[++i];
-        else if (o->has_arg)
-            return cli_fail(CLI_EUSAGE, "run: option '--%s' needs a value (--%s %s)", o->name,
-                            o->name, o->arg ? o->arg : "VALUE");
-        else if (eq)
-            return cli_fail(CLI_EUSAGE, "run: option '--%s' is a flag and takes no value",
-                            o->name);
+        if (used_alias && !current)
+            deprecated("", used_alias, "--");
+        int rc = option_value("run", o, eq, argc, argv, &i, &value);
+        if (rc)
+            return rc;
         for (size_t r = 0; r < s->count; r++) {
-            long k = cli_opt_index(s->runs[r].cmd, o->name);
+            long k = opt_lookup(s->runs[r].cmd, key, &alias);
             if (k >= 0)
                 args_set(&s->runs[r], (size_t)k, value, false);
         }
