@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include "attnflow/error.h"
 
+/* Entries of one command's table, deprecated spellings and --quiet/--help included. */
 #define CLI_MAX_OPTS 64
 
 /* Exit statuses (docs/cli.md): 1 bad input or options, 2 usage errors
@@ -72,7 +73,8 @@ typedef struct {
 struct cli_args {
     const cli_command *cmd;
     size_t nopts;
-    const char *value[CLI_MAX_OPTS]; /* NULL: not given */
+    const char *value[CLI_MAX_OPTS]; /* NULL: not given (an INI flag set to false
+                                        reads as not given; a flag given: "") */
     char *owned[CLI_MAX_OPTS];       /* strings duplicated from INI files */
     char command_line[4096];         /* the effective command, for '#' headers */
 };

@@ -167,6 +167,11 @@ static void args_init(cli_args *a, const cli_command *cmd)
     memset(a, 0, sizeof *a);
     a->cmd = cmd;
     a->nopts = opt_total(cmd);
+    if (a->nopts > CLI_MAX_OPTS) { /* a programming error: raise CLI_MAX_OPTS */
+        fprintf(stderr, "attnflow: %s has %zu options, more than CLI_MAX_OPTS = %d\n", cmd->name,
+                a->nopts, CLI_MAX_OPTS);
+        abort();
+    }
 }
 
 static void args_free(cli_args *a)
