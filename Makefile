@@ -9,14 +9,14 @@ BUILD    ?= build
 CC       ?= gcc
 PYTHON   ?= /usr/bin/python3
 OPT      ?= -O3 -march=native
-PKGS      = gsl fftw3 inih
+PKGS      = gsl fftw3
 
 AF_CFLAGS = -std=c11 -D_GNU_SOURCE -g $(OPT) -fno-math-errno -fopenmp \
             -Wall -Wextra -Wshadow -Wno-unused-parameter -Iinclude -Isrc \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # GSL's pkg-config adds its own slow CBLAS (-lgslcblas): link OpenBLAS instead.
 AF_LIBS   = -lgsl $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas) \
-            -lfftw3 -linih -lz -lm -fopenmp
+            -lfftw3 -lz -lm -fopenmp
 ifeq ($(SANITIZE),1)
   OPT      = -O1 -march=native
   AF_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
