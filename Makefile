@@ -12,7 +12,7 @@ CC       ?= gcc
 PYTHON   ?= /usr/bin/python3
 ARCH     ?= native
 OPT      ?= -O3 -march=$(ARCH)
-PKGS      = gsl fftw3 inih
+PKGS      = gsl fftw3
 
 # -fPIC -fvisibility=hidden: the same objects make the static and the shared
 # library; the public headers mark their declarations visible (af_ only).
@@ -21,7 +21,7 @@ AF_CFLAGS = -std=c11 -D_GNU_SOURCE -g $(OPT) -fno-math-errno -fopenmp -fPIC -fvi
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # GSL's pkg-config adds its own slow CBLAS (-lgslcblas): link OpenBLAS instead.
 AF_LIBS   = -lgsl $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas) \
-            -lfftw3 -linih -lz -lm -fopenmp
+            -lfftw3 -lz -lm -fopenmp
 ifeq ($(SANITIZE),1)
   OPT      = -O1 -march=$(ARCH)
   AF_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -68,7 +68,7 @@ man)
   install_into "$dest"
   mandir=$dest$prefix/share/man/man1
   for cmd in $("$build/attnflow" --help | awk '/^commands:/{on=1; next} on && /^  [a-z]/{print $1}'); do
-    case $cmd in run|version) grep -q "^\.B $cmd" "$mandir/attnflow.1" || { echo "attnflow.1 lacks $cmd"; exit 1; }; continue ;; esac
+    case $cmd in run|version|help) grep -q "^\.B $cmd" "$mandir/attnflow.1" || { echo "attnflow.1 lacks $cmd"; exit 1; }; continue ;; esac
     page=$mandir/attnflow-$cmd.1
     [ -f "$page" ] || { echo "$page missing"; exit 1; }
     grep -q "attnflow $version" "$page" || { echo "$page: no version $version"; exit 1; }
