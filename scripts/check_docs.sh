@@ -5,8 +5,11 @@
 #    every document the README links to; ../ links out of the tree fail);
 #  - CHANGELOG.md's newest entry and CITATION.cff name the version of
 #    include/attnflow/version.h (the single source of the version).
+#  - with a CLI binary as second argument: every option of every command's
+#    --help is documented in that command's section of docs/cli.md.
 # Prints one line per problem and exits 1 if there is any.
 root=${1:-$(dirname "$0")/..}
+cli=${2:-}
 cd "$root" || exit 2
 bad=0
 for doc in README.md docs/*.md src/*/README.md; do
@@ -35,5 +38,15 @@ cff=$(sed -n 's/^version: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' CITATION.cff 2>/de
 [ "$cff" = "$version" ] || { echo "CITATION.cff: version '$cff', version.h says '$version'"; bad=1; }
 py=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' python/attnflow/_version.py 2>/dev/null)
 [ ! -d python ] || [ "$py" = "$version" ] || { echo "python/attnflow/_version.py: version '$py', version.h says '$version'"; bad=1; }
+if [ -n "$cli" ]; then
+  for cmd in $("$cli" --help | awk '/^commands:/{on=1; next} on && /^  [a-z]/{print $1}'); do
+    case $cmd in run|version|help) continue ;; esac
+    section=$(awk -v h="## $cmd" '$0 == h {on=1; next} on && /^## / {exit} on' docs/cli.md)
+    [ -n "$section" ] || { echo "docs/cli.md: no section '## $cmd'"; bad=1; continue; }
+    for opt in $("$cli" "$cmd" --help | awk '/^  --/{print $1}'); do
+      echo "$section" | grep -q -- "\`$opt[\` ]" || { echo "docs/cli.md: $cmd $opt undocumented"; bad=1; }
+    done
+  done
+fi
 [ -f LICENSE ] || { echo "LICENSE missing"; bad=1; }
 exit $bad

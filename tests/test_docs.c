@@ -1,7 +1,8 @@
 /* The documents a clean clone must have (scripts/check_docs.sh): every
  * relative link of README.md and docs/ resolves, nothing links ../shared,
- * and CHANGELOG.md and CITATION.cff carry the version of version.h. The
- * check passes on this tree and fails on small trees that break it. */
+ * CHANGELOG.md, CITATION.cff and the Python package carry the version of
+ * version.h, and docs/cli.md documents every option of every command's
+ * --help. The check passes on this tree and fails on small trees that break it. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,10 +11,12 @@
 
 static char out[8192];
 
-static int check(const char *root)
+/* Runs the check on root (with the CLI when cli is not NULL); returns its exit status. */
+static int check_with(const char *root, const char *cli)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "sh '%s/scripts/check_docs.sh' '%s' 2>&1", AF_SRC_ROOT, root);
+    snprintf(cmd, sizeof cmd, "sh '%s/scripts/check_docs.sh' '%s' '%s' 2>&1", AF_SRC_ROOT, root,
+             cli ? cli : "");
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p);
     size_t len = fread(out, 1, sizeof out - 1, p);
@@ -21,6 +24,8 @@ static int check(const char *root)
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+static int check(const char *root) { return check_with(root, NULL); }
 
 /* A scratch tree with consistent version files and the given README. */
 static const char *tree(const char *readme, const char *changelog_version)
@@ -64,6 +69,24 @@ static void rmtree(const char *root)
 Test(docs, this_tree_has_every_linked_document)
 {
     cr_expect_eq(check(AF_SRC_ROOT), 0, "%s", out);
+}
+
+Test(docs, every_option_of_every_command_is_in_docs_cli_md)
+{
+    cr_expect_eq(check_with(AF_SRC_ROOT, AF_CLI), 0, "%s", out);
+}
+
+Test(docs, an_undocumented_option_fails)
+{
+    const char *root = tree("No links.\n", "1.2.3");
+    char cmd[1024];
+    /* docs/cli.md with every section but without heat's --kappa */
+    snprintf(cmd, sizeof cmd, "sed 's/`--kappa K`/`--k K`/' '%s/docs/cli.md' > %s/docs/cli.md",
+             AF_SRC_ROOT, root);
+    cr_assert_eq(system(cmd), 0);
+    cr_expect_eq(check_with(root, AF_CLI), 1);
+    cr_expect(strstr(out, "docs/cli.md: heat --kappa undocumented") != NULL, "%s", out);
+    rmtree(root);
 }
 
 Test(docs, a_good_scratch_tree_passes)
