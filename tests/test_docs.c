@@ -8,21 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include "attnflow/version.h"
+#include "support/fixtures.h"
 
 static char out[8192];
 
 /* Runs the check on root (with the CLI when cli is not NULL); returns its exit status. */
 static int check_with(const char *root, const char *cli)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "sh '%s/scripts/check_docs.sh' '%s' '%s' 2>&1", AF_SRC_ROOT, root,
+    char args[1024];
+    snprintf(args, sizeof args, "'%s/scripts/check_docs.sh' '%s' '%s'", AF_SRC_ROOT, root,
              cli ? cli : "");
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t len = fread(out, 1, sizeof out - 1, p);
-    out[len] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return fx_run_cli("sh", args, out, sizeof out);
 }
 
 static int check(const char *root) { return check_with(root, NULL); }
@@ -96,28 +92,29 @@ Test(docs, a_good_scratch_tree_passes)
     rmtree(root);
 }
 
+/* The check fails on a scratch tree with this README and CHANGELOG version,
+ * saying why. */
+static void expect_failure(const char *readme, const char *changelog_version, const char *why)
+{
+    const char *root = tree(readme, changelog_version);
+    cr_expect_eq(check(root), 1, "%s", out);
+    cr_expect(strstr(out, why) != NULL, "expected '%s' in: %s", why, out);
+    rmtree(root);
+}
+
 Test(docs, a_missing_link_target_fails)
 {
-    const char *root = tree("See [design](docs/design.md).\n", "1.2.3");
-    cr_expect_eq(check(root), 1);
-    cr_expect(strstr(out, "missing link target: docs/design.md") != NULL, "%s", out);
-    rmtree(root);
+    expect_failure("See [design](docs/design.md).\n", "1.2.3", "missing link target: docs/design.md");
 }
 
 Test(docs, a_link_out_of_the_tree_fails)
 {
-    const char *root = tree("Background in [notes](../shared/THEORY.md).\n", "1.2.3");
-    cr_expect_eq(check(root), 1);
-    cr_expect(strstr(out, "leaves the tree") != NULL, "%s", out);
-    rmtree(root);
+    expect_failure("Background in [notes](../shared/THEORY.md).\n", "1.2.3", "leaves the tree");
 }
 
 Test(docs, a_changelog_behind_the_version_fails)
 {
-    const char *root = tree("No links.\n", "1.2.2");
-    cr_expect_eq(check(root), 1);
-    cr_expect(strstr(out, "CHANGELOG.md") != NULL, "%s", out);
-    rmtree(root);
+    expect_failure("No links.\n", "1.2.2", "CHANGELOG.md: newest entry '1.2.2'");
 }
 
 Test(docs, the_linked_library_reports_the_header_version)

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include "support/fixtures.h"
 
 /* Runs one check on this build (the folder of AF_CLI); returns its status. */
 static int check(const char *name, char *out, size_t cap)
@@ -15,15 +16,9 @@ static int check(const char *name, char *out, size_t cap)
     char *slash = strrchr(build, '/');
     cr_assert_not_null(slash);
     *slash = '\0';
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "sh '%s/scripts/check_install.sh' %s '%s' 2>&1", AF_SRC_ROOT, name,
-             build);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t len = fread(out, 1, cap - 1, p);
-    out[len] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    char args[1200];
+    snprintf(args, sizeof args, "'%s/scripts/check_install.sh' %s '%s'", AF_SRC_ROOT, name, build);
+    return fx_run_cli("sh", args, out, cap);
 }
 
 static char out[16384];
