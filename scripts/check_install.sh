@@ -62,6 +62,15 @@ example)
   echo "$out" | grep -Eq '^symmetric path, [0-9]+ iterations, row error' || { echo "unexpected output: $out"; exit 1; }
   [ "$(LD_LIBRARY_PATH="$dest$prefix/lib" "$dest$prefix/bin/attnflow" --version)" = "attnflow $version" ] \
     || { echo "installed attnflow --version"; exit 1; }
+  # The installed Python package, over the installed library.
+  pkg=$(find "$dest" -name _installed.py -path '*/attnflow/*')
+  [ -n "$pkg" ] || { echo "Python package not installed"; exit 1; }
+  grep -q "'$prefix/lib/libattnflow.so.$major'" "$pkg" || { echo "$pkg: wrong library path"; exit 1; }
+  py=$(cd "$tmp" && env -u ATTNFLOW_LIB -u PYTHONPATH PYTHONPATH="$(dirname "$(dirname "$pkg")")" \
+       LD_LIBRARY_PATH="$dest$prefix/lib" "${PYTHON:-/usr/bin/python3}" -c \
+       'import attnflow, numpy; K, d = attnflow.sinkhorn(numpy.zeros((3, 3))); print(attnflow.__file__, attnflow.library_version(), d.iterations)') \
+    || { echo "installed Python package: $py"; exit 1; }
+  case $py in "$dest"*" $version "*) ;; *) echo "installed Python package: $py"; exit 1 ;; esac
   ;;
 man)
   dest=$tmp/dest
