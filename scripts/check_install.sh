@@ -49,8 +49,10 @@ example)
   [ "$lib" = "$dest$prefix/lib/libattnflow.so.$major" ] || { echo "links '$lib', not the installed library"; exit 1; }
   # A sanitizer build (make test SANITIZE=1): the example is not instrumented,
   # so the runtime the library needs must be loaded first.
+  san=""
   if readelf -d "$dest$prefix/lib/libattnflow.so.$major" | grep -q libasan; then
     export LD_PRELOAD="$(cc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0
+    san="-fsanitize=address,undefined"   # for the static link of instrumented objects
   fi
   out=$(LD_LIBRARY_PATH="$dest$prefix/lib" "$tmp/example") || { echo "example failed: $out"; exit 1; }
   # The BLAS calls inside the library go to OpenBLAS, not to GSL's reference
@@ -63,6 +65,13 @@ example)
   echo "$out" | grep -Eq '^symmetric path, [0-9]+ iterations, row error' || { echo "unexpected output: $out"; exit 1; }
   [ "$(LD_LIBRARY_PATH="$dest$prefix/lib" "$dest$prefix/bin/attnflow" --version)" = "attnflow $version" ] \
     || { echo "installed attnflow --version"; exit 1; }
+  # Statically, with libattnflow.a and what `pkg-config --static` adds.
+  sflags=$(pkg-config --define-variable=prefix="$dest$prefix" --static --libs attnflow \
+           | sed 's/-lattnflow/-Wl,-Bstatic -lattnflow -Wl,-Bdynamic/')
+  cc -std=c11 $san -o "$tmp/example_static" "$tmp/example.c" $(pkg-config --define-variable=prefix="$dest$prefix" \
+     --cflags attnflow) $sflags || { echo "static example does not build: $sflags"; exit 1; }
+  readelf -d "$tmp/example_static" | grep -q libattnflow && { echo "static example needs libattnflow.so"; exit 1; }
+  [ "$("$tmp/example_static" | head -n 1)" = "$(echo "$out" | head -n 1)" ] || { echo "static example differs"; exit 1; }
   # The installed Python package, over the installed library.
   pkg=$(find "$dest" -name _installed.py -path '*/attnflow/*')
   [ -n "$pkg" ] || { echo "Python package not installed"; exit 1; }
