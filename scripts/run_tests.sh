@@ -20,12 +20,13 @@ for t in "$@"; do
       LD_PRELOAD="$preload" ASAN_OPTIONS="${preload:+detect_leaks=0}" \
       "${PYTHON:-/usr/bin/python3}" -m pytest -q -p no:cacheprovider "$t" >"$log" 2>&1; rc=$?
     cat "$log"
-    s=$(grep -aE '[0-9]+ (passed|failed|error)' "$log" | tail -n 1)
+    s=$(grep -aE '[0-9]+ (passed|failed|error|skipped)' "$log" | tail -n 1)
     p=$(echo "$s" | sed -n 's/.*\b\([0-9][0-9]*\) passed.*/\1/p'); p=${p:-0}
     f=$(echo "$s" | sed -n 's/.*\b\([0-9][0-9]*\) failed.*/\1/p'); f=${f:-0}
     e=$(echo "$s" | sed -n 's/.*\b\([0-9][0-9]*\) errors\{0,1\}\b.*/\1/p'); e=${e:-0}
-    f=$((f + e))
-    if [ -z "$s" ] || [ $rc -ne 0 ]; then [ $f -eq 0 ] && f=1; bad="$bad $t(pytest)"; fi
+    k=$(echo "$s" | sed -n 's/.*\b\([0-9][0-9]*\) skipped.*/\1/p'); k=${k:-0}
+    f=$((f + e + k))   # a skipped test proves nothing: it counts as failed
+    if [ -z "$s" ] || [ $rc -ne 0 ] || [ $k -gt 0 ]; then [ $f -eq 0 ] && f=1; bad="$bad $t(pytest)"; fi
     pass=$((pass + p)); fail=$((fail + f))
     continue
   fi
