@@ -134,6 +134,8 @@ Test(cli_options, help_of_run_and_global_usage)
     cr_expect_not_null(strstr(a, "attnflow help <command>"), "%s", a);
     cr_expect_eq(fx_run_cli(AF_CLI, "--help", b, sizeof b), 0, "%s", b);
     cr_expect_str_eq(a, b);
+    cr_expect_eq(fx_run_cli(AF_CLI, "help help", b, sizeof b), 0, "%s", b);
+    cr_expect_str_eq(a, b, "help help is the global usage");
 }
 
 /* ---- usage errors: exit 2, exactly one 'attnflow:' line ---- */

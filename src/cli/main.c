@@ -71,7 +71,7 @@ static bool is_help(const char *arg)
 /* attnflow help [CMD] */
 static int help(int argc, char **argv)
 {
-    if (argc < 3) {
+    if (argc < 3 || strcmp(argv[2], "help") == 0) { /* `help help` is the global usage */
         usage(stdout);
         return 0;
     }
