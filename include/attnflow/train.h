@@ -1,4 +1,4 @@
-/* Training experiments (THEORY.md section 6): does SoftMax attention drift
+/* Training experiments (docs/theory.md section 6): does SoftMax attention drift
  * toward doubly stochastic matrices while a small Transformer trains?
  *
  * - Data: the 8 x 8 digits of Debian's python3-sklearn as 16 tokens of
@@ -24,6 +24,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /* ---------------------------------------------------------------- data */
 
@@ -239,6 +241,7 @@ af_status af_trainer_load(af_trainer *tr, const char *path);
 /* Same from the size bytes of a checkpoint in memory (name for messages). */
 af_status af_trainer_load_buffer(af_trainer *tr, const char *name, const void *buf, size_t size);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

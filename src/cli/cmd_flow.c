@@ -13,32 +13,33 @@
 
 static const cli_opt flow_opts[] = {
     CLI_TOKEN_OPTS,
-    {"norm", 1, "attention normalisation softmax|sinkhorn (default softmax)"},
-    {"scores", 1, "dot: beta x^T A y / eps, l2: -beta |x-y|^2 / (2 eps) (default dot)"},
-    {"eps", 1, "temperature eps > 0 (default 1)"},
-    {"beta", 1, "inverse temperature beta (default 1)"},
-    {"A", 1, "d x d score matrix file (default identity)"},
-    {"V", 1, "d x d value matrix W_V file (default identity)"},
-    {"value", 1, "W_V = s I (default 1); excludes --V"},
-    {"skip", 0, "velocity W_V (sum_j K_ij x_j - x_i) instead of sum_j K_ij W_V x_j"},
-    {"usa", 0, "unnormalised attention, Z_i = n instead of the row sum (SoftMax only)"},
-    {"pure", 0, "pure attention layers X <- K(X) X W_V^T, no residual (each step counts dt)"},
-    {"geometry", 1, "euclid|sphere (sphere: tangent projection, |x_i| = 1) (default euclid)"},
-    {"T", 1, "final time (default 1)"},
-    {"dt", 1, "time step; adaptive: output step (default 0.01)"},
-    {"integrator", 1, "euler|heun|rk4|adaptive (default rk4)"},
-    {"atol", 1, "adaptive: absolute tolerance (default 1e-8)"},
-    {"rtol", 1, "adaptive: relative tolerance (default 1e-8)"},
-    {"tol", 1, "Sinkhorn tolerance at every velocity evaluation (default 1e-9)"},
-    {"max-iters", 1, "Sinkhorn iteration bound per evaluation (default 10000)"},
-    {"iters", 1, "Sinkhorn: exactly N normalisations per evaluation (1 = SoftMax)"},
-    {"warm", 1, "Sinkhorn start: none|last|extrapolate (default extrapolate: cubic in t, last 4 solves)"},
-    {"save-every", 1, "save every K steps (t = 0 and T always) (default 1)"},
-    {"out", 1, "trajectory file: blocks 't i x_1 ... x_d' per saved time"},
-    {"observables", 1, "observables file: one line per saved time"},
-    {"cluster-tol", 1, "distance below which tokens count as one cluster (default 1e-3)"},
-    {"no-energy", 0, "skip the Sinkhorn OT energy (saves one Sinkhorn solve per saved step)"},
-    {NULL, 0, NULL},
+    CLI_OPT("norm", "KIND", "attention normalisation softmax|sinkhorn (default softmax, the "
+                           "Transformer layer; attention and compare default to sinkhorn)"),
+    CLI_OPT("scores", "KIND", "dot: beta x^T A y / eps, l2: -beta |x-y|^2 / (2 eps) (default dot)"),
+    CLI_OPT("eps", "E", "temperature eps > 0 (default 1)"),
+    CLI_OPT("beta", "B", "inverse temperature beta (default 1)"),
+    CLI_OPT("A", "MATRIX", "d x d score matrix: a FILE, or rows inline 'a,b;c,d' (default identity)"),
+    CLI_OPT("V", "MATRIX", "d x d value matrix W_V: a FILE, or rows inline 'a,b;c,d' (default identity)"),
+    CLI_OPT("value", "S", "W_V = s I (default 1); excludes --V"),
+    CLI_FLAG("skip", "velocity W_V (sum_j K_ij x_j - x_i) instead of sum_j K_ij W_V x_j"),
+    CLI_FLAG("usa", "unnormalised attention, Z_i = n instead of the row sum (SoftMax only)"),
+    CLI_FLAG("pure", "pure attention layers X <- K(X) X W_V^T, no residual (each step counts dt)"),
+    CLI_OPT("geometry", "KIND", "euclid|sphere (sphere: tangent projection, |x_i| = 1) (default euclid)"),
+    CLI_OPT("T", "T", "final time (default 1)"),
+    CLI_OPT("dt", "H", "time step; adaptive: output step (default 0.01)"),
+    CLI_OPT("integrator", "KIND", "euler|heun|rk4|adaptive (default rk4)"),
+    CLI_OPT("atol", "TOL", "adaptive: absolute tolerance (default 1e-8)"),
+    CLI_OPT("rtol", "TOL", "adaptive: relative tolerance (default 1e-8)"),
+    CLI_OPT("tol", "TOL", "Sinkhorn tolerance at every velocity evaluation (default 1e-9)"),
+    CLI_OPT("max-iters", "N", "Sinkhorn iteration bound per evaluation (default 10000)"),
+    CLI_OPT("iters", "N", "Sinkhorn: exactly N normalisations per evaluation (1 = SoftMax)"),
+    CLI_OPT("warm", "KIND", "Sinkhorn start: none|last|extrapolate (default extrapolate: cubic in t, last 4 solves)"),
+    CLI_OPT("save-every", "K", "save every K steps (t = 0 and T always) (default 1)"),
+    CLI_OUT("out", "FILE", "trajectory file: blocks 't i x_1 ... x_d' per saved time"),
+    CLI_OUT("observables", "FILE", "observables file: one line per saved time"),
+    CLI_OPT("cluster-tol", "TOL", "distance below which tokens count as one cluster (default 1e-3)"),
+    CLI_FLAG("no-energy", "skip the Sinkhorn OT energy (saves one Sinkhorn solve per saved step)"),
+    CLI_END,
 };
 
 typedef struct {
@@ -387,7 +388,7 @@ const cli_command cli_cmd_flow = {
     "flow",
     "evolve a token cloud under SoftMax or Sinkhorn self-attention",
     "(--tokens FILE | --init KIND --n N --d D [--rho0 R] [--seed S]) [--norm softmax|sinkhorn]\n"
-    "      [--scores dot|l2] [--eps E] [--beta B] [--A FILE] [--V FILE | --value s] [--skip]\n"
+    "      [--scores dot|l2] [--eps E] [--beta B] [--A MATRIX] [--V MATRIX | --value S] [--skip]\n"
     "      [--usa] [--pure] [--geometry euclid|sphere] [--T T] [--dt H]\n"
     "      [--integrator euler|heun|rk4|adaptive] [--save-every K] [--out TRAJ]\n"
     "      [--observables OBS] [FILE.ini]",

@@ -182,9 +182,9 @@ int cli_density_read(const cli_args *a, double s_final, cli_density *c)
                    : c->dens.kind == AF_DENSITY_UNIFORM ? c->dens.half_width
                                                         : c->dens.sigma;
     double dx = 2 * half / (double)N;
-    if (!isfinite(half) || !(dx <= scale))
+    if (!isfinite(half) || !(dx <= 4 * scale)) /* coarse grids stay allowed: 4 scales a node */
         return cli_fail(CLI_EINPUT, "grid spacing %g (box half-width %g, --N %zu) is coarser than "
-                        "the initial density's scale %g: the box grows with kappa T = %g; lower "
+                        "4 x the initial density's scale %g: the box grows with kappa T = %g; lower "
                         "--T or --kappa, or raise --N", dx, half, N, scale, s_final);
     c->grid = af_grid_cube(d, N, half);
     return 0;

@@ -92,27 +92,7 @@ int cli_outputs_join(char *buf, size_t cap, const char *option, const char *dir,
 
 int cli_outputs_dir(cli_outputs *o, const char *option, const char *path)
 {
-    char buf[4096];
-    size_t len = strlen(path);
-    if (len == 0 || len >= sizeof buf)
-        return cli_fail(CLI_EINPUT, "--%s: bad directory name '%s'", option, path);
-    memcpy(buf, path, len + 1);
-    for (size_t k = 1; k <= len; k++) {
-        if (buf[k] != '/' && buf[k] != '\0')
-            continue;
-        char c = buf[k];
-        buf[k] = '\0';
-        struct stat sb;
-        if (mkdir(buf, 0777) == 0) {
-            if (o->ndirs < CLI_MAX_OUTPUT_DIRS)
-                o->made_dirs[o->ndirs++] = strdup(buf);
-        } else if (errno != EEXIST || stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-            return cli_fail(CLI_EINPUT, "--%s: cannot create directory %s: %s", option, buf,
-                            errno == EEXIST ? "a file is in the way" : strerror(errno));
-        }
-        buf[k] = c;
-    }
-    return 0;
+    return cli_make_dirs_noting(option, path, &o->made);
 }
 
 static void release(cli_outputs *o, int remove_dirs)
@@ -122,12 +102,7 @@ static void release(cli_outputs *o, int remove_dirs)
         free(o->out[k].path);
     }
     o->count = 0;
-    for (size_t k = o->ndirs; k-- > 0;) {
-        if (remove_dirs)
-            rmdir(o->made_dirs[k]); /* only if empty: never a user's file */
-        free(o->made_dirs[k]);
-    }
-    o->ndirs = 0;
+    cli_made_dirs_release(&o->made, remove_dirs); /* rmdir: only if empty */
 }
 
 void cli_outputs_abort(cli_outputs *o) { release(o, 1); }

@@ -20,21 +20,21 @@
 #include <stddef.h>
 #include <stdio.h>
 #include "attnflow/io.h"
+#include "cli.h"
 
 /* Exit status of a run stopped early that kept its partial, complete files. */
 enum { CLI_ESTOPPED = 3 };
 
 #define CLI_MAX_OUTPUTS 16
-#define CLI_MAX_OUTPUT_DIRS 16
 
 typedef struct {
-    size_t count, ndirs;
+    size_t count;
     struct {
         const char *option; /* "out", "observables", ... for messages */
         char *path;
         af_file *file;
     } out[CLI_MAX_OUTPUTS];
-    char *made_dirs[CLI_MAX_OUTPUT_DIRS]; /* created by this run, deepest last */
+    cli_made_dirs made; /* directories created by this run */
 } cli_outputs;
 
 void cli_outputs_init(cli_outputs *o);
