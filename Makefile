@@ -206,8 +206,9 @@ fuzz-build: $(FUZZ_BIN)
 # The harnesses of the CLI's readers (list, INI) link its objects, not its main().
 FUZZ_CLI_OBJ = $(filter-out %/main.o,$(CLI_OBJ))
 $(BUILD)/fuzz/fuzz_list $(BUILD)/fuzz/fuzz_ini: FUZZ_LINK = $(FUZZ_CLI_OBJ)
-$(BUILD)/fuzz/fuzz_checkpoint: FUZZ_LINK = $(SUPP_OBJ)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB) $(FUZZ_CLI_OBJ) $(SUPP_OBJ)
+FUZZ_SUPP_OBJ = $(BUILD)/obj/tests/support/fixtures.o
+$(BUILD)/fuzz/fuzz_checkpoint: FUZZ_LINK = $(FUZZ_SUPP_OBJ)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB) $(FUZZ_CLI_OBJ) $(FUZZ_SUPP_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(AF_CFLAGS) -fsanitize=fuzzer -Itests -Itests/fuzz -MMD -MP $< $(FUZZ_LINK) $(LIB) $(AF_LIBS) -o $@
 -include $(FUZZ_BIN:=.d)

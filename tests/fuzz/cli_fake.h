@@ -30,6 +30,14 @@ const cli_command *cli_find_command(const char *name)
     return NULL;
 }
 
+const char *const *cli_command_names(void)
+{
+    static const char *names[8];
+    for (size_t k = 0; k < 7; k++)
+        names[k] = fake_commands[k].name;
+    return names;
+}
+
 static void fake_cli_init(void)
 {
     const cli_command *real[] = {&cli_cmd_attention, &cli_cmd_flow,    &cli_cmd_train,

@@ -1,4 +1,4 @@
-/* libFuzzer harness: the INI reader of `attnflow run FILE.ini` (sections,
+/* libFuzzer harness: the INI reader (ini.c) of `attnflow run FILE.ini` (sections,
  * keys, values, overrides), with commands that do nothing (cli_fake.h). */
 #include <stdint.h>
 #include <stdio.h>
