@@ -180,3 +180,35 @@ uninstall:
 	  $(DESTDIR)$(PCDIR)/attnflow.pc $(DESTDIR)$(MANDIR)/man1/attnflow.1 $(DESTDIR)$(MANDIR)/man1/attnflow-*.1
 	rm -rf $(DESTDIR)$(INCDIR)/attnflow $(DESTDIR)$(PYTHONDIR)/attnflow
 # ---- end of the install block -------------------------------------------------
+
+# ---- fuzzing: tests/fuzz/fuzz_*.c, libFuzzer harnesses under ASan + UBSan ----
+# `make fuzz FUZZ_SECONDS=N` builds the library with Debian's clang into its
+# own folder and runs every harness N seconds from its checked-in seed corpus
+# (tests/fuzz/corpus/<name>/); scripts/run_fuzz.sh prints the executions.
+FUZZ_SECONDS ?= 20
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SRC      = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN      = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+ifeq ($(FUZZ),1)
+  OPT      = -O1 -march=native
+  AF_CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+               -fno-sanitize-recover=undefined -Wno-pass-failed
+  AF_LIBS   += -fsanitize=address,undefined
+endif
+.PHONY: fuzz fuzz-build
+fuzz:
+	@sh scripts/bootstrap.sh clang libclang-rt-dev libomp-dev
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang FUZZ=1 fuzz-build
+	@sh scripts/run_fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+fuzz-build: $(FUZZ_BIN)
+
+# The harnesses of the CLI's readers (list, INI) link its objects, not its main().
+FUZZ_CLI_OBJ = $(filter-out %/main.o,$(CLI_OBJ))
+$(BUILD)/fuzz/fuzz_list $(BUILD)/fuzz/fuzz_ini: FUZZ_LINK = $(FUZZ_CLI_OBJ)
+FUZZ_SUPP_OBJ = $(BUILD)/obj/tests/support/fixtures.o
+$(BUILD)/fuzz/fuzz_checkpoint: FUZZ_LINK = $(FUZZ_SUPP_OBJ)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB) $(FUZZ_CLI_OBJ) $(FUZZ_SUPP_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(AF_CFLAGS) -fsanitize=fuzzer -Itests -Itests/fuzz -MMD -MP $< $(FUZZ_LINK) $(LIB) $(AF_LIBS) -o $@
+-include $(FUZZ_BIN:=.d)

@@ -138,6 +138,13 @@ af_sinkhorn_ws *af_sinkhorn_alloc(size_t n, size_t m)
         af_error(AF_EINVAL, "sinkhorn: sizes must be >= 1 (n = %zu, m = %zu)", n, m);
         return NULL;
     }
+    /* the n x m kernel (and its thread-local row buffers) must be addressable:
+     * a byte count that wraps would allocate a short buffer */
+    size_t nm, bytes;
+    if (__builtin_mul_overflow(n, m, &nm) || __builtin_mul_overflow(nm, 4 * sizeof(double), &bytes)) {
+        af_error(AF_EINVAL, "sinkhorn: a %zu x %zu kernel does not fit in memory", n, m);
+        return NULL;
+    }
     af_sinkhorn_ws *ws = calloc(1, sizeof *ws);
     if (!ws)
         goto fail;

@@ -21,10 +21,19 @@ int cli_fail(int code, const char *fmt, ...)
         fputc('\n', stderr);
         progress_line_open = 0;
     }
-    fputs("attnflow: ", stderr);
+    /* the message may quote input (a value, a token, an INI line): raw
+     * control bytes are shown as \xNN, so the error stays one readable line */
+    char msg[2048];
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fputs("attnflow: ", stderr);
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(stderr, "\\x%02x", *p);
+        else
+            fputc(*p, stderr);
+    }
     fputc('\n', stderr);
     return code;
 }
@@ -72,8 +81,11 @@ int cli_double(const cli_args *a, const char *name, double def, double *out)
     char *end;
     errno = 0;
     double x = strtod(v, &end);
-    if (end == v || *end != '\0' || errno == ERANGE)
+    if (end == v || *end != '\0')
         return cli_fail(CLI_EINPUT, "--%s: not a number: '%s'", name, v);
+    if (errno == ERANGE)
+        return cli_fail(CLI_EINPUT, "--%s: %s is out of the range of a double (%s)", name, v,
+                        fabs(x) < 1 ? "too close to 0" : "too large");
     if (!isfinite(x))
         return cli_fail(CLI_EINPUT, "--%s: must be finite (got '%s')", name, v);
     *out = x;

@@ -4,10 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "alloc.h"
 #include "attnflow/io.h"
 #include "attnflow/normalize.h"
 #include "attnflow/scores.h"
 #include "cli.h"
+#include "outputs.h"
 #include "tokens.h"
 
 static const cli_opt attention_opts[] = {
@@ -33,7 +35,8 @@ static const cli_opt attention_opts[] = {
 typedef struct {
     double *X, *Y, *A, *C, *K, *work;
     af_sinkhorn_ws *ws;
-    af_file *out, *log;
+    cli_outputs files;
+    FILE *out, *log; /* temporaries of --out and --log, or NULL */
 } attention_state;
 
 static void state_free(attention_state *s)
@@ -46,12 +49,11 @@ static void state_free(attention_state *s)
     free(s->K);
     free(s->work);
     af_sinkhorn_free(s->ws);
-    af_file_abort(s->out);
-    af_file_abort(s->log);
+    cli_outputs_abort(&s->files);
 }
 
 static void write_meta(const cli_args *a, FILE *fp, size_t n, size_t m, size_t d, const char *norm,
-                       const af_sinkhorn_info *info)
+                       const af_sinkhorn_info *info, int converged)
 {
     af_write_header(fp, a->command_line);
     cli_tokens_meta(a, fp);
@@ -63,6 +65,7 @@ static void write_meta(const cli_args *a, FILE *fp, size_t n, size_t m, size_t d
     af_write_meta(fp, "iterations", "%zu", info->iterations);
     af_write_meta(fp, "row_err", "%.17g", info->row_err);
     af_write_meta(fp, "col_err", "%.17g", info->col_err);
+    af_write_meta(fp, "converged", "%d", converged);
     af_write_meta(fp, "hilbert_diameter", "%.17g%s", info->hilbert_diam,
                   info->bound_exact ? "" : " (upper bound)");
     af_write_meta(fp, "bh_rate", "%.17g", info->bh_rate);
@@ -75,6 +78,7 @@ static int attention_run(const cli_args *a)
     static const char *const paths[] = {"auto", "scaling", "log", "symmetric", "symmetric-log", NULL};
     static const char *const bounds[] = {"none", "auto", "exact", NULL};
     attention_state s = {0};
+    cli_outputs_init(&s.files);
     size_t n, m, d, md;
     int norm, kind, path, bound, rc;
     unsigned long iters, max_iters;
@@ -90,10 +94,18 @@ static int attention_run(const cli_args *a)
         return cli_fail(CLI_EINPUT, "--max-iters: must be >= 1");
     if (norm == 0 && (cli_given(a, "iters") || cli_given(a, "tol") || cli_given(a, "path")))
         return cli_fail(CLI_EUSAGE, "--iters, --tol and --path apply to --norm sinkhorn");
+    if (cli_given(a, "iters") && (path == 3 || path == 4))
+        return cli_fail(CLI_EUSAGE, "--iters counts alternating normalisations (rows first); the "
+                        "symmetric paths iterate another, averaged update: use them with --tol, "
+                        "or --iters with --path auto|scaling|log");
     if (kind == 1 && cli_given(a, "A"))
         return cli_fail(CLI_EUSAGE, "--A applies to --scores dot");
-    if ((rc = cli_tokens(a, &s.X, &n, &d)))
-        return rc;
+    /* Outputs are opened before the work so that a clash or an unwritable
+     * path fails fast; they are renamed into place together at the end. */
+    if ((cli_given(a, "out") && (rc = cli_outputs_open(&s.files, "out", cli_str(a, "out", ""), &s.out)))
+        || (cli_given(a, "log") && (rc = cli_outputs_open(&s.files, "log", cli_str(a, "log", ""), &s.log)))
+        || (rc = cli_tokens(a, &s.X, &n, &d)))
+        goto done;
     s.Y = s.X;
     m = n;
     if (cli_given(a, "keys")) {
@@ -114,16 +126,10 @@ static int attention_run(const cli_args *a)
         rc = cli_fail(CLI_EUSAGE, "--sharp-rate needs --norm sinkhorn and square attention");
         goto done;
     }
-    /* Outputs are opened before the work so that an unwritable path fails
-     * fast; they are renamed into place only at the end. */
     af_status st;
-    if (cli_given(a, "out") && (st = af_file_open(&s.out, cli_str(a, "out", ""))))
-        goto fail_status;
-    if (cli_given(a, "log") && (st = af_file_open(&s.log, cli_str(a, "log", ""))))
-        goto fail_status;
 
-    s.C = malloc(n * m * sizeof *s.C);
-    s.K = malloc(n * m * sizeof *s.K);
+    s.C = cli_alloc(n, m, sizeof *s.C);
+    s.K = cli_alloc(n, m, sizeof *s.K);
     s.work = malloc(AF_SCORES_WORK(n, m, d) * sizeof *s.work);
     if (!s.C || !s.K || !s.work) {
         rc = cli_fail(CLI_EINPUT, "out of memory for %zu x %zu attention", n, m);
@@ -168,6 +174,9 @@ static int attention_run(const cli_args *a)
     }
     row_err = info.row_err;
     col_err = info.col_err;
+    /* a fixed count says nothing about the tolerance: report whether it was met */
+    if (norm == 1 && iters > 0)
+        converged = fmax(row_err, col_err) <= tol;
     double seconds = cli_now() - t0;
     double sharp = NAN;
     if (cli_flag(a, "sharp-rate")) {
@@ -178,13 +187,13 @@ static int attention_run(const cli_args *a)
     }
     const char *norm_name = norms[norm];
     if (s.out) {
-        FILE *fp = af_file_stream(s.out);
-        write_meta(a, fp, n, m, d, norm_name, &info);
+        FILE *fp = s.out;
+        write_meta(a, fp, n, m, d, norm_name, &info, converged);
         af_write_matrix(fp, n, m, s.K);
     }
     if (s.log) {
-        FILE *fp = af_file_stream(s.log);
-        write_meta(a, fp, n, m, d, norm_name, &info);
+        FILE *fp = s.log;
+        write_meta(a, fp, n, m, d, norm_name, &info, converged);
         af_write_meta(fp, "sharp_rate", "%.17g", sharp);
         af_write_meta(fp, "columns", "iter row_err col_err");
         for (size_t k = 0; k < info.iterations; k++) {
@@ -195,20 +204,13 @@ static int attention_run(const cli_args *a)
             fputc('\n', fp);
         }
     }
-    if (s.out) {
-        st = af_file_commit(s.out);
-        s.out = NULL;
-        if (st)
-            goto fail_status;
-    }
-    if (s.log) {
-        st = af_file_commit(s.log);
-        s.log = NULL;
-        if (st) {
-            if (cli_given(a, "out")) /* all or nothing */
-                unlink(cli_str(a, "out", ""));
-            goto fail_status;
-        }
+    if ((rc = cli_outputs_commit(&s.files, NULL)))
+        goto done;
+    /* the summary is the result when no file is written; with files and
+     * --quiet the command prints nothing */
+    if (cli_flag(a, "quiet") && (s.out || s.log)) {
+        rc = 0;
+        goto done;
     }
     printf("n=%zu d=%zu norm=%s path=%s iters=%zu row_err=%.3g col_err=%.3g converged=%d "
            "bh_rate=%.6g", n, d, norm_name, af_sinkhorn_type_name(info.path), info.iterations,

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_rng.h>
+#include "alloc.h"
 #include "attnflow/energy.h"
 #include "attnflow/flow.h"
 #include "attnflow/heat.h"
@@ -20,6 +21,7 @@
 #include "attnflow/metrics.h"
 #include "cli.h"
 #include "density_opts.h"
+#include "outputs.h"
 
 static const cli_opt compare_opts[] = {
     CLI_DENSITY_OPTS,
@@ -60,7 +62,7 @@ typedef struct {
 } result;
 
 typedef struct {
-    af_file *err, *snap, *part;
+    FILE *err, *snap, *part; /* temporaries (outputs.h) */
 } outputs;
 
 static const char *const norm_names[] = {"softmax", "sinkhorn", NULL};
@@ -104,7 +106,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
     int rc = 0;
     af_status st = AF_SUCCESS;
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937), *rdir = gsl_rng_alloc(gsl_rng_mt19937);
-    double *X = malloc(n * d * sizeof *X), *pde = malloc(M * sizeof *pde),
+    double *X = cli_alloc(n, d, sizeof *X), *pde = malloc(M * sizeof *pde),
            *smooth = malloc(M * sizeof *smooth), *kde = malloc(M * sizeof *kde);
     af_flow_ws *fw = NULL;
     af_heat_plan *plan = NULL;
@@ -170,7 +172,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
      * times would round to the same step (said in the metadata) */
     size_t S = s->snapshots < nsteps + 1 ? s->snapshots : nsteps + 1, next_snap = 0;
     if (o) {
-        FILE *fps[3] = {af_file_stream(o->err), af_file_stream(o->snap), af_file_stream(o->part)};
+        FILE *fps[3] = {o->err, o->snap, o->part};
         for (int k = 0; k < 3; k++) {
             write_meta(fps[k], a, s, c, seed);
             af_write_meta(fps[k], "kde", "Gaussian kernel, bandwidth %.17g%s; compared with the PDE "
@@ -268,7 +270,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
                            : 0;
             prev = stats;
             if (o) {
-                FILE *fe = af_file_stream(o->err);
+                FILE *fe = o->err;
                 af_write_double(fe, t);
                 for (size_t k = 0; k < d; k++) {
                     fputc(' ', fe);
@@ -288,7 +290,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
                 fputc('\n', fe);
             }
             if (is_snap) {
-                FILE *fs = af_file_stream(o->snap), *fq = af_file_stream(o->part);
+                FILE *fs = o->snap, *fq = o->part;
                 if (!first_snap) {
                     fputs("\n\n", fs);
                     fputs("\n\n", fq);
@@ -370,16 +372,14 @@ done:
     return rc;
 }
 
-static int open_in(const char *dir, const char *name, af_file **f)
+static int open_in(cli_outputs *files, const char *dir, const char *name, FILE **fp)
 {
     char path[4096];
-    int rc = cli_make_dirs("out", dir);
-    if (rc)
+    int rc;
+    if ((rc = cli_outputs_dir(files, "out", dir))
+        || (rc = cli_outputs_join(path, sizeof path, "out", dir, name)))
         return rc;
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
-        return cli_fail(CLI_EINPUT, "--out: directory name too long (%zu characters)", strlen(dir));
-    af_status st = af_file_open(f, path);
-    return st ? cli_fail_status(st) : 0;
+    return cli_outputs_open(files, "out", path, fp);
 }
 
 /* Least-squares slope of log y against log x over the finite positive pairs. */
@@ -423,9 +423,18 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
         if (!(vals[k] > 0) || (which == 0 && vals[k] != floor(vals[k])))
             return cli_fail(CLI_EINPUT, "--values: %s must be %s (got %g)", params[which],
                             which == 0 ? "a positive integer" : "> 0", vals[k]);
+    cli_outputs files;
+    cli_outputs_init(&files);
+    FILE *fp = NULL;
+    if ((rc = open_in(&files, dir, "sweep.dat", &fp))) {
+        cli_outputs_abort(&files);
+        return rc;
+    }
     result *res = calloc(nv * R, sizeof *res);
-    if (!res)
+    if (!res) {
+        cli_outputs_abort(&files);
         return cli_fail(CLI_EINPUT, "out of memory");
+    }
     cli_progress pr;
     cli_progress_start(&pr, "sweep", nv * R, quiet);
     for (size_t k = 0; k < nv && !rc; k++)
@@ -444,10 +453,8 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
         cli_progress_abort(&pr);
     else
         cli_progress_end(&pr);
-    af_file *f = NULL;
-    if (!rc)
-        rc = open_in(dir, "sweep.dat", &f);
     if (rc) {
+        cli_outputs_abort(&files);
         free(res);
         return rc;
     }
@@ -469,7 +476,6 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
         e_l1[k] = sl;
         e_w[k] = sw;
     }
-    FILE *fp = af_file_stream(f);
     write_meta(fp, a, &s, c, seed);
     af_write_meta(fp, "sweep", "%s over %zu values, %zu seeds each (seed .. seed + %zu)",
                   params[which], nv, R, R - 1);
@@ -516,10 +522,9 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
         }
         fputc('\n', fp);
     }
-    af_status st = af_file_commit(f);
     free(res);
-    if (st)
-        return cli_fail_status(st);
+    if ((rc = cli_outputs_commit(&files, NULL)))
+        return rc;
     printf("sweep=%s values=%zu repeats=%zu slope_abs_rel_inc_err=%.4f slope_l1=%.4f slope_w=%.4f\n",
            params[which], nv, R, loglog_slope(nv, mv, e_inc), loglog_slope(nv, mv, e_l1),
            loglog_slope(nv, mv, e_w));
@@ -574,24 +579,16 @@ static int compare_run(const cli_args *a)
         return rc;
     }
     outputs o = {NULL, NULL, NULL};
+    cli_outputs files;
+    cli_outputs_init(&files);
     result r;
-    if (dir && ((rc = open_in(dir, "errors.dat", &o.err)) || (rc = open_in(dir, "snapshots.dat", &o.snap))
-                || (rc = open_in(dir, "particles.dat", &o.part))))
+    if (dir && ((rc = open_in(&files, dir, "errors.dat", &o.err))
+                || (rc = open_in(&files, dir, "snapshots.dat", &o.snap))
+                || (rc = open_in(&files, dir, "particles.dat", &o.part))))
         goto done;
     rc = run_case(a, &s, &c, seed, dir ? &o : NULL, &r, quiet);
-    if (rc)
+    if (rc || (rc = cli_outputs_commit(&files, NULL)))
         goto done;
-    af_file **fs[3] = {&o.err, &o.snap, &o.part};
-    for (int k = 0; k < 3; k++) {
-        if (!*fs[k])
-            continue;
-        af_status st = af_file_commit(*fs[k]);
-        *fs[k] = NULL;
-        if (st) {
-            rc = cli_fail_status(st);
-            goto done;
-        }
-    }
     printf("n=%zu d=%zu norm=%s scores=%s eps=%g dt=%g T=%g kappa=%g var_inc=%.6f var_inc_pde=%.6f "
            "var_inc_mf=%.6f ratio=%.4f l1=%.4g w=%.4g energy0=%.10g energy=%.10g outside=%zu sinkhorn_iters=%zu "
            "seconds=%.2f\n",
@@ -599,12 +596,7 @@ static int compare_run(const cli_args *a)
            r.pde_inc, r.mf_inc, r.var_inc / r.pde_inc, r.l1, s.d == 1 ? r.w2 : r.sw2, r.energy0, r.energy,
            r.outside, r.sk_iters, r.seconds);
 done:
-    if (o.err)
-        af_file_abort(o.err);
-    if (o.snap)
-        af_file_abort(o.snap);
-    if (o.part)
-        af_file_abort(o.part);
+    cli_outputs_abort(&files);
     cli_density_free(&c);
     return rc;
 }

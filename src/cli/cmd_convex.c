@@ -7,10 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_rng.h>
+#include "alloc.h"
 #include "attnflow/convex.h"
 #include "attnflow/io.h"
 #include "attnflow/train.h"
 #include "cli.h"
+#include "outputs.h"
 
 static const cli_opt convex_opts[] = {
     CLI_OPT("task", "KIND", "synthetic|pointclouds (3-D shapes of the train command; d = 3, c = 6) "
@@ -61,6 +63,7 @@ typedef struct {
     size_t N, n, d, c, P, clusters, teacher, heads, iters, max_iter, gap_every, cluster_samples;
     const char *dir;
     bool nonconvex, quiet, verbose;
+    cli_outputs *files; /* every output of the run (outputs.h) */
 } convex_run;
 
 static const char *const kinds[] = {"linear", "gated", NULL};
@@ -108,6 +111,20 @@ static int read_options(const cli_args *a, convex_run *r)
         return cli_fail(CLI_EINPUT, "--grow: must be >= 1 (got %g)", r->grow);
     if (r->loss == 1 && r->c < 2)
         return cli_fail(CLI_EINPUT, "--classes: cross-entropy needs at least 2 classes");
+    /* Sizes from the command line: every array below is a product of them,
+     * so each is bounded and the token count checked before any allocation. */
+    const struct { const char *name; size_t v; } sizes[] = {
+        {"d", r->d}, {"classes", r->c}, {"gates", r->P}, {"heads", r->heads},
+        {"clusters", r->clusters}, {"teacher-heads", r->teacher}};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        if (sizes[k].v > 1024)
+            return cli_fail(CLI_EINPUT, "--%s: at most 1024 (got %zu)", sizes[k].name, sizes[k].v);
+    if (r->n > 65536) /* the solver forms n x n blocks per sample */
+        return cli_fail(CLI_EINPUT, "--n: at most 65536 tokens per sample (got %zu)", r->n);
+    size_t tokens;
+    if (!cli_mul_ok(r->N, r->n, &tokens) || tokens > ((size_t)1 << 32))
+        return cli_fail(CLI_EINPUT, "--samples %zu x --n %zu: too many tokens (at most 2^32)",
+                        r->N, r->n);
     r->dir = cli_str(a, "out", "out/convex");
     r->nonconvex = cli_flag(a, "nonconvex");
     r->quiet = cli_flag(a, "quiet");
@@ -140,41 +157,14 @@ static void header(FILE *fp, const cli_args *a, const convex_run *r, const char 
 }
 
 typedef struct {
-    af_file *f;
-    FILE *fp;
+    FILE *fp; /* a temporary of r->files */
 } outfile;
 
 static int open_out(outfile *o, const convex_run *r, const char *name)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/%s", r->dir, name);
-    af_status s = af_file_open(&o->f, path);
-    if (s)
-        return cli_fail_status(s);
-    o->fp = af_file_stream(o->f);
-    return 0;
-}
-
-static void abort_all(outfile *o, size_t k)
-{
-    for (size_t j = 0; j < k; j++)
-        if (o[j].f) {
-            af_file_abort(o[j].f);
-            o[j].f = NULL;
-        }
-}
-
-static int commit_all(outfile *o, size_t k)
-{
-    int rc = 0;
-    for (size_t j = 0; j < k; j++)
-        if (o[j].f) {
-            af_status s = af_file_commit(o[j].f);
-            o[j].f = NULL;
-            if (s && !rc)
-                rc = cli_fail_status(s);
-        }
-    return rc;
+    int rc = cli_outputs_join(path, sizeof path, "out", r->dir, name);
+    return rc ? rc : cli_outputs_open(r->files, "out", path, &o->fp);
 }
 
 /* heads.dat: one line per head: head gate sigma W1 (row-major) W2 (row-major). */
@@ -228,7 +218,7 @@ static af_status write_clusters(FILE *fp, const convex_run *r, const af_convex_p
     fputc('\n', fp);
     if (m == 0)
         return AF_SUCCESS;
-    double *C = malloc(r->n * m * sizeof *C);
+    double *C = cli_alloc(r->n, m, sizeof *C);
     if (!C)
         return af_error(AF_ENOMEM, "out of memory");
     const double *X = af_convex_problem_tokens(p);
@@ -292,7 +282,7 @@ static int run_convex_solver(const cli_args *a, const convex_run *r, af_convex_p
         "headK = share of head K in the output norm"};
     size_t zs = af_convex_z_size(p), cap = r->P * (r->d * r->d < r->d * r->c ? r->d * r->d : r->d * r->c);
     double *Z = calloc(zs, sizeof *Z);
-    double *W1 = malloc(cap * (r->d * r->d + r->d * r->c + 1) * sizeof *W1);
+    double *W1 = cli_alloc(cap, r->d * r->d + r->d * r->c + 1, sizeof *W1);
     size_t *gate_of = malloc(cap * sizeof *gate_of);
     af_convex_solver *s = af_convex_solver_alloc(p);
     int rc = 0;
@@ -388,12 +378,12 @@ static int run_convex_solver(const cli_args *a, const convex_run *r, af_convex_p
     if (!S->converged && !r->quiet)
         fprintf(stderr, "attnflow: convex: warning: relative gap %.3e > tol %.3e after %zu iterations\n",
                 S->rel_gap, r->tol, S->iter);
-    rc = commit_all(o, NOUT);
+    rc = cli_outputs_commit(r->files, NULL);
 done:
     if (st)
         rc = cli_fail_status(st);
     if (rc)
-        abort_all(o, NOUT);
+        cli_outputs_abort(r->files);
     af_convex_solver_free(s);
     free(Z);
     free(W1);
@@ -463,12 +453,12 @@ static int run_nonconvex(const cli_args *a, const convex_run *r, af_convex_probl
             r->heads, r->iters, seconds);
     write_heads(o[HEADS].fp, r, r->heads, W1, W2, r->kind == 1 ? gate_of : NULL, NULL);
     printf("objective=%.12g heads=%zu iters=%zu seconds=%.3f\n", obj, r->heads, r->iters, seconds);
-    rc = commit_all(o, NOUT);
+    rc = cli_outputs_commit(r->files, NULL);
 done:
     if (st)
         rc = cli_fail_status(st);
     if (rc)
-        abort_all(o, NOUT);
+        cli_outputs_abort(r->files);
     af_convex_adam_free(ad);
     gsl_rng_free(rng);
     return rc;
@@ -480,11 +470,14 @@ static int run_convex(const cli_args *a)
     int rc = read_options(a, &r);
     if (rc)
         return rc;
+    cli_outputs files;
+    cli_outputs_init(&files);
+    r.files = &files;
     /* data: tokens, gates, teacher targets, all from one generator seeded by --seed */
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     size_t T = r.N * r.n;
-    double *X = malloc(T * r.d * sizeof *X), *H = malloc(r.P * r.d * r.d * sizeof *H);
-    double *Y = malloc(T * r.c * sizeof *Y);
+    double *X = cli_alloc(T, r.d, sizeof *X), *H = cli_alloc(r.P, r.d * r.d, sizeof *H);
+    double *Y = cli_alloc(T, r.c, sizeof *Y);
     size_t *cluster = malloc(T * sizeof *cluster);
     af_convex_problem *p = NULL;
     if (!rng || !X || !H || !Y || !cluster) {
@@ -538,10 +531,11 @@ static int run_convex(const cli_args *a)
         rc = cli_fail_status(st);
         goto done;
     }
-    if ((rc = cli_make_dirs("out", r.dir)))
+    if ((rc = cli_outputs_dir(&files, "out", r.dir)))
         goto done;
     rc = r.nonconvex ? run_nonconvex(a, &r, p) : run_convex_solver(a, &r, p, cluster);
 done:
+    cli_outputs_abort(&files); /* nothing left after a commit */
     af_convex_problem_free(p);
     gsl_rng_free(rng);
     free(X);

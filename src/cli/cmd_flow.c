@@ -8,6 +8,7 @@
 #include "attnflow/io.h"
 #include "attnflow/observables.h"
 #include "cli.h"
+#include "outputs.h"
 #include "tokens.h"
 
 static const cli_opt flow_opts[] = {
@@ -42,7 +43,7 @@ static const cli_opt flow_opts[] = {
 };
 
 typedef struct {
-    af_file *traj, *obs;
+    FILE *traj, *obs; /* temporaries of --out and --observables (outputs.h), or NULL */
     af_obs_ws *ow;
     double *mean;
 } outputs;
@@ -69,7 +70,7 @@ static af_status write_obs_line(outputs *o, double t, size_t step, double sk_ite
     af_status st = af_obs_compute(o->ow, X, o->mean, &v);
     if (st)
         return st;
-    FILE *fp = af_file_stream(o->obs);
+    FILE *fp = o->obs;
     af_write_double(fp, t);
     for (size_t k = 0; k < d; k++) {
         fputc(' ', fp);
@@ -201,11 +202,24 @@ static int flow_run(const cli_args *a)
     if ((rc = cli_steps("--T / --dt", T, dt, 1e9, &nsteps)))
         return rc;
 
+    /* the output files first: a clash or an unwritable path fails before any work */
+    cli_outputs files;
+    cli_outputs_init(&files);
+    outputs o = {NULL, NULL, NULL, NULL};
+    const char *obs_path = cli_str(a, "observables", NULL), *traj_path = cli_str(a, "out", NULL);
+    if ((traj_path && (rc = cli_outputs_open(&files, "out", traj_path, &o.traj)))
+        || (obs_path && (rc = cli_outputs_open(&files, "observables", obs_path, &o.obs)))) {
+        cli_outputs_abort(&files);
+        return rc;
+    }
     double *X = NULL, *A = NULL, *V = NULL;
     size_t n, d;
-    if ((rc = cli_tokens(a, &X, &n, &d)))
+    if ((rc = cli_tokens(a, &X, &n, &d))) {
+        cli_outputs_abort(&files);
         return rc;
+    }
     if ((rc = cli_square_matrix(a, "A", d, &A)) || (rc = cli_square_matrix(a, "V", d, &V))) {
+        cli_outputs_abort(&files);
         free(X);
         free(A);
         return rc;
@@ -235,7 +249,6 @@ static int flow_run(const cli_args *a)
     p.sinkhorn.iters = iters;
     p.warm_start = warm;
 
-    outputs o = {NULL, NULL, NULL, NULL};
     af_clear_error(); /* so a NULL below reports this call's message, not a stale one */
     af_flow_ws *ws = af_flow_alloc(&p);
     af_status st = AF_SUCCESS;
@@ -247,7 +260,6 @@ static int flow_run(const cli_args *a)
         rc = cli_fail_status(st);
         goto done;
     }
-    const char *obs_path = cli_str(a, "observables", NULL), *traj_path = cli_str(a, "out", NULL);
     if (obs_path) {
         af_obs_params op = af_obs_params_default(n, d);
         op.scores = p.scores;
@@ -263,17 +275,9 @@ static int flow_run(const cli_args *a)
             goto done;
         }
     }
-    if (traj_path && (st = af_file_open(&o.traj, traj_path))) {
-        rc = cli_fail_status(st);
-        goto done;
-    }
-    if (obs_path && (st = af_file_open(&o.obs, obs_path))) {
-        rc = cli_fail_status(st);
-        goto done;
-    }
     const af_flow_params *pp = af_flow_get_params(ws);
     if (o.traj) {
-        FILE *fp = af_file_stream(o.traj);
+        FILE *fp = o.traj;
         write_meta(fp, a, pp, T, dt, save_every, pure);
         fputs("# blocks: one per saved time (gnuplot index), tokens i = 0..n-1\n", fp);
         fprintf(fp, "# columns: t i");
@@ -282,7 +286,7 @@ static int flow_run(const cli_args *a)
         fputc('\n', fp);
     }
     if (o.obs) {
-        FILE *fp = af_file_stream(o.obs);
+        FILE *fp = o.obs;
         write_meta(fp, a, pp, T, dt, save_every, pure);
         af_write_meta(fp, "energy", "%s", cli_flag(a, "no-energy") ? "not computed (--no-energy): nan"
                                                                    : energy_note(pp, pure));
@@ -301,20 +305,27 @@ static int flow_run(const cli_args *a)
     cli_progress pr;
     cli_progress_start(&pr, "flow", nsteps, quiet);
     af_flow_stats stats, prev = {0};
-    double t = 0;
-    if (o.traj)
-        write_traj_block(af_file_stream(o.traj), 1, 0.0, n, d, X);
+    double t = 0, t_saved = 0;
+    char stop[1200] = ""; /* why the run stopped early: the files' '# status:' */
     if (o.obs && (st = write_obs_line(&o, 0.0, 0, 0.0, 0, n, d, X))) {
-        rc = cli_fail_status(st);
+        rc = cli_fail(CLI_EINPUT, "observables at t = 0: %s", af_last_error());
         goto done;
     }
-    for (size_t s = 1; s <= nsteps; s++) {
+    if (o.traj)
+        write_traj_block(o.traj, 1, 0.0, n, d, X);
+    /* a signal ends the loop at the next step; the files keep what was saved */
+    cli_stop_polling(1);
+    for (size_t s = 1; s <= nsteps && !stop[0]; s++) {
+        if (cli_stop_requested()) {
+            snprintf(stop, sizeof stop, "interrupted");
+            break;
+        }
         const double t_next = s == nsteps ? T : (double)s * dt;
         st = pure ? af_flow_pure_layer(ws, X) : af_flow_step(ws, X, t_next - t);
         if (st) {
-            cli_progress_abort(&pr);
-            rc = cli_fail(CLI_EINPUT, "step %zu (t = %g): %s", s, t, af_last_error());
-            goto done;
+            snprintf(stop, sizeof stop, "stopped at t = %.17g: step %zu: %s", t, s,
+                     af_last_error());
+            break;
         }
         t = t_next;
         cli_progress_update(&pr, s);
@@ -325,32 +336,34 @@ static int flow_run(const cli_args *a)
                                       / (double)de
                                 : 0.0;
             prev = stats;
-            if (o.traj)
-                write_traj_block(af_file_stream(o.traj), 0, t, n, d, X);
+            /* observables first: if they fail, neither file gets this time */
             if (o.obs && (st = write_obs_line(&o, t, s, mean_it, stats.evaluations, n, d, X))) {
-                cli_progress_abort(&pr);
-                rc = cli_fail_status(st);
-                goto done;
+                snprintf(stop, sizeof stop, "stopped at t = %.17g: step %zu: observables: %s", t,
+                         s, af_last_error());
+                break;
             }
+            if (o.traj)
+                write_traj_block(o.traj, 0, t, n, d, X);
+            t_saved = t;
         }
+    }
+    cli_stop_polling(0);
+    if (stop[0]) {
+        cli_progress_abort(&pr);
+        if (!traj_path && !obs_path) {
+            rc = cli_fail(CLI_ESTOPPED, "%s", stop);
+            goto done;
+        }
+        /* the complete files up to the last saved time, and why they end there */
+        if ((rc = cli_outputs_commit(&files, stop)))
+            goto done;
+        rc = cli_fail(CLI_ESTOPPED, "%s; the output files end at the last saved time t = %.17g "
+                      "('# status:' line)", stop, t_saved);
+        goto done;
     }
     cli_progress_end(&pr);
-    if (o.traj) {
-        st = af_file_commit(o.traj);
-        o.traj = NULL;
-        if (st) {
-            rc = cli_fail_status(st);
-            goto done;
-        }
-    }
-    if (o.obs) {
-        st = af_file_commit(o.obs);
-        o.obs = NULL;
-        if (st) {
-            rc = cli_fail_status(st);
-            goto done;
-        }
-    }
+    if ((rc = cli_outputs_commit(&files, NULL)))
+        goto done;
     if (!traj_path && !obs_path) {
         af_flow_get_stats(ws, &stats);
         printf("n=%zu d=%zu norm=%s steps=%zu evals=%zu sinkhorn_iters=%zu T=%g var=%.10g "
@@ -361,10 +374,7 @@ static int flow_run(const cli_args *a)
     }
     rc = 0;
 done:
-    if (o.traj)
-        af_file_abort(o.traj);
-    if (o.obs)
-        af_file_abort(o.obs);
+    cli_outputs_abort(&files);
     af_obs_free(o.ow);
     free(o.mean);
     af_flow_free(ws);

@@ -14,12 +14,14 @@
 #include <string.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
+#include "alloc.h"
 #include "attnflow/energy.h"
 #include "attnflow/flow.h"
 #include "attnflow/io.h"
 #include "cli.h"
 #include "tokens.h"
 #include "density_opts.h"
+#include "outputs.h"
 
 static const cli_opt gradflow_opts[] = {
     CLI_OPT("mode", "KIND", "energy|jacobian (default energy)"),
@@ -121,7 +123,8 @@ static int energy_mode(const cli_args *a)
     af_flow_ws *fm = make_flow(n, d, AF_FLOW_SOFTMAX, A, eps, V, tol, 2);
     af_flow_ws *fx = make_flow(n, d, AF_FLOW_SINKHORN, A, eps, V, tol, 2); /* Sinkhorn field at the SoftMax cloud */
     af_energy_ws *ew = af_energy_alloc(n, d), *ewm = af_energy_alloc(n, d);
-    af_file *f = NULL;
+    cli_outputs files;
+    cli_outputs_init(&files);
     if (!X0 || !Xs || !Xm || !Ts || !Tm || !Tx || !r || !fs || !fm || !fx || !ew || !ewm) {
         rc = cli_fail_alloc("gradflow");
         goto done;
@@ -137,12 +140,10 @@ static int energy_mode(const cli_args *a)
     ep.sinkhorn.tol = tol;
     const char *path = cli_str(a, "out", NULL);
     af_status st;
-    if (path) {
-        if ((st = af_file_open(&f, path))) {
-            rc = cli_fail_status(st);
-            goto done;
-        }
-        FILE *fp = af_file_stream(f);
+    FILE *fp = NULL;
+    if (path && (rc = cli_outputs_open(&files, "out", path, &fp)))
+        goto done;
+    if (fp) {
         write_common_meta(fp, a, d, A, eps, sigma, seed);
         af_write_meta(fp, "n", "%zu", n);
         af_write_meta(fp, "flows", "Sinkhorn and SoftMax, T_i = sum_j K_ij W_V x_j, W_V = A / eps, "
@@ -182,8 +183,7 @@ static int energy_mode(const cli_args *a)
         Fends = Fs;
         Fends_m = Fm;
         max_rate_err = fmax(max_rate_err, fabs(rs - gs) / fmax(fabs(gs), 1e-300));
-        if (f) {
-            FILE *fp = af_file_stream(f);
+        if (fp) {
             double row[] = {t, Fs, rs, gs, Fm, rm, gm, cross};
             for (size_t k = 0; k < 8; k++) {
                 if (k)
@@ -206,21 +206,14 @@ static int energy_mode(const cli_args *a)
         goto done;
     }
     cli_progress_end(&pr);
-    if (f) {
-        st = af_file_commit(f);
-        f = NULL;
-        if (st) {
-            rc = cli_fail_status(st);
-            goto done;
-        }
-    }
+    if ((rc = cli_outputs_commit(&files, NULL)))
+        goto done;
     printf("n=%zu d=%zu eps=%g T=%g F0=%.12g F_sinkhorn(T)=%.12g F_softmax(T)=%.12g "
            "max_step_rise_sinkhorn=%.3g max_rel_rate_err_sinkhorn=%.3g\n",
            n, d, eps, T, F0s, Fends, Fends_m, nsteps ? max_rise : NAN, max_rate_err);
     rc = 0;
 done:
-    if (f)
-        af_file_abort(f);
+    cli_outputs_abort(&files);
     free(X0);
     free(Xs);
     free(Xm);
@@ -271,13 +264,14 @@ static int jacobian_mode(const cli_args *a)
     }
     W[1] += skew; /* + skew (e_1 e_2^T - e_2 e_1^T): W_V no longer the score matrix */
     W[d] -= skew;
-    af_file *f = NULL;
+    cli_outputs files;
+    cli_outputs_init(&files);
+    FILE *fp = NULL;
     af_status st;
     const char *path = cli_str(a, "out", NULL);
-    if (path) {
-        if ((st = af_file_open(&f, path)))
-            return cli_fail_status(st);
-        FILE *fp = af_file_stream(f);
+    if (path && (rc = cli_outputs_open(&files, "out", path, &fp)))
+        return rc;
+    if (fp) {
         write_common_meta(fp, a, d, A, eps, sigma, seed);
         af_write_meta(fp, "jacobian", "J = dT/dX (nd x nd) by central differences, step %.3g "
                       "(times max(1, |x|)); asymmetry |J - J^T|_F / |J|_F", h);
@@ -293,7 +287,7 @@ static int jacobian_mode(const cli_args *a)
     rc = 0;
     for (size_t k = 0; k < nn && !rc; k++) {
         size_t n = (size_t)nsv[k], N = n * d;
-        double *X = malloc(N * sizeof *X), *J = malloc(N * N * sizeof *J),
+        double *X = malloc(N * sizeof *X), *J = cli_alloc(N, N, sizeof *J),
                *work = malloc(4 * N * sizeof *work);
         double asym[3], err[3], t0 = cli_now();
         if (!X || !J || !work) {
@@ -324,8 +318,7 @@ static int jacobian_mode(const cli_args *a)
             }
         }
         if (!rc) {
-            if (f) {
-                FILE *fp = af_file_stream(f);
+            if (fp) {
                 fprintf(fp, "%zu", n);
                 double row[] = {asym[0], asym[1], asym[2], err[0], err[1], cli_now() - t0};
                 for (size_t q = 0; q < 6; q++) {
@@ -342,13 +335,10 @@ static int jacobian_mode(const cli_args *a)
         free(work);
     }
     gsl_rng_free(r);
-    if (f) {
-        if (rc) {
-            af_file_abort(f);
-        } else if ((st = af_file_commit(f))) {
-            rc = cli_fail_status(st);
-        }
-    }
+    if (rc)
+        cli_outputs_abort(&files);
+    else
+        rc = cli_outputs_commit(&files, NULL);
     return rc;
 }
 
@@ -358,6 +348,14 @@ static int gradflow_run(const cli_args *a)
     int mode, rc;
     if ((rc = cli_choice(a, "mode", modes, 0, &mode)))
         return rc;
+    /* an option of the other mode would be silently ignored: refuse it */
+    static const char *const energy_only[] = {"n", "T", "dt", NULL};
+    static const char *const jacobian_only[] = {"ns", "skew", NULL};
+    const char *const *foreign = mode == 0 ? jacobian_only : energy_only;
+    for (size_t k = 0; foreign[k]; k++)
+        if (cli_given(a, foreign[k]))
+            return cli_fail(CLI_EUSAGE, "--%s applies to --mode %s only", foreign[k],
+                            modes[1 - mode]);
     return mode == 0 ? energy_mode(a) : jacobian_mode(a);
 }
 

@@ -10,6 +10,7 @@
 #include "attnflow/io.h"
 #include "attnflow/train.h"
 #include "cli.h"
+#include "outputs.h"
 
 static const cli_opt train_opts[] = {
     CLI_OPT("task", "KIND", "digits|pointclouds (default digits)"),
@@ -78,20 +79,27 @@ static void write_meta(FILE *fp, const cli_args *args, const run_info *ri,
     af_write_meta(fp, "measured_on", "held-out (test) set, every sample, layer and head");
 }
 
+/* epochs.dat and colsums.dat for every epoch so far; status NULL, or why
+ * the run stopped early (the files' '# status:' line). */
 static int write_outputs(const cli_args *args, const char *dir, const run_info *ri,
                          const af_train_options *o, const af_dataset *tr, const af_dataset *te,
-                         af_trainer *t)
+                         af_trainer *t, const char *status)
 {
     char path[4200];
     size_t ne = af_trainer_epochs(t), T = o->model.n_in + (o->model.cls ? 1 : 0);
     const af_epoch_record *rec = af_trainer_records(t);
-    af_file *f;
-    af_status s;
-
-    snprintf(path, sizeof path, "%s/epochs.dat", dir);
-    if ((s = af_file_open(&f, path)) != AF_SUCCESS)
-        return cli_fail_status(s);
-    FILE *fp = af_file_stream(f);
+    /* both files of an epoch are renamed into place together (outputs.h) */
+    cli_outputs files;
+    cli_outputs_init(&files);
+    FILE *fp, *fc;
+    int rc;
+    if ((rc = cli_outputs_join(path, sizeof path, "out", dir, "epochs.dat"))
+        || (rc = cli_outputs_open(&files, "out", path, &fp))
+        || (rc = cli_outputs_join(path, sizeof path, "out", dir, "colsums.dat"))
+        || (rc = cli_outputs_open(&files, "out", path, &fc))) {
+        cli_outputs_abort(&files);
+        return rc;
+    }
     write_meta(fp, args, ri, o, tr, te);
     af_write_meta(fp, "notes", "epoch 0 = before training; train_* of epoch 0 is a forward "
                                "pass over the training set, later ones average the epoch's "
@@ -114,13 +122,7 @@ static int write_outputs(const cli_args *args, const char *dir, const run_info *
         }
         fputc('\n', fp);
     }
-    if ((s = af_file_commit(f)) != AF_SUCCESS)
-        return cli_fail_status(s);
-
-    snprintf(path, sizeof path, "%s/colsums.dat", dir);
-    if ((s = af_file_open(&f, path)) != AF_SUCCESS)
-        return cli_fail_status(s);
-    fp = af_file_stream(f);
+    fp = fc;
     write_meta(fp, args, ri, o, tr, te);
     af_write_meta(fp, "notes", "one block per epoch (gnuplot index = epoch): column sums of "
                                "each held-out attention matrix sorted ascending, averaged over "
@@ -138,9 +140,7 @@ static int write_outputs(const cli_args *args, const char *dir, const run_info *
             fputc('\n', fp);
         }
     }
-    if ((s = af_file_commit(f)) != AF_SUCCESS)
-        return cli_fail_status(s);
-    return 0;
+    return cli_outputs_commit(&files, status);
 }
 
 static int size_opt(const cli_args *a, const char *name, size_t def, size_t *out)
@@ -212,6 +212,8 @@ static int run_train(const cli_args *args)
     openblas_set_num_threads((int)threads);
     const char *dir = cli_str(args, "out", "out/train");
     bool quiet = cli_flag(args, "quiet");
+    cli_outputs made; /* the output directory: per-epoch files are committed each epoch */
+    cli_outputs_init(&made);
 
     /* data: its own generator seeded by --seed, so the split is fixed by the seed */
     af_dataset all = {0}, train = {0}, test = {0};
@@ -239,7 +241,7 @@ static int run_train(const cli_args *args)
         rc = cli_fail_status(s);
         goto done;
     }
-    if ((rc = cli_make_dirs("out", dir)))
+    if ((rc = cli_outputs_dir(&made, "out", dir)))
         goto done;
     char ckpt[4200];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", dir);
@@ -263,14 +265,29 @@ static int run_train(const cli_args *args)
                 af_model_nparams(af_trainer_model(t)), train.n, test.n, ri.epochs, dir);
     double t0 = cli_now();
     size_t start = af_trainer_epochs(t);
+    /* a signal ends the run after the epoch in progress (a second one at once) */
+    cli_stop_polling(1);
     while (af_trainer_epochs(t) <= ri.epochs) {
-        if ((s = af_trainer_advance(t)) != AF_SUCCESS) {
-            rc = cli_fail_status(s);
+        char stop[1200] = "";
+        if (cli_stop_requested())
+            snprintf(stop, sizeof stop, "interrupted");
+        else if ((s = af_trainer_advance(t)) != AF_SUCCESS)
+            snprintf(stop, sizeof stop, "stopped: %s", af_last_error());
+        if (stop[0]) {
+            /* the files and the checkpoint hold every completed epoch: mark
+             * the files and exit 3 (nothing to mark before the first epoch) */
+            if (af_trainer_epochs(t) > start
+                && (rc = write_outputs(args, dir, &ri, &o, &train, &test, t, stop)))
+                goto done;
+            rc = cli_fail(CLI_ESTOPPED, "%s%s", stop,
+                          af_trainer_epochs(t) > start
+                              ? "; the files and checkpoint keep the completed epochs"
+                              : "");
             goto done;
         }
         size_t e = af_trainer_epochs(t) - 1;
         const af_epoch_record *r = &af_trainer_records(t)[e];
-        if ((rc = write_outputs(args, dir, &ri, &o, &train, &test, t)))
+        if ((rc = write_outputs(args, dir, &ri, &o, &train, &test, t, NULL)))
             goto done;
         if ((s = af_trainer_save(t, ckpt)) != AF_SUCCESS) {
             rc = cli_fail_status(s);
@@ -287,7 +304,10 @@ static int run_train(const cli_args *args)
                     done_e ? el / (double)done_e * (double)left : 0.0);
         }
     }
+    cli_outputs_commit(&made, NULL); /* keeps the directory */
 done:
+    cli_stop_polling(0);
+    cli_outputs_abort(&made); /* removes it if this run created it and left it empty */
     af_trainer_free(t);
     af_dataset_free(&train);
     af_dataset_free(&test);

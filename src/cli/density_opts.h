@@ -17,6 +17,9 @@
 #include "attnflow/heat.h"
 #include "cli.h"
 
+/* Most mixture components (--components): each is summed at every grid node. */
+#define CLI_MAX_COMPONENTS 65536
+
 #define CLI_DENSITY_OPTS                                                                         \
     CLI_OPT("density", "KIND", "initial density gaussian|mixture|uniform|grid (default gaussian)"),        \
     CLI_OPT("d", "D", "dimension, 1 or 2 (default 2; grid: taken from the file)"),                      \

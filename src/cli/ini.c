@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "attnflow/io.h"
 #include "cli.h"
 #include "ini.h"
 
@@ -32,8 +33,9 @@ static int read_line(const char *path, char *raw, size_t len, long line, char *s
                      size_t section_cap, cli_ini_section_fn on_section, cli_ini_key_fn on_key,
                      void *user)
 {
-    if (strlen(raw) != len)
-        return cli_fail(CLI_EINPUT, "%s:%ld: NUL byte in the line", path, line);
+    /* NUL and control bytes: path:line:column, like every text reader */
+    if (af_check_text_line(path, (size_t)line, raw, len) != AF_SUCCESS)
+        return cli_fail(CLI_EINPUT, "%s", af_last_error());
     if (len > CLI_INI_MAX_LINE)
         return cli_fail(CLI_EINPUT, "%s:%ld: line longer than %d bytes", path, line,
                         CLI_INI_MAX_LINE);

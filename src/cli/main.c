@@ -4,6 +4,7 @@
 #include <string.h>
 #include "attnflow/version.h"
 #include "cli.h"
+#include "outputs.h"
 
 /* Every command, in the order `attnflow --help` lists them. */
 static const cli_command *const commands[] = {
@@ -90,6 +91,7 @@ static int help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    cli_signals_install(); /* a signal never leaves a temporary file (outputs.h) */
     if (argc < 2) {
         usage(stderr);
         return CLI_EUSAGE;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <gsl/gsl_rng.h>
+#include "alloc.h"
 #include "attnflow/init.h"
 #include "attnflow/io.h"
 #include "tokens.h"
@@ -54,7 +55,7 @@ static int read_cov(const cli_args *a, size_t d, double **cov)
     *cov = NULL;
     if (!v)
         return 0;
-    double *S = calloc(d * d, sizeof *S), *diag = malloc(d * sizeof *diag);
+    double *S = cli_calloc(d, d, sizeof *S), *diag = malloc(d * sizeof *diag);
     if (!S || !diag) {
         free(S);
         free(diag);
@@ -148,7 +149,7 @@ int cli_tokens(const cli_args *a, double **X, size_t *n, size_t *d)
     p.mean = mean;
     p.cov = cov;
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-    *X = malloc(p.n * p.d * sizeof **X);
+    *X = cli_alloc(p.n, p.d, sizeof **X);
     if (!rng || !*X) {
         rc = cli_fail(CLI_EINPUT, "out of memory (%zu x %zu tokens)", p.n, p.d);
     } else {

@@ -273,7 +273,10 @@ af_status af_obs_compute(af_obs_ws *ws, const double *X, double *mean, af_obs_va
         if (st == AF_SUCCESS)
             out->energy = F;
         else if (st != AF_EMAXITER && st != AF_ENUMERIC)
-            return st;
+            /* the energy is an entropic OT cost computed by Sinkhorn in every
+             * run, SoftMax ones included: say so, not just "sinkhorn" */
+            return af_error(st, "energy F_n (entropic OT of the cloud with itself, solved by "
+                            "Sinkhorn whatever the flow's normalisation): %s", af_last_error());
         /* otherwise F_n stays undefined (NaN); the other observables are valid */
     }
     return af_obs_geometry(ws, X, &out->clusters, &out->min_dist, &out->max_ip);
