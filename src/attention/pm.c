@@ -133,7 +133,8 @@ static af_status make_grid(af_pm_ws *w, const size_t N[3])
     int dims[3], rank = (int)w->d;
     for (int k = 0; k < rank; k++)
         dims[k] = (int)N[3 - rank + k];
-    const unsigned flags = (w->G <= ((size_t)1 << 20) ? FFTW_MEASURE : FFTW_ESTIMATE);
+    /* measuring pays off only over many transforms; a small grid costs little either way */
+    const unsigned flags = FFTW_ESTIMATE;
     w->fwd = fftw_plan_dft_r2c(rank, dims, w->R, w->Cb, flags);
     w->bwd = fftw_plan_dft_c2r(rank, dims, w->Cb, w->R, flags | FFTW_DESTROY_INPUT);
     if (!w->fwd || !w->bwd) {
