@@ -63,7 +63,7 @@ static size_t next_smooth(size_t m)
 af_pm_ws *af_pm_alloc(size_t d, size_t kmax)
 {
     if (d < 1 || d > AF_PM_MAX_D) {
-        af_error(AF_EINVAL, "pm: particle-mesh attention needs d in 1..3 (got d = %zu)", d);
+        af_error(AF_EINVAL, "pm: the particle-mesh transform works in d <= 3 (got d = %zu)", d);
         return NULL;
     }
     if (kmax < 1) {
@@ -469,8 +469,8 @@ af_status af_pm_gauss(size_t n, size_t d, const double *X, double s, double tol,
                       const double *W, double *out, af_pm_info *info)
 {
     af_pm_ws *w = af_pm_alloc(d, k);
-    if (!w)
-        return af_error(AF_EINVAL, "%s", af_last_error());
+    if (!w) /* the message is set */
+        return d < 1 || d > AF_PM_MAX_D || k < 1 ? AF_EINVAL : AF_ENOMEM;
     af_status st = af_pm_set(w, n, X, s, tol);
     if (!st)
         st = af_pm_apply(w, k, W, out);

@@ -38,8 +38,7 @@ af_pm_attn *af_pm_attn_alloc(size_t n, size_t d, const af_scores_params *sp, dou
 {
     double s, c = 0;
     if (d < 1 || d > AF_PM_MAX_D) {
-        af_error(AF_EINVAL, "pm: the particle-mesh backend works in d = 1, 2, 3 (got d = %zu)",
-                 d);
+        af_error(AF_EINVAL, "pm: the particle-mesh backend works in d <= 3 (got d = %zu)", d);
         return NULL;
     }
     if (n == 0 || !(sp->eps > 0) || !isfinite(sp->eps) || !isfinite(sp->beta)) {

@@ -20,6 +20,7 @@
 #include "attnflow/metrics.h"
 #include "cli.h"
 #include "density_opts.h"
+#include "pm_opts.h"
 
 static const cli_opt compare_opts[] = {
     CLI_DENSITY_OPTS,
@@ -43,6 +44,7 @@ static const cli_opt compare_opts[] = {
     {"values", 1, "--sweep values 'a,b,c'"},
     {"repeats", 1, "--sweep: seeds seed..seed+R-1 per value (default 3)"},
     {"out", 1, "output directory (errors.dat, snapshots.dat, particles.dat or sweep.dat)"},
+    CLI_PM_OPTS,
     {NULL, 0, NULL},
 };
 
@@ -51,6 +53,7 @@ typedef struct {
     int norm, scores, integ, energy;
     double eps, dt, T, kappa, tol, bandwidth;
     int bw_given;
+    double pm_tol; /* > 0: particle-mesh attention (--backend pm) */
 } settings;
 
 typedef struct {
@@ -131,6 +134,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
     fp.integrator = (af_flow_integrator)s->integ;
     fp.sinkhorn.tol = s->tol;
     fp.sinkhorn.max_iters = s->max_iters;
+    fp.pm_tol = s->pm_tol;
     af_clear_error(); /* a NULL below then reports this call's own message */
     if (!(fw = af_flow_alloc(&fp)) || !(plan = af_heat_plan_alloc(g, FFTW_ESTIMATE))
         || !(kw = af_kde_alloc(g, FFTW_ESTIMATE))) {
@@ -141,7 +145,14 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
         rc = cli_fail_alloc("compare");
         goto done;
     }
-    const int want_energy = s->energy && s->norm == AF_FLOW_SINKHORN && s->scores == 1;
+    af_pm_info pmi; /* the grid of the initial cloud (it follows the cloud later) */
+    if (s->pm_tol > 0 && (st = cli_pm_probe(n, d, X, &fp.scores, s->pm_tol, &pmi))) {
+        rc = cli_fail_status(st);
+        goto done;
+    }
+    /* the energy is a dense O(n^2) Sinkhorn solve: not with the PM backend */
+    const int want_energy = s->energy && s->norm == AF_FLOW_SINKHORN && s->scores == 1
+                            && !(s->pm_tol > 0);
     af_energy_params ep = af_energy_params_default();
     if (want_energy) {
         ep.scores.kind = AF_SCORES_L2;
@@ -172,6 +183,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
         FILE *fps[3] = {af_file_stream(o->err), af_file_stream(o->snap), af_file_stream(o->part)};
         for (int k = 0; k < 3; k++) {
             write_meta(fps[k], a, s, c, seed);
+            cli_pm_meta(fps[k], s->pm_tol, &pmi);
             af_write_meta(fps[k], "kde", "Gaussian kernel, bandwidth %.17g%s; compared with the PDE "
                           "at kappa t + b^2/2 (the same smoothing)", ko.bandwidth,
                           s->bw_given ? "" : " (Silverman, initial cloud)");
@@ -188,7 +200,9 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
         af_write_meta(fe, "energy", "%s", want_energy
                       ? "E = -2 F_n, F_n = OT_eps(mu, mu)/2 for the L2 cost: the Sinkhorn heat "
                         "flow is its gradient flow, dE/dt = -(1/n) sum |v_i|^2"
-                      : "nan (defined for Sinkhorn with L2 scores)");
+                      : s->pm_tol > 0 ? "nan (not computed with --backend pm: it needs the dense "
+                                        "n x n kernel)"
+                                      : "nan (defined for Sinkhorn with L2 scores)");
         af_write_meta(fe, "sk_iters", "Sinkhorn normalisations per velocity evaluation since the "
                       "previous line");
         fprintf(fe, "# columns: t");
@@ -542,7 +556,8 @@ static int compare_run(const cli_args *a)
         || (rc = cli_positive(a, "bandwidth", 1.0, &s.bandwidth))
         || (rc = cli_size(a, "directions", 16, &s.directions))
         || (rc = cli_size(a, "save-every", 10, &s.save_every))
-        || (rc = cli_size(a, "snapshots", 3, &s.snapshots)))
+        || (rc = cli_size(a, "snapshots", 3, &s.snapshots))
+        || (rc = cli_pm_options(a, &s.pm_tol)))
         return rc;
     if (s.T < 0 || s.kappa < 0)
         return cli_fail(CLI_EINPUT, "--T and --kappa must be >= 0 (got %g, %g)", s.T, s.kappa);

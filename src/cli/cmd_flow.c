@@ -8,6 +8,7 @@
 #include "attnflow/io.h"
 #include "attnflow/observables.h"
 #include "cli.h"
+#include "pm_opts.h"
 #include "tokens.h"
 
 static const cli_opt flow_opts[] = {
@@ -37,6 +38,7 @@ static const cli_opt flow_opts[] = {
     {"observables", 1, "observables file: one line per saved time"},
     {"cluster-tol", 1, "distance below which tokens count as one cluster (default 1e-3)"},
     {"no-energy", 0, "skip the Sinkhorn OT energy (saves one Sinkhorn solve per saved step)"},
+    CLI_PM_OPTS,
     {NULL, 0, NULL},
 };
 
@@ -199,6 +201,9 @@ static int flow_run(const cli_args *a)
     size_t nsteps;
     if ((rc = cli_steps("--T / --dt", T, dt, 1e9, &nsteps)))
         return rc;
+    double pm_tol;
+    if ((rc = cli_pm_options(a, &pm_tol)))
+        return rc;
 
     double *X = NULL, *A = NULL, *V = NULL;
     size_t n, d;
@@ -233,6 +238,7 @@ static int flow_run(const cli_args *a)
     p.sinkhorn.max_iters = max_iters;
     p.sinkhorn.iters = iters;
     p.warm_start = warm;
+    p.pm_tol = pm_tol;
 
     outputs o = {NULL, NULL, NULL, NULL};
     af_clear_error(); /* so a NULL below reports this call's message, not a stale one */
@@ -243,6 +249,11 @@ static int flow_run(const cli_args *a)
         goto done;
     }
     if ((st = af_flow_project(ws, X))) {
+        rc = cli_fail_status(st);
+        goto done;
+    }
+    af_pm_info pmi; /* the grid of the initial cloud (it follows the cloud later) */
+    if (pm_tol > 0 && (st = cli_pm_probe(n, d, X, &p.scores, pm_tol, &pmi))) {
         rc = cli_fail_status(st);
         goto done;
     }
@@ -274,6 +285,7 @@ static int flow_run(const cli_args *a)
     if (o.traj) {
         FILE *fp = af_file_stream(o.traj);
         write_meta(fp, a, pp, T, dt, save_every, pure);
+        cli_pm_meta(fp, pm_tol, &pmi);
         fputs("# blocks: one per saved time (gnuplot index), tokens i = 0..n-1\n", fp);
         fprintf(fp, "# columns: t i");
         for (size_t k = 1; k <= d; k++)
@@ -283,6 +295,7 @@ static int flow_run(const cli_args *a)
     if (o.obs) {
         FILE *fp = af_file_stream(o.obs);
         write_meta(fp, a, pp, T, dt, save_every, pure);
+        cli_pm_meta(fp, pm_tol, &pmi);
         af_write_meta(fp, "energy", "%s", cli_flag(a, "no-energy") ? "not computed (--no-energy): nan"
                                                                    : energy_note(pp, pure));
         af_write_meta(fp, "var", "mean per-coordinate variance (1/(n d)) sum_ik (x_ik - m_k)^2");

@@ -3,6 +3,7 @@
  * integrator stage extrapolates its last two solves linearly in time to the
  * stage time (warm_start 2), or the last solve is reused (warm_start 1). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "flow/flow_pm.h"
@@ -23,20 +24,26 @@ struct af_flow_pm {
     double *pf, *pg; /* predicted potentials */
 };
 
+/* The last error message without its "pm: " prefix, in a copy. */
+static const char *last_message(void)
+{
+    static _Thread_local char buf[512];
+    const char *m = af_last_error();
+    snprintf(buf, sizeof buf, "%s", strncmp(m, "pm: ", 4) == 0 ? m + 4 : m);
+    return buf;
+}
+
 af_status af_flow_pm_check(const af_flow_params *p)
 {
     if (!(p->pm_tol >= 1e-15 && p->pm_tol <= 1e-2))
         return af_error(AF_EINVAL, "flow: pm tolerance must be in [1e-15, 1e-2] (got %g)",
                         p->pm_tol);
-    if (p->d > AF_PM_MAX_D)
-        return af_error(AF_EINVAL, "flow: the particle-mesh backend works in d <= 3 (got d = %zu)",
-                        p->d);
     if (p->usa)
         return af_error(AF_EINVAL, "flow: the particle-mesh backend has no USA (exp(C) / n); "
                                    "use SoftMax or Sinkhorn");
     af_pm_attn *at = af_pm_attn_alloc(1, p->d, &p->scores, p->pm_tol);
-    if (!at)
-        return af_error(AF_EINVAL, "flow: %s", af_last_error());
+    if (!at) /* its message says what is wrong; copied before af_error reuses the buffer */
+        return af_error(AF_EINVAL, "flow: %s", last_message());
     af_pm_attn_free(at);
     return AF_SUCCESS;
 }
@@ -149,7 +156,7 @@ af_status af_flow_pm_attend(af_flow_pm *pm, const double *X, int stage, double t
 {
     af_status st = af_pm_attn_set(pm->at, X);
     if (st)
-        return st == AF_EDOM ? af_error(AF_EDOM, "flow: %s", af_last_error()) : st;
+        return st == AF_EDOM ? af_error(AF_EDOM, "flow: %s", last_message()) : st;
     stats->evaluations++;
     stats->last_iterations = 0;
     if (pm->norm == AF_FLOW_SOFTMAX) {
