@@ -24,6 +24,8 @@
 #define PM_TAU_FRAC 0.25
 /* Private spreading grids per thread only while they stay this small (doubles). */
 #define PM_PRIVATE_MAX ((size_t)1 << 25)
+/* Window cache bound (bytes): 1e6 points in 3-D at tol 1e-8 take ~0.4 GB. */
+#define PM_CACHE_MAX ((size_t)1 << 30)
 
 struct af_pm_ws {
     size_t d, kmax;
@@ -45,6 +47,13 @@ struct af_pm_ws {
     double sym_h, sym_s;         /* h and s the symbols were made for */
     size_t plans;
     double wrap_mass;
+    /* windows of the points of the last af_pm_set, computed once for all the
+     * transforms on them (NULL when over PM_CACHE_MAX): n x d x 2W weights,
+     * n x 3 first indices */
+    double *cw;
+    size_t *cb;
+    size_t ccap;  /* points the cache holds room for */
+    int cvalid;
 };
 
 static size_t next_smooth(size_t m)
@@ -107,6 +116,8 @@ void af_pm_free(af_pm_ws *w)
         return;
     free_grid(w);
     free(w->gtab);
+    free(w->cw);
+    free(w->cb);
     free(w);
 }
 
@@ -191,36 +202,79 @@ static inline size_t window_1d(const af_pm_ws *w, double t, double *wt)
     return (size_t)f - (W - 1);
 }
 
-/* Window data of a point in all three grid dimensions (unused: one weight 1). */
+/* Window of a point in all three grid dimensions (unused ones: one weight
+ * 1): first indices, lengths and weights (into buf, or into the cache). */
 typedef struct {
     size_t base[3], len[3];
-    double wt[3][2 * 64];
+    const double *wt[3];
+    double buf[3][2 * 64];
 } pm_window;
 
-static inline void window_of(const af_pm_ws *w, const double *x, pm_window *win)
+static const double one_weight = 1.0;
+
+static inline void window_compute(const af_pm_ws *w, const double *x, size_t *base, double *wt)
 {
-    const int off = 3 - (int)w->d;
-    for (int k = 0; k < 3; k++) {
+    for (size_t k = 0; k < w->d; k++)
+        base[k] = window_1d(w, (x[k] - w->lo[k + 3 - w->d]) / w->h, wt + k * 2 * w->W);
+}
+
+/* Window of point i of P; cached: P is the set's points and the cache holds them. */
+static inline void window_of(const af_pm_ws *w, const double *P, size_t i, int cached,
+                             pm_window *win)
+{
+    const size_t off = 3 - w->d, L = 2 * w->W;
+    size_t base[3];
+    const double *wt;
+    if (cached) {
+        wt = w->cw + i * w->d * L;
+        memcpy(base, w->cb + i * 3, 3 * sizeof *base);
+    } else {
+        window_compute(w, P + i * w->d, base, win->buf[0]);
+        wt = win->buf[0];
+    }
+    for (size_t k = 0; k < 3; k++) {
         if (k < off) {
             win->base[k] = 0;
             win->len[k] = 1;
-            win->wt[k][0] = 1;
-            continue;
+            win->wt[k] = &one_weight;
+        } else {
+            win->base[k] = base[k - off];
+            win->len[k] = L;
+            win->wt[k] = wt + (k - off) * L;
         }
-        const double t = (x[k - off] - w->lo[k]) / w->h;
-        win->base[k] = window_1d(w, t, win->wt[k]);
-        win->len[k] = 2 * w->W;
     }
 }
 
+/* Fills the window cache for the set's points (if it fits). */
+static void cache_windows(af_pm_ws *w)
+{
+    const size_t n = w->n, d = w->d, L = 2 * w->W;
+    w->cvalid = 0;
+    if ((double)n * (double)(d * L * sizeof(double) + 3 * sizeof(size_t)) > (double)PM_CACHE_MAX)
+        return;
+    if (w->ccap < n * d * L || !w->cw || !w->cb) {
+        free(w->cw);
+        free(w->cb);
+        w->cw = malloc(n * d * L * sizeof(double));
+        w->cb = malloc(n * 3 * sizeof(size_t));
+        w->ccap = w->cw && w->cb ? n * d * L : 0;
+        if (!w->ccap)
+            return; /* no room: windows are computed on the fly */
+    }
+#pragma omp parallel for schedule(static) num_threads(w->nthreads) if (n > 4096)
+    for (size_t i = 0; i < n; i++)
+        window_compute(w, w->X + i * d, w->cb + i * 3, w->cw + i * d * L);
+    w->cvalid = 1;
+}
+
 /* Adds the k columns of weights Wt (n x k) of points P (n x d) to grids R. */
-static void spread_range(const af_pm_ws *w, size_t i0, size_t i1, const double *P, size_t k,
-                         const double *Wt, double *R)
+static void spread_range(const af_pm_ws *w, size_t i0, size_t i1, const double *P, int cached,
+                         size_t k, const double *Wt, double *R)
 {
     const size_t N1 = w->N[1], N2 = w->N[2], st = w->stride;
     pm_window win;
     for (size_t i = i0; i < i1; i++) {
-        window_of(w, P + i * w->d, &win);
+        window_of(w, P, i, cached, &win);
         const double *wi = Wt + i * k;
         for (size_t a = 0; a < win.len[0]; a++)
             for (size_t b = 0; b < win.len[1]; b++) {
@@ -237,12 +291,13 @@ static void spread_range(const af_pm_ws *w, size_t i0, size_t i1, const double *
     }
 }
 
-static void spread(af_pm_ws *w, size_t n, const double *P, size_t k, const double *Wt)
+static void spread(af_pm_ws *w, size_t n, const double *P, int cached, size_t k,
+                   const double *Wt)
 {
     const size_t len = k * w->stride;
     memset(w->R, 0, len * sizeof(double));
     if (!w->priv || n < 4096) {
-        spread_range(w, 0, n, P, k, Wt, w->R);
+        spread_range(w, 0, n, P, cached, k, Wt, w->R);
         return;
     }
     const int T = w->nthreads;
@@ -252,8 +307,8 @@ static void spread(af_pm_ws *w, size_t n, const double *P, size_t k, const doubl
         double *R = t == 0 ? w->R : w->priv + (size_t)(t - 1) * w->kmax * w->stride;
         if (t > 0)
             memset(R, 0, len * sizeof(double));
-        spread_range(w, n * (size_t)t / (size_t)nt, n * (size_t)(t + 1) / (size_t)nt, P, k, Wt,
-                     R);
+        spread_range(w, n * (size_t)t / (size_t)nt, n * (size_t)(t + 1) / (size_t)nt, P, cached,
+                     k, Wt, R);
 #pragma omp barrier
 #pragma omp for schedule(static)
         for (size_t q = 0; q < len; q++) {
@@ -288,13 +343,14 @@ static void convolve(af_pm_ws *w, size_t k)
 }
 
 /* out (n x k) = window-weighted sums of the convolved grids at points P. */
-static void interpolate(const af_pm_ws *w, size_t n, const double *P, size_t k, double *out)
+static void interpolate(const af_pm_ws *w, size_t n, const double *P, int cached, size_t k,
+                        double *out)
 {
     const size_t N1 = w->N[1], N2 = w->N[2], st = w->stride;
 #pragma omp parallel for schedule(static) num_threads(w->nthreads) if (n > 4096)
     for (size_t i = 0; i < n; i++) {
         pm_window win;
-        window_of(w, P + i * w->d, &win);
+        window_of(w, P, i, cached, &win);
         double *o = out + i * k;
         for (size_t c = 0; c < k; c++)
             o[c] = 0;
@@ -316,9 +372,10 @@ static void interpolate(const af_pm_ws *w, size_t n, const double *P, size_t k, 
 static void transform(af_pm_ws *w, size_t n, const double *P, size_t k, const double *Wt,
                       double *out)
 {
-    spread(w, n, P, k, Wt);
+    const int cached = w->cvalid && P == w->X && n == w->n;
+    spread(w, n, P, cached, k, Wt);
     convolve(w, k);
-    interpolate(w, n, P, k, out);
+    interpolate(w, n, P, cached, k, out);
 }
 
 /* Wrap check: a unit particle at the upper corner of the zone the grid is
@@ -423,10 +480,12 @@ af_status af_pm_set(af_pm_ws *w, size_t n, const double *X, double s, double tol
     }
     for (int k = off; k < 3; k++)
         w->lo[k] = 0.5 * (mn[k - off] + mx[k - off]) - 0.5 * (double)(w->N[k] - 1) * h;
+    w->cvalid = 0;
     if (w->sym_h != h || w->sym_s != s) {
         make_symbols(w);
         measure_wrap(w);
     }
+    cache_windows(w);
     return AF_SUCCESS;
 }
 

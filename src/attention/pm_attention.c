@@ -10,6 +10,14 @@
 #include <string.h>
 #include "attnflow/pm.h"
 
+/* Symmetric update f <- (1 - w) f + w T(f), T(f) = -LSE_j(C_ij + f_j). Its
+ * Jacobian (1 - w) I - w P has the eigenvalues (1 - w) - w lambda, lambda in
+ * [0, 1] for the row-stochastic P = K of a positive semidefinite kernel (the
+ * Gaussian, and exp(c x.y)): w = 1/2 (the plain average) contracts by 1/2,
+ * w = 2/3 balances |1 - w| = |1 - 2w| and contracts by 1/3 (about 40 % fewer
+ * transforms for the same tolerance, same fixed point). */
+#define PM_SYM_WEIGHT (2.0 / 3.0)
+
 /* Weight columns per transform: the ones column and up to 4 data columns. */
 #define PM_KMAX 5
 
@@ -245,7 +253,7 @@ af_status af_pm_attn_sinkhorn(af_pm_attn *at, const af_sinkhorn_options *opt,
             break;
         if (symmetric)
             for (size_t i = 0; i < n; i++)
-                at->a[i] = at->b[i] = 0.5 * (at->a[i] - L[i]);
+                at->a[i] = at->b[i] = (1 - PM_SYM_WEIGHT) * at->a[i] - PM_SYM_WEIGHT * L[i];
         else
             for (size_t i = 0; i < n; i++)
                 p[i] = -L[i];
