@@ -267,6 +267,35 @@ static void cache_windows(af_pm_ws *w)
     w->cvalid = 1;
 }
 
+/* The innermost loops run along the last grid dimension; at the default
+ * tolerance the window is 16 points, which gets a fixed-length (fully
+ * vectorised) copy. */
+static inline void axpy_len(double *r, double v, const double *wz, size_t len)
+{
+    if (len == 16) {
+#pragma omp simd
+        for (size_t z = 0; z < 16; z++)
+            r[z] += v * wz[z];
+        return;
+    }
+    for (size_t z = 0; z < len; z++)
+        r[z] += v * wz[z];
+}
+
+static inline double dot_len(const double *r, const double *wz, size_t len)
+{
+    double acc = 0;
+    if (len == 16) {
+#pragma omp simd reduction(+ : acc)
+        for (size_t z = 0; z < 16; z++)
+            acc += wz[z] * r[z];
+        return acc;
+    }
+    for (size_t z = 0; z < len; z++)
+        acc += wz[z] * r[z];
+    return acc;
+}
+
 /* Adds the k columns of weights Wt (n x k) of points P (n x d) to grids R. */
 static void spread_range(const af_pm_ws *w, size_t i0, size_t i1, const double *P, int cached,
                          size_t k, const double *Wt, double *R)
@@ -281,12 +310,8 @@ static void spread_range(const af_pm_ws *w, size_t i0, size_t i1, const double *
                 const double wab = win.wt[0][a] * win.wt[1][b];
                 const size_t row = ((win.base[0] + a) * N1 + win.base[1] + b) * N2 + win.base[2];
                 const double *wz = win.wt[2];
-                for (size_t c = 0; c < k; c++) {
-                    double *r = R + c * st + row;
-                    const double v = wab * wi[c];
-                    for (size_t z = 0; z < win.len[2]; z++)
-                        r[z] += v * wz[z];
-                }
+                for (size_t c = 0; c < k; c++)
+                    axpy_len(R + c * st + row, wab * wi[c], wz, win.len[2]);
             }
     }
 }
@@ -358,13 +383,8 @@ static void interpolate(const af_pm_ws *w, size_t n, const double *P, int cached
             for (size_t b = 0; b < win.len[1]; b++) {
                 const double wab = win.wt[0][a] * win.wt[1][b];
                 const size_t row = ((win.base[0] + a) * N1 + win.base[1] + b) * N2 + win.base[2];
-                for (size_t c = 0; c < k; c++) {
-                    const double *r = w->R + c * st + row;
-                    double sz = 0;
-                    for (size_t z = 0; z < win.len[2]; z++)
-                        sz += win.wt[2][z] * r[z];
-                    o[c] += wab * sz;
-                }
+                for (size_t c = 0; c < k; c++)
+                    o[c] += wab * dot_len(w->R + c * st + row, win.wt[2], win.len[2]);
             }
     }
 }
