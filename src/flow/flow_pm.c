@@ -1,7 +1,8 @@
 /* Flows with particle-mesh attention: SoftMax or Sinkhorn solved by Gauss
- * transforms (attnflow/pm.h), K X by one more. Sinkhorn warm starts: each
- * integrator stage extrapolates its last two solves linearly in time to the
- * stage time (warm_start 2), or the last solve is reused (warm_start 1). */
+ * transforms (attnflow/pm.h), K X by one more. Sinkhorn warm starts as in
+ * flow.c: each integrator stage extrapolates its last PM_HIST solves in time
+ * (Lagrange polynomial) to the stage time (warm_start 2), or the last solve
+ * is reused (warm_start 1). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include "flow/flow_pm.h"
 
 #define PM_STAGES 4
+#define PM_HIST 4
 
 struct af_flow_pm {
     size_t n, d;
@@ -18,7 +20,7 @@ struct af_flow_pm {
     int cold_next;   /* the next solve starts from zero potentials */
     af_pm_attn *at;
     struct {
-        double *f[2], *g[2], t[2]; /* slot 0 newest */
+        double *f[PM_HIST], *g[PM_HIST], t[PM_HIST]; /* slot 0 newest */
         size_t len;
     } hist[PM_STAGES];
     double *pf, *pg; /* predicted potentials */
@@ -68,7 +70,7 @@ af_flow_pm *af_flow_pm_alloc(const af_flow_params *p)
     int ok = (pm->at = af_pm_attn_alloc(n, p->d, &p->scores, p->pm_tol)) != NULL;
     if (ok && p->norm == AF_FLOW_SINKHORN && p->warm_start >= 2) {
         for (int s = 0; s < PM_STAGES; s++)
-            for (int k = 0; k < 2; k++) {
+            for (int k = 0; k < PM_HIST; k++) {
                 ok &= (pm->hist[s].f[k] = malloc(n * sizeof(double))) != NULL;
                 ok &= (pm->hist[s].g[k] = malloc(n * sizeof(double))) != NULL;
             }
@@ -89,7 +91,7 @@ void af_flow_pm_free(af_flow_pm *pm)
         return;
     af_pm_attn_free(pm->at);
     for (int s = 0; s < PM_STAGES; s++)
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < PM_HIST; k++) {
             free(pm->hist[s].f[k]);
             free(pm->hist[s].g[k]);
         }
@@ -110,23 +112,33 @@ void af_flow_pm_get_info(const af_flow_pm *pm, af_pm_info *info)
     af_pm_attn_get_info(pm->at, info);
 }
 
-/* Potentials of stage s extrapolated to time t (linear through the last two
- * solves; the last one alone while the history fills). 0: no history. */
+/* Potentials of stage s extrapolated to time t through its stored solves
+ * (the last one alone while the history is that short). 0: no history. */
 static int predict(af_flow_pm *pm, int s, double t)
 {
-    const size_t n = pm->n;
-    if (!pm->hist[s].f[0] || pm->hist[s].len == 0)
+    const size_t n = pm->n, m = pm->hist[s].len;
+    const double *ht = pm->hist[s].t;
+    if (!pm->hist[s].f[0] || m == 0)
         return 0;
-    const double *f0 = pm->hist[s].f[0], *g0 = pm->hist[s].g[0];
-    if (pm->hist[s].len < 2 || !(t > pm->hist[s].t[0])) {
-        af_pm_attn_set_potentials(pm->at, f0, g0);
+    if (m < 2 || !(t > ht[0])) {
+        af_pm_attn_set_potentials(pm->at, pm->hist[s].f[0], pm->hist[s].g[0]);
         return 1;
     }
-    const double *f1 = pm->hist[s].f[1], *g1 = pm->hist[s].g[1];
-    const double r = (t - pm->hist[s].t[0]) / (pm->hist[s].t[0] - pm->hist[s].t[1]);
+    double c[PM_HIST];
+    for (size_t a = 0; a < m; a++) {
+        c[a] = 1;
+        for (size_t b = 0; b < m; b++)
+            if (b != a)
+                c[a] *= (t - ht[b]) / (ht[a] - ht[b]);
+    }
     for (size_t i = 0; i < n; i++) {
-        pm->pf[i] = f0[i] + r * (f0[i] - f1[i]);
-        pm->pg[i] = g0[i] + r * (g0[i] - g1[i]);
+        double f = 0, g = 0;
+        for (size_t a = 0; a < m; a++) {
+            f += c[a] * pm->hist[s].f[a][i];
+            g += c[a] * pm->hist[s].g[a][i];
+        }
+        pm->pf[i] = f;
+        pm->pg[i] = g;
     }
     af_pm_attn_set_potentials(pm->at, pm->pf, pm->pg);
     return 1;
@@ -138,14 +150,16 @@ static void record(af_flow_pm *pm, int s, double t)
         return;
     if (pm->hist[s].len > 0 && !(t > pm->hist[s].t[0]))
         pm->hist[s].len = 0; /* time went back: a new integration */
-    double *f = pm->hist[s].f[1], *g = pm->hist[s].g[1];
-    pm->hist[s].f[1] = pm->hist[s].f[0];
-    pm->hist[s].g[1] = pm->hist[s].g[0];
-    pm->hist[s].t[1] = pm->hist[s].t[0];
+    double *f = pm->hist[s].f[PM_HIST - 1], *g = pm->hist[s].g[PM_HIST - 1];
+    for (size_t k = PM_HIST - 1; k > 0; k--) {
+        pm->hist[s].f[k] = pm->hist[s].f[k - 1];
+        pm->hist[s].g[k] = pm->hist[s].g[k - 1];
+        pm->hist[s].t[k] = pm->hist[s].t[k - 1];
+    }
     pm->hist[s].f[0] = f;
     pm->hist[s].g[0] = g;
     pm->hist[s].t[0] = t;
-    if (pm->hist[s].len < 2)
+    if (pm->hist[s].len < PM_HIST)
         pm->hist[s].len++;
     memcpy(f, af_pm_attn_f(pm->at), pm->n * sizeof(double));
     memcpy(g, af_pm_attn_g(pm->at), pm->n * sizeof(double));
