@@ -484,6 +484,7 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
     }
     FILE *fp = af_file_stream(f);
     write_meta(fp, a, &s, c, seed);
+    cli_pm_meta(fp, s.pm_tol, NULL); /* the grid differs from run to run */
     af_write_meta(fp, "sweep", "%s over %zu values, %zu seeds each (seed .. seed + %zu)",
                   params[which], nv, R, R - 1);
     af_write_meta(fp, "slope_abs_rel_inc_err", "%.4f (least squares, log-log, means over seeds)",
