@@ -8,7 +8,8 @@
  *    (targets: 0.5 s at 1e5, 5 s at 1e6);
  *  - accuracy at the default tolerance against the dense kernel at n = 1e4,
  *    d = 1, 2, 3: max |v_pm - v_dense| / max |v_dense| of the velocity and of
- *    the attention output K X, and the Sinkhorn marginal error of PM.
+ *    the attention output K X; and at n = 1000, 4000 (d = 2) the velocity
+ *    error against the requested tolerance 1e-4 ... 1e-12.
  * Output lines: name value unit baseline ratio.
  * Environment: BENCH_PM_MAX_N caps the PM n (default 1000000),
  * BENCH_PM_DENSE_N the dense step's n (default 20000; 0 skips it),
@@ -106,7 +107,8 @@ static double rel_err(size_t m, const double *a, const double *b)
     return e / s;
 }
 
-/* PM vs dense at n tokens in d dimensions: velocity and K X errors. */
+/* PM vs dense at n tokens in d dimensions: velocity and K X errors at the
+ * default tolerance. */
 static void accuracy(size_t n, size_t d)
 {
     double *X = cloud(n, d, 2), *v[2], *y[2];
@@ -133,6 +135,38 @@ static void accuracy(size_t n, size_t d)
     free(X);
 }
 
+/* The velocity error against the requested tolerance (d = 2). */
+static void tol_sweep(size_t n)
+{
+    const size_t d = 2;
+    double *X = cloud(n, d, 3), *vd = malloc(n * d * sizeof *vd), *vp = malloc(n * d * sizeof *vp);
+    af_flow_params p = heat_params(n, d, 0);
+    p.sinkhorn.tol = 1e-13;
+    af_flow_ws *ws = af_flow_alloc(&p);
+    if (!ws || af_flow_velocity(ws, X, vd)) {
+        fprintf(stderr, "bench_pm: %s\n", af_last_error());
+        exit(1);
+    }
+    af_flow_free(ws);
+    for (double tol = 1e-4; tol > 1e-13; tol *= 1e-2) {
+        p.pm_tol = tol;
+        ws = af_flow_alloc(&p);
+        if (!ws || af_flow_velocity(ws, X, vp)) {
+            fprintf(stderr, "bench_pm: %s\n", af_last_error());
+            exit(1);
+        }
+        af_pm_info info;
+        af_flow_pm_info(ws, &info);
+        af_flow_free(ws);
+        const double e = rel_err(n * d, vp, vd);
+        printf("pm_velocity_relerr_n%zu_tol%.0e %.3g rel %g %.3g (grid %zu, window %zu)\n", n, tol,
+               e, tol, e / tol, info.points, info.window);
+    }
+    free(X);
+    free(vd);
+    free(vp);
+}
+
 int main(void)
 {
     const size_t max_n = env_size("BENCH_PM_MAX_N", 1000000);
@@ -155,8 +189,11 @@ int main(void)
         printf("pm_step_n%zu %.4f s %.4f %.3g (%.1f Sinkhorn iterations, %.2f CPU s; target "
                "%s)\n", ns[k], t, dense, dense / t, it, c, ns[k] == 100000 ? "0.5 s" : "5 s");
     }
-    if (acc_n)
+    if (acc_n) {
         for (size_t d = 1; d <= 3; d++)
             accuracy(acc_n, d);
+        tol_sweep(1000);
+        tol_sweep(4000);
+    }
     return 0;
 }

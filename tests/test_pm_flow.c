@@ -202,3 +202,39 @@ Test(pm_flow, refuses_what_it_cannot_do)
     cr_expect(strstr(af_last_error(), "non-finite"), "%s", af_last_error());
     af_flow_free(ws);
 }
+
+/* Every integrator (and skip) runs on the PM backend: the trajectories agree
+ * with the dense ones to the PM tolerance (times the integrators' own
+ * sensitivity). */
+Test(pm_flow, all_integrators)
+{
+    const size_t n = 120, d = 2;
+    const af_flow_integrator kinds[] = {AF_FLOW_EULER, AF_FLOW_HEUN, AF_FLOW_RK4,
+                                        AF_FLOW_ADAPTIVE};
+    for (int k = 0; k < 4; k++) {
+        double *X[2];
+        for (int b = 0; b < 2; b++) {
+            X[b] = cloud(n, d, 11);
+            af_flow_params p = af_flow_params_default(n, d);
+            p.norm = AF_FLOW_SINKHORN;
+            p.scores.kind = AF_SCORES_L2;
+            p.scores.eps = 0.3;
+            p.skip = 1;
+            p.value = -2 / 0.3;
+            p.integrator = kinds[k];
+            p.sinkhorn.tol = 1e-12;
+            p.pm_tol = b ? 1e-11 : 0;
+            af_flow_ws *ws = af_flow_alloc(&p);
+            cr_assert(ws, "%s", af_last_error());
+            cr_assert_eq(af_flow_integrate(ws, X[b], 0.1, 0.02), AF_SUCCESS, "%s",
+                         af_last_error());
+            af_flow_free(ws);
+        }
+        double e = 0;
+        for (size_t q = 0; q < n * d; q++)
+            e = fmax(e, fabs(X[0][q] - X[1][q]));
+        cr_expect(e < 1e-9, "%s: PM vs dense %.3g", af_flow_integrator_name(kinds[k]), e);
+        free(X[0]);
+        free(X[1]);
+    }
+}
