@@ -9,19 +9,9 @@
 #include <gsl/gsl_rng.h>
 #include <gsl/gsl_randist.h>
 #include "attnflow/pm.h"
+#include "support/fixtures.h"
 
 __attribute__((constructor)) static void one_thread(void) { omp_set_num_threads(1); }
-
-static double *gaussian_cloud(size_t n, size_t d, double spread, unsigned long seed)
-{
-    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
-    gsl_rng_set(r, seed);
-    double *X = malloc(n * d * sizeof *X);
-    for (size_t i = 0; i < n * d; i++)
-        X[i] = gsl_ran_gaussian(r, spread);
-    gsl_rng_free(r);
-    return X;
-}
 
 static double *weights(size_t n, size_t k, int positive, unsigned long seed)
 {
@@ -76,7 +66,7 @@ static double pm_error(size_t n, size_t d, const double *X, double s, double tol
 
 static void accuracy_case(size_t d, size_t n, double spread, double s)
 {
-    double *X = gaussian_cloud(n, d, spread, 10 + d);
+    double *X = fx_gaussian_cloud(n, d, spread, 10 + d);
     double *W = weights(n, 3, 0, 20 + d);
     af_pm_info info;
     const double tols[] = {1e-4, 1e-10};
@@ -104,7 +94,7 @@ Test(pm, outliers_and_box_edge)
 {
     for (size_t d = 1; d <= 3; d++) {
         const size_t n = 200;
-        double *X = gaussian_cloud(n, d, 0.5, 3);
+        double *X = fx_gaussian_cloud(n, d, 0.5, 3);
         for (size_t q = 0; q < d; q++) {
             X[0 * d + q] = d < 3 ? 40.0 : 12.0; /* far outlier: the box grows to hold it */
             X[1 * d + q] = -3.0;        /* a corner of the box, near nobody */
@@ -125,7 +115,7 @@ Test(pm, outliers_and_box_edge)
 Test(pm, plans_once_per_grid)
 {
     const size_t n = 300, d = 2;
-    double *X = gaussian_cloud(n, d, 1.0, 5), *W = weights(n, 1, 1, 6);
+    double *X = fx_gaussian_cloud(n, d, 1.0, 5), *W = weights(n, 1, 1, 6);
     double *out = malloc(n * sizeof *out);
     af_pm_ws *w = af_pm_alloc(d, 1);
     cr_assert(w);

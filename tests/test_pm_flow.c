@@ -8,10 +8,9 @@ void openblas_set_num_threads(int num_threads);
 #include <stdlib.h>
 #include <string.h>
 #include <omp.h>
-#include <gsl/gsl_rng.h>
-#include <gsl/gsl_randist.h>
 #include "attnflow/flow.h"
 #include "attnflow/pm.h"
+#include "support/fixtures.h"
 
 __attribute__((constructor)) static void one_thread(void)
 {
@@ -19,14 +18,12 @@ __attribute__((constructor)) static void one_thread(void)
     openblas_set_num_threads(1);
 }
 
+/* N(0, I) shifted by 0.7 along x_1 (a mean the mean law can move) */
 static double *cloud(size_t n, size_t d, unsigned long seed)
 {
-    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
-    gsl_rng_set(r, seed);
-    double *X = malloc(n * d * sizeof *X);
-    for (size_t i = 0; i < n * d; i++)
-        X[i] = gsl_ran_gaussian(r, 1.0) + (i % d == 0 ? 0.7 : 0.0);
-    gsl_rng_free(r);
+    double *X = fx_gaussian_cloud(n, d, 1.0, seed);
+    for (size_t i = 0; i < n; i++)
+        X[i * d] += 0.7;
     return X;
 }
 
