@@ -1,7 +1,7 @@
 /* bench_pm: particle-mesh attention (attnflow/pm.h) in the heat-limit flow
  * dx_i/dt = -(2/eps) (sum_j K_ij x_j - x_i), K Sinkhorn of L2 scores,
  * eps = 0.05, d = 2, tokens ~ N(0, 0.5^2 I), Euler h = 0.005, Sinkhorn tol
- * 1e-9 (raised to the PM tolerance 1e-8 by the PM backend):
+ * 1e-9, PM tolerance 1e-8:
  *  - one warm flow step (the 3 steps after 4 untimed ones, averaged; wall
  *    and CPU seconds) with PM at n = 1e5 and 1e6, and with today's dense
  *    kernel at n = 2e4 in the same run; ratio = dense(2e4) / pm(n) step time

@@ -44,7 +44,7 @@ static double pm_vs_dense(af_flow_params p, const double *X, double tol)
     p.sinkhorn.tol = 1e-13;
     velocity(&p, X, vd);
     p.pm_tol = tol;
-    p.sinkhorn.tol = 1e-13; /* raised to tol by the backend */
+    p.sinkhorn.tol = 1e-13; /* the fixed point of the PM operator: its own error remains */
     velocity(&p, X, vp);
     double e = 0, m = 0;
     for (size_t k = 0; k < nd; k++) {

@@ -34,10 +34,7 @@ int cli_attention_pm(const cli_args *a, size_t n, size_t d, const double *X,
         goto fail_status;
     if (cli_given(a, "out") && (st = af_file_open(&out, cli_str(a, "out", ""))))
         goto fail_status;
-    af_sinkhorn_options o = *opt;
-    if (o.iters == 0 && o.tol < pm_tol)
-        o.tol = pm_tol; /* marginals are not resolved beyond the transform's accuracy */
-    st = sinkhorn ? af_pm_attn_sinkhorn(at, &o, &info) : af_pm_attn_softmax(at);
+    st = sinkhorn ? af_pm_attn_sinkhorn(at, opt, &info) : af_pm_attn_softmax(at);
     if (st == AF_EMAXITER) {
         converged = 0;
         fprintf(stderr, "attnflow: warning: %s\n", af_last_error());

@@ -24,8 +24,7 @@ void cli_pm_meta(FILE *fp, double pm_tol, const af_pm_info *info)
         fprintf(fp, "# backend: dense\n");
         return;
     }
-    fprintf(fp, "# backend: pm (particle-mesh), tol %.3g (Sinkhorn tolerances below it are "
-                "raised to it)\n", pm_tol);
+    fprintf(fp, "# backend: pm (particle-mesh), tol %.3g\n", pm_tol);
     if (!info)
         return;
     fprintf(fp, "# pm_grid: %zu", info->grid[0]);

@@ -62,9 +62,6 @@ af_flow_pm *af_flow_pm_alloc(const af_flow_params *p)
     pm->d = p->d;
     pm->norm = p->norm;
     pm->opt = p->sinkhorn;
-    /* the marginals cannot be resolved beyond the transform's accuracy */
-    if (pm->opt.tol < p->pm_tol)
-        pm->opt.tol = p->pm_tol;
     pm->warm = p->warm_start;
     pm->cold_next = 1;
     int ok = (pm->at = af_pm_attn_alloc(n, p->d, &p->scores, p->pm_tol)) != NULL;
