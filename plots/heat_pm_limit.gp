@@ -3,12 +3,28 @@
 # (experiments/heat_pm_limit.ini), writes out/figures/heat_pm_limit.png/.pdf.
 # sweep.dat block 0: 1 value ... 6 var_inc 7 var_inc_pde 9 l1 13 sw2
 # 17 seconds 18 var_inc_mf; block 1: 1 value 4 mean_l1 5 mean_w.
+# panels/errors.dat (d = 2): 1 t, 9 l1, 13 sw2; snapshots.dat: blocks
+# t = 0, T/2, T, columns x1 x2 kde pde_smoothed pde.
 dir = 'out/heat_pm_limit/'
 set fit quiet
 set fit logfile '/dev/null'
 f = dir.'n/sweep.dat'
-fit a1 + b1*x f index 1 using (log($1)):(log($4)) via a1, b1
-fit a2 + b2*x f index 1 using (log($1)):(log($5)) via a2, b2
+e = dir.'panels/errors.dat'
+# final-time errors: the sweep (n = 1e3 ... 1e5) and the last line of the n = 1e6 run
+stats e using 1 nooutput
+last = STATS_records - 1
+stats e every ::last::last using 9 nooutput
+l1_6 = STATS_max
+stats e every ::last::last using 13 nooutput
+sw_6 = STATS_max
+set table $N
+plot f index 1 using 1:4:5 with table
+unset table
+set print $N append
+print sprintf("1000000 %.17g %.17g", l1_6, sw_6)
+unset print
+fit a1 + b1*x $N using (log($1)):(log($2)) via a1, b1
+fit a2 + b2*x $N using (log($1)):(log($3)) via a2, b2
 g = dir.'gauss/sweep.dat'
 fit a3 + b3*x g index 0 using (log($1)):(log(abs($6 - $18))) via a3, b3
 times = '0 0.25 0.5'
@@ -30,9 +46,9 @@ do for [out in 'png pdf'] {
   set title '(a) final-time error, 3-component mixture'
   set xlabel 'number of tokens n'
   set ylabel 'error at T = 0.5'
-  plot f index 1 using 1:4 with points pt 5 ps 1.3 lc rgb '#d62728' title 'L1(KDE, PDE smoothed alike)', \
+  plot $N using 1:2 with points pt 5 ps 1.3 lc rgb '#d62728' title 'L1(KDE, PDE smoothed alike)', \
        exp(a1) * x**b1 with lines lc rgb '#d62728' title sprintf('  fit: slope %.2f', b1), \
-       f index 1 using 1:5 with points pt 9 ps 1.4 lc rgb '#2ca02c' title 'sliced W_2(cloud, PDE)', \
+       $N using 1:3 with points pt 9 ps 1.4 lc rgb '#2ca02c' title 'sliced W_2(cloud, PDE)', \
        exp(a2) * x**b2 with lines lc rgb '#2ca02c' title sprintf('  fit: slope %.2f', b2)
 
   set title '(b) variance increment, x ~ N(0, I)'
