@@ -45,6 +45,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so where it is built with -fvisibility=hidden. */
+#pragma GCC visibility push(default)
 
 #define AF_PM_MAX_D 3
 #define AF_PM_TOL_DEFAULT 1e-8
@@ -131,6 +133,7 @@ void af_pm_attn_set_potentials(af_pm_attn *at, const double *f, const double *g)
 /* The engine's grid (valid after af_pm_attn_set). */
 void af_pm_attn_get_info(const af_pm_attn *at, af_pm_info *info);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif
