@@ -51,16 +51,18 @@ do for [out in 'png pdf'] {
        $N using 1:3 with points pt 9 ps 1.4 lc rgb '#2ca02c' title 'sliced W_2(cloud, PDE)', \
        exp(a2) * x**b2 with lines lc rgb '#2ca02c' title sprintf('  fit: slope %.2f', b2)
 
-  set title '(b) variance increment, x ~ N(0, I)'
+  set title '(b) variance increment, tokens drawn from N(0, I)'
   set ylabel 'var(T) - var(0)'
   unset logscale y
   set format y '%.3f'
+  set yrange [0.955:1.005]
   set key bottom right
   plot g index 0 using 1:6 with linespoints pt 7 ps 1.3 lc rgb '#1f77b4' title 'particles', \
        g index 0 using 1:18 with lines dt 2 lw 2 lc rgb '#08519c' title 'exact n → ∞ value at this ε', \
        g index 0 using 1:7 with lines lw 1 lc rgb '#888888' title 'heat equation 2κT'
 
   set title '(c) |increment - n → ∞ value| and run time'
+  set autoscale y
   set logscale y
   set format y '%g'
   set ylabel 'deviation / seconds'
