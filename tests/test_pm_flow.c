@@ -235,3 +235,36 @@ Test(pm_flow, all_integrators)
         free(X[1]);
     }
 }
+
+/* A fixed count of normalisations keeps the Sinkformers convention on the
+ * PM backend: one normalisation is SoftMax, three match the dense three. */
+Test(pm_flow, fixed_counts)
+{
+    const size_t n = 150, d = 2;
+    double *X = cloud(n, d, 13), *v[3];
+    for (int k = 0; k < 3; k++)
+        v[k] = malloc(n * d * sizeof(double));
+    af_flow_params p = af_flow_params_default(n, d);
+    p.scores.kind = AF_SCORES_L2;
+    p.scores.eps = 0.3;
+    p.pm_tol = 1e-10;
+    velocity(&p, X, v[0]); /* SoftMax */
+    p.norm = AF_FLOW_SINKHORN;
+    p.sinkhorn.iters = 1;
+    velocity(&p, X, v[1]);
+    double e = 0;
+    for (size_t q = 0; q < n * d; q++)
+        e = fmax(e, fabs(v[0][q] - v[1][q]));
+    cr_expect(e < 1e-13, "Sinkhorn with 1 normalisation vs SoftMax: %.3g", e);
+    p.sinkhorn.iters = 3;
+    velocity(&p, X, v[1]);
+    p.pm_tol = 0;
+    velocity(&p, X, v[2]);
+    e = 0;
+    for (size_t q = 0; q < n * d; q++)
+        e = fmax(e, fabs(v[1][q] - v[2][q]));
+    cr_expect(e < 1e-9, "3 normalisations, PM vs dense: %.3g", e);
+    for (int k = 0; k < 3; k++)
+        free(v[k]);
+    free(X);
+}
