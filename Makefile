@@ -4,21 +4,26 @@
 #   make bench      speed figures          make check-long  long reference runs
 # BUILD=dir puts every output in another folder (parallel checkouts, sanitizers).
 # SANITIZE=1 builds with AddressSanitizer + UBSan.
+# ARCH=x86-64-v3 (any -march value) builds for other machines; native is the default.
+#   make install PREFIX=/usr/local DESTDIR=   make uninstall   (see the install block below)
 
 BUILD    ?= build
 CC       ?= gcc
 PYTHON   ?= /usr/bin/python3
-OPT      ?= -O3 -march=native
-PKGS      = gsl fftw3 inih
+ARCH     ?= native
+OPT      ?= -O3 -march=$(ARCH)
+PKGS      = gsl fftw3
 
-AF_CFLAGS = -std=c11 -D_GNU_SOURCE -g $(OPT) -fno-math-errno -fopenmp \
+# -fPIC -fvisibility=hidden: the same objects make the static and the shared
+# library; the public headers mark their declarations visible (af_ only).
+AF_CFLAGS = -std=c11 -D_GNU_SOURCE -g $(OPT) -fno-math-errno -fopenmp -fPIC -fvisibility=hidden \
             -Wall -Wextra -Wshadow -Wno-unused-parameter -Iinclude -Isrc \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # GSL's pkg-config adds its own slow CBLAS (-lgslcblas): link OpenBLAS instead.
 AF_LIBS   = -lgsl $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas) \
-            -lfftw3 -linih -lz -lm -fopenmp
+            -lfftw3 -lz -lm -fopenmp
 ifeq ($(SANITIZE),1)
-  OPT      = -O1 -march=native
+  OPT      = -O1 -march=$(ARCH)
   AF_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   AF_LIBS   += -fsanitize=address,undefined
   export ASAN_OPTIONS ?= detect_leaks=1
@@ -44,7 +49,7 @@ DEPS      = $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SUPP_OBJ:.o=.d)
 
 .PHONY: all bootstrap demo test test-only figures bench check-long clean
 .SECONDARY:
-all: $(LIB) $(CLI)
+all: $(LIB) $(CLI) shared
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -84,7 +89,7 @@ test: bootstrap
 	@$(MAKE) --no-print-directory test-only
 
 test-only: all $(TEST_BIN)
-	@sh scripts/run_tests.sh $(BUILD) $(TEST_BIN)
+	@PYTHON=$(PYTHON) sh scripts/run_tests.sh $(BUILD) $(TEST_BIN) python/tests
 
 figures: all
 	@for e in experiments/*.ini; do \
@@ -102,3 +107,76 @@ check-long: all $(LONG_BIN)
 
 clean:
 	rm -rf $(BUILD) out
+
+# ---- shared library, pkg-config, man pages, install (issue 14) -------------
+# The version has one source: AF_VERSION in include/attnflow/version.h.
+VERSION  := $(shell sed -n 's/^\#define AF_VERSION "\(.*\)"/\1/p' include/attnflow/version.h)
+MAJOR    := $(word 1,$(subst ., ,$(VERSION)))
+MINOR    := $(word 2,$(subst ., ,$(VERSION)))
+SONAME    = libattnflow.so.$(MAJOR)
+SOLIB     = $(BUILD)/libattnflow.so.$(MAJOR).$(MINOR)
+PCFILE    = $(BUILD)/attnflow.pc
+MANDIR_B  = $(BUILD)/man
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+LIBDIR   ?= $(PREFIX)/lib
+INCDIR   ?= $(PREFIX)/include
+MANDIR   ?= $(PREFIX)/share/man
+PCDIR    ?= $(LIBDIR)/pkgconfig
+# Where the system python3 looks for packages under PREFIX (Debian layout).
+PYVER    := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PYTHONDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/python$(PYVER)/dist-packages)
+# Private dependencies of the static library (the shared one records its own).
+PC_PRIVATE_LIBS = $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas) -lm -fopenmp
+
+.PHONY: shared man install uninstall
+shared: $(SOLIB) $(BUILD)/libattnflow.so $(PCFILE) $(MANDIR_B)/attnflow.1
+
+# Links libattnflow.so.MAJOR and libattnflow.so next to it, as ldconfig and
+# a -dev package would, so the build tree can be used in place (Python tests).
+$(SOLIB): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined -Wl,-z,defs $(AF_CFLAGS) $^ $(AF_LIBS) -o $@
+$(BUILD)/libattnflow.so: $(SOLIB)
+	ln -sf $(notdir $(SOLIB)) $(BUILD)/$(SONAME) && ln -sf $(SONAME) $@
+
+# attnflow.pc for prefix $(1), written to $(2) (the build copy for PREFIX,
+# rewritten by install so that a later PREFIX=... is honoured).
+write_pc = printf '%s\n' 'prefix=$(1)' 'exec_prefix=$${prefix}' \
+	  'libdir=$(patsubst $(1)/%,$${exec_prefix}/%,$(LIBDIR))' \
+	  'includedir=$(patsubst $(1)/%,$${prefix}/%,$(INCDIR))' '' \
+	  'Name: attnflow' \
+	  'Description: attention-Wasserstein toolkit: SoftMax/Sinkhorn attention, particle flows, heat limit, convex duality' \
+	  'Version: $(VERSION)' \
+	  'Requires: gsl' 'Requires.private: fftw3 zlib' \
+	  'Libs: -L$${libdir} -lattnflow' 'Libs.private: $(PC_PRIVATE_LIBS)' \
+	  'Cflags: -I$${includedir}' > $(2)
+$(PCFILE): include/attnflow/version.h Makefile
+	@mkdir -p $(dir $@)
+	$(call write_pc,$(PREFIX),$@)
+
+man: $(MANDIR_B)/attnflow.1
+$(MANDIR_B)/attnflow.1: $(CLI) scripts/make_man.sh
+	sh scripts/make_man.sh $(CLI) $(MANDIR_B) $(VERSION)
+
+# GNU-style: everything under $(DESTDIR)$(PREFIX); PREFIX is what the
+# installed files (attnflow.pc, the Python package) refer to.
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PCDIR) \
+	  $(DESTDIR)$(INCDIR)/attnflow $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(PYTHONDIR)/attnflow
+	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/attnflow
+	install -m 755 $(SOLIB) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(notdir $(SOLIB)) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libattnflow.so
+	install -m 644 $(LIB) $(DESTDIR)$(LIBDIR)/
+	install -m 644 include/attnflow/*.h $(DESTDIR)$(INCDIR)/attnflow/
+	$(call write_pc,$(PREFIX),$(DESTDIR)$(PCDIR)/attnflow.pc)
+	install -m 644 $(MANDIR_B)/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 python/attnflow/*.py $(DESTDIR)$(PYTHONDIR)/attnflow/
+	printf 'LIBRARY = %s\n' "'$(LIBDIR)/$(SONAME)'" > $(DESTDIR)$(PYTHONDIR)/attnflow/_installed.py
+	@[ -n "$(DESTDIR)" ] || [ "$$(id -u)" != 0 ] || ldconfig 2>/dev/null || true
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/attnflow $(DESTDIR)$(LIBDIR)/libattnflow.so* $(DESTDIR)$(LIBDIR)/libattnflow.a \
+	  $(DESTDIR)$(PCDIR)/attnflow.pc $(DESTDIR)$(MANDIR)/man1/attnflow.1 $(DESTDIR)$(MANDIR)/man1/attnflow-*.1
+	rm -rf $(DESTDIR)$(INCDIR)/attnflow $(DESTDIR)$(PYTHONDIR)/attnflow
+# ---- end of the install block -------------------------------------------------

@@ -639,7 +639,7 @@ Test(convex, cli_convex_and_nonconvex_outputs)
 {
     char dir[] = "/tmp/af_convex_XXXXXX", out[8192], args[1024], path[1200];
     cr_assert_not_null(mkdtemp(dir));
-    snprintf(args, sizeof args, "convex --samples 30 --tokens 5 --dim 3 --classes 3 --beta 0.02 "
+    snprintf(args, sizeof args, "convex --samples 30 --n 5 --d 3 --classes 3 --beta 0.02 "
              "--tol 1e-9 --out %s/c --quiet", dir);
     cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 0, "%s", out);
     cr_assert_not_null(strstr(out, "objective="), "%s", out);
@@ -660,8 +660,8 @@ Test(convex, cli_convex_and_nonconvex_outputs)
     fclose(fp);
     cr_assert(found, "iterations.dat names its columns");
     /* the nonconvex baseline on the same data can not beat the certified optimum */
-    snprintf(args, sizeof args, "convex --samples 30 --tokens 5 --dim 3 --classes 3 --beta 0.02 "
-             "--nonconvex --heads 2 --iters 200 --out %s/n --quiet", dir);
+    snprintf(args, sizeof args, "convex --samples 30 --n 5 --d 3 --classes 3 --beta 0.02 "
+             "--nonconvex --heads 2 --steps 200 --out %s/n --quiet", dir);
     cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 0, "%s", out);
     snprintf(path, sizeof path, "%s/n/summary.txt", dir);
     double nobj = summary_value(path, "objective");
@@ -814,10 +814,10 @@ Test(convex, cli_exit_codes)
     cr_assert_not_null(mkdtemp(dir));
     struct { const char *opts; int code; const char *msg; } cases[] = {
         {"--heads 3", 2, "only with --nonconvex"},
-        {"--iters 10", 2, "only with --nonconvex"},
-        {"--data pointclouds --width 0.5", 2, "synthetic data only"},
-        {"--data pointclouds --dim 4", 2, "--data pointclouds"},
-        {"--width 1e200 --samples 5 --tokens 3", 1, "not finite"},
+        {"--steps 10", 2, "only with --nonconvex"},
+        {"--task pointclouds --width 0.5", 2, "synthetic data only"},
+        {"--task pointclouds --d 4", 2, "--task pointclouds"},
+        {"--width 1e200 --samples 5 --n 3", 1, "not finite"},
         {"--grow 0.5", 1, "--grow: must be >= 1"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {

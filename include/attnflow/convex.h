@@ -1,4 +1,4 @@
-/* Convex duality of attention (Sahiner et al., ICML 2022; THEORY.md section 8).
+/* Convex duality of attention (Sahiner et al., ICML 2022; docs/theory.md section 8).
  *
  * Model. N token matrices X_i (n x d), targets Y_i (n x c). A linear
  * self-attention layer with m heads
@@ -50,6 +50,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 typedef enum { AF_CONVEX_LINEAR = 0, AF_CONVEX_GATED } af_convex_kind;
 typedef enum { AF_CONVEX_SQUARED = 0, AF_CONVEX_CE } af_convex_loss;
@@ -250,6 +252,7 @@ af_status af_convex_synth_gates(size_t gates, size_t d, gsl_rng *rng, double *H)
 af_status af_convex_synth_targets(const af_convex_problem *prob, const af_convex_synth_params *p,
                                   gsl_rng *rng, double *Y);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -1,4 +1,4 @@
-/* Particle flows: token clouds moving under self-attention (THEORY.md 3, 7).
+/* Particle flows: token clouds moving under self-attention (docs/theory.md 3, 7).
  *
  *   dx_i/dt = T(X)_i = sum_j K_ij W_V x_j              (default)
  *   dx_i/dt = W_V (sum_j K_ij x_j - x_i)               (skip = 1)
@@ -32,6 +32,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 typedef enum {
     AF_FLOW_SOFTMAX = 0,  /* K = N_R(exp C) (SA); with usa = 1, K = exp(C) / n (USA) */
@@ -73,7 +75,7 @@ typedef struct {
                                * O(n) memory, no K; 0 (default): the dense O(n^2) kernel */
 } af_flow_params;
 
-/* Defaults of CLI.md: SoftMax, dot scores, eps = beta = 1, A = W_V = I, no
+/* Defaults of docs/cli.md: SoftMax, dot scores, eps = beta = 1, A = W_V = I, no
  * skip, Euclidean, RK4, Sinkhorn tol 1e-9, extrapolated warm starts. */
 af_flow_params af_flow_params_default(size_t n, size_t d);
 
@@ -138,6 +140,7 @@ af_status af_flow_geometry_from_name(const char *name, af_flow_geometry *out);
 af_status af_flow_integrator_from_name(const char *name, af_flow_integrator *out);
 const char *af_flow_integrator_name(af_flow_integrator k);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -13,6 +13,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /* Reads a whitespace-separated numeric matrix: one row per line, '#' lines
  * and blank lines ignored. Rejects ragged rows, non-numbers, NaN/inf and
@@ -44,6 +46,7 @@ void af_write_double(FILE *fp, double x);
 /* Checks that all n values are finite; on failure names the first bad index. */
 af_status af_check_finite(const char *what, size_t n, const double *a);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

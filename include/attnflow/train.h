@@ -1,4 +1,4 @@
-/* Training experiments (THEORY.md section 6): does SoftMax attention drift
+/* Training experiments (docs/theory.md section 6): does SoftMax attention drift
  * toward doubly stochastic matrices while a small Transformer trains?
  *
  * - Data: the 8 x 8 digits of Debian's python3-sklearn as 16 tokens of
@@ -24,6 +24,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /* ---------------------------------------------------------------- data */
 
@@ -231,6 +233,7 @@ af_status af_trainer_save(const af_trainer *tr, const char *path);
  * (AF_EFORMAT with the reason otherwise). */
 af_status af_trainer_load(af_trainer *tr, const char *path);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

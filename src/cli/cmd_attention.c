@@ -14,22 +14,23 @@
 
 static const cli_opt attention_opts[] = {
     CLI_TOKEN_OPTS,
-    {"keys", 1, "keys from FILE (m x d) for rectangular attention; default: the tokens"},
-    {"norm", 1, "softmax|sinkhorn (default sinkhorn)"},
-    {"scores", 1, "dot: beta x^T A y / eps | l2: -beta |x - y|^2 / (2 eps) (default dot)"},
-    {"eps", 1, "temperature, > 0 (default 1)"},
-    {"beta", 1, "inverse temperature multiplier (default 1)"},
-    {"A", 1, "d x d matrix FILE of the dot scores (default identity)"},
-    {"iters", 1, "exactly N alternating normalisations, rows first (1 = SoftMax)"},
-    {"tol", 1, "Sinkhorn tolerance on max(row_err, col_err) (default 1e-9)"},
-    {"max-iters", 1, "bound on normalisations when running to --tol (default 10000)"},
-    {"path", 1, "auto|scaling|log|symmetric|symmetric-log (default auto)"},
-    {"bound", 1, "Birkhoff-Hopf diameter: auto (exact when cheap)|exact|none (default auto)"},
-    {"sharp-rate", 0, "also compute sigma_2(K)^2, the sharp asymptotic rate (square, converged)"},
-    {"out", 1, "write the n x m matrix to FILE"},
-    {"log", 1, "write 'iter row_err col_err' per normalisation to FILE"},
+    CLI_OPT("keys", "FILE", "keys from FILE (m x d) for rectangular attention; default: the tokens"),
+    CLI_OPT("norm", "KIND", "softmax|sinkhorn (default sinkhorn: this command studies the Sinkhorn "
+                           "iteration; flow defaults to softmax, the Transformer layer)"),
+    CLI_OPT("scores", "KIND", "dot: beta x^T A y / eps | l2: -beta |x - y|^2 / (2 eps) (default dot)"),
+    CLI_OPT("eps", "E", "temperature, > 0 (default 1)"),
+    CLI_OPT("beta", "B", "inverse temperature multiplier (default 1)"),
+    CLI_OPT("A", "MATRIX", "d x d matrix of the dot scores: a FILE, or rows inline 'a,b;c,d' (default identity)"),
+    CLI_OPT("iters", "N", "exactly N alternating normalisations, rows first (1 = SoftMax)"),
+    CLI_OPT("tol", "TOL", "Sinkhorn tolerance on max(row_err, col_err) (default 1e-9)"),
+    CLI_OPT("max-iters", "N", "bound on normalisations when running to --tol (default 10000)"),
+    CLI_OPT("path", "KIND", "auto|scaling|log|symmetric|symmetric-log (default auto)"),
+    CLI_OPT("bound", "KIND", "Birkhoff-Hopf diameter: auto (exact when cheap)|exact|none (default auto)"),
+    CLI_FLAG("sharp-rate", "also compute sigma_2(K)^2, the sharp asymptotic rate (square, converged)"),
+    CLI_OUT("out", "FILE", "write the n x m matrix to FILE"),
+    CLI_OUT("log", "FILE", "write 'iter row_err col_err' per normalisation to FILE"),
     CLI_PM_OPTS,
-    {NULL, 0, NULL},
+    CLI_END,
 };
 
 typedef struct {
@@ -245,7 +246,7 @@ const cli_command cli_cmd_attention = {
     "attention",
     "SoftMax or Sinkhorn attention matrix of a token cloud, with convergence log",
     "(--tokens FILE | --init KIND --n N --d D [--seed S]) [--norm softmax|sinkhorn] "
-    "[--scores dot|l2] [--eps E] [--A FILE] [--iters N] [--tol T] [--out FILE] [--log FILE]",
+    "[--scores dot|l2] [--eps E] [--A MATRIX] [--iters N] [--tol T] [--out FILE] [--log FILE]",
     attention_opts,
     attention_run,
 };

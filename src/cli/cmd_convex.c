@@ -13,39 +13,45 @@
 #include "cli.h"
 
 static const cli_opt convex_opts[] = {
-    {"data", 1, "synthetic|pointclouds (3-D shapes of the train command; d = 3, c = 6) "
-                "(default synthetic)"},
-    {"kind", 1, "linear|gated attention (default linear)"},
-    {"loss", 1, "squared|ce (softmax cross-entropy) (default squared)"},
-    {"beta", 1, "weight decay = nuclear-norm weight beta > 0 (default 0.01)"},
-    {"seed", 1, "seed of the synthetic data (and gates) (default 1)"},
-    {"tol", 1, "stop when the relative duality gap <= tol (default 1e-6)"},
-    {"max-iter", 1, "convex: FISTA iteration bound (default 5000)"},
-    {"out", 1, "output directory (default out/convex)"},
-    {"nonconvex", 0, "train the head form with Adam instead of solving the convex program"},
-    {"heads", 1, "nonconvex: number of heads m (default 4)"},
-    {"iters", 1, "nonconvex: Adam iterations (default 2000)"},
-    {"lr", 1, "nonconvex: Adam learning rate (default 0.01)"},
-    {"init-scale", 1, "nonconvex: heads start ~ N(0, s^2) (default 0.1)"},
-    {"init-seed", 1, "nonconvex: seed of the initial heads (default: --seed)"},
-    {"samples", 1, "number of token matrices N (default 200)"},
-    {"tokens", 1, "tokens per matrix n (default 8)"},
-    {"dim", 1, "token dimension d (default 4)"},
-    {"classes", 1, "outputs / classes c (default 3)"},
-    {"gates", 1, "gated: number of random gates P (default 4)"},
-    {"clusters", 1, "token clusters per matrix (default 3)"},
-    {"teacher-heads", 1, "heads of the planted teacher (default 2)"},
-    {"noise", 1, "target noise (squared) or logit noise (ce) (default 0.1)"},
-    {"width", 1, "std of a token cluster around its centre (default 0.3)"},
-    {"no-restart", 0, "convex: no adaptive restart"},
-    {"no-accel", 0, "convex: plain proximal gradient (no momentum)"},
-    {"grow", 1, "convex: step growth tried before each step, >= 1 (default 1.1)"},
-    {"svd", 1, "convex: SVD backend lapack|gsl (default lapack)"},
-    {"gap-every", 1, "convex: certificate every K iterations (default 1)"},
-    {"rank-tol", 1, "head extraction: singular values > tol * largest (default 1e-9)"},
-    {"cluster-samples", 1, "token matrices written to clusters.dat (default 12)"},
-    {"verbose", 0, "print the certificate of every iteration on stderr"},
-    {NULL, 0, NULL},
+    CLI_OPT("task", "KIND", "synthetic|pointclouds (3-D shapes of the train command; d = 3, c = 6) "
+                            "(default synthetic)"),
+    CLI_OPT("kind", "KIND", "linear|gated attention (default linear)"),
+    CLI_OPT("loss", "KIND", "squared|ce (softmax cross-entropy) (default squared)"),
+    CLI_OPT("beta", "B", "weight decay = nuclear-norm weight beta > 0 (default 0.01)"),
+    CLI_OPT("seed", "S", "seed of the synthetic data (and gates) (default 1)"),
+    CLI_OPT("tol", "TOL", "stop when the relative duality gap <= tol (default 1e-6)"),
+    CLI_OPT("max-iters", "N", "convex: FISTA iteration bound (default 5000: FISTA steps, not Sinkhorn "
+                              "normalisations)"),
+    CLI_OPT("out", "DIR", "output directory (default out/convex)"),
+    CLI_FLAG("nonconvex", "train the head form with Adam instead of solving the convex program"),
+    CLI_OPT("heads", "M", "nonconvex: number of heads m (default 4)"),
+    CLI_OPT("steps", "N", "nonconvex: Adam steps (default 2000)"),
+    CLI_OPT("lr", "RATE", "nonconvex: Adam learning rate (default 0.01)"),
+    CLI_OPT("init-scale", "S", "nonconvex: heads start ~ N(0, s^2) (default 0.1)"),
+    CLI_OPT("init-seed", "S", "nonconvex: seed of the initial heads (default: --seed)"),
+    CLI_OPT("samples", "N", "number of token matrices N (default 200)"),
+    CLI_OPT("n", "N", "tokens per matrix n (default 8)"),
+    CLI_OPT("d", "D", "token dimension d (default 4)"),
+    CLI_OPT("classes", "C", "outputs / classes c (default 3)"),
+    CLI_OPT("gates", "P", "gated: number of random gates P (default 4)"),
+    CLI_OPT("clusters", "K", "token clusters per matrix (default 3)"),
+    CLI_OPT("teacher-heads", "M", "heads of the planted teacher (default 2)"),
+    CLI_OPT("noise", "S", "target noise (squared) or logit noise (ce) (default 0.1)"),
+    CLI_OPT("width", "W", "std of a token cluster around its centre (default 0.3)"),
+    CLI_FLAG("no-restart", "convex: no adaptive restart"),
+    CLI_FLAG("no-accel", "convex: plain proximal gradient (no momentum)"),
+    CLI_OPT("grow", "G", "convex: step growth tried before each step, >= 1 (default 1.1)"),
+    CLI_OPT("svd", "KIND", "convex: SVD backend lapack|gsl (default lapack)"),
+    CLI_OPT("gap-every", "K", "convex: certificate every K iterations (default 1)"),
+    CLI_OPT("rank-tol", "TOL", "head extraction: singular values > tol * largest (default 1e-9)"),
+    CLI_OPT("cluster-samples", "N", "token matrices written to clusters.dat (default 12)"),
+    CLI_FLAG("verbose", "print the certificate of every iteration on stderr"),
+    CLI_ALIAS("data", "task"),
+    CLI_ALIAS("tokens", "n"),
+    CLI_ALIAS("dim", "d"),
+    CLI_ALIAS("iters", "steps"),
+    CLI_ALIAS("max-iter", "max-iters"),
+    CLI_END,
 };
 
 typedef struct {
@@ -67,12 +73,12 @@ static int read_options(const cli_args *a, convex_run *r)
     int rc;
     if ((rc = cli_choice(a, "kind", kinds, 0, &r->kind)) || (rc = cli_choice(a, "loss", losses, 0, &r->loss))
         || (rc = cli_positive(a, "beta", 0.01, &r->beta)) || (rc = cli_ulong(a, "seed", 1, &r->seed))
-        || (rc = cli_double(a, "tol", 1e-6, &r->tol)) || (rc = cli_size(a, "max-iter", 5000, &r->max_iter))
-        || (rc = cli_size(a, "heads", 4, &r->heads)) || (rc = cli_size(a, "iters", 2000, &r->iters))
+        || (rc = cli_double(a, "tol", 1e-6, &r->tol)) || (rc = cli_size(a, "max-iters", 5000, &r->max_iter))
+        || (rc = cli_size(a, "heads", 4, &r->heads)) || (rc = cli_size(a, "steps", 2000, &r->iters))
         || (rc = cli_positive(a, "lr", 0.01, &r->lr))
         || (rc = cli_double(a, "init-scale", 0.1, &r->init_scale))
-        || (rc = cli_size(a, "samples", 200, &r->N)) || (rc = cli_size(a, "tokens", 8, &r->n))
-        || (rc = cli_size(a, "dim", 4, &r->d)) || (rc = cli_size(a, "classes", 3, &r->c))
+        || (rc = cli_size(a, "samples", 200, &r->N)) || (rc = cli_size(a, "n", 8, &r->n))
+        || (rc = cli_size(a, "d", 4, &r->d)) || (rc = cli_size(a, "classes", 3, &r->c))
         || (rc = cli_size(a, "gates", 4, &r->P)) || (rc = cli_size(a, "clusters", 3, &r->clusters))
         || (rc = cli_size(a, "teacher-heads", 2, &r->teacher))
         || (rc = cli_double(a, "noise", 0.1, &r->noise)) || (rc = cli_double(a, "width", 0.3, &r->width))
@@ -82,13 +88,13 @@ static int read_options(const cli_args *a, convex_run *r)
         return rc;
     if ((rc = cli_ulong(a, "init-seed", r->seed, &r->init_seed))
         || (rc = cli_choice(a, "svd", svds, 0, &r->svd))
-        || (rc = cli_choice(a, "data", datas, 0, &r->data)))
+        || (rc = cli_choice(a, "task", datas, 0, &r->data)))
         return rc;
     if (r->data == 1) {
-        if ((cli_given(a, "dim") && r->d != 3)
+        if ((cli_given(a, "d") && r->d != 3)
             || (cli_given(a, "classes") && r->c != AF_POINTCLOUD_CLASSES))
-            return cli_fail(CLI_EUSAGE, "--data pointclouds: tokens are 3-D points of %d classes "
-                            "(--dim 3, --classes %d)", AF_POINTCLOUD_CLASSES, AF_POINTCLOUD_CLASSES);
+            return cli_fail(CLI_EUSAGE, "--task pointclouds: tokens are 3-D points of %d classes "
+                            "(--d 3, --classes %d)", AF_POINTCLOUD_CLASSES, AF_POINTCLOUD_CLASSES);
         if (cli_given(a, "clusters") || cli_given(a, "teacher-heads") || cli_given(a, "width"))
             return cli_fail(CLI_EUSAGE, "--clusters, --teacher-heads, --width: synthetic data only");
         r->d = 3;
@@ -106,8 +112,8 @@ static int read_options(const cli_args *a, convex_run *r)
     r->nonconvex = cli_flag(a, "nonconvex");
     r->quiet = cli_flag(a, "quiet");
     r->verbose = cli_flag(a, "verbose");
-    if (!r->nonconvex && (cli_given(a, "heads") || cli_given(a, "iters") || cli_given(a, "lr")))
-        return cli_fail(CLI_EUSAGE, "--heads, --iters, --lr: only with --nonconvex");
+    if (!r->nonconvex && (cli_given(a, "heads") || cli_given(a, "steps") || cli_given(a, "lr")))
+        return cli_fail(CLI_EUSAGE, "--heads, --steps, --lr: only with --nonconvex");
     if (r->cluster_samples > r->N)
         r->cluster_samples = r->N;
     return 0;

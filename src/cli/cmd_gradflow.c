@@ -18,35 +18,38 @@
 #include "attnflow/flow.h"
 #include "attnflow/io.h"
 #include "cli.h"
+#include "tokens.h"
 #include "density_opts.h"
 
 static const cli_opt gradflow_opts[] = {
-    {"mode", 1, "energy|jacobian (default energy)"},
-    {"n", 1, "energy: number of tokens (default 64)"},
-    {"ns", 1, "jacobian: list of n 'a,b,...' (default 4,8,16,32,64)"},
-    {"d", 1, "dimension (default 2)"},
-    {"seed", 1, "seed of the initial cloud N(0, sigma^2 I) (default 1)"},
-    {"sigma", 1, "standard deviation of the initial cloud (default 1)"},
-    {"A", 1, "symmetric score matrix, rows ';'-separated 'a,b;c,d' (default identity)"},
-    {"eps", 1, "temperature: scores x^T A y / eps, W_V = A / eps (default 1)"},
-    {"skew", 1, "jacobian: W_V = A / eps + skew * (antisymmetric unit) for the third field (default 0.5)"},
-    {"T", 1, "energy: final time (default 2)"},
-    {"dt", 1, "energy: RK4 step (default 0.01)"},
-    {"tol", 1, "Sinkhorn tolerance (default 1e-12)"},
-    {"fd-step", 1, "jacobian: central-difference step (default 1e-5); energy: tau of the rate (default 1e-5)"},
-    {"out", 1, "output file (energy.dat or jacobian.dat)"},
-    {NULL, 0, NULL},
+    CLI_OPT("mode", "KIND", "energy|jacobian (default energy)"),
+    CLI_OPT("n", "N", "energy: number of tokens (default 64)"),
+    CLI_OPT("ns", "LIST", "jacobian: list of n 'a,b,...' (default 4,8,16,32,64)"),
+    CLI_OPT("d", "D", "dimension (default 2)"),
+    CLI_OPT("seed", "S", "seed of the initial cloud N(0, sigma^2 I) (default 1)"),
+    CLI_OPT("sigma", "S", "standard deviation of the initial cloud (default 1)"),
+    CLI_OPT("A", "MATRIX", "symmetric d x d score matrix: a FILE, or rows inline 'a,b;c,d' (default identity)"),
+    CLI_OPT("eps", "E", "temperature: scores x^T A y / eps, W_V = A / eps (default 1)"),
+    CLI_OPT("skew", "S", "jacobian: W_V = A / eps + skew * (antisymmetric unit) for the third field (default 0.5)"),
+    CLI_OPT("T", "T", "energy: final time (default 2)"),
+    CLI_OPT("dt", "H", "energy: RK4 step (default 0.01)"),
+    CLI_OPT("tol", "TOL", "Sinkhorn tolerance (default 1e-12, tighter than attention/flow: the "
+                        "finite differences need the exact field)"),
+    CLI_OPT("fd-step", "H", "jacobian: central-difference step (default 1e-5); energy: tau of the rate (default 1e-5)"),
+    CLI_OUT("out", "FILE", "output file (energy.dat or jacobian.dat)"),
+    CLI_END,
 };
 
+/* --A: a FILE or inline rows, as in attention and flow; symmetric here. */
 static int read_A(const cli_args *a, size_t d, double *A)
 {
+    double *M;
+    int rc = cli_square_matrix(a, "A", d, &M);
+    if (rc)
+        return rc;
     for (size_t i = 0; i < d * d; i++)
-        A[i] = (i / d == i % d);
-    const char *s = cli_str(a, "A", NULL);
-    if (!s)
-        return 0;
-    if (cli_parse_list(s, A, d * d) != (long)(d * d))
-        return cli_fail(CLI_EINPUT, "--A: expected %zu numbers 'a,b;c,d' (got '%s')", d * d, s);
+        A[i] = M ? M[i] : (i / d == i % d);
+    free(M);
     for (size_t i = 0; i < d; i++)
         for (size_t j = 0; j < i; j++)
             if (A[i * d + j] != A[j * d + i])
@@ -361,7 +364,7 @@ static int gradflow_run(const cli_args *a)
 const cli_command cli_cmd_gradflow = {
     "gradflow",
     "Sinkhorn attention as a gradient flow: OT energy along flows, field Jacobian symmetry",
-    "[--mode energy|jacobian] [--n N | --ns 'a,b,...'] [--d D] [--A 'a,b;c,d'] [--eps E]\n"
+    "[--mode energy|jacobian] [--n N | --ns 'a,b,...'] [--d D] [--A MATRIX] [--eps E]\n"
     "      [--T T] [--dt H] [--out FILE] [FILE.ini]",
     gradflow_opts,
     gradflow_run,

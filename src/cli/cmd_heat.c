@@ -13,13 +13,13 @@
 
 static const cli_opt heat_opts[] = {
     CLI_DENSITY_OPTS,
-    {"kappa", 1, "diffusion coefficient (default 1)"},
-    {"T", 1, "final time (default 0.5)"},
-    {"snapshots", 1, "number of saved times, equally spaced from 0 to T (default 5; 1: T only)"},
-    {"fftw", 1, "FFTW planning estimate|measure (default estimate)"},
-    {"node-start", 0, "start from the node values of an analytic density instead of its exact spectrum"},
-    {"out", 1, "snapshot file: one block per time, columns x1 [x2] rho [exact]"},
-    {NULL, 0, NULL},
+    CLI_OPT("kappa", "K", "diffusion coefficient (default 1)"),
+    CLI_OPT("T", "T", "final time (default 0.5)"),
+    CLI_OPT("snapshots", "K", "number of saved times, equally spaced from 0 to T (default 5; 1: T only)"),
+    CLI_OPT("fftw", "KIND", "FFTW planning estimate|measure (default estimate)"),
+    CLI_FLAG("node-start", "start from the node values of an analytic density instead of its exact spectrum"),
+    CLI_OUT("out", "FILE", "snapshot file: one block per time, columns x1 [x2] rho [exact]"),
+    CLI_END,
 };
 
 static void write_block(FILE *fp, const af_grid *g, double t, const double *rho, const double *ex,

@@ -12,30 +12,33 @@
 #include "cli.h"
 
 static const cli_opt train_opts[] = {
-    {"task", 1, "digits|pointclouds (default digits)"},
-    {"model", 1, "transformer (SoftMax) | sinkformer (Sinkhorn attention) (default transformer)"},
-    {"n-it", 1, "sinkformer: unrolled normalisations, 1 = SoftMax (default 3)"},
-    {"epochs", 1, "training epochs after epoch 0 (default 20)"},
-    {"seed", 1, "seed of the split/data, initialisation, shuffling, null control (default 1)"},
-    {"out", 1, "output directory: epochs.dat, colsums.dat, checkpoint.bin (default out/train)"},
-    {"resume", 0, "continue from DIR/checkpoint.bin (same options) if it exists"},
-    {"lr", 1, "Adam learning rate (default 1e-3)"},
-    {"batch", 1, "minibatch size (default 10)"},
-    {"no-shuffle", 0, "keep the training order fixed (the paper's script does not shuffle)"},
-    {"dim", 1, "model dimension (digits 128, pointclouds 64)"},
-    {"heads", 1, "attention heads (default 1)"},
-    {"head-dim", 1, "dimension per head (default 64)"},
-    {"layers", 1, "attention layers (default 1)"},
-    {"mlp", 1, "MLP hidden width after attention, 0 = none (digits 0, pointclouds 128)"},
-    {"embed-hidden", 1, "token embedding: 0 linear, H a ReLU MLP in -> H -> dim (digits 0, "
-                        "pointclouds 64)"},
-    {"data", 1, "digits file (default: python3-sklearn's digits.csv.gz)"},
-    {"n-test", 1, "held-out samples (digits 400 of 1797; pointclouds 300)"},
-    {"n-train", 1, "pointclouds: training clouds (default 600)"},
-    {"n-points", 1, "pointclouds: points per cloud (default 128)"},
-    {"noise", 1, "pointclouds: Gaussian noise std (default 0.1)"},
-    {"threads", 1, "OpenBLAS threads (default 1: small matrices, shared cores)"},
-    {NULL, 0, NULL},
+    CLI_OPT("task", "KIND", "digits|pointclouds (default digits)"),
+    CLI_OPT("model", "KIND", "transformer (SoftMax) | sinkformer (Sinkhorn attention) (default transformer)"),
+    CLI_OPT("iters", "N", "sinkformer: unrolled Sinkhorn normalisations per attention, 1 = SoftMax "
+                          "(default 3; transformer: 1)"),
+    CLI_OPT("epochs", "N", "training epochs after epoch 0 (default 20)"),
+    CLI_OPT("seed", "S", "seed of the split/data, initialisation, shuffling, null control (default 1)"),
+    CLI_OPT("out", "DIR", "output directory: epochs.dat, colsums.dat, checkpoint.bin (default out/train)"),
+    CLI_FLAG("resume", "continue from DIR/checkpoint.bin (same options) if it exists"),
+    CLI_OPT("lr", "RATE", "Adam learning rate (default 1e-3)"),
+    CLI_OPT("batch", "B", "minibatch size (default 10)"),
+    CLI_FLAG("no-shuffle", "keep the training order fixed (the paper's script does not shuffle)"),
+    CLI_OPT("dim", "N", "model dimension, the width of the attention layers (digits 128, "
+                          "pointclouds 64; not a token dimension --d)"),
+    CLI_OPT("heads", "M", "attention heads (default 1)"),
+    CLI_OPT("head-dim", "D", "dimension per head (default 64)"),
+    CLI_OPT("layers", "L", "attention layers (default 1)"),
+    CLI_OPT("mlp", "H", "MLP hidden width after attention, 0 = none (digits 0, pointclouds 128)"),
+    CLI_OPT("embed-hidden", "H", "token embedding: 0 linear, H a ReLU MLP in -> H -> dim (digits 0, "
+                        "pointclouds 64)"),
+    CLI_OPT("data", "FILE", "digits file (default: python3-sklearn's digits.csv.gz)"),
+    CLI_OPT("n-test", "N", "held-out samples (digits 400 of 1797; pointclouds 300)"),
+    CLI_OPT("n-train", "N", "pointclouds: training clouds (default 600)"),
+    CLI_OPT("n-points", "N", "pointclouds: points per cloud (default 128)"),
+    CLI_OPT("noise", "S", "pointclouds: Gaussian noise std (default 0.1)"),
+    CLI_OPT("threads", "N", "OpenBLAS threads (default 1: small matrices, shared cores)"),
+    CLI_ALIAS("n-it", "iters"),
+    CLI_END,
 };
 
 typedef struct {
@@ -173,7 +176,7 @@ static int run_train(const cli_args *args)
     o.model = task == 0 ? af_model_config_digits() : af_model_config_pointclouds();
     ri.pc = af_pointcloud_options_default();
     size_t threads;
-    if ((rc = size_opt(args, "n-it", model == 1 ? 3 : 1, &ri.n_it)) ||
+    if ((rc = size_opt(args, "iters", model == 1 ? 3 : 1, &ri.n_it)) ||
         (rc = size_opt(args, "epochs", 20, &ri.epochs)) ||
         (rc = cli_ulong(args, "seed", 1, &ri.seed)) ||
         (rc = cli_positive(args, "lr", 1e-3, &o.adam.lr)) ||
@@ -189,7 +192,7 @@ static int run_train(const cli_args *args)
         (rc = size_opt(args, "threads", 1, &threads)))
         return rc;
     if (model == 0 && ri.n_it != 1)
-        return cli_fail(CLI_EINPUT, "--n-it %zu: a transformer uses SoftMax (n_it = 1); "
+        return cli_fail(CLI_EINPUT, "--iters %zu: a transformer uses SoftMax (n_it = 1); "
                                     "use --model sinkformer", ri.n_it);
     if ((rc = size_or_zero(args, "mlp", &o.model.mlp)) ||
         (rc = size_or_zero(args, "embed-hidden", &o.model.embed_hidden)))
@@ -294,7 +297,7 @@ done:
 const cli_command cli_cmd_train = {
     "train",
     "train a small Transformer/Sinkformer; per-epoch column sums of its attention",
-    "[FILE.ini] [--task digits|pointclouds] [--model transformer|sinkformer] [--n-it N]\n"
+    "[FILE.ini] [--task digits|pointclouds] [--model transformer|sinkformer] [--iters N]\n"
     "       [--epochs E] [--seed S] [--out DIR] [--resume] [options]",
     train_opts,
     run_train,

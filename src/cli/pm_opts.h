@@ -7,9 +7,11 @@
 #include "attnflow/pm.h"
 #include "cli.h"
 
-#define CLI_PM_OPTS                                                                          \
-    {"backend", 1, "attention backend dense|pm (pm: particle-mesh, d <= 3, L2 or A = a I)"}, \
-    {"pm-tol", 1, "--backend pm: relative accuracy of the Gauss transforms (default 1e-8)"}
+#define CLI_PM_OPTS                                                                       \
+    CLI_OPT("backend", "KIND", "attention backend dense|pm (default dense; pm: particle-mesh, " \
+                               "d <= 3, L2 scores or A = a I)"),                                \
+    CLI_OPT("pm-tol", "TOL", "--backend pm: relative accuracy of the Gauss transforms "         \
+                             "(default 1e-8)")
 
 /* *pm_tol = 0 for the dense backend, the --pm-tol value (default 1e-8) for pm.
  * 0 or a printed error's exit status (--pm-tol without --backend pm is a usage error). */
