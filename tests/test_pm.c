@@ -146,3 +146,31 @@ Test(pm, bad_input)
     cr_expect_eq(af_pm_gauss(2, 2, X, 0.0, 1e-8, 1, W, out, NULL), AF_EINVAL);
     cr_expect_eq(af_pm_gauss(2, 2, X, 0.5, 0.5, 1, W, out, NULL), AF_EINVAL);
 }
+
+/* One workspace, point sets of growing size and tightening tolerance (the
+ * grid, window and caches are re-sized): each result matches the direct sum. */
+Test(pm, workspace_reuse)
+{
+    af_pm_ws *w = af_pm_alloc(2, 2);
+    cr_assert(w);
+    const size_t ns[3] = {50, 400, 200};
+    const double tols[3] = {1e-4, 1e-9, 1e-6};
+    for (int k = 0; k < 3; k++) {
+        const size_t n = ns[k];
+        double *X = fx_gaussian_cloud(n, 2, 1.0, 30 + (unsigned long)k);
+        double *W = weights(n, 2, 1, 40 + (unsigned long)k);
+        double *ref = malloc(n * 2 * sizeof *ref), *out = malloc(n * 2 * sizeof *out);
+        direct(n, 2, X, 0.4, 2, W, ref);
+        cr_assert_eq(af_pm_set(w, n, X, 0.4, tols[k]), AF_SUCCESS, "%s", af_last_error());
+        cr_assert_eq(af_pm_apply(w, 2, W, out), AF_SUCCESS, "%s", af_last_error());
+        double e = 0;
+        for (size_t q = 0; q < n * 2; q++)
+            e = fmax(e, fabs(out[q] - ref[q]) / ref[q]);
+        cr_expect(e <= tols[k], "n = %zu, tol %g: error %.3g", n, tols[k], e);
+        free(X);
+        free(W);
+        free(ref);
+        free(out);
+    }
+    af_pm_free(w);
+}

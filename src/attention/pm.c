@@ -52,7 +52,7 @@ struct af_pm_ws {
      * n x 3 first indices */
     double *cw;
     size_t *cb;
-    size_t ccap;  /* points the cache holds room for */
+    size_t ccap_w, ccap_n; /* weights and points the cache holds room for */
     int cvalid;
 };
 
@@ -252,13 +252,15 @@ static void cache_windows(af_pm_ws *w)
     w->cvalid = 0;
     if ((double)n * (double)(d * L * sizeof(double) + 3 * sizeof(size_t)) > (double)PM_CACHE_MAX)
         return;
-    if (w->ccap < n * d * L || !w->cw || !w->cb) {
+    if (w->ccap_w < n * d * L || w->ccap_n < n) {
         free(w->cw);
         free(w->cb);
         w->cw = malloc(n * d * L * sizeof(double));
         w->cb = malloc(n * 3 * sizeof(size_t));
-        w->ccap = w->cw && w->cb ? n * d * L : 0;
-        if (!w->ccap)
+        const int ok = w->cw && w->cb;
+        w->ccap_w = ok ? n * d * L : 0;
+        w->ccap_n = ok ? n : 0;
+        if (!ok)
             return; /* no room: windows are computed on the fly */
     }
 #pragma omp parallel for schedule(static) num_threads(w->nthreads) if (n > 4096)
@@ -511,8 +513,8 @@ af_status af_pm_set(af_pm_ws *w, size_t n, const double *X, double s, double tol
 
 af_status af_pm_apply(af_pm_ws *w, size_t k, const double *Wt, double *out)
 {
-    if (!w->X)
-        return af_error(AF_EINVAL, "pm: af_pm_apply before af_pm_set");
+    if (!w->X || w->G == 0)
+        return af_error(AF_EINVAL, "pm: af_pm_apply without a successful af_pm_set");
     if (k < 1 || k > w->kmax)
         return af_error(AF_EINVAL, "pm: %zu weight columns (workspace holds 1..%zu)", k, w->kmax);
     const size_t nk = w->n * k;
