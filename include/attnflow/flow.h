@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include "attnflow/error.h"
 #include "attnflow/normalize.h"
+#include "attnflow/pm.h"
 #include "attnflow/scores.h"
 
 #ifdef __cplusplus
@@ -69,6 +70,9 @@ typedef struct {
                                * last four solves of the same stage cubically (Lagrange
                                * polynomial; fewer while the history fills) to the stage
                                * time (other calls fall back to 1) */
+    double pm_tol;            /* > 0: particle-mesh attention (attnflow/pm.h; d <= 3, L2 or
+                               * dot scores with A = a I, no USA) to this relative accuracy,
+                               * O(n) memory, no K; 0 (default): the dense O(n^2) kernel */
 } af_flow_params;
 
 /* Defaults of docs/cli.md: SoftMax, dot scores, eps = beta = 1, A = W_V = I, no
@@ -118,6 +122,10 @@ af_status af_flow_integrate(af_flow_ws *ws, double *X, double T, double h);
 /* One pure attention layer (Dong et al.), no residual: X <- K(X) X W_V^T,
  * renormalised on the sphere. */
 af_status af_flow_pure_layer(af_flow_ws *ws, double *X);
+
+/* Grid, window and measured wrap of the particle-mesh backend (AF_EINVAL
+ * when the workspace is dense or has not evaluated yet). */
+af_status af_flow_pm_info(const af_flow_ws *ws, af_pm_info *info);
 
 void af_flow_get_stats(const af_flow_ws *ws, af_flow_stats *stats);
 void af_flow_reset_stats(af_flow_ws *ws);

@@ -42,7 +42,8 @@ class FlowParams(ctypes.Structure):
     _fields_ = [("n", c_size), ("d", c_size), ("norm", c_int), ("scores", ScoresParams),
                 ("V", DP), ("value", c_double), ("skip", c_int), ("usa", c_int),
                 ("geometry", c_int), ("integrator", c_int), ("atol", c_double),
-                ("rtol", c_double), ("sinkhorn", SinkhornOptions), ("warm_start", c_int)]
+                ("rtol", c_double), ("sinkhorn", SinkhornOptions), ("warm_start", c_int),
+                ("pm_tol", c_double)]
 
 
 class FlowStats(ctypes.Structure):

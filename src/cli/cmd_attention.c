@@ -8,8 +8,10 @@
 #include "attnflow/io.h"
 #include "attnflow/normalize.h"
 #include "attnflow/scores.h"
+#include "attention_pm.h"
 #include "cli.h"
 #include "outputs.h"
+#include "pm_opts.h"
 #include "tokens.h"
 
 static const cli_opt attention_opts[] = {
@@ -29,6 +31,7 @@ static const cli_opt attention_opts[] = {
     CLI_FLAG("sharp-rate", "also compute sigma_2(K)^2, the sharp asymptotic rate (square, converged)"),
     CLI_OUT("out", "FILE", "write the n x m matrix to FILE"),
     CLI_OUT("log", "FILE", "write 'iter row_err col_err' per normalisation to FILE"),
+    CLI_PM_OPTS,
     CLI_END,
 };
 
@@ -88,6 +91,9 @@ static int attention_run(const cli_args *a)
         || (rc = cli_double(a, "beta", 1.0, &beta)) || (rc = cli_positive(a, "tol", 1e-9, &tol))
         || (rc = cli_ulong(a, "iters", 0, &iters)) || (rc = cli_ulong(a, "max-iters", 10000, &max_iters)))
         return rc;
+    double pm_tol;
+    if ((rc = cli_pm_options(a, &pm_tol)))
+        return rc;
     if (cli_given(a, "iters") && iters == 0)
         return cli_fail(CLI_EINPUT, "--iters: must be >= 1");
     if (max_iters == 0)
@@ -126,6 +132,24 @@ static int attention_run(const cli_args *a)
         rc = cli_fail(CLI_EUSAGE, "--sharp-rate needs --norm sinkhorn and square attention");
         goto done;
     }
+    af_scores_params sp = af_scores_params_default();
+    sp.kind = kind == 0 ? AF_SCORES_DOT : AF_SCORES_L2;
+    sp.eps = eps;
+    sp.beta = beta;
+    sp.A = s.A;
+    const af_sinkhorn_type *pt[] = {NULL, af_sinkhorn_scaling, af_sinkhorn_log,
+                                    af_sinkhorn_symmetric, af_sinkhorn_symmetric_log};
+    if (pm_tol > 0) { /* particle-mesh: potentials and marginals, no K */
+        af_sinkhorn_options po = af_sinkhorn_options_default();
+        po.tol = tol;
+        po.max_iters = max_iters;
+        po.iters = iters;
+        po.path = pt[path];
+        rc = cli_attention_pm(a, n, d, s.X, &sp, &po, norm == 1, pm_tol, s.out);
+        if (rc == 0)
+            rc = cli_outputs_commit(&s.files, NULL);
+        goto done;
+    }
     af_status st;
 
     s.C = cli_alloc(n, m, sizeof *s.C);
@@ -136,11 +160,6 @@ static int attention_run(const cli_args *a)
         goto done;
     }
     double t0 = cli_now();
-    af_scores_params sp = af_scores_params_default();
-    sp.kind = kind == 0 ? AF_SCORES_DOT : AF_SCORES_L2;
-    sp.eps = eps;
-    sp.beta = beta;
-    sp.A = s.A;
     if ((st = af_scores(&sp, n, m, d, s.X, s.Y, s.C, s.work)))
         goto fail_status;
 
@@ -161,8 +180,6 @@ static int attention_run(const cli_args *a)
         o.path = af_sinkhorn_scaling;
     } else {
         o.iters = iters;
-        const af_sinkhorn_type *pt[] = {NULL, af_sinkhorn_scaling, af_sinkhorn_log,
-                                        af_sinkhorn_symmetric, af_sinkhorn_symmetric_log};
         o.path = pt[path];
     }
     st = af_sinkhorn(s.ws, s.C, &o, s.K, &info);

@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "density_opts.h"
 #include "outputs.h"
+#include "pm_opts.h"
 
 static const cli_opt compare_opts[] = {
     CLI_DENSITY_OPTS,
@@ -46,6 +47,7 @@ static const cli_opt compare_opts[] = {
     CLI_OPT("values", "LIST", "--sweep values 'a,b,c'"),
     CLI_OPT("repeats", "R", "--sweep: seeds seed..seed+R-1 per value (default 3)"),
     CLI_OPT("out", "DIR", "output directory (errors.dat, snapshots.dat, particles.dat or sweep.dat)"),
+    CLI_PM_OPTS,
     CLI_END,
 };
 
@@ -54,6 +56,7 @@ typedef struct {
     int norm, scores, integ, energy;
     double eps, dt, T, kappa, tol, bandwidth;
     int bw_given;
+    double pm_tol; /* > 0: particle-mesh attention (--backend pm) */
 } settings;
 
 typedef struct {
@@ -134,6 +137,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
     fp.integrator = (af_flow_integrator)s->integ;
     fp.sinkhorn.tol = s->tol;
     fp.sinkhorn.max_iters = s->max_iters;
+    fp.pm_tol = s->pm_tol;
     af_clear_error(); /* a NULL below then reports this call's own message */
     if (!(fw = af_flow_alloc(&fp)) || !(plan = af_heat_plan_alloc(g, FFTW_ESTIMATE))
         || !(kw = af_kde_alloc(g, FFTW_ESTIMATE))) {
@@ -144,7 +148,14 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
         rc = cli_fail_alloc("compare");
         goto done;
     }
-    const int want_energy = s->energy && s->norm == AF_FLOW_SINKHORN && s->scores == 1;
+    af_pm_info pmi; /* the grid of the initial cloud (it follows the cloud later) */
+    if (s->pm_tol > 0 && (st = cli_pm_probe(n, d, X, &fp.scores, s->pm_tol, &pmi))) {
+        rc = cli_fail_status(st);
+        goto done;
+    }
+    /* the energy is a dense O(n^2) Sinkhorn solve: not with the PM backend */
+    const int want_energy = s->energy && s->norm == AF_FLOW_SINKHORN && s->scores == 1
+                            && !(s->pm_tol > 0);
     af_energy_params ep = af_energy_params_default();
     if (want_energy) {
         ep.scores.kind = AF_SCORES_L2;
@@ -175,6 +186,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
         FILE *fps[3] = {o->err, o->snap, o->part};
         for (int k = 0; k < 3; k++) {
             write_meta(fps[k], a, s, c, seed);
+            cli_pm_meta(fps[k], s->pm_tol, &pmi);
             af_write_meta(fps[k], "kde", "Gaussian kernel, bandwidth %.17g%s; compared with the PDE "
                           "at kappa t + b^2/2 (the same smoothing)", ko.bandwidth,
                           s->bw_given ? "" : " (Silverman, initial cloud)");
@@ -191,7 +203,9 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
         af_write_meta(fe, "energy", "%s", want_energy
                       ? "E = -2 F_n, F_n = OT_eps(mu, mu)/2 for the L2 cost: the Sinkhorn heat "
                         "flow is its gradient flow, dE/dt = -(1/n) sum |v_i|^2"
-                      : "nan (defined for Sinkhorn with L2 scores)");
+                      : s->pm_tol > 0 ? "nan (not computed with --backend pm: it needs the dense "
+                                        "n x n kernel)"
+                                      : "nan (defined for Sinkhorn with L2 scores)");
         af_write_meta(fe, "sk_iters", "Sinkhorn normalisations per velocity evaluation since the "
                       "previous line");
         fprintf(fe, "# columns: t");
@@ -477,6 +491,7 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
         e_w[k] = sw;
     }
     write_meta(fp, a, &s, c, seed);
+    cli_pm_meta(fp, s.pm_tol, NULL); /* the grid differs from run to run */
     af_write_meta(fp, "sweep", "%s over %zu values, %zu seeds each (seed .. seed + %zu)",
                   params[which], nv, R, R - 1);
     af_write_meta(fp, "slope_abs_rel_inc_err", "%.4f (least squares, log-log, means over seeds)",
@@ -548,7 +563,8 @@ static int compare_run(const cli_args *a)
         || (rc = cli_positive(a, "bandwidth", 1.0, &s.bandwidth))
         || (rc = cli_size(a, "directions", 16, &s.directions))
         || (rc = cli_size(a, "save-every", 10, &s.save_every))
-        || (rc = cli_size(a, "snapshots", 3, &s.snapshots)))
+        || (rc = cli_size(a, "snapshots", 3, &s.snapshots))
+        || (rc = cli_pm_options(a, &s.pm_tol)))
         return rc;
     if (s.T < 0 || s.kappa < 0)
         return cli_fail(CLI_EINPUT, "--T and --kappa must be >= 0 (got %g, %g)", s.T, s.kappa);

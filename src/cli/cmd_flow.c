@@ -9,6 +9,7 @@
 #include "attnflow/observables.h"
 #include "cli.h"
 #include "outputs.h"
+#include "pm_opts.h"
 #include "tokens.h"
 
 static const cli_opt flow_opts[] = {
@@ -39,6 +40,7 @@ static const cli_opt flow_opts[] = {
     CLI_OUT("observables", "FILE", "observables file: one line per saved time"),
     CLI_OPT("cluster-tol", "TOL", "distance below which tokens count as one cluster (default 1e-3)"),
     CLI_FLAG("no-energy", "skip the Sinkhorn OT energy (saves one Sinkhorn solve per saved step)"),
+    CLI_PM_OPTS,
     CLI_END,
 };
 
@@ -201,6 +203,9 @@ static int flow_run(const cli_args *a)
     size_t nsteps;
     if ((rc = cli_steps("--T / --dt", T, dt, 1e9, &nsteps)))
         return rc;
+    double pm_tol;
+    if ((rc = cli_pm_options(a, &pm_tol)))
+        return rc;
 
     /* the output files first: a clash or an unwritable path fails before any work */
     cli_outputs files;
@@ -248,6 +253,7 @@ static int flow_run(const cli_args *a)
     p.sinkhorn.max_iters = max_iters;
     p.sinkhorn.iters = iters;
     p.warm_start = warm;
+    p.pm_tol = pm_tol;
 
     af_clear_error(); /* so a NULL below reports this call's message, not a stale one */
     af_flow_ws *ws = af_flow_alloc(&p);
@@ -257,6 +263,11 @@ static int flow_run(const cli_args *a)
         goto done;
     }
     if ((st = af_flow_project(ws, X))) {
+        rc = cli_fail_status(st);
+        goto done;
+    }
+    af_pm_info pmi; /* the grid of the initial cloud (it follows the cloud later) */
+    if (pm_tol > 0 && (st = cli_pm_probe(n, d, X, &p.scores, pm_tol, &pmi))) {
         rc = cli_fail_status(st);
         goto done;
     }
@@ -279,6 +290,7 @@ static int flow_run(const cli_args *a)
     if (o.traj) {
         FILE *fp = o.traj;
         write_meta(fp, a, pp, T, dt, save_every, pure);
+        cli_pm_meta(fp, pm_tol, &pmi);
         fputs("# blocks: one per saved time (gnuplot index), tokens i = 0..n-1\n", fp);
         fprintf(fp, "# columns: t i");
         for (size_t k = 1; k <= d; k++)
@@ -288,6 +300,7 @@ static int flow_run(const cli_args *a)
     if (o.obs) {
         FILE *fp = o.obs;
         write_meta(fp, a, pp, T, dt, save_every, pure);
+        cli_pm_meta(fp, pm_tol, &pmi);
         af_write_meta(fp, "energy", "%s", cli_flag(a, "no-energy") ? "not computed (--no-energy): nan"
                                                                    : energy_note(pp, pure));
         af_write_meta(fp, "var", "mean per-coordinate variance (1/(n d)) sum_ik (x_ik - m_k)^2");

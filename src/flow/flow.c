@@ -15,6 +15,7 @@
 #include <gsl/gsl_odeiv2.h>
 #include <omp.h>
 #include "attnflow/flow.h"
+#include "flow/flow_pm.h"
 
 /* Cubic extrapolation of the Sinkhorn potentials, per integrator stage. */
 #define FLOW_HIST 4
@@ -44,6 +45,7 @@ struct af_flow_ws {
     double *KX;           /* n x d */
     double *k1, *k2, *k3, *k4, *tmp; /* n x d stage buffers */
     af_sinkhorn_ws *sk;   /* Sinkhorn only */
+    af_flow_pm *pm;       /* particle-mesh attention (pm_tol > 0): replaces C, E, sk */
     af_flow_stats stats;
     int cold_next;        /* 1: the next Sinkhorn solve starts from zero potentials */
 
@@ -153,8 +155,13 @@ static af_status check_params(const af_flow_params *p)
         if (st)
             return st;
     }
-    if (p->V)
-        return check_matrix("W_V", p->d, p->V);
+    if (p->V) {
+        af_status st = check_matrix("W_V", p->d, p->V);
+        if (st)
+            return st;
+    }
+    if (p->pm_tol != 0)
+        return af_flow_pm_check(p);
     return AF_SUCCESS;
 }
 
@@ -176,19 +183,23 @@ af_flow_ws *af_flow_alloc(const af_flow_params *p)
         ok &= (ws->V = dup_matrix(d, p->V)) != NULL;
     ws->p.scores.A = ws->A;
     ws->p.V = ws->V;
-    if (p->norm == AF_FLOW_SINKHORN)
+    const int dense = !(p->pm_tol > 0); /* the PM backend needs no n x n or tile x n arrays */
+    if (!dense)
+        ok &= (ws->pm = af_flow_pm_alloc(p)) != NULL;
+    if (dense && p->norm == AF_FLOW_SINKHORN)
         ok &= (ws->C = malloc(n * n * sizeof(double))) != NULL;
     /* ~2 MB blocks: big enough for dgemm, small enough for the cache */
     ws->tile = (size_t)262144 / n;
     ws->tile = ws->tile < 8 ? 8 : ws->tile > 256 ? 256 : ws->tile;
     if (ws->tile > n)
         ws->tile = n;
-    ok &= (ws->E = malloc(ws->tile * n * sizeof(double))) != NULL;
+    if (dense)
+        ok &= (ws->E = malloc(ws->tile * n * sizeof(double))) != NULL;
     ok &= (ws->XA = malloc(nd * sizeof(double))) != NULL;
     ok &= (ws->rbias = malloc(n * sizeof(double))) != NULL;
     ok &= (ws->cbias = malloc(n * sizeof(double))) != NULL;
     ok &= (ws->rinv = malloc(ws->tile * sizeof(double))) != NULL;
-    if (d <= FLOW_ROW_KERNEL_MAX_D) {
+    if (dense && d <= FLOW_ROW_KERNEL_MAX_D) {
         ws->nthreads = omp_get_max_threads();
         ok &= (ws->Xt = malloc(nd * sizeof(double))) != NULL;
         ok &= (ws->rows = malloc((size_t)ws->nthreads * n * sizeof(double))) != NULL;
@@ -197,7 +208,7 @@ af_flow_ws *af_flow_alloc(const af_flow_params *p)
     double **bufs[] = {&ws->KX, &ws->k1, &ws->k2, &ws->k3, &ws->k4, &ws->tmp};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
         ok &= (*bufs[k] = malloc(nd * sizeof(double))) != NULL;
-    if (ok && p->norm == AF_FLOW_SINKHORN) {
+    if (ok && dense && p->norm == AF_FLOW_SINKHORN) {
         ok &= (ws->sk = af_sinkhorn_alloc(n, n)) != NULL;
         for (size_t s = 0; s < FLOW_STAGES; s++)
             for (size_t k = 0; k < FLOW_HIST; k++) {
@@ -216,6 +227,10 @@ af_flow_ws *af_flow_alloc(const af_flow_params *p)
         ok &= (ws->ode_step = gsl_odeiv2_step_alloc(gsl_odeiv2_step_rkf45, nd)) != NULL;
         ok &= (ws->ode_ctrl = gsl_odeiv2_control_y_new(p->atol, p->rtol)) != NULL;
         ok &= (ws->ode_evolve = gsl_odeiv2_evolve_alloc(nd)) != NULL;
+    }
+    if (!ok && ws->pm == NULL && !dense) {
+        af_flow_free(ws);
+        return NULL; /* af_flow_pm_alloc set the message */
     }
     if (!ok) {
         af_flow_free(ws);
@@ -248,6 +263,7 @@ void af_flow_free(af_flow_ws *ws)
     free(ws->k4);
     free(ws->tmp);
     af_sinkhorn_free(ws->sk);
+    af_flow_pm_free(ws->pm);
     for (size_t s = 0; s < FLOW_STAGES; s++)
         for (size_t k = 0; k < FLOW_HIST; k++) {
             free(ws->hist[s].f[k]);
@@ -273,6 +289,16 @@ void af_flow_reset_potentials(af_flow_ws *ws)
     ws->cold_next = 1;
     for (size_t s = 0; s < FLOW_STAGES; s++)
         ws->hist[s].len = 0;
+    if (ws->pm)
+        af_flow_pm_reset(ws->pm);
+}
+
+af_status af_flow_pm_info(const af_flow_ws *ws, af_pm_info *info)
+{
+    if (!ws->pm)
+        return af_error(AF_EINVAL, "flow: this workspace uses the dense kernel, not particle-mesh");
+    af_flow_pm_get_info(ws->pm, info);
+    return AF_SUCCESS;
 }
 
 /* ---- attention ---- */
@@ -490,6 +516,8 @@ static af_status softmax_apply(af_flow_ws *ws, const double *X)
 /* ws->KX = K(X) X: fused SoftMax / USA, or Sinkhorn (solve, then apply). */
 static af_status attend(af_flow_ws *ws, const double *X, int stage, double t)
 {
+    if (ws->pm)
+        return af_flow_pm_attend(ws->pm, X, stage, t, ws->KX, &ws->stats);
     if (ws->p.norm != AF_FLOW_SINKHORN) {
         ws->stats.evaluations++;
         ws->stats.last_iterations = 0;
@@ -568,6 +596,9 @@ af_status af_flow_velocity(af_flow_ws *ws, const double *X, double *vel)
 af_status af_flow_kernel(af_flow_ws *ws, const double *X, double *K)
 {
     const size_t n = ws->p.n;
+    if (ws->pm)
+        return af_error(AF_EINVAL, "flow: the particle-mesh backend never forms the n x n "
+                                   "kernel K (use the dense backend)");
     /* SoftMax flows never store K; the n x n buffer is made on demand. */
     if (!ws->C && !(ws->C = malloc(n * n * sizeof *ws->C)))
         return af_error(AF_ENOMEM, "flow: out of memory for the %zu x %zu kernel", n, n);
