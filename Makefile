@@ -42,7 +42,7 @@ LIB       = $(BUILD)/libattnflow.a
 CLI       = $(BUILD)/attnflow
 DEPS      = $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SUPP_OBJ:.o=.d)
 
-.PHONY: all bootstrap demo test test-only figures bench check-long clean
+.PHONY: all bootstrap demo test test-only bench check-long clean
 .SECONDARY:
 all: $(LIB) $(CLI)
 
@@ -85,10 +85,7 @@ test: bootstrap
 
 test-only: all $(TEST_BIN)
 	@sh scripts/run_tests.sh $(BUILD) $(TEST_BIN)
-
-figures: all
-	@for e in experiments/*.ini; do \
-	  sh scripts/run_experiment.sh $(CLI) $$(basename $$e .ini) || exit 1; done
+	@$(MAKE) --no-print-directory test-figures
 
 # Baselines need numpy and POT (Debian's python3 packages); PyTorch
 # (python3-torch, large) is used by bench_train only if it is installed.
@@ -102,3 +99,41 @@ check-long: all $(LONG_BIN)
 
 clean:
 	rm -rf $(BUILD) out
+
+# ---- figures, README numbers, gallery (plots/README.md) ----
+#   make figures [QUICK=1]   every experiment + figure (QUICK: the '; quick:'
+#                            options of the long ones, 1-2 minutes in all)
+#   make figure NAME=x       one experiment     make readme-numbers  README tables
+#   make gallery             out/gallery/index.html   make gallery-check  Chromium
+.PHONY: figures figure readme-numbers readme-numbers-check gallery gallery-check test-figures
+QUICK ?= 0
+export QUICK
+
+figures: all
+	@for e in experiments/*.ini; do \
+	  sh scripts/run_experiment.sh $(CLI) $$(basename $$e .ini) || exit 1; done
+	@$(MAKE) --no-print-directory readme-numbers gallery
+
+figure: all
+	sh scripts/run_experiment.sh $(CLI) $(NAME)
+
+# README result tables between '<!-- numbers:NAME begin/end -->' markers,
+# rendered from out/*/summary.dat (quick runs are never rendered).
+readme-numbers:
+	$(PYTHON) scripts/readme_numbers.py --readme README.md --out out
+
+readme-numbers-check:
+	$(PYTHON) scripts/readme_numbers.py --readme README.md --out out --check
+
+gallery:
+	$(PYTHON) scripts/gallery.py --out out
+	@echo "gallery: out/gallery/index.html"
+
+gallery-check: gallery
+	@sh scripts/bootstrap.sh chromium
+	sh scripts/gallery_check.sh out/gallery/index.html $(BUILD)/gallery-check
+
+# Part of make test: the renderer on a small training run; the gallery in
+# Chromium only when chromium is installed.
+test-figures: all
+	@sh scripts/test_figures.sh $(CLI) $(BUILD)/test-figures
