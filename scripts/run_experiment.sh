@@ -22,12 +22,13 @@ start=$(date +%s.%N)
 # shellcheck disable=SC2086
 "$cli" run "$ini" $extra
 end=$(date +%s.%N)
-gnuplot "plots/$name.gp"
+# the summary first: a plot may quote its numbers
 summ="scripts/summarize/$name.py"
 if [ -f "$summ" ]; then
   ${PYTHON:-/usr/bin/python3} "$summ" "out/$name" > "out/$name/summary.dat.tmp"
   mv "out/$name/summary.dat.tmp" "out/$name/summary.dat"
 fi
+gnuplot "plots/$name.gp"
 cmd="make figure NAME=$name"; [ $mode = quick ] && cmd="$cmd QUICK=1"
 { echo "# how out/$name was made (scripts/run_experiment.sh)"
   echo "mode $mode"
