@@ -85,7 +85,6 @@ test: bootstrap
 
 test-only: all $(TEST_BIN)
 	@sh scripts/run_tests.sh $(BUILD) $(TEST_BIN)
-	@$(MAKE) --no-print-directory test-figures
 
 # Baselines need numpy and POT (Debian's python3 packages); PyTorch
 # (python3-torch, large) is used by bench_train only if it is installed.
@@ -105,7 +104,7 @@ clean:
 #                            options of the long ones, 1-2 minutes in all)
 #   make figure NAME=x       one experiment     make readme-numbers  README tables
 #   make gallery             out/gallery/index.html   make gallery-check  Chromium
-.PHONY: figures figure readme-numbers readme-numbers-check gallery gallery-check test-figures
+.PHONY: figures figure readme-numbers readme-numbers-check gallery gallery-check
 QUICK ?= 0
 export QUICK
 
@@ -132,8 +131,5 @@ gallery:
 gallery-check: gallery
 	@sh scripts/bootstrap.sh chromium
 	sh scripts/gallery_check.sh out/gallery/index.html $(BUILD)/gallery-check
-
-# Part of make test: the renderer on a small training run; the gallery in
-# Chromium only when chromium is installed.
-test-figures: all
-	@sh scripts/test_figures.sh $(CLI) $(BUILD)/test-figures
+# make test runs tests/test_figures.c: scripts/test_figures.sh on a small
+# training run (summary, renderer, gallery; Chromium only when installed).
