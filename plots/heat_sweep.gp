@@ -94,7 +94,7 @@ do for [out in 'png pdf'] {
        exp(a3) * nmax**b3 * (x / nmax)**(-0.5) with lines dt 3 lw 2 lc rgb 'black' title 'sampling rate n^{-1/2}'
 
   f = dir.'eps/sweep.dat'
-  set title '(f) sliced Wasserstein distance to the PDE, against ε (n = 400)'
+  set title '(f) sliced W_2 to the PDE, against ε (n = 400)'
   set xlabel 'kernel bandwidth ε'
   set xrange [0.02:0.25]
   set xtics (0.025, 0.05, 0.1, 0.2)
