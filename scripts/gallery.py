@@ -81,6 +81,9 @@ def section(name, out, claims, gallery_dir):
     if os.path.exists(png):
         rel = os.path.relpath(png, gallery_dir)
         parts.append('<a href="%s"><img src="%s" alt="figure %s"></a>' % (e(rel), e(rel), e(name)))
+        gif = os.path.join(out, 'figures', name + '.gif')
+        if os.path.exists(gif):
+            parts.append('<p>Animation: <a href="%s">%s.gif</a></p>' % (e(os.path.relpath(gif, gallery_dir)), e(name)))
     else:
         parts.append('<p class="missing">Figure not generated yet.</p>')
     if rows:
