@@ -26,6 +26,6 @@ s.add('slope_bias_eps', '%.2f' % slope([r[0] for r in eps], [-r[5] for r in eps]
 h0 = dt[0][0]
 s.add('slope_euler', '%.2f' % slope([r[0] - h0 for r in dt[1:]], [r[6] for r in dt[1:]]), '1',
       '|increment(h) - increment(h0)| against h - h0 (Euler: C (h - h0))')
-s.add('shortfall_n', ' '.join('%.3f' % -r[1] for r in n), '-', 'variance shortfall at each n (eps = 0.05)')
-s.add('shortfall_eps', ' '.join('%.3f' % -r[1] for r in eps), '-', 'variance shortfall at each eps (n = 400)')
+s.add('shortfall_n', ', '.join('%.3f' % -r[1] for r in n), '-', 'variance shortfall at each n (eps = 0.05)')
+s.add('shortfall_eps', ', '.join('%.3f' % -r[1] for r in eps), '-', 'variance shortfall at each eps (n = 400)')
 s.write()
