@@ -61,6 +61,7 @@ do for [term = 1:2] {
   set xlabel "epoch (0 = before training)" offset 0,0.3
   set ylabel "s = std over columns of the column sums"
   set xrange [0:nep]
+  if (nep <= 10) { set xtics 1 } else { set xtics autofreq }
   set key maxrows 3
   plot for [s = 1:3] dir.sprintf('tf_s%d/epochs.dat', s) u 1:6 w lp pt 7 ps 0.5 lw 2 lc rgb seedcol(s) \
          t sprintf('seed %d (final accuracy %.2f)', s, facc(s)), \
