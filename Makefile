@@ -103,8 +103,9 @@ clean:
 #   make figures [QUICK=1]   every experiment + figure (QUICK: the '; quick:'
 #                            options of the long ones, 1-2 minutes in all)
 #   make figure NAME=x       one experiment     make readme-numbers  README tables
+#   make summaries           out/*/summary.dat again from existing runs
 #   make gallery             out/gallery/index.html   make gallery-check  Chromium
-.PHONY: figures figure readme-numbers readme-numbers-check gallery gallery-check
+.PHONY: figures figure summaries readme-numbers readme-numbers-check gallery gallery-check
 QUICK ?= 0
 export QUICK
 
@@ -115,6 +116,12 @@ figures: all
 
 figure: all
 	sh scripts/run_experiment.sh $(CLI) $(NAME)
+
+# Re-summarise existing runs (after changing scripts/summarize/*.py).
+summaries:
+	@for s in scripts/summarize/[a-z]*.py; do n=$$(basename $$s .py); \
+	  [ -d out/$$n ] || continue; $(PYTHON) $$s out/$$n > out/$$n/summary.dat.tmp && \
+	  mv out/$$n/summary.dat.tmp out/$$n/summary.dat || exit 1; done
 
 # README result tables between '<!-- numbers:NAME begin/end -->' markers,
 # rendered from out/*/summary.dat (quick runs are never rendered).

@@ -76,3 +76,24 @@ def outdir():
     if len(sys.argv) != 2 or not os.path.isdir(sys.argv[1]):
         sys.exit('usage: %s out/NAME' % sys.argv[0])
     return sys.argv[1]
+
+
+def kv(path):
+    """'key value' lines of a convex summary.txt (or runtime.txt) as strings."""
+    out = {}
+    with open(path) as fp:
+        for line in fp:
+            if line.startswith('#') or not line.strip():
+                continue
+            k, _, v = line.strip().partition(' ')
+            out[k] = v
+    return out
+
+
+def meta(path, key):
+    """Value of a '# key: value' header line, or None."""
+    with open(path) as fp:
+        for line in fp:
+            if line.startswith('# %s:' % key):
+                return line.split(':', 1)[1].strip()
+    return None
