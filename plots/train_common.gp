@@ -43,6 +43,8 @@ do for [term = 1:2] {
   set ylabel "column sum c_j (mean over held-out matrices)"
   set xrange [0:ntok - 1]
   set autoscale y
+  # log axis only where the sums span decades (100 tokens, mean pooling)
+  if (exists("colsum_log") && colsum_log) { set logscale y } else { unset logscale y }
   set key inside top left font ",10" opaque box
   set palette defined (0 '#fde725', 0.5 '#21918c', 1 '#440154')
   set cbrange [0:nep]
@@ -52,6 +54,7 @@ do for [term = 1:2] {
        dir.'tf_s1/colsums.dat' index nep u 2:4 w l dt 2 lw 1.5 lc rgb 'gray40' t sprintf('null control, epoch %d', nep), \
        1 w l lw 1 lc rgb 'black' dt 3 t 'doubly stochastic (all 1)'
   unset colorbox
+  unset logscale y
   unset xrange
   set bmargin 9
   set key outside below center horizontal font ",10" 
