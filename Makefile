@@ -47,7 +47,7 @@ LIB       = $(BUILD)/libattnflow.a
 CLI       = $(BUILD)/attnflow
 DEPS      = $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SUPP_OBJ:.o=.d)
 
-.PHONY: all bootstrap demo test test-only figures bench check-long clean
+.PHONY: all bootstrap demo test test-only bench check-long clean
 .SECONDARY:
 all: $(LIB) $(CLI) shared
 
@@ -90,10 +90,6 @@ test: bootstrap
 
 test-only: all $(TEST_BIN)
 	@PYTHON=$(PYTHON) sh scripts/run_tests.sh $(BUILD) $(TEST_BIN) python/tests
-
-figures: all
-	@for e in experiments/*.ini; do \
-	  sh scripts/run_experiment.sh $(CLI) $$(basename $$e .ini) || exit 1; done
 
 # Baselines need numpy and POT (Debian's python3 packages); PyTorch
 # (python3-torch, large) is used by bench_train only if it is installed.
@@ -212,3 +208,44 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB) $(FUZZ_CLI_OBJ) $(FUZZ_SUPP_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(AF_CFLAGS) -fsanitize=fuzzer -Itests -Itests/fuzz -MMD -MP $< $(FUZZ_LINK) $(LIB) $(AF_LIBS) -o $@
 -include $(FUZZ_BIN:=.d)
+# ---- figures, README numbers, gallery (plots/README.md) ----
+#   make figures [QUICK=1]   every experiment + figure (QUICK: the '; quick:'
+#                            options of the long ones, 1-2 minutes in all)
+#   make figure NAME=x       one experiment     make readme-numbers  README tables
+#   make summaries           out/*/summary.dat again from existing runs
+#   make gallery             out/gallery/index.html   make gallery-check  Chromium
+.PHONY: figures figure summaries readme-numbers readme-numbers-check gallery gallery-check
+QUICK ?= 0
+export QUICK
+
+figures: all
+	@for e in experiments/*.ini; do \
+	  sh scripts/run_experiment.sh $(CLI) $$(basename $$e .ini) || exit 1; done
+	@$(MAKE) --no-print-directory readme-numbers gallery
+
+figure: all
+	sh scripts/run_experiment.sh $(CLI) $(NAME)
+
+# Re-summarise existing runs (after changing scripts/summarize/*.py).
+summaries:
+	@for s in scripts/summarize/[a-z]*.py; do n=$$(basename $$s .py); \
+	  [ -d out/$$n ] || continue; $(PYTHON) $$s out/$$n > out/$$n/summary.dat.tmp && \
+	  mv out/$$n/summary.dat.tmp out/$$n/summary.dat || exit 1; done
+
+# README result tables between '<!-- numbers:NAME begin/end -->' markers,
+# rendered from out/*/summary.dat (quick runs are never rendered).
+readme-numbers:
+	$(PYTHON) scripts/readme_numbers.py --readme README.md --out out
+
+readme-numbers-check:
+	$(PYTHON) scripts/readme_numbers.py --readme README.md --out out --check
+
+gallery:
+	$(PYTHON) scripts/gallery.py --out out
+	@echo "gallery: out/gallery/index.html"
+
+gallery-check: gallery
+	@sh scripts/bootstrap.sh chromium
+	sh scripts/gallery_check.sh out/gallery/index.html $(BUILD)/gallery-check
+# make test runs tests/test_figures.c: scripts/test_figures.sh on a small
+# training run (summary, renderer, gallery; Chromium only when installed).

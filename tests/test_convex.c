@@ -432,7 +432,7 @@ Test(convex, extracted_heads_linear_ce) { extraction_case(AF_CONVEX_LINEAR, AF_C
 Test(convex, extracted_heads_gated_squared) { extraction_case(AF_CONVEX_GATED, AF_CONVEX_SQUARED, 2e-3); }
 Test(convex, extracted_heads_gated_ce) { extraction_case(AF_CONVEX_GATED, AF_CONVEX_CE, 1e-3); }
 
-/* THEORY.md section 8 reads the relative gap off (|grad|_2 / beta - 1)_+.
+/* docs/theory.md section 8 reads the relative gap off (|grad|_2 / beta - 1)_+.
  * That holds at Z = 0 only: away from 0 optimality also needs the gradient
  * aligned with -beta U V^T. In the d = 1 closed form above, at
  * Z' = (|b| + beta)/alpha * b/|b| the gradient alpha Z' - b = beta b/|b| has
@@ -806,7 +806,7 @@ Test(convex, synthetic_targets_not_finite)
     gsl_rng_free(rng);
 }
 
-/* CLI.md exit codes: conflicting options are usage errors (2), a bad value
+/* docs/cli.md exit codes: conflicting options are usage errors (2), a bad value
  * is bad input (1); one 'attnflow:' line, no output directory content. */
 Test(convex, cli_exit_codes)
 {

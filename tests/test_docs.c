@@ -109,7 +109,7 @@ Test(docs, a_missing_link_target_fails)
 
 Test(docs, a_link_out_of_the_tree_fails)
 {
-    expect_failure("Background in [notes](../shared/THEORY.md).\n", "1.2.3", "leaves the tree");
+    expect_failure("Background in [notes](../shared/docs/theory.md).\n", "1.2.3", "leaves the tree");
 }
 
 Test(docs, a_changelog_behind_the_version_fails)

@@ -1,5 +1,5 @@
 /* attnflow compare: the heat-diffusion limit of attention flows
- * (THEORY.md 5). n tokens drawn from an initial density move under
+ * (docs/theory.md 5). n tokens drawn from an initial density move under
  *     dx_i/dt = -(2/eps) (sum_j K_ij x_j - x_i)
  * (K Sinkhorn or SoftMax of L2 or dot scores at bandwidth eps), and the
  * heat equation d/dt rho = kappa Laplacian(rho) is solved from the same

@@ -1,8 +1,8 @@
 /* attnflow convex: solve linear / gated-ReLU attention heads to global
  * optimality through the convex Z program (FISTA + singular-value
  * thresholding, duality-gap certificate), or, with --nonconvex, train the
- * same heads directly with Adam on the same synthetic data (CLI.md
- * `convex`, issue 7, THEORY.md section 8). */
+ * same heads directly with Adam on the same synthetic data (docs/cli.md
+ * `convex`, issue 7, docs/theory.md section 8). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

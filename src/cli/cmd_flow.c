@@ -1,5 +1,5 @@
 /* attnflow flow: evolve a token cloud under self-attention, write the
- * trajectory and a table of observables (CLI.md, issue 4). */
+ * trajectory and a table of observables (docs/cli.md, issue 4). */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -132,7 +132,7 @@ static void write_meta(FILE *fp, const cli_args *a, const af_flow_params *p, dou
     }
 }
 
-/* Whether F_n is a Lyapunov function of this flow (THEORY.md 4). */
+/* Whether F_n is a Lyapunov function of this flow (docs/theory.md 4). */
 static const char *energy_note(const af_flow_params *p, int pure)
 {
     if (p->scores.kind == AF_SCORES_DOT && !af_matrix_is_symmetric(p->d, p->scores.A))

@@ -1,5 +1,5 @@
 /* attnflow gradflow: Sinkhorn attention as a Wasserstein gradient flow
- * (THEORY.md 4), made measurable.
+ * (docs/theory.md 4), made measurable.
  *   --mode energy: from one cloud, integrate the Sinkhorn flow and the
  *     SoftMax flow (scores x^T A y / eps, W_V = A / eps) and record along
  *     each the entropic OT energy F_n, its measured rate dF_n/dt and the

@@ -1,6 +1,6 @@
 /* attnflow heat: solve d/dt rho = kappa Laplacian(rho) on a periodic box
  * (FFTW, exact per Fourier mode), write snapshots, check mass, the exact
- * solution (analytic densities) and the periodic wrap (THEORY.md 5). */
+ * solution (analytic densities) and the periodic wrap (docs/theory.md 5). */
 #include <fftw3.h>
 #include <math.h>
 #include <stdlib.h>

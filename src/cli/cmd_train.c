@@ -1,6 +1,6 @@
 /* attnflow train: train a small Transformer or Sinkformer on digits or 3-D
  * point clouds and record, per epoch, how doubly stochastic its attention
- * is on held-out data (CLI.md `train`, issue 6, THEORY.md section 6). */
+ * is on held-out data (docs/cli.md `train`, issue 6, docs/theory.md section 6). */
 #include "core/af_blas.h"
 #include <errno.h>
 #include <stdlib.h>
