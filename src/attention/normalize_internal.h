@@ -14,11 +14,26 @@ struct af_sinkhorn_type {
     void (*matrix)(const af_sinkhorn_ws *ws, double *K);
 };
 
+/* Where the log paths read score rows when no matrix is stored (matrix-free
+ * backends): row(ctx, i, buf) writes row i (m values) into buf and returns
+ * buf; entry(ctx, i, j) is one score (the rare exact column LSE). */
+typedef struct {
+    const double *(*row)(const void *ctx, size_t i, double *buf);
+    double (*entry)(const void *ctx, size_t i, size_t j);
+    const void *ctx;
+} af__score_source;
+
 struct af_sinkhorn_ws {
     size_t n, m;
+    int ready;         /* set() was called on the current scores */
+    int matrix_free;   /* no K0: log paths only, scores from src */
+    int half_shift_start; /* symmetric log path standing in for the scaling one: a cold
+                           * start at f_i = -s_i / 2 (the scaling path's a = 1) */
+    af__score_source src;
+    double *cbuf;      /* nthreads x m: generated score rows (matrix-free) */
     int nthreads;      /* per-thread accumulators allocated */
     int team;          /* threads of the last fused pass */
-    const double *C;
+    const double *C;   /* stored scores, or NULL (matrix-free) */
     af_sinkhorn_options opt;
     const af_sinkhorn_type *type;
 
@@ -59,6 +74,24 @@ struct af_sinkhorn_ws {
 /* Team size for the per-thread column accumulators: never more threads
  * than the workspace has accumulators for. */
 int af__team_size(const af_sinkhorn_ws *ws);
+
+/* Row i of the scores: the stored row, or generated into the calling
+ * thread's slot of cbuf (tid < nthreads). */
+static inline const double *af__score_row(const af_sinkhorn_ws *ws, size_t i, int tid)
+{
+    if (ws->C)
+        return ws->C + i * ws->m;
+    return ws->src.row(ws->src.ctx, i, ws->cbuf + (size_t)tid * ws->m);
+}
+
+/* Matrix-free workspace (no n x m kernel): the log paths only. */
+af_sinkhorn_ws *af__sinkhorn_alloc_matrix_free(size_t n, size_t m);
+/* af_sinkhorn_set on scores given by a generator (matrix-free workspace). */
+af_status af__sinkhorn_set_source(af_sinkhorn_ws *ws, const af__score_source *src,
+                                  const af_sinkhorn_options *opt);
+/* af_sinkhorn (without K) on generated scores. */
+af_status af__sinkhorn_solve_source(af_sinkhorn_ws *ws, const af__score_source *src,
+                                    const af_sinkhorn_options *opt, af_sinkhorn_info *info);
 
 /* Paths. */
 extern const af_sinkhorn_type af_sinkhorn_type_scaling;

@@ -173,7 +173,7 @@ const af_sinkhorn_type af_sinkhorn_type_scaling = {
 static void log_pass(af_sinkhorn_ws *ws)
 {
     const size_t n = ws->n, m = ws->m;
-    const double *C = ws->C, *g = ws->g, *f = ws->f;
+    const double *g = ws->g, *f = ws->f;
     double row_err = 0, next_err = 0;
 #pragma omp parallel reduction(max : row_err, next_err) num_threads(af__team_size(ws)) \
     AF_PAR_IF(n * m)
@@ -185,7 +185,7 @@ static void log_pass(af_sinkhorn_ws *ws)
         memset(acc, 0, m * sizeof(double));
 #pragma omp for schedule(static)
         for (size_t i = 0; i < n; i++) {
-            const double *c = C + i * m;
+            const double *c = af__score_row(ws, i, tid);
             double mx = af__row_max_shifted(m, c, g);
             af__row_exp(m, c, g, mx, e);
             double S = af__row_sum(m, e), inv = 1.0 / S;
@@ -209,14 +209,19 @@ static af_status log_start(af_sinkhorn_ws *ws)
     return AF_SUCCESS;
 }
 
+static double score(const af_sinkhorn_ws *ws, size_t i, size_t j)
+{
+    return ws->C ? ws->C[i * ws->m + j] : ws->src.entry(ws->src.ctx, i, j);
+}
+
 /* Exact -LSE_i(C_ij + f_i) for one column, for when its sum underflowed. */
 static double column_neg_lse(const af_sinkhorn_ws *ws, size_t j)
 {
     double mx = -INFINITY, s = 0;
     for (size_t i = 0; i < ws->n; i++)
-        mx = fmax(mx, ws->C[i * ws->m + j] + ws->f[i]);
+        mx = fmax(mx, score(ws, i, j) + ws->f[i]);
     for (size_t i = 0; i < ws->n; i++)
-        s += exp(ws->C[i * ws->m + j] + ws->f[i] - mx);
+        s += exp(score(ws, i, j) + ws->f[i] - mx);
     return -(mx + log(s));
 }
 
@@ -253,9 +258,9 @@ static void log_matrix(const af_sinkhorn_ws *ws, double *K)
     if (!ws->next_is_row) {
         /* Last normalisation was on rows: a row SoftMax of C + g, exactly
          * as af_softmax computes it, so one normalisation is SoftMax. */
-#pragma omp parallel for schedule(static) AF_PAR_IF(n * m)
+#pragma omp parallel for schedule(static) num_threads(af__team_size(ws)) AF_PAR_IF(n * m)
         for (size_t i = 0; i < n; i++) {
-            const double *c = ws->C + i * m;
+            const double *c = af__score_row(ws, i, omp_get_thread_num());
             double *k = K + i * m;
             double mx = af__row_max_shifted(m, c, ws->g);
             af__row_exp(m, c, ws->g, mx, k);
@@ -265,9 +270,9 @@ static void log_matrix(const af_sinkhorn_ws *ws, double *K)
         }
         return;
     }
-#pragma omp parallel for schedule(static) AF_PAR_IF(n * m)
+#pragma omp parallel for schedule(static) num_threads(af__team_size(ws)) AF_PAR_IF(n * m)
     for (size_t i = 0; i < n; i++)
-        af__row_exp(m, ws->C + i * m, ws->g, -ws->f[i], K + i * m);
+        af__row_exp(m, af__score_row(ws, i, omp_get_thread_num()), ws->g, -ws->f[i], K + i * m);
 }
 
 const af_sinkhorn_type af_sinkhorn_type_log = {
@@ -396,10 +401,11 @@ static void sym_log_pass(af_sinkhorn_ws *ws)
     double err = 0;
 #pragma omp parallel reduction(max : err) num_threads(af__team_size(ws)) AF_PAR_IF(n * n)
     {
-        double *e = ws->rowbuf + (size_t)omp_get_thread_num() * n;
+        const int tid = omp_get_thread_num();
+        double *e = ws->rowbuf + (size_t)tid * n;
 #pragma omp for schedule(static)
         for (size_t i = 0; i < n; i++) {
-            const double *c = ws->C + i * n;
+            const double *c = af__score_row(ws, i, tid);
             double mx = af__row_max_shifted(n, c, ws->f);
             af__row_exp(n, c, ws->f, mx, e);
             double lse = mx + log(af__row_sum(n, e));
@@ -412,6 +418,9 @@ static void sym_log_pass(af_sinkhorn_ws *ws)
 
 static af_status sym_log_start(af_sinkhorn_ws *ws)
 {
+    if (ws->half_shift_start && !ws->opt.warm_start)
+        for (size_t i = 0; i < ws->n; i++)
+            ws->f[i] = -0.5 * ws->shift[i];
     sym_log_pass(ws);
     return AF_SUCCESS;
 }
@@ -432,9 +441,9 @@ static void sym_log_potentials(af_sinkhorn_ws *ws)
 static void sym_log_matrix(const af_sinkhorn_ws *ws, double *K)
 {
     const size_t n = ws->n;
-#pragma omp parallel for schedule(static) AF_PAR_IF(n * n)
+#pragma omp parallel for schedule(static) num_threads(af__team_size(ws)) AF_PAR_IF(n * n)
     for (size_t i = 0; i < n; i++)
-        af__row_exp(n, ws->C + i * n, ws->f, -ws->f[i], K + i * n);
+        af__row_exp(n, af__score_row(ws, i, omp_get_thread_num()), ws->f, -ws->f[i], K + i * n);
 }
 
 const af_sinkhorn_type af_sinkhorn_type_sym_log = {
@@ -451,8 +460,11 @@ const af_sinkhorn_type af_sinkhorn_type_sym_log = {
 af_status af_sinkhorn_apply(af_sinkhorn_ws *ws, size_t p, const double *Y, double *KY)
 {
     const size_t n = ws->n, m = ws->m;
-    if (!ws->C)
+    if (!ws->ready)
         return af_error(AF_EINVAL, "sinkhorn: af_sinkhorn_set was not called");
+    if (ws->matrix_free)
+        return af_error(AF_EINVAL, "sinkhorn apply: a matrix-free workspace applies K through "
+                                   "its backend (af_attn_apply)");
     if (p == 0)
         return af_error(AF_EINVAL, "sinkhorn apply: p must be >= 1");
     const af_sinkhorn_type *t = ws->type;

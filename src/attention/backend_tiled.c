@@ -1,0 +1,160 @@
+/* The tiled (matrix-free) backend: nothing n x n is ever stored. Each
+ * thread regenerates one score row at a time into its own n-vector (the
+ * tile: 0.8 MB at n = 1e5, cache resident while it is exponentiated,
+ * summed and multiplied into K X), on every pass. Sinkhorn runs the log
+ * paths of af_sinkhorn on the same row generator, so one normalisation
+ * costs one pass of scores + exp, and the potentials carry the warm start.
+ *
+ * SoftMax and the Sinkhorn output share one row kernel (af__row_max_shifted,
+ * af__row_exp, af__row_sum, af__row_dot), so a single Sinkhorn
+ * normalisation gives SoftMax bit for bit on this backend too. */
+#include "core/af_simd_math.h"
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include "backend_internal.h"
+
+static double tiled_bytes(size_t n, size_t d, af_attn_norm norm, int threads)
+{
+    (void)d;
+    return norm == AF_ATTN_SINKHORN ? af__sinkhorn_bytes(n, n, threads, 1) : 0.0;
+}
+
+static af_status tiled_init(af_attn_ws *ws)
+{
+    const size_t n = ws->p.n;
+    if (ws->p.norm == AF_ATTN_SINKHORN && !(ws->sk = af__sinkhorn_alloc_matrix_free(n, n)))
+        return af_error(AF_ENOMEM, "attention: out of memory (tiled backend, n = %zu)", n);
+    return AF_SUCCESS;
+}
+
+static void tiled_release(af_attn_ws *ws) { (void)ws; }
+
+/* Row i of the scores, C_ij = (c_j + r_i) + s L_i . x_j, into buf. L2
+ * scores are clipped at 0 (-|x - y|^2 <= 0) like af_scores. */
+static const double *score_row(const void *ctx, size_t i, double *buf)
+{
+    const af_attn_ws *ws = ctx;
+    const size_t n = ws->p.n, d = ws->p.d;
+    const double r = ws->rbias[i];
+#pragma omp simd
+    for (size_t j = 0; j < n; j++)
+        buf[j] = ws->cbias[j] + r;
+    for (size_t k = 0; k < d; k++) {
+        const double a = ws->s * ws->L[i * d + k], *xt = ws->Xt + k * n;
+#pragma omp simd
+        for (size_t j = 0; j < n; j++)
+            buf[j] += a * xt[j];
+    }
+    if (ws->l2) {
+#pragma omp simd
+        for (size_t j = 0; j < n; j++)
+            buf[j] = buf[j] > 0 ? 0 : buf[j];
+    }
+    return buf;
+}
+
+static double score_entry(const void *ctx, size_t i, size_t j)
+{
+    const af_attn_ws *ws = ctx;
+    const size_t n = ws->p.n, d = ws->p.d;
+    double c = ws->cbias[j] + ws->rbias[i];
+    for (size_t k = 0; k < d; k++)
+        c += ws->s * ws->L[i * d + k] * ws->Xt[k * n + j];
+    return ws->l2 && c > 0 ? 0 : c;
+}
+
+/* out = w * sum_j e_j x_j for the exponentiated row e (in place in c). */
+static void row_times_x(const af_attn_ws *ws, const double *e, double w, double *out)
+{
+    const size_t n = ws->p.n, d = ws->p.d;
+    for (size_t k = 0; k < d; k++)
+        out[k] = af__row_dot(n, e, ws->Xt + k * n) * w;
+}
+
+/* Row SoftMax of c + g (g may be NULL) times X; 0 if the row is not finite. */
+static int row_softmax_x(const af_attn_ws *ws, double *c, const double *g, double *out)
+{
+    const size_t n = ws->p.n;
+    double mx = af__row_max_shifted(n, c, g);
+    af__row_exp(n, c, g, mx, c);
+    double S = af__row_sum(n, c);
+    row_times_x(ws, c, 1.0 / S, out);
+    return isfinite(mx) && isfinite(S) && S > 0;
+}
+
+static af_status tiled_softmax(af_attn_ws *ws, const double *X, double *KX)
+{
+    const size_t n = ws->p.n, d = ws->p.d;
+    const int usa = ws->p.norm == AF_ATTN_USA;
+    af__attn_prepare(ws, X, 1);
+    const double inv_n = 1.0 / (double)n;
+    int bad = 0;
+#pragma omp parallel for schedule(static) num_threads(ws->nthreads) reduction(| : bad) \
+    AF_PAR_IF((double)n * n)
+    for (size_t i = 0; i < n; i++) {
+        double *c = (double *)score_row(ws, i, ws->rows + (size_t)omp_get_thread_num() * n);
+        if (usa) {
+            af__row_exp(n, c, NULL, 0.0, c);
+            row_times_x(ws, c, inv_n, KX + i * d);
+            for (size_t k = 0; k < d; k++)
+                bad |= !isfinite(KX[i * d + k]);
+        } else {
+            bad |= !row_softmax_x(ws, c, NULL, KX + i * d);
+        }
+    }
+    if (bad)
+        return af_error(AF_ENUMERIC, usa ? "flow: USA kernel exp(C) overflows (the USA field "
+                                           "scales like e^beta / n: lower beta or the step, or use SA)"
+                                         : "flow: SoftMax scores are not finite (tokens blew up)");
+    return AF_SUCCESS;
+}
+
+static af_status tiled_sinkhorn(af_attn_ws *ws, const double *X, const af_sinkhorn_options *opt,
+                                af_sinkhorn_info *info)
+{
+    af__attn_prepare(ws, X, 1);
+    const af__score_source src = {score_row, score_entry, ws};
+    return af__sinkhorn_solve_source(ws->sk, &src, opt, info);
+}
+
+/* K X from the potentials, K_ij = exp(f_i + C_ij + g_j); right after a row
+ * normalisation as the row SoftMax of C + g (what the dense log path's
+ * matrix does), so that one normalisation is SoftMax. */
+static af_status tiled_apply(af_attn_ws *ws, double *KX)
+{
+    const size_t n = ws->p.n, d = ws->p.d;
+    af_sinkhorn_ws *sk = ws->sk;
+    const double *f = af_sinkhorn_f(sk), *g = af_sinkhorn_g(sk);
+    const int rows_last = !sk->type->symmetric && !sk->next_is_row;
+    int bad = 0;
+#pragma omp parallel for schedule(static) num_threads(ws->nthreads) reduction(| : bad) \
+    AF_PAR_IF((double)n * n)
+    for (size_t i = 0; i < n; i++) {
+        double *c = (double *)score_row(ws, i, ws->rows + (size_t)omp_get_thread_num() * n);
+        if (rows_last) {
+            bad |= !row_softmax_x(ws, c, g, KX + i * d);
+        } else {
+            af__row_exp(n, c, g, -f[i], c);
+            row_times_x(ws, c, 1.0, KX + i * d);
+            for (size_t k = 0; k < d; k++)
+                bad |= !isfinite(KX[i * d + k]);
+        }
+    }
+    if (bad)
+        return af_error(AF_ENUMERIC, "attention: the Sinkhorn kernel is not finite");
+    return AF_SUCCESS;
+}
+
+static af_status tiled_kernel(af_attn_ws *ws, const double *X, const af_sinkhorn_options *opt,
+                              double *K)
+{
+    (void)X, (void)opt, (void)K;
+    return af_error(AF_EINVAL, "attention: the tiled backend never stores the %zu x %zu matrix K "
+                               "(use the dense backend to write or analyse K)", ws->p.n, ws->p.n);
+}
+
+const af_backend_type af_backend_type_tiled = {
+    "tiled", tiled_bytes, tiled_init, tiled_release, tiled_softmax,
+    tiled_sinkhorn, tiled_apply, tiled_kernel,
+};

@@ -1,0 +1,344 @@
+/* Attention backends (attnflow/backend.h): the matrix-free tiled backend
+ * computes the same flows as the dense one, to round-off, for every
+ * normalisation, score kind, A / W_V, skip, sphere and integrator; one
+ * Sinkhorn normalisation is SoftMax bit for bit on it; what needs the n x n
+ * matrix is refused; its memory is O(n d) by the allocation formula. */
+#include <criterion/criterion.h>
+void openblas_set_num_threads(int num_threads); /* OpenBLAS (its cblas.h clashes with GSL's) */
+#include <omp.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <gsl/gsl_rng.h>
+#include "attnflow/backend.h"
+#include "attnflow/flow.h"
+#include "attnflow/init.h"
+
+/* Small clouds: one thread by default (a shared 2-core machine); the
+ * per-thread tiles are exercised by the two-thread test below. */
+__attribute__((constructor)) static void one_thread(void)
+{
+    omp_set_num_threads(1);
+    openblas_set_num_threads(1);
+}
+
+static double *cloud(size_t n, size_t d, unsigned long seed, double scale)
+{
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, seed);
+    double *X = malloc(n * d * sizeof *X);
+    for (size_t k = 0; k < n * d; k++)
+        X[k] = scale * (2 * gsl_rng_uniform(r) - 1);
+    gsl_rng_free(r);
+    return X;
+}
+
+static double max_abs_diff(size_t m, const double *a, const double *b)
+{
+    double e = 0;
+    for (size_t k = 0; k < m; k++)
+        e = fmax(e, fabs(a[k] - b[k]));
+    return e;
+}
+
+static af_flow_ws *alloc_on(af_flow_params p, const af_backend_type *b)
+{
+    p.backend = b;
+    af_flow_ws *ws = af_flow_alloc(&p);
+    cr_assert_not_null(ws, "af_flow_alloc (%s): %s", af_backend_name(b), af_last_error());
+    return ws;
+}
+
+/* Integrates the same cloud on both backends for `steps` steps of h and
+ * compares the trajectories (and the Sinkhorn iteration counts). */
+static void same_flow(const af_flow_params *p, const double *X0, size_t steps, double h,
+                      double tol, const char *what)
+{
+    const size_t nd = p->n * p->d;
+    af_flow_ws *wd = alloc_on(*p, af_backend_dense), *wt = alloc_on(*p, af_backend_tiled);
+    double *Xd = malloc(nd * sizeof *Xd), *Xt = malloc(nd * sizeof *Xt);
+    memcpy(Xd, X0, nd * sizeof *Xd);
+    memcpy(Xt, X0, nd * sizeof *Xt);
+    cr_assert(af_flow_project(wd, Xd) == AF_SUCCESS && af_flow_project(wt, Xt) == AF_SUCCESS);
+    double *vd = malloc(nd * sizeof *vd), *vt = malloc(nd * sizeof *vt);
+    cr_assert(af_flow_velocity(wd, Xd, vd) == AF_SUCCESS, "%s: %s", what, af_last_error());
+    cr_assert(af_flow_velocity(wt, Xt, vt) == AF_SUCCESS, "%s: %s", what, af_last_error());
+    double ev = max_abs_diff(nd, vd, vt);
+    cr_expect(ev < tol, "%s: velocity differs by %.3g", what, ev);
+    af_flow_reset_potentials(wd);
+    af_flow_reset_potentials(wt);
+    for (size_t s = 0; s < steps; s++) {
+        cr_assert(af_flow_step(wd, Xd, h) == AF_SUCCESS, "%s dense: %s", what, af_last_error());
+        cr_assert(af_flow_step(wt, Xt, h) == AF_SUCCESS, "%s tiled: %s", what, af_last_error());
+    }
+    double ex = max_abs_diff(nd, Xd, Xt);
+    cr_expect(ex < tol, "%s: trajectories differ by %.3g after %zu steps", what, ex, steps);
+    af_flow_stats sd, st;
+    af_flow_get_stats(wd, &sd);
+    af_flow_get_stats(wt, &st);
+    cr_expect_eq(sd.sinkhorn_iterations, st.sinkhorn_iterations,
+                 "%s: %zu (dense) vs %zu (tiled) Sinkhorn iterations", what,
+                 sd.sinkhorn_iterations, st.sinkhorn_iterations);
+    cr_expect_eq(sd.evaluations, st.evaluations, "%s: evaluation counts", what);
+    free(Xd), free(Xt), free(vd), free(vt);
+    af_flow_free(wd);
+    af_flow_free(wt);
+}
+
+/* n = 37: not a multiple of the vector widths or of the 16 partial sums. */
+#define N 37
+#define D 3
+
+static const double A_sym[9] = {1.0, 0.3, -0.2, 0.3, 0.8, 0.1, -0.2, 0.1, 1.2};
+static const double A_gen[9] = {0.9, 0.4, 0.0, -0.3, 1.1, 0.2, 0.1, -0.5, 0.7};
+static const double W_V[9] = {0.5, -0.2, 0.1, 0.3, 0.9, 0.0, -0.1, 0.2, 0.7};
+
+Test(backend_tiled, softmax_and_usa_match_dense)
+{
+    double *X = cloud(N, D, 1, 1.0);
+    for (int kind = 0; kind < 2; kind++)
+        for (int usa = 0; usa < 2; usa++)
+            for (int a = 0; a < 3; a++) {
+                af_flow_params p = af_flow_params_default(N, D);
+                p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+                p.scores.A = a == 0 ? NULL : a == 1 ? A_sym : A_gen;
+                p.usa = usa;
+                p.V = W_V;
+                p.integrator = AF_FLOW_RK4;
+                char what[96];
+                snprintf(what, sizeof what, "softmax kind %d usa %d A %d", kind, usa, a);
+                same_flow(&p, X, 5, 0.05, 1e-12, what);
+            }
+    free(X);
+}
+
+Test(backend_tiled, sinkhorn_tolerance_and_counts_match_dense)
+{
+    double *X = cloud(N, D, 2, 1.0);
+    const size_t counts[] = {0, 1, 2, 3, 6};
+    for (int kind = 0; kind < 2; kind++)
+        for (int a = 0; a < 3; a++)
+            for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+                af_flow_params p = af_flow_params_default(N, D);
+                p.norm = AF_FLOW_SINKHORN;
+                p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+                p.scores.A = a == 0 ? NULL : a == 1 ? A_sym : A_gen;
+                p.sinkhorn.iters = counts[c];
+                p.sinkhorn.tol = 1e-11;
+                p.integrator = AF_FLOW_HEUN;
+                char what[96];
+                snprintf(what, sizeof what, "sinkhorn kind %d A %d count %zu", kind, a, counts[c]);
+                same_flow(&p, X, 4, 0.05, 1e-12, what);
+            }
+    free(X);
+}
+
+Test(backend_tiled, value_skip_sphere_and_every_integrator_match_dense)
+{
+    double *X = cloud(N, D, 3, 1.0);
+    const af_flow_integrator integ[] = {AF_FLOW_EULER, AF_FLOW_HEUN, AF_FLOW_RK4,
+                                        AF_FLOW_ADAPTIVE};
+    for (int norm = 0; norm < 2; norm++)
+        for (size_t k = 0; k < 4; k++)
+            for (int variant = 0; variant < 3; variant++) {
+                af_flow_params p = af_flow_params_default(N, D);
+                p.norm = norm ? AF_FLOW_SINKHORN : AF_FLOW_SOFTMAX;
+                p.integrator = integ[k];
+                p.scores.beta = 2.0;
+                p.sinkhorn.tol = 1e-11;
+                p.skip = variant == 1;
+                p.V = variant == 1 ? W_V : NULL;
+                p.value = 0.7;
+                p.geometry = variant == 2 ? AF_FLOW_SPHERE : AF_FLOW_EUCLID;
+                char what[96];
+                snprintf(what, sizeof what, "norm %d integrator %s variant %d", norm,
+                         af_flow_integrator_name(integ[k]), variant);
+                same_flow(&p, X, 3, 0.1, 1e-12, what);
+            }
+    free(X);
+}
+
+/* eps small: the dense solver leaves the scaling form for log space; the
+ * tiled one is in log space from the start. Same iterates. */
+Test(backend_tiled, small_eps_log_domain_matches_dense)
+{
+    for (int kind = 0; kind < 2; kind++) {
+        double *X = cloud(N, 2, 4, kind ? 3.0 : 1.5);
+        af_flow_params p = af_flow_params_default(N, 2);
+        p.norm = AF_FLOW_SINKHORN;
+        p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+        p.scores.A = kind ? NULL : (const double[]){1.0, 0.5, -0.5, 1.0};
+        p.scores.eps = kind ? 0.01 : 0.005; /* score ranges > 600: log space */
+        p.sinkhorn.tol = 1e-10;
+        /* low-temperature dot scores send many rows to the same extreme
+         * tokens: Sinkhorn crawls there, so a fixed count of 30 */
+        p.sinkhorn.iters = kind ? 0 : 30;
+        p.integrator = AF_FLOW_EULER;
+        same_flow(&p, X, 3, 0.002, 1e-11, kind ? "small eps l2" : "small eps dot, general A");
+        free(X);
+    }
+}
+
+/* The per-thread tiles: two threads, a cloud large enough for a team. */
+Test(backend_tiled, two_threads_match_dense)
+{
+    omp_set_num_threads(2);
+    const size_t n = 300, d = 2;
+    double *X = cloud(n, d, 5, 1.0);
+    for (int norm = 0; norm < 2; norm++) {
+        af_flow_params p = af_flow_params_default(n, d);
+        p.norm = norm ? AF_FLOW_SINKHORN : AF_FLOW_SOFTMAX;
+        p.scores.kind = AF_SCORES_L2;
+        p.scores.eps = 0.1;
+        p.sinkhorn.tol = 1e-10;
+        p.integrator = AF_FLOW_EULER;
+        same_flow(&p, X, 3, 0.01, 1e-12, norm ? "2 threads sinkhorn" : "2 threads softmax");
+    }
+    free(X);
+    omp_set_num_threads(1);
+}
+
+Test(backend_tiled, one_normalisation_is_softmax_bit_for_bit)
+{
+    for (int kind = 0; kind < 2; kind++) {
+        double *X = cloud(N, D, 6, 1.5);
+        af_flow_params p = af_flow_params_default(N, D);
+        p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+        p.scores.A = A_gen;
+        af_flow_ws *ws = alloc_on(p, af_backend_tiled);
+        p.norm = AF_FLOW_SINKHORN;
+        p.sinkhorn.iters = 1;
+        af_flow_ws *wk = alloc_on(p, af_backend_tiled);
+        double vs[N * D], vk[N * D];
+        cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS);
+        cr_assert(af_flow_velocity(wk, X, vk) == AF_SUCCESS);
+        cr_expect(memcmp(vs, vk, sizeof vs) == 0, "kind %d: one normalisation differs from "
+                  "SoftMax by %.3g", kind, max_abs_diff(N * D, vs, vk));
+        af_flow_free(ws);
+        af_flow_free(wk);
+        free(X);
+    }
+}
+
+Test(backend_tiled, potentials_match_dense)
+{
+    double *X = cloud(N, D, 7, 1.0);
+    for (int sym = 0; sym < 2; sym++) {
+        af_attn_params ap = af_attn_params_default(N, D);
+        ap.norm = AF_ATTN_SINKHORN;
+        ap.scores.A = sym ? A_sym : A_gen;
+        af_attn_ws *d = af_attn_alloc(af_backend_dense, &ap);
+        af_attn_ws *t = af_attn_alloc(af_backend_tiled, &ap);
+        cr_assert(d && t, "%s", af_last_error());
+        af_sinkhorn_options o = af_sinkhorn_options_default();
+        o.tol = 1e-12;
+        o.assume_symmetric = sym;
+        af_sinkhorn_info id, it;
+        cr_assert(af_attn_sinkhorn(d, X, &o, &id) == AF_SUCCESS, "%s", af_last_error());
+        cr_assert(af_attn_sinkhorn(t, X, &o, &it) == AF_SUCCESS, "%s", af_last_error());
+        cr_expect_eq(id.iterations, it.iterations);
+        cr_expect_eq(strstr(af_sinkhorn_type_name(id.path), "symmetric") != NULL, sym);
+        cr_expect_eq(strstr(af_sinkhorn_type_name(it.path), "symmetric") != NULL, sym);
+        double ef = max_abs_diff(N, af_attn_f(d), af_attn_f(t));
+        double eg = max_abs_diff(N, af_attn_g(d), af_attn_g(t));
+        cr_expect(ef < 1e-11 && eg < 1e-11, "sym %d: potentials differ by %.3g, %.3g", sym, ef,
+                  eg);
+        cr_expect(it.row_err <= 1e-12 && it.col_err <= 1e-12);
+        af_attn_free(d);
+        af_attn_free(t);
+    }
+    free(X);
+}
+
+/* K X of the tiled Sinkhorn against the dense kernel written out: the rows
+ * and columns of the dense K sum to 1, and K X agrees. */
+Test(backend_tiled, apply_matches_dense_kernel_times_x)
+{
+    double *X = cloud(N, D, 8, 1.0);
+    af_attn_params ap = af_attn_params_default(N, D);
+    ap.norm = AF_ATTN_SINKHORN;
+    ap.scores.kind = AF_SCORES_L2;
+    af_attn_ws *d = af_attn_alloc(af_backend_dense, &ap), *t = af_attn_alloc(af_backend_tiled, &ap);
+    cr_assert(d && t);
+    af_sinkhorn_options o = af_sinkhorn_options_default();
+    o.tol = 1e-13;
+    double *K = malloc(N * N * sizeof *K), KX[N * D], ref[N * D];
+    cr_assert(af_attn_kernel(d, X, &o, K) == AF_SUCCESS, "%s", af_last_error());
+    cr_assert(af_attn_sinkhorn(t, X, &o, NULL) == AF_SUCCESS, "%s", af_last_error());
+    cr_assert(af_attn_apply(t, KX) == AF_SUCCESS);
+    for (size_t i = 0; i < N; i++) {
+        double row = 0, col = 0;
+        for (size_t j = 0; j < N; j++)
+            row += K[i * N + j], col += K[j * N + i];
+        cr_expect(fabs(row - 1) < 1e-12 && fabs(col - 1) < 1e-12);
+        for (size_t k = 0; k < D; k++) {
+            double s = 0;
+            for (size_t j = 0; j < N; j++)
+                s += K[i * N + j] * X[j * D + k];
+            ref[i * D + k] = s;
+        }
+    }
+    double e = max_abs_diff(N * D, KX, ref);
+    cr_expect(e < 1e-12, "tiled K X vs dense K times X: %.3g", e);
+    free(K);
+    free(X);
+    af_attn_free(d);
+    af_attn_free(t);
+}
+
+Test(backend_tiled, what_needs_the_matrix_is_refused)
+{
+    double *X = cloud(N, D, 9, 1.0);
+    for (int norm = 0; norm < 2; norm++) {
+        af_flow_params p = af_flow_params_default(N, D);
+        p.norm = norm ? AF_FLOW_SINKHORN : AF_FLOW_SOFTMAX;
+        af_flow_ws *ws = alloc_on(p, af_backend_tiled);
+        double *K = malloc(N * N * sizeof *K);
+        cr_expect_eq(af_flow_kernel(ws, X, K), AF_EINVAL);
+        cr_expect(strstr(af_last_error(), "tiled") && strstr(af_last_error(), "dense"), "%s",
+                  af_last_error());
+        free(K);
+        af_flow_free(ws);
+    }
+    af_attn_params ap = af_attn_params_default(N, D);
+    ap.norm = AF_ATTN_SINKHORN;
+    af_attn_ws *t = af_attn_alloc(af_backend_tiled, &ap);
+    af_sinkhorn_options o = af_sinkhorn_options_default();
+    o.compute_bound = 2; /* exact Hilbert diameter: O(n^2) scores at once */
+    cr_expect_eq(af_attn_sinkhorn(t, X, &o, NULL), AF_EINVAL);
+    cr_expect(strstr(af_last_error(), "Hilbert") != NULL, "%s", af_last_error());
+    o.compute_bound = 1; /* the O(n m) upper bound is fine */
+    af_sinkhorn_info info;
+    cr_expect_eq(af_attn_sinkhorn(t, X, &o, &info), AF_SUCCESS, "%s", af_last_error());
+    cr_expect(isfinite(info.hilbert_diam) && !info.bound_exact);
+    af_attn_free(t);
+    free(X);
+}
+
+/* The allocation formula, evaluated without allocating: tiled memory grows
+ * linearly in n (n = 1e6, d = 2, 16 threads: a few hundred MB at most),
+ * dense Sinkhorn quadratically (16 TB). */
+Test(backend_tiled, workspace_is_linear_in_n)
+{
+    for (int norm = 0; norm < 3; norm++) {
+        double b6 = af_backend_bytes(af_backend_tiled, 1000000, 2, (af_attn_norm)norm, 16);
+        double b5 = af_backend_bytes(af_backend_tiled, 100000, 2, (af_attn_norm)norm, 16);
+        cr_expect(b6 < 8.0 * 1e6 * (2 * 2 + 3 + 16 * 4 + 16), "norm %d: %.3g bytes", norm, b6);
+        cr_expect(fabs(b6 / b5 - 10) < 0.01, "norm %d: ratio %.4f", norm, b6 / b5);
+        double bd = af_backend_bytes(af_backend_tiled, 1000000, 64, (af_attn_norm)norm, 1);
+        cr_expect(bd < 8.0 * 1e6 * (3 * 64 + 3 + 4 + 16), "d = 64: %.3g bytes", bd);
+    }
+    double dense = af_backend_bytes(af_backend_dense, 1000000, 2, AF_ATTN_SINKHORN, 16);
+    cr_expect(dense > 16e12, "dense Sinkhorn n = 1e6: %.3g bytes", dense);
+    cr_expect(af_backend_choose(1000, 2, AF_ATTN_SINKHORN, 2, 1e9) == af_backend_dense);
+    cr_expect(af_backend_choose(100000, 2, AF_ATTN_SINKHORN, 2, 1e9) == af_backend_tiled);
+}
+
+Test(backend, names)
+{
+    const af_backend_type *b;
+    cr_expect(af_backend_from_name("tiled", &b) == AF_SUCCESS && b == af_backend_tiled);
+    cr_expect(af_backend_from_name("dense", &b) == AF_SUCCESS && b == af_backend_dense);
+    cr_expect(af_backend_from_name("fast", &b) == AF_EINVAL);
+    cr_expect_str_eq(af_backend_name(af_backend_tiled), "tiled");
+}
