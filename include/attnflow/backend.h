@@ -91,6 +91,18 @@ const double *af_attn_f(af_attn_ws *ws);
 const double *af_attn_g(af_attn_ws *ws);
 void af_attn_set_potentials(af_attn_ws *ws, const double *f, const double *g);
 
+/* New scores (A copied) for the next calls; sizes and normalisation stay. */
+af_status af_attn_set_scores(af_attn_ws *ws, const af_scores_params *sp);
+
+/* Of the K of the last af_attn_sinkhorn, K_ij = exp(f_i + C_ij + g_j): row
+ * sums r = K 1 and column sums c = K^T 1 (n each), K X and K^T X (n x d);
+ * any may be NULL. One pass on tiled (per-thread column accumulators);
+ * dense materialises K (n x n more, allocated on first use). */
+af_status af_attn_marginals(af_attn_ws *ws, double *r, double *c, double *KX, double *KtX);
+
+/* Column sums of the SoftMax matrix N_R(exp C(X)) (n values). */
+af_status af_attn_softmax_colsums(af_attn_ws *ws, const double *X, double *cs);
+
 /* The attention matrix K(X) (n x n) of the workspace's normalisation
  * (Sinkhorn: one solve with opt). Tiled: AF_EINVAL (it never holds K). */
 af_status af_attn_kernel(af_attn_ws *ws, const double *X, const af_sinkhorn_options *opt,

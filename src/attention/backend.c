@@ -43,6 +43,8 @@ double af__attn_common_bytes(size_t n, size_t d, int threads)
     const double N = (double)n, D = (double)d, T = (double)threads;
     return 8.0 * (N * D /* XA */ + 2 * N /* rbias, cbias */ + N * D /* Xt */ + T * N /* rows */
                   + D * D /* A */);
+    /* (the on-demand buffers of af_attn_marginals / af_attn_softmax_colsums
+     * are not counted: flows never use them) */
 }
 
 double af__sinkhorn_bytes(size_t n, size_t m, int threads, int matrix_free)
@@ -110,10 +112,9 @@ af_attn_ws *af_attn_alloc(const af_backend_type *t, const af_attn_params *p)
     ws->type = t;
     ws->p = *p;
     ws->nthreads = omp_get_max_threads();
-    int ok = 1;
-    if (p->scores.A && (ok = (ws->A = malloc(d * d * sizeof(double))) != NULL))
-        memcpy(ws->A, p->scores.A, d * d * sizeof(double));
-    ws->p.scores.A = ws->A;
+    int ok = (ws->A = malloc(d * d * sizeof(double))) != NULL;
+    if (ok)
+        af_attn_set_scores(ws, &p->scores);
     ok = ok && (ws->XA = malloc(n * d * sizeof(double)));
     ok = ok && (ws->rbias = malloc(n * sizeof(double)));
     ok = ok && (ws->cbias = malloc(n * sizeof(double)));
@@ -148,6 +149,22 @@ void af_attn_free(af_attn_ws *ws)
 
 const af_backend_type *af_attn_backend(const af_attn_ws *ws) { return ws->type; }
 
+af_status af_attn_set_scores(af_attn_ws *ws, const af_scores_params *sp)
+{
+    af_attn_params q = ws->p;
+    q.scores = *sp;
+    af_status st = check_params(&q);
+    if (st)
+        return st;
+    ws->p.scores = *sp;
+    if (sp->A) {
+        if (sp->A != ws->A)
+            memcpy(ws->A, sp->A, ws->p.d * ws->p.d * sizeof(double));
+        ws->p.scores.A = ws->A;
+    }
+    return AF_SUCCESS;
+}
+
 void af__attn_prepare(af_attn_ws *ws, const double *X, int with_xt)
 {
     const size_t n = ws->p.n, d = ws->p.d;
@@ -155,7 +172,7 @@ void af__attn_prepare(af_attn_ws *ws, const double *X, int with_xt)
     ws->s = sp->beta / sp->eps;
     ws->l2 = sp->kind == AF_SCORES_L2;
     ws->L = X;
-    if (!ws->l2 && ws->A) {
+    if (!ws->l2 && ws->p.scores.A) {
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)d, 1.0, X,
                     (int)d, ws->A, (int)d, 0.0, ws->XA, (int)d);
         ws->L = ws->XA;
@@ -211,6 +228,18 @@ const double *af_attn_g(af_attn_ws *ws) { return af_sinkhorn_g(ws->sk); }
 void af_attn_set_potentials(af_attn_ws *ws, const double *f, const double *g)
 {
     af_sinkhorn_set_potentials(ws->sk, f, g);
+}
+
+af_status af_attn_marginals(af_attn_ws *ws, double *r, double *c, double *KX, double *KtX)
+{
+    if (!ws->sk || !ws->sk->ready || !ws->X)
+        return af_error(AF_EINVAL, "attention: marginals need a Sinkhorn solve first");
+    return ws->type->marginals(ws, r, c, KX, KtX);
+}
+
+af_status af_attn_softmax_colsums(af_attn_ws *ws, const double *X, double *cs)
+{
+    return ws->type->softmax_colsums(ws, X, cs);
 }
 
 af_status af_attn_kernel(af_attn_ws *ws, const double *X, const af_sinkhorn_options *opt,

@@ -53,6 +53,7 @@ static af_status dense_init(af_attn_ws *ws)
 
 static void dense_release(af_attn_ws *ws)
 {
+    free(ws->K);
     free(ws->C);
     free(ws->swork);
     free(ws->E);
@@ -196,7 +197,74 @@ static af_status dense_kernel(af_attn_ws *ws, const double *X, const af_sinkhorn
     return af_softmax(n, n, K, K);
 }
 
+/* n x n buffer on first use; AF_ENOMEM with the size otherwise. */
+static af_status square_buffer(double **buf, size_t n)
+{
+    if (!*buf && !(*buf = malloc(n * n * sizeof(double))))
+        return af_error(AF_ENOMEM, "attention: out of memory for a %zu x %zu matrix "
+                                   "(the tiled backend needs none)", n, n);
+    return AF_SUCCESS;
+}
+
+/* From K written out: its sums and products with X (dgemm). */
+static af_status dense_marginals(af_attn_ws *ws, double *r, double *c, double *KX, double *KtX)
+{
+    const size_t n = ws->p.n, d = ws->p.d;
+    af_status st = square_buffer(&ws->K, n);
+    if (st || (st = af_sinkhorn_matrix(ws->sk, ws->K)))
+        return st;
+    const double *K = ws->K;
+    if (r)
+        for (size_t i = 0; i < n; i++) {
+            double v = 0;
+            for (size_t j = 0; j < n; j++)
+                v += K[i * n + j];
+            r[i] = v;
+        }
+    if (c) {
+        memset(c, 0, n * sizeof *c);
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++)
+                c[j] += K[i * n + j];
+    }
+    if (KX)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)n, 1.0, K,
+                    (int)n, ws->X, (int)d, 0.0, KX, (int)d);
+    if (KtX)
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)d, (int)n, 1.0, K,
+                    (int)n, ws->X, (int)d, 0.0, KtX, (int)d);
+    return AF_SUCCESS;
+}
+
+/* Column sums of N_R(exp C), streamed row by row over the stored scores
+ * (overwritten: they are scratch here). */
+static af_status dense_softmax_colsums(af_attn_ws *ws, const double *X, double *cs)
+{
+    const size_t n = ws->p.n, d = ws->p.d;
+    double **buf = ws->p.norm == AF_ATTN_SINKHORN ? &ws->K : &ws->C;
+    af_status st = square_buffer(buf, n);
+    if (st || (st = af_scores(&ws->p.scores, n, n, d, X, X, *buf, ws->swork)))
+        return st;
+    double *C = *buf;
+    memset(cs, 0, n * sizeof *cs);
+#pragma omp parallel for schedule(static) reduction(+ : cs[:n]) if (n > 256)
+    for (size_t i = 0; i < n; i++) {
+        double *c = C + i * n;
+        double mx = -INFINITY, s = 0;
+        for (size_t j = 0; j < n; j++)
+            mx = c[j] > mx ? c[j] : mx;
+        for (size_t j = 0; j < n; j++) {
+            c[j] = exp(c[j] - mx);
+            s += c[j];
+        }
+        const double inv = 1.0 / s;
+        for (size_t j = 0; j < n; j++)
+            cs[j] += c[j] * inv;
+    }
+    return AF_SUCCESS;
+}
+
 const af_backend_type af_backend_type_dense = {
     "dense", dense_bytes, dense_init, dense_release, dense_softmax,
-    dense_sinkhorn, dense_apply, dense_kernel,
+    dense_sinkhorn, dense_apply, dense_kernel, dense_marginals, dense_softmax_colsums,
 };

@@ -20,12 +20,14 @@ struct af_backend_type {
     af_status (*apply)(af_attn_ws *ws, double *KX);
     af_status (*kernel)(af_attn_ws *ws, const double *X, const af_sinkhorn_options *opt,
                         double *K);
+    af_status (*marginals)(af_attn_ws *ws, double *r, double *c, double *KX, double *KtX);
+    af_status (*softmax_colsums)(af_attn_ws *ws, const double *X, double *cs);
 };
 
 struct af_attn_ws {
     const af_backend_type *type;
     af_attn_params p;     /* scores.A points at the copy A */
-    double *A;            /* owned copy of A, or NULL (identity) */
+    double *A;            /* d x d: the copy of A (p.scores.A = A, or NULL for I) */
     int nthreads;         /* OpenMP threads at allocation (per-thread buffers) */
     const double *X;      /* tokens of the last Sinkhorn solve */
     af_sinkhorn_ws *sk;   /* Sinkhorn state (dense: stored kernel; tiled: matrix-free) */
@@ -46,6 +48,9 @@ struct af_attn_ws {
     double *E;            /* tile x n block of SoftMax rows (large d) */
     double *rinv;         /* tile */
     size_t tile;
+    double *K;            /* n x n, on first use (marginals) */
+    /* tiled */
+    double *acc;          /* nthreads x (d + 1) x n column accumulators, on first use */
 };
 
 /* Score terms of X into ws (L, rbias, cbias; Xt when with_xt). */

@@ -28,7 +28,29 @@ static af_status tiled_init(af_attn_ws *ws)
     return AF_SUCCESS;
 }
 
-static void tiled_release(af_attn_ws *ws) { (void)ws; }
+static void tiled_release(af_attn_ws *ws) { free(ws->acc); }
+
+/* Per-thread column accumulators (d + 1 rows of n each) on first use. */
+static af_status column_accumulators(af_attn_ws *ws)
+{
+    const size_t len = (size_t)ws->nthreads * (ws->p.d + 1) * ws->p.n;
+    if (!ws->acc && !(ws->acc = malloc(len * sizeof(double))))
+        return af_error(AF_ENOMEM, "attention: out of memory (tiled column accumulators)");
+    memset(ws->acc, 0, len * sizeof(double));
+    return AF_SUCCESS;
+}
+
+/* out[q * n + j] = sum over threads of acc (q < rows). */
+static void reduce_accumulators(const af_attn_ws *ws, size_t rows, double *out)
+{
+    const size_t n = ws->p.n, stride = (ws->p.d + 1) * n;
+    for (size_t q = 0; q < rows * n; q++) {
+        double v = 0;
+        for (int t = 0; t < ws->nthreads; t++)
+            v += ws->acc[(size_t)t * stride + q];
+        out[q] = v;
+    }
+}
 
 /* Row i of the scores, C_ij = (c_j + r_i) + s L_i . x_j, into buf. L2
  * scores are clipped at 0 (-|x - y|^2 <= 0) like af_scores. */
@@ -146,6 +168,87 @@ static af_status tiled_apply(af_attn_ws *ws, double *KX)
     return AF_SUCCESS;
 }
 
+/* One pass over K_ij = exp(f_i + C_ij + g_j): row sums and K X from each
+ * row, column sums and K^T X into per-thread accumulators. */
+static af_status tiled_marginals(af_attn_ws *ws, double *r, double *c, double *KX, double *KtX)
+{
+    const size_t n = ws->p.n, d = ws->p.d;
+    af_status st = column_accumulators(ws);
+    if (st)
+        return st;
+    const double *f = af_sinkhorn_f(ws->sk), *g = af_sinkhorn_g(ws->sk);
+    const int cols = c || KtX;
+#pragma omp parallel num_threads(ws->nthreads) AF_PAR_IF((double)n * n)
+    {
+        const int tid = omp_get_thread_num();
+        double *acc = ws->acc + (size_t)tid * (d + 1) * n;
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            double *e = (double *)score_row(ws, i, ws->rows + (size_t)tid * n);
+            af__row_exp(n, e, g, -f[i], e);
+            if (r)
+                r[i] = af__row_sum(n, e);
+            if (KX)
+                row_times_x(ws, e, 1.0, KX + i * d);
+            if (!cols)
+                continue;
+#pragma omp simd
+            for (size_t j = 0; j < n; j++)
+                acc[j] += e[j];
+            for (size_t k = 0; k < d; k++) {
+                const double xk = ws->X[i * d + k];
+                double *a = acc + (k + 1) * n;
+#pragma omp simd
+                for (size_t j = 0; j < n; j++)
+                    a[j] += e[j] * xk;
+            }
+        }
+    }
+    if (!cols)
+        return AF_SUCCESS;
+    if (c)
+        reduce_accumulators(ws, 1, c);
+    const size_t stride = (d + 1) * n;
+    for (size_t j = 0; KtX && j < n; j++)
+        for (size_t k = 0; k < d; k++) {
+            double v = 0;
+            for (int t = 0; t < ws->nthreads; t++)
+                v += ws->acc[(size_t)t * stride + (k + 1) * n + j];
+            KtX[j * d + k] = v;
+        }
+    return AF_SUCCESS;
+}
+
+static af_status tiled_softmax_colsums(af_attn_ws *ws, const double *X, double *cs)
+{
+    const size_t n = ws->p.n;
+    af_status st = column_accumulators(ws);
+    if (st)
+        return st;
+    af__attn_prepare(ws, X, 1);
+    int bad = 0;
+#pragma omp parallel num_threads(ws->nthreads) reduction(| : bad) AF_PAR_IF((double)n * n)
+    {
+        const int tid = omp_get_thread_num();
+        double *acc = ws->acc + (size_t)tid * (ws->p.d + 1) * n;
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            double *e = (double *)score_row(ws, i, ws->rows + (size_t)tid * n);
+            double mx = af__row_max_shifted(n, e, NULL);
+            af__row_exp(n, e, NULL, mx, e);
+            double S = af__row_sum(n, e), inv = 1.0 / S;
+            bad |= !isfinite(mx) || !isfinite(S);
+#pragma omp simd
+            for (size_t j = 0; j < n; j++)
+                acc[j] += e[j] * inv;
+        }
+    }
+    reduce_accumulators(ws, 1, cs);
+    if (bad)
+        return af_error(AF_EDOM, "softmax: scores contain NaN or infinite values");
+    return AF_SUCCESS;
+}
+
 static af_status tiled_kernel(af_attn_ws *ws, const double *X, const af_sinkhorn_options *opt,
                               double *K)
 {
@@ -156,5 +259,5 @@ static af_status tiled_kernel(af_attn_ws *ws, const double *X, const af_sinkhorn
 
 const af_backend_type af_backend_type_tiled = {
     "tiled", tiled_bytes, tiled_init, tiled_release, tiled_softmax,
-    tiled_sinkhorn, tiled_apply, tiled_kernel,
+    tiled_sinkhorn, tiled_apply, tiled_kernel, tiled_marginals, tiled_softmax_colsums,
 };
