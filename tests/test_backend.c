@@ -15,6 +15,7 @@ void openblas_set_num_threads(int num_threads); /* OpenBLAS (its cblas.h clashes
 #include "attnflow/energy.h"
 #include "attnflow/init.h"
 #include "attnflow/observables.h"
+#include "support/fixtures.h"
 
 /* Small clouds: one thread by default (a shared 2-core machine); the
  * per-thread tiles are exercised by the two-thread test below. */
@@ -33,14 +34,6 @@ static double *cloud(size_t n, size_t d, unsigned long seed, double scale)
         X[k] = scale * (2 * gsl_rng_uniform(r) - 1);
     gsl_rng_free(r);
     return X;
-}
-
-static double max_abs_diff(size_t m, const double *a, const double *b)
-{
-    double e = 0;
-    for (size_t k = 0; k < m; k++)
-        e = fmax(e, fabs(a[k] - b[k]));
-    return e;
 }
 
 static af_flow_ws *alloc_on(af_flow_params p, const af_backend_type *b)
@@ -65,7 +58,7 @@ static void same_flow(const af_flow_params *p, const double *X0, size_t steps, d
     double *vd = malloc(nd * sizeof *vd), *vt = malloc(nd * sizeof *vt);
     cr_assert(af_flow_velocity(wd, Xd, vd) == AF_SUCCESS, "%s: %s", what, af_last_error());
     cr_assert(af_flow_velocity(wt, Xt, vt) == AF_SUCCESS, "%s: %s", what, af_last_error());
-    double ev = max_abs_diff(nd, vd, vt);
+    double ev = fx_max_abs_diff(nd, vd, vt);
     cr_expect(ev < tol, "%s: velocity differs by %.3g", what, ev);
     af_flow_reset_potentials(wd);
     af_flow_reset_potentials(wt);
@@ -73,7 +66,7 @@ static void same_flow(const af_flow_params *p, const double *X0, size_t steps, d
         cr_assert(af_flow_step(wd, Xd, h) == AF_SUCCESS, "%s dense: %s", what, af_last_error());
         cr_assert(af_flow_step(wt, Xt, h) == AF_SUCCESS, "%s tiled: %s", what, af_last_error());
     }
-    double ex = max_abs_diff(nd, Xd, Xt);
+    double ex = fx_max_abs_diff(nd, Xd, Xt);
     cr_expect(ex < tol, "%s: trajectories differ by %.3g after %zu steps", what, ex, steps);
     af_flow_stats sd, st;
     af_flow_get_stats(wd, &sd);
@@ -215,7 +208,7 @@ Test(backend_tiled, one_normalisation_is_softmax_bit_for_bit)
         cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS);
         cr_assert(af_flow_velocity(wk, X, vk) == AF_SUCCESS);
         cr_expect(memcmp(vs, vk, sizeof vs) == 0, "kind %d: one normalisation differs from "
-                  "SoftMax by %.3g", kind, max_abs_diff(N * D, vs, vk));
+                  "SoftMax by %.3g", kind, fx_max_abs_diff(N * D, vs, vk));
         af_flow_free(ws);
         af_flow_free(wk);
         free(X);
@@ -241,8 +234,8 @@ Test(backend_tiled, potentials_match_dense)
         cr_expect_eq(id.iterations, it.iterations);
         cr_expect_eq(strstr(af_sinkhorn_type_name(id.path), "symmetric") != NULL, sym);
         cr_expect_eq(strstr(af_sinkhorn_type_name(it.path), "symmetric") != NULL, sym);
-        double ef = max_abs_diff(N, af_attn_f(d), af_attn_f(t));
-        double eg = max_abs_diff(N, af_attn_g(d), af_attn_g(t));
+        double ef = fx_max_abs_diff(N, af_attn_f(d), af_attn_f(t));
+        double eg = fx_max_abs_diff(N, af_attn_g(d), af_attn_g(t));
         cr_expect(ef < 1e-11 && eg < 1e-11, "sym %d: potentials differ by %.3g, %.3g", sym, ef,
                   eg);
         cr_expect(it.row_err <= 1e-12 && it.col_err <= 1e-12);
@@ -280,7 +273,7 @@ Test(backend_tiled, apply_matches_dense_kernel_times_x)
             ref[i * D + k] = s;
         }
     }
-    double e = max_abs_diff(N * D, KX, ref);
+    double e = fx_max_abs_diff(N * D, KX, ref);
     cr_expect(e < 1e-12, "tiled K X vs dense K times X: %.3g", e);
     free(K);
     free(X);
@@ -363,7 +356,7 @@ Test(backend_tiled, energy_and_gradient_match_dense)
             cr_assert(af_energy(d, &ep, X, &Fd, gd) == AF_SUCCESS, "%s", af_last_error());
             cr_assert(af_energy(t, &ep, X, &Ft, gt) == AF_SUCCESS, "%s", af_last_error());
             cr_expect(fabs(Fd - Ft) < 1e-12, "kind %d: F %.17g vs %.17g", kind, Fd, Ft);
-            double e = max_abs_diff(N * D, gd, gt);
+            double e = fx_max_abs_diff(N * D, gd, gt);
             cr_expect(e < 1e-12, "kind %d: gradients differ by %.3g", kind, e);
             cr_expect_eq(af_energy_iterations(d), af_energy_iterations(t));
             X[0] += 1e-3; /* a nearby cloud for the warm start */

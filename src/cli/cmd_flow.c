@@ -7,6 +7,7 @@
 #include "attnflow/flow.h"
 #include "attnflow/io.h"
 #include "attnflow/observables.h"
+#include "backend_opts.h"
 #include "cli.h"
 #include "tokens.h"
 
@@ -37,6 +38,7 @@ static const cli_opt flow_opts[] = {
     {"observables", 1, "observables file: one line per saved time"},
     {"cluster-tol", 1, "distance below which tokens count as one cluster (default 1e-3)"},
     {"no-energy", 0, "skip the Sinkhorn OT energy (saves one Sinkhorn solve per saved step)"},
+    CLI_BACKEND_OPTS,
     {NULL, 0, NULL},
 };
 
@@ -204,9 +206,15 @@ static int flow_run(const cli_args *a)
     size_t n, d;
     if ((rc = cli_tokens(a, &X, &n, &d)))
         return rc;
-    if ((rc = cli_square_matrix(a, "A", d, &A)) || (rc = cli_square_matrix(a, "V", d, &V))) {
+    cli_backend_choice bk;
+    const af_attn_norm an = norm == AF_FLOW_SINKHORN ? AF_ATTN_SINKHORN
+                            : cli_flag(a, "usa")     ? AF_ATTN_USA
+                                                     : AF_ATTN_SOFTMAX;
+    if ((rc = cli_square_matrix(a, "A", d, &A)) || (rc = cli_square_matrix(a, "V", d, &V))
+        || (rc = cli_backend(a, n, d, an, &bk))) {
         free(X);
         free(A);
+        free(V);
         return rc;
     }
 
@@ -233,6 +241,7 @@ static int flow_run(const cli_args *a)
     p.sinkhorn.max_iters = max_iters;
     p.sinkhorn.iters = iters;
     p.warm_start = warm;
+    p.backend = bk.type;
 
     outputs o = {NULL, NULL, NULL, NULL};
     af_clear_error(); /* so a NULL below reports this call's message, not a stale one */
@@ -254,6 +263,7 @@ static int flow_run(const cli_args *a)
         op.energy = !cli_flag(a, "no-energy");
         op.sinkhorn.tol = tol;
         op.sinkhorn.max_iters = max_iters;
+        op.backend = bk.type;
         af_clear_error();
         o.ow = af_obs_alloc(&op);
         o.mean = malloc(d * sizeof *o.mean);
@@ -274,6 +284,7 @@ static int flow_run(const cli_args *a)
     if (o.traj) {
         FILE *fp = af_file_stream(o.traj);
         write_meta(fp, a, pp, T, dt, save_every, pure);
+        cli_backend_meta(fp, &bk);
         fputs("# blocks: one per saved time (gnuplot index), tokens i = 0..n-1\n", fp);
         fprintf(fp, "# columns: t i");
         for (size_t k = 1; k <= d; k++)
@@ -283,6 +294,7 @@ static int flow_run(const cli_args *a)
     if (o.obs) {
         FILE *fp = af_file_stream(o.obs);
         write_meta(fp, a, pp, T, dt, save_every, pure);
+        cli_backend_meta(fp, &bk);
         af_write_meta(fp, "energy", "%s", cli_flag(a, "no-energy") ? "not computed (--no-energy): nan"
                                                                    : energy_note(pp, pure));
         af_write_meta(fp, "var", "mean per-coordinate variance (1/(n d)) sum_ik (x_ik - m_k)^2");
@@ -352,9 +364,10 @@ static int flow_run(const cli_args *a)
     }
     if (!traj_path && !obs_path) {
         af_flow_get_stats(ws, &stats);
-        printf("n=%zu d=%zu norm=%s steps=%zu evals=%zu sinkhorn_iters=%zu T=%g var=%.10g "
-               "rank_res=%.10g seconds=%.3f\n",
-               n, d, norm ? "sinkhorn" : "softmax", stats.steps, stats.evaluations,
+        printf("n=%zu d=%zu norm=%s backend=%s steps=%zu evals=%zu sinkhorn_iters=%zu T=%g "
+               "var=%.10g rank_res=%.10g seconds=%.3f\n",
+               n, d, norm ? "sinkhorn" : "softmax", af_backend_name(bk.type), stats.steps,
+               stats.evaluations,
                stats.sinkhorn_iterations, T, af_obs_variance(n, d, X),
                af_obs_rank_residual(n, d, X), cli_now() - pr.t0);
     }

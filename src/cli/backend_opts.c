@@ -1,0 +1,47 @@
+/* --backend: the choice and its '#' metadata (backend_opts.h). */
+#include <omp.h>
+#include <string.h>
+#include <unistd.h>
+#include "attnflow/io.h"
+#include "backend_opts.h"
+
+/* A quarter of the physical memory: room for the rest of the run and for
+ * other processes (dense Sinkhorn at n = 2e4 is 6.4 GB). */
+static double memory_budget(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && size > 0 ? 0.25 * (double)pages * (double)size : 2e9;
+}
+
+int cli_backend(const cli_args *a, size_t n, size_t d, af_attn_norm norm, cli_backend_choice *c)
+{
+    static const char *const names[] = {"auto", "dense", "tiled", NULL};
+    int k, rc;
+    if ((rc = cli_choice(a, "backend", names, 0, &k)))
+        return rc;
+    const int threads = omp_get_max_threads();
+    c->budget = memory_budget();
+    c->automatic = k == 0;
+    c->type = k == 0   ? af_backend_choose(n, d, norm, threads, c->budget)
+              : k == 1 ? af_backend_dense
+                       : af_backend_tiled;
+    c->bytes = af_backend_bytes(c->type, n, d, norm, threads);
+    return 0;
+}
+
+int cli_backend_needs_matrix(const cli_backend_choice *c, const char *what)
+{
+    if (c->type != af_backend_tiled)
+        return 0;
+    return cli_fail(CLI_EUSAGE, "%s needs the n x n attention matrix, which the tiled backend "
+                                "never stores: use --backend dense", what);
+}
+
+void cli_backend_meta(FILE *fp, const cli_backend_choice *c)
+{
+    af_write_meta(fp, "backend", "%s%s, attention workspace %.3g MB%s", af_backend_name(c->type),
+                  c->automatic ? " (auto)" : "", c->bytes / 1e6,
+                  c->automatic ? (c->type == af_backend_dense ? " (dense fits the budget)"
+                                                              : " (dense would exceed the budget)")
+                               : "");
+}
