@@ -215,25 +215,31 @@ Test(backend_tiled, one_normalisation_is_softmax_bit_for_bit)
     }
 }
 
+/* Potentials and paths: alternating (log space), symmetric (scaling form
+ * on regenerated triangles), and at small eps the symmetric log fallback
+ * (the diagonal deficit leaves the scaling form's range) on both. */
 Test(backend_tiled, potentials_match_dense)
 {
     double *X = cloud(N, D, 7, 1.0);
-    for (int sym = 0; sym < 2; sym++) {
+    for (int sym = 0; sym < 3; sym++) {
         af_attn_params ap = af_attn_params_default(N, D);
         ap.norm = AF_ATTN_SINKHORN;
         ap.scores.A = sym ? A_sym : A_gen;
+        ap.scores.eps = sym == 2 ? 0.0005 : 1.0;
         af_attn_ws *d = af_attn_alloc(af_backend_dense, &ap);
         af_attn_ws *t = af_attn_alloc(af_backend_tiled, &ap);
         cr_assert(d && t, "%s", af_last_error());
         af_sinkhorn_options o = af_sinkhorn_options_default();
         o.tol = 1e-12;
-        o.assume_symmetric = sym;
         af_sinkhorn_info id, it;
         cr_assert(af_attn_sinkhorn(d, X, &o, &id) == AF_SUCCESS, "%s", af_last_error());
         cr_assert(af_attn_sinkhorn(t, X, &o, &it) == AF_SUCCESS, "%s", af_last_error());
         cr_expect_eq(id.iterations, it.iterations);
-        cr_expect_eq(strstr(af_sinkhorn_type_name(id.path), "symmetric") != NULL, sym);
-        cr_expect_eq(strstr(af_sinkhorn_type_name(it.path), "symmetric") != NULL, sym);
+        const char *pd = af_sinkhorn_type_name(id.path), *pt = af_sinkhorn_type_name(it.path);
+        cr_expect_eq(strstr(pd, "symmetric") != NULL, sym > 0, "%s", pd);
+        cr_expect_eq(strstr(pt, "symmetric") != NULL, sym > 0, "%s", pt);
+        cr_expect_eq(strstr(pd, "log") != NULL, sym == 2, "sym %d: dense path %s", sym, pd);
+        cr_expect_eq(strstr(pt, "log") != NULL, sym != 1, "sym %d: tiled path %s", sym, pt);
         double ef = fx_max_abs_diff(N, af_attn_f(d), af_attn_f(t));
         double eg = fx_max_abs_diff(N, af_attn_g(d), af_attn_g(t));
         cr_expect(ef < 1e-11 && eg < 1e-11, "sym %d: potentials differ by %.3g, %.3g", sym, ef,

@@ -54,26 +54,31 @@ static void reduce_accumulators(const af_attn_ws *ws, size_t rows, double *out)
 
 /* Row i of the scores, C_ij = (c_j + r_i) + s L_i . x_j, into buf. L2
  * scores are clipped at 0 (-|x - y|^2 <= 0) like af_scores. */
-static const double *score_row(const void *ctx, size_t i, double *buf)
+static const double *score_row_from(const void *ctx, size_t i, size_t j0, double *buf)
 {
     const af_attn_ws *ws = ctx;
-    const size_t n = ws->p.n, d = ws->p.d;
-    const double r = ws->rbias[i];
+    const size_t n = ws->p.n, d = ws->p.d, len = n - j0;
+    const double r = ws->rbias[i], *cb = ws->cbias + j0;
 #pragma omp simd
-    for (size_t j = 0; j < n; j++)
-        buf[j] = ws->cbias[j] + r;
+    for (size_t j = 0; j < len; j++)
+        buf[j] = cb[j] + r;
     for (size_t k = 0; k < d; k++) {
-        const double a = ws->s * ws->L[i * d + k], *xt = ws->Xt + k * n;
+        const double a = ws->s * ws->L[i * d + k], *xt = ws->Xt + k * n + j0;
 #pragma omp simd
-        for (size_t j = 0; j < n; j++)
+        for (size_t j = 0; j < len; j++)
             buf[j] += a * xt[j];
     }
     if (ws->l2) {
 #pragma omp simd
-        for (size_t j = 0; j < n; j++)
+        for (size_t j = 0; j < len; j++)
             buf[j] = buf[j] > 0 ? 0 : buf[j];
     }
     return buf;
+}
+
+static const double *score_row(const void *ctx, size_t i, double *buf)
+{
+    return score_row_from(ctx, i, 0, buf);
 }
 
 static double score_entry(const void *ctx, size_t i, size_t j)
@@ -136,7 +141,7 @@ static af_status tiled_sinkhorn(af_attn_ws *ws, const double *X, const af_sinkho
                                 af_sinkhorn_info *info)
 {
     af__attn_prepare(ws, X, 1);
-    const af__score_source src = {score_row, score_entry, ws};
+    const af__score_source src = {score_row_from, score_entry, ws, ws->Xt, ws->p.d};
     return af__sinkhorn_solve_source(ws->sk, &src, opt, info);
 }
 
@@ -147,9 +152,20 @@ static af_status tiled_apply(af_attn_ws *ws, double *KX)
 {
     const size_t n = ws->p.n, d = ws->p.d;
     af_sinkhorn_ws *sk = ws->sk;
+    int bad = 0;
+    if (sk->type == &af_sinkhorn_type_sym_tiled) {
+        /* K X = diag(a) K0 (a X): accumulated by the solver's last pass */
+        const double *ky = af__sym_tiled_product(sk);
+        for (size_t i = 0; i < n; i++)
+            for (size_t k = 0; k < d; k++) {
+                KX[i * d + k] = sk->u[i] * ky[i * d + k];
+                bad |= !isfinite(KX[i * d + k]);
+            }
+        return bad ? af_error(AF_ENUMERIC, "attention: the Sinkhorn kernel is not finite")
+                   : AF_SUCCESS;
+    }
     const double *f = af_sinkhorn_f(sk), *g = af_sinkhorn_g(sk);
     const int rows_last = !sk->type->symmetric && !sk->next_is_row;
-    int bad = 0;
 #pragma omp parallel for schedule(static) num_threads(ws->nthreads) reduction(| : bad) \
     AF_PAR_IF((double)n * n)
     for (size_t i = 0; i < n; i++) {

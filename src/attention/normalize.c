@@ -426,11 +426,13 @@ static af_status sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sink
         t = &af_sinkhorn_type_log, ws->fell_back = ws->opt.path != NULL;
     if (sym_unsafe && t == &af_sinkhorn_type_sym_scaling)
         t = &af_sinkhorn_type_sym_log, ws->fell_back = ws->opt.path != NULL;
-    /* Without a stored kernel the scalings have nothing to scale: the log
-     * paths run the same iteration on regenerated scores. */
-    ws->half_shift_start = ws->matrix_free && t == &af_sinkhorn_type_sym_scaling;
+    /* Without a stored kernel the alternating iteration runs in log space
+     * on regenerated scores, the symmetric one in scaling form on
+     * regenerated upper triangles (the same iterates either way). */
     if (ws->matrix_free)
-        t = t->symmetric ? &af_sinkhorn_type_sym_log : &af_sinkhorn_type_log;
+        t = t == &af_sinkhorn_type_sym_scaling ? &af_sinkhorn_type_sym_tiled
+            : t->symmetric                     ? &af_sinkhorn_type_sym_log
+                                               : &af_sinkhorn_type_log;
     ws->type = t;
     if (!ws->opt.warm_start) {
         memset(ws->f, 0, n * sizeof(double));

@@ -14,21 +14,24 @@ struct af_sinkhorn_type {
     void (*matrix)(const af_sinkhorn_ws *ws, double *K);
 };
 
-/* Where the log paths read score rows when no matrix is stored (matrix-free
- * backends): row(ctx, i, buf) writes row i (m values) into buf and returns
- * buf; entry(ctx, i, j) is one score (the rare exact column LSE). */
+/* Where the paths read score rows when no matrix is stored (matrix-free
+ * backends): row(ctx, i, j0, buf) writes C_ij for j = j0 .. m-1 into
+ * buf[0 .. m-j0) and returns buf; entry(ctx, i, j) is one score (the rare
+ * exact column LSE). Yt (p x m, may be NULL): right-hand sides the
+ * symmetric matrix-free path multiplies K with during its passes, so that
+ * K Y costs nothing extra once it has converged. */
 typedef struct {
-    const double *(*row)(const void *ctx, size_t i, double *buf);
+    const double *(*row)(const void *ctx, size_t i, size_t j0, double *buf);
     double (*entry)(const void *ctx, size_t i, size_t j);
     const void *ctx;
+    const double *Yt;
+    size_t p;
 } af__score_source;
 
 struct af_sinkhorn_ws {
     size_t n, m;
     int ready;         /* set() was called on the current scores */
     int matrix_free;   /* no K0: log paths only, scores from src */
-    int half_shift_start; /* symmetric log path standing in for the scaling one: a cold
-                           * start at f_i = -s_i / 2 (the scaling path's a = 1) */
     af__score_source src;
     double *cbuf;      /* nthreads x m: generated score rows (matrix-free) */
     int nthreads;      /* per-thread accumulators allocated */
@@ -77,11 +80,17 @@ int af__team_size(const af_sinkhorn_ws *ws);
 
 /* Row i of the scores: the stored row, or generated into the calling
  * thread's slot of cbuf (tid < nthreads). */
-static inline const double *af__score_row(const af_sinkhorn_ws *ws, size_t i, int tid)
+static inline const double *af__score_row_from(const af_sinkhorn_ws *ws, size_t i, size_t j0,
+                                               int tid)
 {
     if (ws->C)
-        return ws->C + i * ws->m;
-    return ws->src.row(ws->src.ctx, i, ws->cbuf + (size_t)tid * ws->m);
+        return ws->C + i * ws->m + j0;
+    return ws->src.row(ws->src.ctx, i, j0, ws->cbuf + (size_t)tid * ws->m);
+}
+
+static inline const double *af__score_row(const af_sinkhorn_ws *ws, size_t i, int tid)
+{
+    return af__score_row_from(ws, i, 0, tid);
 }
 
 /* Matrix-free workspace (no n x m kernel): the log paths only. */
@@ -98,6 +107,11 @@ extern const af_sinkhorn_type af_sinkhorn_type_scaling;
 extern const af_sinkhorn_type af_sinkhorn_type_log;
 extern const af_sinkhorn_type af_sinkhorn_type_sym_scaling;
 extern const af_sinkhorn_type af_sinkhorn_type_sym_log;
+/* The symmetric scaling iteration on regenerated scores (matrix-free):
+ * upper triangle only, each exp serving row i and row j. */
+extern const af_sinkhorn_type af_sinkhorn_type_sym_tiled;
+/* K Y (n x p) of the sym_tiled state, accumulated by its last pass. */
+const double *af__sym_tiled_product(const af_sinkhorn_ws *ws);
 
 /* Continue in log space from the current state (a scaling left double range). */
 af_status af__sinkhorn_fall_back(af_sinkhorn_ws *ws);

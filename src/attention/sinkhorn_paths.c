@@ -418,9 +418,6 @@ static void sym_log_pass(af_sinkhorn_ws *ws)
 
 static af_status sym_log_start(af_sinkhorn_ws *ws)
 {
-    if (ws->half_shift_start && !ws->opt.warm_start)
-        for (size_t i = 0; i < ws->n; i++)
-            ws->f[i] = -0.5 * ws->shift[i];
     sym_log_pass(ws);
     return AF_SUCCESS;
 }
