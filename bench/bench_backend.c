@@ -16,6 +16,9 @@
  *                                      exps (symmetric scores: half the pairs per pass)
  *   dense_*_step_n10000_d2             dense backend, s per step (numpy beside it: bench_flow)
  *   tiled_*_step_n10000_d2             tiled, same step, ratio tiled / dense
+ *   tiled_softmax_velocity_single_*    float32 exps: ratio to the float bound; speed-up over
+ *                                      double in the same run
+ *   single_velocity_relerr_*, *_sinkhorn_marginal_floor_*: accuracy of single precision
  * Environment: BENCH_BACKEND_N (SoftMax velocity, default 100000),
  * BENCH_BACKEND_SK_N (Sinkhorn step, default 20000; 100000 takes minutes). */
 #include <math.h>
@@ -129,6 +132,60 @@ static double step_time(const af_backend_type *b, af_flow_norm norm, size_t n, s
     return sec;
 }
 
+/* Single against double on the same tiled problem: velocity relative
+ * error (SoftMax and Sinkhorn), and the Sinkhorn marginal error floor of
+ * the alternating path (non-symmetric dot scores, 400 normalisations). */
+static void accuracy(size_t n)
+{
+    const size_t d = 2;
+    static const double A[4] = {1.0, 0.4, -0.3, 0.8};
+    double *X = gaussian(n, d), *vd = malloc(n * d * sizeof *vd), *vs = malloc(n * d * sizeof *vs);
+    for (int norm = 0; norm < 2; norm++) {
+        af_flow_params p = af_flow_params_default(n, d);
+        p.norm = (af_flow_norm)norm;
+        p.backend = af_backend_tiled;
+        p.scores.kind = AF_SCORES_L2;
+        p.scores.eps = 0.05;
+        p.sinkhorn.tol = 1e-7;
+        af_flow_ws *wd = af_flow_alloc(&p);
+        p.precision = AF_PRECISION_SINGLE;
+        af_flow_ws *ws = af_flow_alloc(&p);
+        if (!wd || !ws || af_flow_velocity(wd, X, vd) || af_flow_velocity(ws, X, vs)) {
+            fprintf(stderr, "bench_backend: %s\n", af_last_error());
+            exit(1);
+        }
+        double e = 0, m = 0;
+        for (size_t k = 0; k < n * d; k++)
+            e = fmax(e, fabs(vs[k] - vd[k])), m = fmax(m, fabs(vd[k]));
+        printf("single_velocity_relerr_%s_n%zu %.3g rel nan nan\n", norm ? "sinkhorn" : "softmax",
+               n, e / m);
+        af_flow_free(wd);
+        af_flow_free(ws);
+    }
+    for (int prec = 0; prec < 2; prec++) {
+        af_attn_params ap = af_attn_params_default(n, d);
+        ap.norm = AF_ATTN_SINKHORN;
+        ap.scores.A = A;
+        ap.scores.eps = 0.5;
+        ap.precision = (af_precision)prec;
+        af_attn_ws *w = af_attn_alloc(af_backend_tiled, &ap);
+        af_sinkhorn_options o = af_sinkhorn_options_default();
+        o.iters = 400;
+        af_sinkhorn_info info;
+        if (!w || af_attn_sinkhorn(w, X, &o, &info)) {
+            fprintf(stderr, "bench_backend: %s\n", af_last_error());
+            exit(1);
+        }
+        printf("%s_sinkhorn_marginal_floor_n%zu %.3g max(row,col)_err nan nan\n",
+               prec ? "single" : "double", n, fmax(info.row_err, info.col_err));
+        af_attn_free(w);
+    }
+    free(X);
+    free(vd);
+    free(vs);
+    fflush(stdout);
+}
+
 int main(void)
 {
     const char *e1 = getenv("BENCH_BACKEND_N"), *e2 = getenv("BENCH_BACKEND_SK_N");
@@ -172,6 +229,31 @@ int main(void)
         printf("tiled_sinkhorn_step_n%zu_d2 %.4g s %.4g %.2f\n", n, sec, bound, sec / bound);
         printf("tiled_sinkhorn_iters_n%zu_d2 %.3g iters/step nan nan\n", n, it);
         fflush(stdout);
+    }
+    /* single precision: speed and accuracy */
+    {
+        const size_t n = n_soft, d = 2;
+        double sec[2];
+        for (int prec = 0; prec < 2; prec++) {
+            af_flow_params p = af_flow_params_default(n, d);
+            p.backend = af_backend_tiled;
+            p.precision = (af_precision)prec;
+            af_flow_ws *ws = af_flow_alloc(&p);
+            double *X = gaussian(n, d), *V = malloc(n * d * sizeof *V);
+            double t0 = now();
+            if (!ws || !V || af_flow_velocity(ws, X, V))
+                return 1;
+            sec[prec] = now() - t0;
+            af_flow_free(ws);
+            free(X);
+            free(V);
+        }
+        const double bound = (double)n * n * ef * 1e-9;
+        printf("tiled_softmax_velocity_single_n%zu_d2 %.4g s %.4g %.2f\n", n, sec[1], bound,
+               sec[1] / bound);
+        printf("tiled_softmax_single_speedup_n%zu_d2 %.4g s %.4g %.2f\n", n, sec[1], sec[0],
+               sec[0] / sec[1]);
+        accuracy(2000);
     }
     /* dense vs tiled at n = 1e4 */
     for (int norm = 0; norm < 2; norm++) {

@@ -396,3 +396,106 @@ Test(backend_tiled, observables_match_dense)
     af_obs_free(t);
     free(X);
 }
+
+/* ---- single precision (float32 exps, double sums) ---- */
+
+static double rel_err(size_t m, const double *a, const double *ref)
+{
+    double e = 0, s = 0;
+    for (size_t k = 0; k < m; k++) {
+        e = fmax(e, fabs(a[k] - ref[k]));
+        s = fmax(s, fabs(ref[k]));
+    }
+    return e / s;
+}
+
+Test(backend_single, one_normalisation_is_single_softmax_bit_for_bit)
+{
+    double *X = cloud(N, D, 12, 1.5);
+    af_flow_params p = af_flow_params_default(N, D);
+    p.scores.kind = AF_SCORES_L2;
+    p.precision = AF_PRECISION_SINGLE;
+    af_flow_ws *ws = alloc_on(p, af_backend_tiled);
+    p.norm = AF_FLOW_SINKHORN;
+    p.sinkhorn.iters = 1;
+    af_flow_ws *wk = alloc_on(p, af_backend_tiled);
+    double vs[N * D], vk[N * D];
+    cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS);
+    cr_assert(af_flow_velocity(wk, X, vk) == AF_SUCCESS);
+    cr_expect(memcmp(vs, vk, sizeof vs) == 0, "differs by %.3g", fx_max_abs_diff(N * D, vs, vk));
+    af_flow_free(ws);
+    af_flow_free(wk);
+    free(X);
+}
+
+/* README bound: velocity relative error below 1e-6 (float32 rounding of each
+ * exp is 6e-8 relative; the sums are double), for SoftMax and Sinkhorn
+ * (single run to tol 1e-7); and it is not exactly double (the mode really
+ * is single). */
+Test(backend_single, velocity_within_documented_bound)
+{
+    const size_t n = 200, d = 2;
+    double *X = cloud(n, d, 13, 1.0);
+    double *vs = malloc(n * d * sizeof *vs), *vd = malloc(n * d * sizeof *vd);
+    for (int norm = 0; norm < 2; norm++)
+        for (int kind = 0; kind < 2; kind++) {
+            af_flow_params p = af_flow_params_default(n, d);
+            p.norm = norm ? AF_FLOW_SINKHORN : AF_FLOW_SOFTMAX;
+            p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+            p.scores.A = kind ? NULL : A_gen + 0; /* 2 x 2 block of a general A */
+            p.scores.eps = 0.2;
+            p.sinkhorn.tol = 1e-10;
+            af_flow_ws *wd = alloc_on(p, af_backend_tiled);
+            p.precision = AF_PRECISION_SINGLE;
+            p.sinkhorn.tol = 1e-7; /* above the alternating path's floor (~1e-8, README) */
+            af_flow_ws *ws = alloc_on(p, af_backend_tiled);
+            cr_assert(af_flow_velocity(wd, X, vd) == AF_SUCCESS, "%s", af_last_error());
+            cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS, "%s", af_last_error());
+            double e = rel_err(n * d, vs, vd);
+            cr_expect(e < 1e-6 && e > 0, "norm %d kind %d: relative error %.3g", norm, kind, e);
+            af_flow_free(wd);
+            af_flow_free(ws);
+        }
+    free(vs);
+    free(vd);
+    free(X);
+}
+
+/* Equiangular tokens on the sphere (n = 8, d = 8, beta = 1, rho0 = 0.1):
+ * rho(3) = 0.9860205734 (THEORY.md); single precision stays within 1e-5 of
+ * it (README: measured error). */
+Test(backend_single, equiangular_ode_within_documented_bound)
+{
+    const size_t n = 8, d = 8;
+    af_init_params ip = af_init_params_default();
+    ip.kind = AF_INIT_EQUIANGULAR;
+    ip.n = n;
+    ip.d = d;
+    ip.rho0 = 0.1;
+    double X[64];
+    cr_assert(af_init_cloud(&ip, NULL, X) == AF_SUCCESS);
+    af_flow_params p = af_flow_params_default(n, d);
+    p.geometry = AF_FLOW_SPHERE;
+    p.precision = AF_PRECISION_SINGLE;
+    af_flow_ws *ws = alloc_on(p, af_backend_tiled);
+    cr_assert(af_flow_integrate(ws, X, 3.0, 0.01) == AF_SUCCESS, "%s", af_last_error());
+    double e = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++) {
+            double s = 0;
+            for (size_t k = 0; k < d; k++)
+                s += X[i * d + k] * X[j * d + k];
+            e = fmax(e, fabs(s - 0.9860205734));
+        }
+    cr_expect(e < 1e-5, "max |<x_i, x_j> - rho(3)| = %.3g", e);
+    af_flow_free(ws);
+}
+
+Test(backend_single, dense_refuses_single)
+{
+    af_flow_params p = af_flow_params_default(10, 2);
+    p.precision = AF_PRECISION_SINGLE;
+    p.backend = af_backend_dense;
+    cr_expect_null(af_flow_alloc(&p));
+    cr_expect(strstr(af_last_error(), "tiled") != NULL, "%s", af_last_error());
+}

@@ -51,7 +51,8 @@ Test(cli_backend, header_names_the_choice_and_memory)
     char line[512];
     int found = 0;
     while (fgets(line, sizeof line, fp))
-        if (strncmp(line, "# backend: dense (auto), attention workspace ", 45) == 0
+        if (strncmp(line, "# backend: dense (auto), double precision, attention workspace ",
+                    63) == 0
             && strstr(line, " MB"))
             found = 1;
     fclose(fp);
@@ -112,4 +113,31 @@ Test(cli_backend, unknown_backend_is_one_line_exit_1)
                       NULL, "%s", out);
         cr_expect_eq(strchr(out, '\n'), out + strlen(out) - 1, "one line: %s", out);
     }
+}
+
+Test(cli_backend, precision_values_and_header)
+{
+    const char *bad[] = {"flow --n 10 --precision half", "attention --n 10 --precision float",
+                         "flow --n 10 --precision single --backend dense"};
+    for (size_t k = 0; k < 3; k++) {
+        char out[512];
+        int code = fx_run_cli(AF_CLI, bad[k], out, sizeof out);
+        cr_expect_eq(code, 2, "%s: exit %d: %s", bad[k], code, out);
+        cr_expect_eq(strncmp(out, "attnflow: --precision", 21), 0, "%s", out);
+        cr_expect_eq(strchr(out, '\n'), out + strlen(out) - 1, "one line: %s", out);
+    }
+    char out[512], traj[] = "/tmp/af_backend_prec_XXXXXX", args[512];
+    fresh_path(traj);
+    snprintf(args, sizeof args, "flow --init gaussian --n 40 --T 0.02 --precision single --quiet "
+                                "--out %s", traj);
+    cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 0, "%s", out);
+    FILE *fp = fopen(traj, "r");
+    cr_assert_not_null(fp);
+    char line[512];
+    int found = 0;
+    while (fgets(line, sizeof line, fp))
+        found |= strncmp(line, "# backend: tiled (auto), single precision", 41) == 0;
+    fclose(fp);
+    unlink(traj);
+    cr_expect(found, "no backend line saying tiled (auto), single precision");
 }

@@ -49,10 +49,16 @@ typedef enum {
     AF_ATTN_SINKHORN = 2  /* rows and columns normalised */
 } af_attn_norm;
 
+/* Tiled backend only: single = float32 exps of the scores (rounded to
+ * float32), every sum, potential and K X accumulated in double; about 2-3x
+ * the exp throughput, accuracy in the README ("Scale"). */
+typedef enum { AF_PRECISION_DOUBLE = 0, AF_PRECISION_SINGLE = 1 } af_precision;
+
 typedef struct {
     size_t n, d;
     af_scores_params scores;  /* A (d x d, NULL = I) is copied by af_attn_alloc */
     af_attn_norm norm;
+    af_precision precision;   /* default double; single needs af_backend_tiled */
 } af_attn_params;
 
 af_attn_params af_attn_params_default(size_t n, size_t d);

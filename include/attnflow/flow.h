@@ -70,6 +70,7 @@ typedef struct {
                                * time (other calls fall back to 1) */
     const af_backend_type *backend; /* af_backend_dense (default, NULL) or af_backend_tiled
                                      * (matrix-free, O(n d) memory; no af_flow_kernel) */
+    af_precision precision;         /* AF_PRECISION_SINGLE: float32 exps (tiled only) */
 } af_flow_params;
 
 /* Defaults of CLI.md: SoftMax, dot scores, eps = beta = 1, A = W_V = I, no

@@ -103,6 +103,11 @@ af_attn_ws *af_attn_alloc(const af_backend_type *t, const af_attn_params *p)
     }
     if (check_params(p))
         return NULL;
+    if (p->precision != AF_PRECISION_DOUBLE && (p->precision != AF_PRECISION_SINGLE || !t->single)) {
+        af_error(AF_EINVAL, "attention: precision %d is not offered by the %s backend (single "
+                            "precision: tiled only)", (int)p->precision, t->name);
+        return NULL;
+    }
     af_attn_ws *ws = calloc(1, sizeof *ws);
     if (!ws) {
         af_error(AF_ENOMEM, "attention: out of memory");

@@ -10,6 +10,7 @@
  * live in backend.c; a backend only says how to store and traverse. */
 struct af_backend_type {
     const char *name;
+    int single;             /* offers AF_PRECISION_SINGLE */
     /* bytes of the backend's own buffers (af_backend_bytes adds the common ones) */
     double (*bytes)(size_t n, size_t d, af_attn_norm norm, int threads);
     af_status (*init)(af_attn_ws *ws);      /* allocate the backend's buffers */

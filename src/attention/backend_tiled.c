@@ -104,7 +104,7 @@ static int row_softmax_x(const af_attn_ws *ws, double *c, const double *g, doubl
 {
     const size_t n = ws->p.n;
     double mx = af__row_max_shifted(n, c, g);
-    af__row_exp(n, c, g, mx, c);
+    af__row_exp_p(ws->p.precision == AF_PRECISION_SINGLE, n, c, g, mx, c);
     double S = af__row_sum(n, c);
     row_times_x(ws, c, 1.0 / S, out);
     return isfinite(mx) && isfinite(S) && S > 0;
@@ -122,7 +122,7 @@ static af_status tiled_softmax(af_attn_ws *ws, const double *X, double *KX)
     for (size_t i = 0; i < n; i++) {
         double *c = (double *)score_row(ws, i, ws->rows + (size_t)omp_get_thread_num() * n);
         if (usa) {
-            af__row_exp(n, c, NULL, 0.0, c);
+            af__row_exp_p(ws->p.precision == AF_PRECISION_SINGLE, n, c, NULL, 0.0, c);
             row_times_x(ws, c, inv_n, KX + i * d);
             for (size_t k = 0; k < d; k++)
                 bad |= !isfinite(KX[i * d + k]);
@@ -141,7 +141,8 @@ static af_status tiled_sinkhorn(af_attn_ws *ws, const double *X, const af_sinkho
                                 af_sinkhorn_info *info)
 {
     af__attn_prepare(ws, X, 1);
-    const af__score_source src = {score_row_from, score_entry, ws, ws->Xt, ws->p.d};
+    const af__score_source src = {score_row_from, score_entry, ws, ws->Xt, ws->p.d,
+                                  ws->p.precision == AF_PRECISION_SINGLE};
     return af__sinkhorn_solve_source(ws->sk, &src, opt, info);
 }
 
@@ -173,7 +174,7 @@ static af_status tiled_apply(af_attn_ws *ws, double *KX)
         if (rows_last) {
             bad |= !row_softmax_x(ws, c, g, KX + i * d);
         } else {
-            af__row_exp(n, c, g, -f[i], c);
+            af__row_exp_p(ws->p.precision == AF_PRECISION_SINGLE, n, c, g, -f[i], c);
             row_times_x(ws, c, 1.0, KX + i * d);
             for (size_t k = 0; k < d; k++)
                 bad |= !isfinite(KX[i * d + k]);
@@ -201,7 +202,7 @@ static af_status tiled_marginals(af_attn_ws *ws, double *r, double *c, double *K
 #pragma omp for schedule(static)
         for (size_t i = 0; i < n; i++) {
             double *e = (double *)score_row(ws, i, ws->rows + (size_t)tid * n);
-            af__row_exp(n, e, g, -f[i], e);
+            af__row_exp_p(ws->p.precision == AF_PRECISION_SINGLE, n, e, g, -f[i], e);
             if (r)
                 r[i] = af__row_sum(n, e);
             if (KX)
@@ -251,7 +252,7 @@ static af_status tiled_softmax_colsums(af_attn_ws *ws, const double *X, double *
         for (size_t i = 0; i < n; i++) {
             double *e = (double *)score_row(ws, i, ws->rows + (size_t)tid * n);
             double mx = af__row_max_shifted(n, e, NULL);
-            af__row_exp(n, e, NULL, mx, e);
+            af__row_exp_p(ws->p.precision == AF_PRECISION_SINGLE, n, e, NULL, mx, e);
             double S = af__row_sum(n, e), inv = 1.0 / S;
             bad |= !isfinite(mx) || !isfinite(S);
 #pragma omp simd
@@ -274,6 +275,6 @@ static af_status tiled_kernel(af_attn_ws *ws, const double *X, const af_sinkhorn
 }
 
 const af_backend_type af_backend_type_tiled = {
-    "tiled", tiled_bytes, tiled_init, tiled_release, tiled_softmax,
+    "tiled", 1, tiled_bytes, tiled_init, tiled_release, tiled_softmax,
     tiled_sinkhorn, tiled_apply, tiled_kernel, tiled_marginals, tiled_softmax_colsums,
 };

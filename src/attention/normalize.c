@@ -54,6 +54,19 @@ void af__row_exp(size_t m, const double *c, const double *g, double shift, doubl
     }
 }
 
+void af__row_exp_single(size_t m, const double *c, const double *g, double shift, double *out)
+{
+    if (g) {
+#pragma omp simd
+        for (size_t j = 0; j < m; j++)
+            out[j] = (double)expf((float)(c[j] + g[j] - shift));
+    } else {
+#pragma omp simd
+        for (size_t j = 0; j < m; j++)
+            out[j] = (double)expf((float)(c[j] - shift));
+    }
+}
+
 /* Sums with AF_LANES independent partial sums: one accumulator chain would
  * make the reductions latency-bound (an add every 4 cycles) instead of
  * bandwidth-bound. row_dot(a, ones) and row_sum(a) associate identically,

@@ -187,7 +187,7 @@ static void log_pass(af_sinkhorn_ws *ws)
         for (size_t i = 0; i < n; i++) {
             const double *c = af__score_row(ws, i, tid);
             double mx = af__row_max_shifted(m, c, g);
-            af__row_exp(m, c, g, mx, e);
+            af__row_exp_p(ws->src.single, m, c, g, mx, e);
             double S = af__row_sum(m, e), inv = 1.0 / S;
             double lse = mx + log(S);
             ws->f_next[i] = -lse;
@@ -263,7 +263,7 @@ static void log_matrix(const af_sinkhorn_ws *ws, double *K)
             const double *c = af__score_row(ws, i, omp_get_thread_num());
             double *k = K + i * m;
             double mx = af__row_max_shifted(m, c, ws->g);
-            af__row_exp(m, c, ws->g, mx, k);
+            af__row_exp_p(ws->src.single, m, c, ws->g, mx, k);
             double inv = 1.0 / af__row_sum(m, k);
             for (size_t j = 0; j < m; j++)
                 k[j] = (k[j] * 1.0) * inv;
@@ -272,7 +272,8 @@ static void log_matrix(const af_sinkhorn_ws *ws, double *K)
     }
 #pragma omp parallel for schedule(static) num_threads(af__team_size(ws)) AF_PAR_IF(n * m)
     for (size_t i = 0; i < n; i++)
-        af__row_exp(m, af__score_row(ws, i, omp_get_thread_num()), ws->g, -ws->f[i], K + i * m);
+        af__row_exp_p(ws->src.single, m, af__score_row(ws, i, omp_get_thread_num()), ws->g,
+                      -ws->f[i], K + i * m);
 }
 
 const af_sinkhorn_type af_sinkhorn_type_log = {
@@ -407,7 +408,7 @@ static void sym_log_pass(af_sinkhorn_ws *ws)
         for (size_t i = 0; i < n; i++) {
             const double *c = af__score_row(ws, i, tid);
             double mx = af__row_max_shifted(n, c, ws->f);
-            af__row_exp(n, c, ws->f, mx, e);
+            af__row_exp_p(ws->src.single, n, c, ws->f, mx, e);
             double lse = mx + log(af__row_sum(n, e));
             ws->f_next[i] = lse;
             err = fmax(err, fabs(exp(ws->f[i] + lse) - 1.0));
@@ -440,7 +441,8 @@ static void sym_log_matrix(const af_sinkhorn_ws *ws, double *K)
     const size_t n = ws->n;
 #pragma omp parallel for schedule(static) num_threads(af__team_size(ws)) AF_PAR_IF(n * n)
     for (size_t i = 0; i < n; i++)
-        af__row_exp(n, af__score_row(ws, i, omp_get_thread_num()), ws->f, -ws->f[i], K + i * n);
+        af__row_exp_p(ws->src.single, n, af__score_row(ws, i, omp_get_thread_num()), ws->f,
+                      -ws->f[i], K + i * n);
 }
 
 const af_sinkhorn_type af_sinkhorn_type_sym_log = {

@@ -56,9 +56,15 @@ static int symt_pass(af_sinkhorn_ws *ws)
             const size_t len = n - i;
             const double *c = af__score_row_from(ws, i, i, tid), hi = 0.5 * s[i];
             const double *sj = s + i, *aj = a + i;
+            if (ws->src.single) {
 #pragma omp simd
-            for (size_t q = 0; q < len; q++)
-                e[q] = exp(c[q] - hi - 0.5 * sj[q]);
+                for (size_t q = 0; q < len; q++)
+                    e[q] = (double)expf((float)(c[q] - hi - 0.5 * sj[q]));
+            } else {
+#pragma omp simd
+                for (size_t q = 0; q < len; q++)
+                    e[q] = exp(c[q] - hi - 0.5 * sj[q]);
+            }
             /* row i (diagonal included) */
             acc[i] += af__row_dot(len, e, aj);
             /* rows j > i through the symmetry */

@@ -19,10 +19,18 @@ int cli_backend(const cli_args *a, size_t n, size_t d, af_attn_norm norm, cli_ba
     int k, rc;
     if ((rc = cli_choice(a, "backend", names, 0, &k)))
         return rc;
+    const char *prec = cli_str(a, "precision", "double");
+    if (strcmp(prec, "double") && strcmp(prec, "single"))
+        return cli_fail(CLI_EUSAGE, "--precision: '%s' is not one of double|single", prec);
+    c->precision = strcmp(prec, "single") == 0 ? AF_PRECISION_SINGLE : AF_PRECISION_DOUBLE;
+    if (c->precision == AF_PRECISION_SINGLE && k == 1)
+        return cli_fail(CLI_EUSAGE, "--precision single is a mode of the tiled backend (not "
+                                    "--backend dense)");
     const int threads = omp_get_max_threads();
     c->budget = memory_budget();
     c->automatic = k == 0;
-    c->type = k == 0   ? af_backend_choose(n, d, norm, threads, c->budget)
+    c->type = c->precision == AF_PRECISION_SINGLE ? af_backend_tiled
+              : k == 0 ? af_backend_choose(n, d, norm, threads, c->budget)
               : k == 1 ? af_backend_dense
                        : af_backend_tiled;
     c->bytes = af_backend_bytes(c->type, n, d, norm, threads);
@@ -39,8 +47,11 @@ int cli_backend_needs_matrix(const cli_backend_choice *c, const char *what)
 
 void cli_backend_meta(FILE *fp, const cli_backend_choice *c)
 {
-    af_write_meta(fp, "backend", "%s%s, attention workspace %.3g MB%s", af_backend_name(c->type),
-                  c->automatic ? " (auto)" : "", c->bytes / 1e6,
+    af_write_meta(fp, "backend", "%s%s, %s precision, attention workspace %.3g MB%s",
+                  af_backend_name(c->type), c->automatic ? " (auto)" : "",
+                  c->precision == AF_PRECISION_SINGLE ? "single (float32 exps, double sums)"
+                                                      : "double",
+                  c->bytes / 1e6,
                   c->automatic ? (c->type == af_backend_dense ? " (dense fits the budget)"
                                                               : " (dense would exceed the budget)")
                                : "");

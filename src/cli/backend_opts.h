@@ -13,17 +13,21 @@
 
 #define CLI_BACKEND_OPTS                                                                        \
     {"backend", 1, "attention backend auto|dense|tiled (default auto: dense (n x n stored) "   \
-                   "while it fits in 1/4 of the memory, tiled (matrix-free, O(n d)) beyond)"}
+                   "while it fits in 1/4 of the memory, tiled (matrix-free, O(n d)) beyond)"}, \
+    {"precision", 1, "double|single (single: float32 exps, double sums; tiled backend, which "  \
+                     "auto then picks) (default double)"}
 
 typedef struct {
     const af_backend_type *type;
+    af_precision precision;
     int automatic;   /* chosen by auto */
     double bytes;    /* attention workspace estimate (af_backend_bytes) */
     double budget;   /* auto's limit in bytes */
 } cli_backend_choice;
 
-/* Reads --backend for an n x d problem with this normalisation. 0, or a
- * printed error: CLI_EUSAGE for an unknown name. */
+/* Reads --backend and --precision for an n x d problem with this
+ * normalisation. 0, or a printed error: CLI_EINPUT for an unknown backend,
+ * CLI_EUSAGE for a precision other than double|single or single on dense. */
 int cli_backend(const cli_args *a, size_t n, size_t d, af_attn_norm norm, cli_backend_choice *c);
 /* Refuses (CLI_EUSAGE, one line) an output that needs the n x n matrix on
  * the tiled backend; what names it ("--out (writes K)"). 0 otherwise. */

@@ -171,6 +171,7 @@ static int attention_run(const cli_args *a)
         af_attn_params ap = af_attn_params_default(n, d);
         ap.scores = sp;
         ap.norm = AF_ATTN_SINKHORN;
+        ap.precision = bk.precision;
         af_clear_error();
         if (!(s.attn = af_attn_alloc(bk.type, &ap))) {
             rc = cli_fail_alloc("attention");

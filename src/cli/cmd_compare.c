@@ -138,6 +138,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
                                                                 : AF_ATTN_SOFTMAX, &bk)))
         goto done;
     fp.backend = bk.type;
+    fp.precision = bk.precision;
     af_clear_error(); /* a NULL below then reports this call's own message */
     if (!(fw = af_flow_alloc(&fp)) || !(plan = af_heat_plan_alloc(g, FFTW_ESTIMATE))
         || !(kw = af_kde_alloc(g, FFTW_ESTIMATE))) {

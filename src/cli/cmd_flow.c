@@ -242,6 +242,7 @@ static int flow_run(const cli_args *a)
     p.sinkhorn.iters = iters;
     p.warm_start = warm;
     p.backend = bk.type;
+    p.precision = bk.precision;
 
     outputs o = {NULL, NULL, NULL, NULL};
     af_clear_error(); /* so a NULL below reports this call's message, not a stale one */

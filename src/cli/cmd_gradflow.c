@@ -57,10 +57,11 @@ static int read_A(const cli_args *a, size_t d, double *A)
 }
 
 static af_flow_ws *make_flow(size_t n, size_t d, af_flow_norm norm, const double *A, double eps,
-                             const double *V, double tol, int warm, const af_backend_type *b)
+                             const double *V, double tol, int warm, const cli_backend_choice *b)
 {
     af_flow_params p = af_flow_params_default(n, d);
-    p.backend = b;
+    p.backend = b->type;
+    p.precision = b->precision;
     p.norm = norm;
     p.scores.kind = AF_SCORES_DOT;
     p.scores.A = A;
@@ -120,9 +121,9 @@ static int energy_mode(const cli_args *a)
            *Ts = malloc(N * sizeof *Ts), *Tm = malloc(N * sizeof *Tm), *Tx = malloc(N * sizeof *Tx);
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     af_clear_error(); /* a NULL below then reports this call's own message */
-    af_flow_ws *fs = make_flow(n, d, AF_FLOW_SINKHORN, A, eps, V, tol, 2, bk.type);
-    af_flow_ws *fm = make_flow(n, d, AF_FLOW_SOFTMAX, A, eps, V, tol, 2, bk.type);
-    af_flow_ws *fx = make_flow(n, d, AF_FLOW_SINKHORN, A, eps, V, tol, 2, bk.type); /* Sinkhorn field at the SoftMax cloud */
+    af_flow_ws *fs = make_flow(n, d, AF_FLOW_SINKHORN, A, eps, V, tol, 2, &bk);
+    af_flow_ws *fm = make_flow(n, d, AF_FLOW_SOFTMAX, A, eps, V, tol, 2, &bk);
+    af_flow_ws *fx = make_flow(n, d, AF_FLOW_SINKHORN, A, eps, V, tol, 2, &bk); /* Sinkhorn field at the SoftMax cloud */
     af_energy_ws *ew = af_energy_alloc_backend(n, d, bk.type);
     af_energy_ws *ewm = af_energy_alloc_backend(n, d, bk.type);
     af_file *f = NULL;
@@ -316,7 +317,7 @@ static int jacobian_mode(const cli_args *a)
                     break;
                 af_clear_error();
                 af_flow_ws *fw = make_flow(n, d, c == 1 ? AF_FLOW_SOFTMAX : AF_FLOW_SINKHORN, A, eps,
-                                           c == 2 ? W : V, tol, 0, bk.type);
+                                           c == 2 ? W : V, tol, 0, &bk);
                 if (!fw) {
                     rc = cli_fail_alloc("gradflow");
                     break;

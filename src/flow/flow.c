@@ -165,6 +165,7 @@ af_flow_ws *af_flow_alloc(const af_flow_params *p)
     if (ok) {
         af_attn_params ap = af_attn_params_default(n, d);
         ap.scores = ws->p.scores;
+        ap.precision = p->precision;
         ap.norm = p->norm == AF_FLOW_SINKHORN ? AF_ATTN_SINKHORN
                   : p->usa                    ? AF_ATTN_USA
                                               : AF_ATTN_SOFTMAX;
