@@ -47,12 +47,13 @@ int cli_backend_needs_matrix(const cli_backend_choice *c, const char *what)
 
 void cli_backend_meta(FILE *fp, const cli_backend_choice *c)
 {
-    af_write_meta(fp, "backend", "%s%s, %s precision, attention workspace %.3g MB%s",
-                  af_backend_name(c->type), c->automatic ? " (auto)" : "",
-                  c->precision == AF_PRECISION_SINGLE ? "single (float32 exps, double sums)"
-                                                      : "double",
-                  c->bytes / 1e6,
-                  c->automatic ? (c->type == af_backend_dense ? " (dense fits the budget)"
-                                                              : " (dense would exceed the budget)")
-                               : "");
+    const char *why = !c->automatic                          ? ""
+                      : c->type == af_backend_dense             ? " (auto: dense fits the budget)"
+                      : c->precision == AF_PRECISION_SINGLE     ? " (auto: single precision)"
+                                                                : " (auto: dense would exceed the budget)";
+    af_write_meta(fp, "backend", "%s, attention workspace %.3g MB%s; budget %.3g MB (1/4 of "
+                  "the memory)", af_backend_name(c->type), c->bytes / 1e6, why, c->budget / 1e6);
+    af_write_meta(fp, "precision", "%s", c->precision == AF_PRECISION_SINGLE
+                                             ? "single (float32 exps, double sums)"
+                                             : "double");
 }
