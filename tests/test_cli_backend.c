@@ -25,6 +25,19 @@ static double field(const char *out, const char *key)
     return strtod(p + strlen(key), NULL);
 }
 
+/* 1 if a line of the file starts with prefix (and contains `also`). */
+static int file_has_line(const char *path, const char *prefix, const char *also)
+{
+    FILE *fp = fopen(path, "r");
+    cr_assert_not_null(fp, "%s", path);
+    char line[512];
+    int found = 0;
+    while (fgets(line, sizeof line, fp))
+        found |= strncmp(line, prefix, strlen(prefix)) == 0 && (!also || strstr(line, also));
+    fclose(fp);
+    return found;
+}
+
 Test(cli_backend, flow_tiled_equals_dense)
 {
     const char *common = "flow --init gaussian --n 120 --d 2 --seed 3 --norm sinkhorn --scores l2 "
@@ -46,15 +59,8 @@ Test(cli_backend, header_names_the_choice_and_memory)
     snprintf(args, sizeof args, "flow --init gaussian --n 40 --T 0.02 --norm sinkhorn --quiet "
                                 "--out %s", traj);
     cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 0, "%s", out);
-    FILE *fp = fopen(traj, "r");
-    cr_assert_not_null(fp);
-    char line[512];
-    int found = 0;
-    while (fgets(line, sizeof line, fp))
-        if (strncmp(line, "# backend: dense, attention workspace ", 38) == 0
-            && strstr(line, " MB (auto: dense fits the budget)"))
-            found = 1;
-    fclose(fp);
+    int found = file_has_line(traj, "# backend: dense, attention workspace ",
+                              " MB (auto: dense fits the budget)");
     unlink(traj);
     cr_expect(found, "no '# backend: dense, ... MB (auto: ...)' line in %s", traj);
 }
@@ -130,13 +136,7 @@ Test(cli_backend, precision_values_and_header)
     snprintf(args, sizeof args, "flow --init gaussian --n 40 --T 0.02 --precision single --quiet "
                                 "--out %s", traj);
     cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 0, "%s", out);
-    FILE *fp = fopen(traj, "r");
-    cr_assert_not_null(fp);
-    char line[512];
-    int found = 0;
-    while (fgets(line, sizeof line, fp))
-        found |= strncmp(line, "# precision: single (float32 exps", 33) == 0;
-    fclose(fp);
+    int found = file_has_line(traj, "# precision: single (float32 exps", NULL);
     unlink(traj);
     cr_expect(found, "no '# precision: single' line");
 }

@@ -195,6 +195,14 @@ void af__attn_prepare(af_attn_ws *ws, const double *X, int with_xt)
                 ws->Xt[k * n + j] = X[j * d + k];
 }
 
+af_status af__attn_softmax_failed(const af_attn_ws *ws)
+{
+    return af_error(AF_ENUMERIC, ws->p.norm == AF_ATTN_USA
+                                     ? "flow: USA kernel exp(C) overflows (the USA field scales "
+                                       "like e^beta / n: lower beta or the step, or use SA)"
+                                     : "flow: SoftMax scores are not finite (tokens blew up)");
+}
+
 /* ---- entry points: forward to the backend ---- */
 
 af_status af_attn_softmax(af_attn_ws *ws, const double *X, double *KX)

@@ -54,6 +54,9 @@ struct af_attn_ws {
     double *acc;          /* nthreads x (d + 1) x n column accumulators, on first use */
 };
 
+/* AF_ENUMERIC with the message of a non-finite SoftMax / USA kernel. */
+af_status af__attn_softmax_failed(const af_attn_ws *ws);
+
 /* Score terms of X into ws (L, rbias, cbias; Xt when with_xt). */
 void af__attn_prepare(af_attn_ws *ws, const double *X, int with_xt);
 

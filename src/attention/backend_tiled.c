@@ -131,9 +131,7 @@ static af_status tiled_softmax(af_attn_ws *ws, const double *X, double *KX)
         }
     }
     if (bad)
-        return af_error(AF_ENUMERIC, usa ? "flow: USA kernel exp(C) overflows (the USA field "
-                                           "scales like e^beta / n: lower beta or the step, or use SA)"
-                                         : "flow: SoftMax scores are not finite (tokens blew up)");
+        return af__attn_softmax_failed(ws);
     return AF_SUCCESS;
 }
 
