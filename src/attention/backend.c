@@ -47,12 +47,15 @@ double af__attn_common_bytes(size_t n, size_t d, int threads)
      * are not counted: flows never use them) */
 }
 
-double af__sinkhorn_bytes(size_t n, size_t m, int threads, int matrix_free)
+double af__sinkhorn_bytes(size_t n, size_t m, size_t d, int threads, int matrix_free)
 {
-    const double N = (double)n, M = (double)m, T = (double)threads;
+    const double N = (double)n, M = (double)m, T = (double)threads, D = (double)d;
     /* shift f u u_next f_next t (n each), g v w csum (m each), colacc and
-     * rowbuf (T m each), cbuf (T m) or K0 (n m), 2 x 256 history */
-    return 8.0 * (6 * N + 4 * M + 2 * T * M + (matrix_free ? T * M : N * M) + 512);
+     * rowbuf (T m each), 2 x 256 history; stored: K0 (n m); matrix-free:
+     * cbuf (T m) and the symmetric path's T (d + 1) n accumulators and
+     * n d product */
+    return 8.0 * (6 * N + 4 * M + 2 * T * M + 512
+                  + (matrix_free ? T * M + T * (D + 1) * N + N * D : N * M));
 }
 
 double af_backend_bytes(const af_backend_type *t, size_t n, size_t d, af_attn_norm norm,

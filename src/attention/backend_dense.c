@@ -28,7 +28,7 @@ static double dense_bytes(size_t n, size_t d, af_attn_norm norm, int threads)
     const double N = (double)n, B = (double)dense_tile(n);
     double b = 8.0 * (AF_SCORES_WORK((double)n, (double)n, (double)d) + B * N + B);
     if (norm == AF_ATTN_SINKHORN)
-        b += 8.0 * N * N + af__sinkhorn_bytes(n, n, threads, 0);
+        b += 8.0 * N * N + af__sinkhorn_bytes(n, n, d, threads, 0);
     return b;
 }
 

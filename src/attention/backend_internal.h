@@ -62,8 +62,9 @@ void af__attn_prepare(af_attn_ws *ws, const double *X, int with_xt);
 
 /* Bytes of the buffers every backend has (XA, rbias, cbias, Xt, rows). */
 double af__attn_common_bytes(size_t n, size_t d, int threads);
-/* Bytes of a Sinkhorn workspace: stored (K0) or matrix-free. */
-double af__sinkhorn_bytes(size_t n, size_t m, int threads, int matrix_free);
+/* Bytes of a Sinkhorn workspace: stored (K0) or matrix-free (with the
+ * symmetric path's accumulators for p = d right-hand sides). */
+double af__sinkhorn_bytes(size_t n, size_t m, size_t d, int threads, int matrix_free);
 
 extern const af_backend_type af_backend_type_dense;
 extern const af_backend_type af_backend_type_tiled;

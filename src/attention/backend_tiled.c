@@ -16,8 +16,7 @@
 
 static double tiled_bytes(size_t n, size_t d, af_attn_norm norm, int threads)
 {
-    (void)d;
-    return norm == AF_ATTN_SINKHORN ? af__sinkhorn_bytes(n, n, threads, 1) : 0.0;
+    return norm == AF_ATTN_SINKHORN ? af__sinkhorn_bytes(n, n, d, threads, 1) : 0.0;
 }
 
 static af_status tiled_init(af_attn_ws *ws)
