@@ -3,11 +3,11 @@
 # n -> infinity value at this eps (the O(eps) bias below the PDE value) and
 # the PDE value, the fitted finite-n law var_inc = mf - c/n^a, and the seconds
 # each run took. Reads out/heat_n_limit/{sinkhorn,softmax}_{small,large}/
-# sweep.dat and {sinkhorn,softmax}_xl/sweep.dat (experiments/heat_n_limit.ini); block 0 columns: 3 n, 6 var_inc,
+# sweep.dat and {sinkhorn,softmax}_{xl,xxl}/sweep.dat (experiments/heat_n_limit.ini); block 0 columns: 3 n, 6 var_inc,
 # 7 var_inc_pde, 17 seconds, 18 var_inc_mf. Writes
 # out/figures/heat_n_limit.png and .pdf.
 dir = 'out/heat_n_limit/'
-runs(norm) = sprintf("< awk 'NF == 19 && $1 !~ /^#/' %s%s_small/sweep.dat %s%s_large/sweep.dat %s%s_xl/sweep.dat 2>/dev/null", dir, norm, dir, norm, dir, norm)
+runs(norm) = sprintf("< cd %s && awk 'NF == 19 && $1 !~ /^#/' %s_small/sweep.dat %s_large/sweep.dat %s_xl/sweep.dat %s_xxl/sweep.dat 2>/dev/null", dir, norm, norm, norm, norm)
 set fit quiet
 set fit logfile '/dev/null'
 # finite-n shortfall against the exact mean-field value: mf - var_inc = c / n^a
