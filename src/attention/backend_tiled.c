@@ -1,9 +1,11 @@
 /* The tiled (matrix-free) backend: nothing n x n is ever stored. Each
  * thread regenerates one score row at a time into its own n-vector (the
  * tile: 0.8 MB at n = 1e5, cache resident while it is exponentiated,
- * summed and multiplied into K X), on every pass. Sinkhorn runs the log
- * paths of af_sinkhorn on the same row generator, so one normalisation
- * costs one pass of scores + exp, and the potentials carry the warm start.
+ * summed and multiplied into K X), on every pass. Sinkhorn runs
+ * af_sinkhorn on the same row generator: the alternating iteration in log
+ * space (one pass of scores + exp per normalisation), the symmetric one in
+ * scaling form on upper triangles (sinkhorn_tiled.c, half the exps); the
+ * potentials carry the warm start.
  *
  * SoftMax and the Sinkhorn output share one row kernel (af__row_max_shifted,
  * af__row_exp, af__row_sum, af__row_dot), so a single Sinkhorn

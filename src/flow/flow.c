@@ -4,14 +4,13 @@
  * asks it for K X and keeps the Sinkhorn warm-start predictor, the value
  * map, skip, the sphere projection and the integrators. */
 #include "core/af_blas.h"
-#include "core/af_simd_math.h"
+#include <math.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_odeiv2.h>
-#include <omp.h>
 #include "attnflow/flow.h"
 
 /* Cubic extrapolation of the Sinkhorn potentials, per integrator stage. */
