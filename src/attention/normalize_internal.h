@@ -111,6 +111,14 @@ extern const af_sinkhorn_type af_sinkhorn_type_sym_log;
 /* The symmetric scaling iteration on regenerated scores (matrix-free):
  * upper triangle only, each exp serving row i and row j. */
 extern const af_sinkhorn_type af_sinkhorn_type_sym_tiled;
+/* The symmetric scaling iteration around a pass that sets ws->t = r (the
+ * row sums of diag(a) K0 diag(a)) and the errors, returning 1 when they
+ * leave double range: begin (a from the potentials or 1, first pass),
+ * advance (a <- a / sqrt(r), pass), both falling back to log space;
+ * potentials f = g = log a - s / 2. Shared by the stored and the tiled path. */
+af_status af__sym_scaling_begin(af_sinkhorn_ws *ws, int (*pass)(af_sinkhorn_ws *ws));
+af_status af__sym_scaling_advance(af_sinkhorn_ws *ws, int (*pass)(af_sinkhorn_ws *ws));
+void af__sym_scaling_potentials(af_sinkhorn_ws *ws);
 /* K Y (n x p) of the sym_tiled state, accumulated by its last pass. */
 const double *af__sym_tiled_product(const af_sinkhorn_ws *ws);
 

@@ -355,27 +355,37 @@ static af_status sym_scaling_start(af_sinkhorn_ws *ws)
         for (size_t j = i; j < n; j++)
             k[j] = exp(c[j] - 0.5 * (si + ws->shift[j]));
     }
+    return af__sym_scaling_begin(ws, sym_scaling_pass);
+}
+
+af_status af__sym_scaling_begin(af_sinkhorn_ws *ws, int (*pass)(af_sinkhorn_ws *ws))
+{
     int bad = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < ws->n; i++) {
         /* cold start: a = 1; warm: a_i = exp(f_i + s_i / 2) */
         ws->u[i] = ws->opt.warm_start ? exp(ws->f[i] + 0.5 * ws->shift[i]) : 1.0;
         bad |= !(ws->u[i] > 0) || !isfinite(ws->u[i]);
     }
-    if (bad || sym_scaling_pass(ws))
+    if (bad || pass(ws))
+        return af__sinkhorn_fall_back(ws);
+    return AF_SUCCESS;
+}
+
+af_status af__sym_scaling_advance(af_sinkhorn_ws *ws, int (*pass)(af_sinkhorn_ws *ws))
+{
+    for (size_t i = 0; i < ws->n; i++)
+        ws->u[i] /= sqrt(ws->t[i]);
+    if (pass(ws))
         return af__sinkhorn_fall_back(ws);
     return AF_SUCCESS;
 }
 
 static af_status sym_scaling_step(af_sinkhorn_ws *ws)
 {
-    for (size_t i = 0; i < ws->n; i++)
-        ws->u[i] /= sqrt(ws->t[i]);
-    if (sym_scaling_pass(ws))
-        return af__sinkhorn_fall_back(ws);
-    return AF_SUCCESS;
+    return af__sym_scaling_advance(ws, sym_scaling_pass);
 }
 
-static void sym_scaling_potentials(af_sinkhorn_ws *ws)
+void af__sym_scaling_potentials(af_sinkhorn_ws *ws)
 {
     for (size_t i = 0; i < ws->n; i++)
         ws->f[i] = ws->g[i] = log(ws->u[i]) - 0.5 * ws->shift[i];
@@ -392,7 +402,8 @@ static void sym_scaling_matrix(const af_sinkhorn_ws *ws, double *K)
 }
 
 const af_sinkhorn_type af_sinkhorn_type_sym_scaling = {
-    "symmetric", 1, sym_scaling_start, sym_scaling_step, sym_scaling_potentials, sym_scaling_matrix,
+    "symmetric", 1, sym_scaling_start, sym_scaling_step, af__sym_scaling_potentials,
+    sym_scaling_matrix,
 };
 
 /* Log form: f_next_i holds LSE_j(C_ij + f_j). */

@@ -113,33 +113,10 @@ static int symt_pass(af_sinkhorn_ws *ws)
 static af_status symt_start(af_sinkhorn_ws *ws)
 {
     af_status st = ensure_buffers(ws);
-    if (st)
-        return st;
-    int bad = 0;
-    for (size_t i = 0; i < ws->n; i++) {
-        /* cold start: a = 1; warm: a_i = exp(f_i + s_i / 2) (the stored path's) */
-        ws->u[i] = ws->opt.warm_start ? exp(ws->f[i] + 0.5 * ws->shift[i]) : 1.0;
-        bad |= !(ws->u[i] > 0) || !isfinite(ws->u[i]);
-    }
-    if (bad || symt_pass(ws))
-        return af__sinkhorn_fall_back(ws);
-    return AF_SUCCESS;
+    return st ? st : af__sym_scaling_begin(ws, symt_pass);
 }
 
-static af_status symt_step(af_sinkhorn_ws *ws)
-{
-    for (size_t i = 0; i < ws->n; i++)
-        ws->u[i] /= sqrt(ws->t[i]);
-    if (symt_pass(ws))
-        return af__sinkhorn_fall_back(ws);
-    return AF_SUCCESS;
-}
-
-static void symt_potentials(af_sinkhorn_ws *ws)
-{
-    for (size_t i = 0; i < ws->n; i++)
-        ws->f[i] = ws->g[i] = log(ws->u[i]) - 0.5 * ws->shift[i];
-}
+static af_status symt_step(af_sinkhorn_ws *ws) { return af__sym_scaling_advance(ws, symt_pass); }
 
 /* K_ij = a_i K0_ij a_j from regenerated rows (small n: tests). */
 static void symt_matrix(const af_sinkhorn_ws *ws, double *K)
@@ -155,5 +132,5 @@ static void symt_matrix(const af_sinkhorn_ws *ws, double *K)
 const double *af__sym_tiled_product(const af_sinkhorn_ws *ws) { return ws->apply_buf; }
 
 const af_sinkhorn_type af_sinkhorn_type_sym_tiled = {
-    "symmetric-tiled", 1, symt_start, symt_step, symt_potentials, symt_matrix,
+    "symmetric-tiled", 1, symt_start, symt_step, af__sym_scaling_potentials, symt_matrix,
 };
