@@ -18,7 +18,7 @@ trap 'rm -f "$tmp"' EXIT
 owner() {
   case "$1" in
     error.h|io.h|version.h) echo core ;;
-    scores.h|normalize.h|pm.h) echo attention ;;
+    scores.h|normalize.h|backend.h|pm.h) echo attention ;;
     init.h|flow.h|observables.h|energy.h) echo flow ;;
     heat.h|metrics.h) echo pde ;;
     nn.h|train.h) echo train ;;

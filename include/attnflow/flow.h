@@ -24,6 +24,7 @@
 #define AF_FLOW_H
 
 #include <stddef.h>
+#include "attnflow/backend.h"
 #include "attnflow/error.h"
 #include "attnflow/normalize.h"
 #include "attnflow/pm.h"
@@ -70,6 +71,9 @@ typedef struct {
                                * last four solves of the same stage cubically (Lagrange
                                * polynomial; fewer while the history fills) to the stage
                                * time (other calls fall back to 1) */
+    const af_backend_type *backend; /* af_backend_dense (default, NULL) or af_backend_tiled
+                                     * (matrix-free, O(n d) memory; no af_flow_kernel) */
+    af_precision precision;         /* AF_PRECISION_SINGLE: float32 exps (tiled only) */
     double pm_tol;            /* > 0: particle-mesh attention (attnflow/pm.h; d <= 3, L2 or
                                * dot scores with A = a I, no USA) to this relative accuracy,
                                * O(n) memory, no K; 0 (default): the dense O(n^2) kernel */
@@ -90,8 +94,9 @@ typedef struct {
 
 typedef struct af_flow_ws af_flow_ws;
 
-/* Checks the parameters and allocates (O(n^2) memory: scores and, for
- * Sinkhorn, its workspace). Returns NULL with af_last_error() set. */
+/* Checks the parameters and allocates (dense Sinkhorn: O(n^2) memory for
+ * the scores and its kernel; SoftMax and the tiled backend: O(n d)).
+ * Returns NULL with af_last_error() set. */
 af_flow_ws *af_flow_alloc(const af_flow_params *p);
 void af_flow_free(af_flow_ws *ws);
 /* The parameters in use (A and V point into the workspace). */
@@ -105,7 +110,8 @@ af_status af_flow_velocity(af_flow_ws *ws, const double *X, double *vel);
  * skip or projection. Y must not overlap X. */
 af_status af_flow_attention(af_flow_ws *ws, const double *X, double *Y);
 
-/* The attention matrix K(X) (n x n) the velocity uses. */
+/* The attention matrix K(X) (n x n) the velocity uses (dense backend only:
+ * AF_EINVAL on tiled). */
 af_status af_flow_kernel(af_flow_ws *ws, const double *X, double *K);
 
 /* On the sphere: x_i <- x_i / |x_i| (AF_ENUMERIC for a zero row). Elsewhere a no-op. */

@@ -21,6 +21,7 @@
 #define AF_OBSERVABLES_H
 
 #include <stddef.h>
+#include "attnflow/backend.h"
 #include "attnflow/error.h"
 #include "attnflow/normalize.h"
 #include "attnflow/scores.h"
@@ -45,6 +46,7 @@ typedef struct {
     int energy;                  /* 1: compute F_n (default 1; NaN if scores not symmetric) */
     af_sinkhorn_options sinkhorn;/* for F_n (tol 1e-12, warm-started between calls) */
     double cluster_tol;          /* default 1e-3 */
+    const af_backend_type *backend; /* colsum_err and F_n: dense (default, NULL) or tiled */
 } af_obs_params;
 
 af_obs_params af_obs_params_default(size_t n, size_t d);

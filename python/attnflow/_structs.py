@@ -43,7 +43,7 @@ class FlowParams(ctypes.Structure):
                 ("V", DP), ("value", c_double), ("skip", c_int), ("usa", c_int),
                 ("geometry", c_int), ("integrator", c_int), ("atol", c_double),
                 ("rtol", c_double), ("sinkhorn", SinkhornOptions), ("warm_start", c_int),
-                ("pm_tol", c_double)]
+                ("backend", vp), ("precision", c_int), ("pm_tol", c_double)]
 
 
 class FlowStats(ctypes.Structure):
@@ -55,7 +55,7 @@ class FlowStats(ctypes.Structure):
 class ObsParams(ctypes.Structure):
     _c_name_ = "af_obs_params"
     _fields_ = [("n", c_size), ("d", c_size), ("scores", ScoresParams), ("energy", c_int),
-                ("sinkhorn", SinkhornOptions), ("cluster_tol", c_double)]
+                ("sinkhorn", SinkhornOptions), ("cluster_tol", c_double), ("backend", vp)]
 
 
 class ObsValues(ctypes.Structure):

@@ -9,6 +9,7 @@
 #include "attnflow/normalize.h"
 #include "attnflow/scores.h"
 #include "attention_pm.h"
+#include "backend_opts.h"
 #include "cli.h"
 #include "outputs.h"
 #include "pm_opts.h"
@@ -31,7 +32,7 @@ static const cli_opt attention_opts[] = {
     CLI_FLAG("sharp-rate", "also compute sigma_2(K)^2, the sharp asymptotic rate (square, converged)"),
     CLI_OUT("out", "FILE", "write the n x m matrix to FILE"),
     CLI_OUT("log", "FILE", "write 'iter row_err col_err' per normalisation to FILE"),
-    CLI_PM_OPTS,
+    CLI_BACKEND_OPTS,
     CLI_END,
 };
 
@@ -40,6 +41,7 @@ typedef struct {
     af_sinkhorn_ws *ws;
     cli_outputs files;
     FILE *out, *log; /* temporaries of --out and --log, or NULL */
+    af_attn_ws *attn;  /* tiled backend */
 } attention_state;
 
 static void state_free(attention_state *s)
@@ -52,11 +54,12 @@ static void state_free(attention_state *s)
     free(s->K);
     free(s->work);
     af_sinkhorn_free(s->ws);
+    af_attn_free(s->attn);
     cli_outputs_abort(&s->files);
 }
 
 static void write_meta(const cli_args *a, FILE *fp, size_t n, size_t m, size_t d, const char *norm,
-                       const af_sinkhorn_info *info, int converged)
+                       const af_sinkhorn_info *info, int converged, const cli_backend_choice *bk)
 {
     af_write_header(fp, a->command_line);
     cli_tokens_meta(a, fp);
@@ -64,6 +67,7 @@ static void write_meta(const cli_args *a, FILE *fp, size_t n, size_t m, size_t d
     af_write_meta(fp, "norm", "%s", norm);
     af_write_meta(fp, "scores", "%s eps=%s beta=%s A=%s", cli_str(a, "scores", "dot"),
                   cli_str(a, "eps", "1"), cli_str(a, "beta", "1"), cli_str(a, "A", "identity"));
+    cli_backend_meta(fp, bk);
     af_write_meta(fp, "path", "%s", af_sinkhorn_type_name(info->path));
     af_write_meta(fp, "iterations", "%zu", info->iterations);
     af_write_meta(fp, "row_err", "%.17g", info->row_err);
@@ -150,39 +154,71 @@ static int attention_run(const cli_args *a)
             rc = cli_outputs_commit(&s.files, NULL);
         goto done;
     }
+    /* What needs the n x n matrix (or rectangular scores) runs dense: auto
+     * picks it, an explicit tiled is refused before any file is opened. */
+    cli_backend_choice bk;
+    const int needs_k = cli_given(a, "out") || cli_flag(a, "sharp-rate") || m != n
+                        || bound == 2 || path == 1 || path == 3;
+    if ((rc = cli_backend(a, n, d, AF_ATTN_SINKHORN, &bk)))
+        goto done;
+    if (bk.automatic && needs_k) {
+        bk.type = af_backend_dense;
+        bk.bytes = af_backend_bytes(bk.type, n, d, AF_ATTN_SINKHORN, 1);
+    }
+    if (needs_k
+        && (rc = cli_backend_needs_matrix(&bk, cli_given(a, "out")         ? "--out (writes K)"
+                                               : cli_flag(a, "sharp-rate") ? "--sharp-rate (sigma_2 of K)"
+                                               : m != n                    ? "--keys (rectangular scores)"
+                                               : bound == 2                ? "--bound exact (Hilbert diameter)"
+                                                           : "--path scaling|symmetric (stored kernel)")))
+        goto done;
     af_status st;
 
-    s.C = cli_alloc(n, m, sizeof *s.C);
-    s.K = cli_alloc(n, m, sizeof *s.K);
-    s.work = malloc(AF_SCORES_WORK(n, m, d) * sizeof *s.work);
-    if (!s.C || !s.K || !s.work) {
-        rc = cli_fail(CLI_EINPUT, "out of memory for %zu x %zu attention", n, m);
-        goto done;
-    }
     double t0 = cli_now();
-    if ((st = af_scores(&sp, n, m, d, s.X, s.Y, s.C, s.work)))
-        goto fail_status;
-
     af_sinkhorn_info info;
     double row_err, col_err;
     int converged = 1;
-    s.ws = af_sinkhorn_alloc(n, m);
-    if (!s.ws) {
-        rc = cli_fail_status(AF_ENOMEM);
-        goto done;
-    }
     af_sinkhorn_options o = af_sinkhorn_options_default();
     o.tol = tol;
     o.max_iters = max_iters;
     o.compute_bound = bound; /* none 0, auto 1, exact 2: the library's codes */
     if (norm == 0) {
         o.iters = 1; /* SoftMax = one row normalisation: same code, same bits */
-        o.path = af_sinkhorn_scaling;
+        o.path = bk.type == af_backend_tiled ? NULL : af_sinkhorn_scaling;
     } else {
         o.iters = iters;
         o.path = pt[path];
     }
-    st = af_sinkhorn(s.ws, s.C, &o, s.K, &info);
+    if (bk.type == af_backend_tiled) {
+        /* Matrix-free: the same iteration on regenerated score rows. */
+        af_attn_params ap = af_attn_params_default(n, d);
+        ap.scores = sp;
+        ap.norm = AF_ATTN_SINKHORN;
+        ap.precision = bk.precision;
+        af_clear_error();
+        if (!(s.attn = af_attn_alloc(bk.type, &ap))) {
+            rc = cli_fail_alloc("attention");
+            goto done;
+        }
+        st = af_attn_sinkhorn(s.attn, s.X, &o, &info);
+    } else {
+        s.C = cli_alloc(n, m, sizeof *s.C);
+        s.K = cli_alloc(n, m, sizeof *s.K);
+        s.work = malloc(AF_SCORES_WORK(n, m, d) * sizeof *s.work);
+        if (!s.C || !s.K || !s.work) {
+            rc = cli_fail(CLI_EINPUT, "out of memory for %zu x %zu attention (--backend tiled "
+                                      "needs %.1f MB)", n, m,
+                          af_backend_bytes(af_backend_tiled, n, d, AF_ATTN_SINKHORN, 1) / 1e6);
+            goto done;
+        }
+        if ((st = af_scores(&sp, n, m, d, s.X, s.Y, s.C, s.work)))
+            goto fail_status;
+        if (!(s.ws = af_sinkhorn_alloc(n, m))) {
+            rc = cli_fail_status(AF_ENOMEM);
+            goto done;
+        }
+        st = af_sinkhorn(s.ws, s.C, &o, s.K, &info);
+    }
     if (st == AF_EMAXITER) {
         converged = 0;
         fprintf(stderr, "attnflow: warning: %s\n", af_last_error());
@@ -205,12 +241,12 @@ static int attention_run(const cli_args *a)
     const char *norm_name = norms[norm];
     if (s.out) {
         FILE *fp = s.out;
-        write_meta(a, fp, n, m, d, norm_name, &info, converged);
+        write_meta(a, fp, n, m, d, norm_name, &info, converged, &bk);
         af_write_matrix(fp, n, m, s.K);
     }
     if (s.log) {
         FILE *fp = s.log;
-        write_meta(a, fp, n, m, d, norm_name, &info, converged);
+        write_meta(a, fp, n, m, d, norm_name, &info, converged, &bk);
         af_write_meta(fp, "sharp_rate", "%.17g", sharp);
         af_write_meta(fp, "columns", "iter row_err col_err");
         for (size_t k = 0; k < info.iterations; k++) {

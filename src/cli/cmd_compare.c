@@ -19,6 +19,7 @@
 #include "attnflow/heat.h"
 #include "attnflow/io.h"
 #include "attnflow/metrics.h"
+#include "backend_opts.h"
 #include "cli.h"
 #include "density_opts.h"
 #include "outputs.h"
@@ -47,7 +48,7 @@ static const cli_opt compare_opts[] = {
     CLI_OPT("values", "LIST", "--sweep values 'a,b,c'"),
     CLI_OPT("repeats", "R", "--sweep: seeds seed..seed+R-1 per value (default 3)"),
     CLI_OPT("out", "DIR", "output directory (errors.dat, snapshots.dat, particles.dat or sweep.dat)"),
-    CLI_PM_OPTS,
+    CLI_BACKEND_OPTS,
     CLI_END,
 };
 
@@ -138,6 +139,12 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
     fp.sinkhorn.tol = s->tol;
     fp.sinkhorn.max_iters = s->max_iters;
     fp.pm_tol = s->pm_tol;
+    cli_backend_choice bk; /* per run: a sweep over n may cross auto's limit */
+    if ((rc = cli_backend(a, n, d, fp.norm == AF_FLOW_SINKHORN ? AF_ATTN_SINKHORN
+                                                                : AF_ATTN_SOFTMAX, &bk)))
+        goto done;
+    fp.backend = bk.type;
+    fp.precision = bk.precision;
     af_clear_error(); /* a NULL below then reports this call's own message */
     if (!(fw = af_flow_alloc(&fp)) || !(plan = af_heat_plan_alloc(g, FFTW_ESTIMATE))
         || !(kw = af_kde_alloc(g, FFTW_ESTIMATE))) {
@@ -161,7 +168,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
         ep.scores.kind = AF_SCORES_L2;
         ep.scores.eps = s->eps;
         ep.sinkhorn.tol = s->tol;
-        if (!(ew = af_energy_alloc(n, d))) {
+        if (!(ew = af_energy_alloc_backend(n, d, bk.type))) {
             rc = cli_fail_alloc("compare: energy");
             goto done;
         }
@@ -186,6 +193,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
         FILE *fps[3] = {o->err, o->snap, o->part};
         for (int k = 0; k < 3; k++) {
             write_meta(fps[k], a, s, c, seed);
+            cli_backend_meta(fps[k], &bk);
             cli_pm_meta(fps[k], s->pm_tol, &pmi);
             af_write_meta(fps[k], "kde", "Gaussian kernel, bandwidth %.17g%s; compared with the PDE "
                           "at kappa t + b^2/2 (the same smoothing)", ko.bandwidth,
@@ -491,7 +499,11 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
         e_w[k] = sw;
     }
     write_meta(fp, a, &s, c, seed);
-    cli_pm_meta(fp, s.pm_tol, NULL); /* the grid differs from run to run */
+    if (s.pm_tol > 0)
+        cli_pm_meta(fp, s.pm_tol, NULL); /* the grid differs from run to run */
+    else
+        af_write_meta(fp, "backend", "%s per run (auto: dense while it fits in 1/4 of the memory)",
+                      cli_str(a, "backend", "auto"));
     af_write_meta(fp, "sweep", "%s over %zu values, %zu seeds each (seed .. seed + %zu)",
                   params[which], nv, R, R - 1);
     af_write_meta(fp, "slope_abs_rel_inc_err", "%.4f (least squares, log-log, means over seeds)",

@@ -7,6 +7,7 @@
 #include "attnflow/flow.h"
 #include "attnflow/io.h"
 #include "attnflow/observables.h"
+#include "backend_opts.h"
 #include "cli.h"
 #include "outputs.h"
 #include "pm_opts.h"
@@ -40,7 +41,7 @@ static const cli_opt flow_opts[] = {
     CLI_OUT("observables", "FILE", "observables file: one line per saved time"),
     CLI_OPT("cluster-tol", "TOL", "distance below which tokens count as one cluster (default 1e-3)"),
     CLI_FLAG("no-energy", "skip the Sinkhorn OT energy (saves one Sinkhorn solve per saved step)"),
-    CLI_PM_OPTS,
+    CLI_BACKEND_OPTS,
     CLI_END,
 };
 
@@ -223,10 +224,16 @@ static int flow_run(const cli_args *a)
         cli_outputs_abort(&files);
         return rc;
     }
-    if ((rc = cli_square_matrix(a, "A", d, &A)) || (rc = cli_square_matrix(a, "V", d, &V))) {
+    cli_backend_choice bk;
+    const af_attn_norm an = norm == AF_FLOW_SINKHORN ? AF_ATTN_SINKHORN
+                            : cli_flag(a, "usa")     ? AF_ATTN_USA
+                                                     : AF_ATTN_SOFTMAX;
+    if ((rc = cli_square_matrix(a, "A", d, &A)) || (rc = cli_square_matrix(a, "V", d, &V))
+        || (rc = cli_backend(a, n, d, an, &bk))) {
         cli_outputs_abort(&files);
         free(X);
         free(A);
+        free(V);
         return rc;
     }
 
@@ -254,6 +261,8 @@ static int flow_run(const cli_args *a)
     p.sinkhorn.iters = iters;
     p.warm_start = warm;
     p.pm_tol = pm_tol;
+    p.backend = bk.type;
+    p.precision = bk.precision;
 
     af_clear_error(); /* so a NULL below reports this call's message, not a stale one */
     af_flow_ws *ws = af_flow_alloc(&p);
@@ -278,6 +287,7 @@ static int flow_run(const cli_args *a)
         op.energy = !cli_flag(a, "no-energy");
         op.sinkhorn.tol = tol;
         op.sinkhorn.max_iters = max_iters;
+        op.backend = bk.type;
         af_clear_error();
         o.ow = af_obs_alloc(&op);
         o.mean = malloc(d * sizeof *o.mean);
@@ -290,6 +300,7 @@ static int flow_run(const cli_args *a)
     if (o.traj) {
         FILE *fp = o.traj;
         write_meta(fp, a, pp, T, dt, save_every, pure);
+        cli_backend_meta(fp, &bk);
         cli_pm_meta(fp, pm_tol, &pmi);
         fputs("# blocks: one per saved time (gnuplot index), tokens i = 0..n-1\n", fp);
         fprintf(fp, "# columns: t i");
@@ -300,6 +311,7 @@ static int flow_run(const cli_args *a)
     if (o.obs) {
         FILE *fp = o.obs;
         write_meta(fp, a, pp, T, dt, save_every, pure);
+        cli_backend_meta(fp, &bk);
         cli_pm_meta(fp, pm_tol, &pmi);
         af_write_meta(fp, "energy", "%s", cli_flag(a, "no-energy") ? "not computed (--no-energy): nan"
                                                                    : energy_note(pp, pure));
@@ -379,9 +391,10 @@ static int flow_run(const cli_args *a)
         goto done;
     if (!traj_path && !obs_path) {
         af_flow_get_stats(ws, &stats);
-        printf("n=%zu d=%zu norm=%s steps=%zu evals=%zu sinkhorn_iters=%zu T=%g var=%.10g "
-               "rank_res=%.10g seconds=%.3f\n",
-               n, d, norm ? "sinkhorn" : "softmax", stats.steps, stats.evaluations,
+        printf("n=%zu d=%zu norm=%s backend=%s steps=%zu evals=%zu sinkhorn_iters=%zu T=%g "
+               "var=%.10g rank_res=%.10g seconds=%.3f\n",
+               n, d, norm ? "sinkhorn" : "softmax", bk.pm ? "pm" : af_backend_name(bk.type), stats.steps,
+               stats.evaluations,
                stats.sinkhorn_iterations, T, af_obs_variance(n, d, X),
                af_obs_rank_residual(n, d, X), cli_now() - pr.t0);
     }

@@ -18,6 +18,7 @@
 #include "attnflow/energy.h"
 #include "attnflow/flow.h"
 #include "attnflow/io.h"
+#include "backend_opts.h"
 #include "cli.h"
 #include "tokens.h"
 #include "density_opts.h"
@@ -39,8 +40,17 @@ static const cli_opt gradflow_opts[] = {
                         "finite differences need the exact field)"),
     CLI_OPT("fd-step", "H", "jacobian: central-difference step (default 1e-5); energy: tau of the rate (default 1e-5)"),
     CLI_OUT("out", "FILE", "output file (energy.dat or jacobian.dat)"),
+    CLI_BACKEND_OPTS,
     CLI_END,
 };
+
+/* The energy and Jacobian checks need the exact field: no particle-mesh. */
+static int no_pm(const cli_backend_choice *bk)
+{
+    return bk->pm ? cli_fail(CLI_EUSAGE, "--backend pm applies to flow, compare and attention, "
+                                         "not gradflow (its checks need the exact field)")
+                  : 0;
+}
 
 /* --A: a FILE or inline rows, as in attention and flow; symmetric here. */
 static int read_A(const cli_args *a, size_t d, double *A)
@@ -60,9 +70,11 @@ static int read_A(const cli_args *a, size_t d, double *A)
 }
 
 static af_flow_ws *make_flow(size_t n, size_t d, af_flow_norm norm, const double *A, double eps,
-                             const double *V, double tol, int warm)
+                             const double *V, double tol, int warm, const cli_backend_choice *b)
 {
     af_flow_params p = af_flow_params_default(n, d);
+    p.backend = b->type;
+    p.precision = b->precision;
     p.norm = norm;
     p.scores.kind = AF_SCORES_DOT;
     p.scores.A = A;
@@ -114,15 +126,19 @@ static int energy_mode(const cli_args *a)
     if (n > (size_t)INT_MAX / d) /* n d coordinates are allocated below (BLAS takes int sizes) */
         return cli_fail(CLI_EINPUT, "--n: at most %zu tokens in %zu-D (got %zu)",
                         (size_t)INT_MAX / d, d, n);
+    cli_backend_choice bk;
+    if ((rc = cli_backend(a, n, d, AF_ATTN_SINKHORN, &bk)) || (rc = no_pm(&bk)))
+        return rc;
     const size_t N = n * d;
     double *X0 = malloc(N * sizeof *X0), *Xs = malloc(N * sizeof *Xs), *Xm = malloc(N * sizeof *Xm),
            *Ts = malloc(N * sizeof *Ts), *Tm = malloc(N * sizeof *Tm), *Tx = malloc(N * sizeof *Tx);
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     af_clear_error(); /* a NULL below then reports this call's own message */
-    af_flow_ws *fs = make_flow(n, d, AF_FLOW_SINKHORN, A, eps, V, tol, 2);
-    af_flow_ws *fm = make_flow(n, d, AF_FLOW_SOFTMAX, A, eps, V, tol, 2);
-    af_flow_ws *fx = make_flow(n, d, AF_FLOW_SINKHORN, A, eps, V, tol, 2); /* Sinkhorn field at the SoftMax cloud */
-    af_energy_ws *ew = af_energy_alloc(n, d), *ewm = af_energy_alloc(n, d);
+    af_flow_ws *fs = make_flow(n, d, AF_FLOW_SINKHORN, A, eps, V, tol, 2, &bk);
+    af_flow_ws *fm = make_flow(n, d, AF_FLOW_SOFTMAX, A, eps, V, tol, 2, &bk);
+    af_flow_ws *fx = make_flow(n, d, AF_FLOW_SINKHORN, A, eps, V, tol, 2, &bk); /* Sinkhorn field at the SoftMax cloud */
+    af_energy_ws *ew = af_energy_alloc_backend(n, d, bk.type);
+    af_energy_ws *ewm = af_energy_alloc_backend(n, d, bk.type);
     cli_outputs files;
     cli_outputs_init(&files);
     if (!X0 || !Xs || !Xm || !Ts || !Tm || !Tx || !r || !fs || !fm || !fx || !ew || !ewm) {
@@ -145,6 +161,7 @@ static int energy_mode(const cli_args *a)
         goto done;
     if (fp) {
         write_common_meta(fp, a, d, A, eps, sigma, seed);
+        cli_backend_meta(fp, &bk);
         af_write_meta(fp, "n", "%zu", n);
         af_write_meta(fp, "flows", "Sinkhorn and SoftMax, T_i = sum_j K_ij W_V x_j, W_V = A / eps, "
                       "RK4 dt = %.17g, T = %.17g, Sinkhorn tol %.3g", dt, T, tol);
@@ -273,6 +290,8 @@ static int jacobian_mode(const cli_args *a)
         return rc;
     if (fp) {
         write_common_meta(fp, a, d, A, eps, sigma, seed);
+        af_write_meta(fp, "backend", "%s per n (auto: dense while it fits in 1/4 of the memory)",
+                      cli_str(a, "backend", "auto"));
         af_write_meta(fp, "jacobian", "J = dT/dX (nd x nd) by central differences, step %.3g "
                       "(times max(1, |x|)); asymmetry |J - J^T|_F / |J|_F", h);
         af_write_meta(fp, "fields", "sinkhorn: W_V = A/eps; softmax: W_V = A/eps; "
@@ -298,9 +317,12 @@ static int jacobian_mode(const cli_args *a)
                 X[q] = gsl_ran_gaussian_ziggurat(r, sigma);
             for (int c = 0; c < 3 && !rc; c++) {
                 /* cold starts: a warm start would make T depend on the order of evaluation */
+                cli_backend_choice bk;
+                if ((rc = cli_backend(a, n, d, AF_ATTN_SINKHORN, &bk)) || (rc = no_pm(&bk)))
+                    break;
                 af_clear_error();
                 af_flow_ws *fw = make_flow(n, d, c == 1 ? AF_FLOW_SOFTMAX : AF_FLOW_SINKHORN, A, eps,
-                                           c == 2 ? W : V, tol, 0);
+                                           c == 2 ? W : V, tol, 0, &bk);
                 if (!fw) {
                     rc = cli_fail_alloc("gradflow");
                     break;

@@ -1,29 +1,23 @@
 /* --backend / --pm-tol (see pm_opts.h). */
 #include <math.h>
+#include <string.h>
 #include "pm_opts.h"
 
 int cli_pm_options(const cli_args *a, double *pm_tol)
 {
-    static const char *const backends[] = {"dense", "pm", NULL};
-    int backend, rc;
+    int rc;
     *pm_tol = 0;
-    if ((rc = cli_choice(a, "backend", backends, 0, &backend))
-        || (rc = cli_positive(a, "pm-tol", AF_PM_TOL_DEFAULT, pm_tol)))
+    if (strcmp(cli_str(a, "backend", "auto"), "pm") != 0)
+        return cli_given(a, "pm-tol") ? cli_fail(CLI_EUSAGE, "--pm-tol goes with --backend pm") : 0;
+    if ((rc = cli_positive(a, "pm-tol", AF_PM_TOL_DEFAULT, pm_tol)))
         return rc;
-    if (backend == 0) {
-        *pm_tol = 0;
-        if (cli_given(a, "pm-tol"))
-            return cli_fail(CLI_EUSAGE, "--pm-tol goes with --backend pm");
-    }
     return 0;
 }
 
 void cli_pm_meta(FILE *fp, double pm_tol, const af_pm_info *info)
 {
-    if (!(pm_tol > 0)) {
-        fprintf(fp, "# backend: dense\n");
+    if (!(pm_tol > 0))
         return;
-    }
     fprintf(fp, "# backend: pm (particle-mesh), tol %.3g\n", pm_tol);
     if (!info)
         return;
