@@ -70,6 +70,11 @@ typedef struct {
                                * time (other calls fall back to 1) */
     const af_backend_type *backend; /* af_backend_dense (default, NULL) or af_backend_tiled
                                      * (matrix-free, O(n d) memory; no af_flow_kernel) */
+    const af_comm *comm;            /* NULL: one process. Several ranks (attnflow/comm.h;
+                                     * tiled backend, the default then): each computes its
+                                     * row block of K X, the blocks are all-gathered, and
+                                     * every rank holds the same X and runs the same
+                                     * integrator (call every af_flow_* on every rank) */
 } af_flow_params;
 
 /* Defaults of CLI.md: SoftMax, dot scores, eps = beta = 1, A = W_V = I, no

@@ -161,10 +161,11 @@ af_flow_ws *af_flow_alloc(const af_flow_params *p)
     ws->p.scores.A = ws->A;
     ws->p.V = ws->V;
     if (!ws->p.backend)
-        ws->p.backend = af_backend_dense;
+        ws->p.backend = af_comm_distributed(p->comm) ? af_backend_tiled : af_backend_dense;
     if (ok) {
         af_attn_params ap = af_attn_params_default(n, d);
         ap.scores = ws->p.scores;
+        ap.comm = p->comm;
         ap.norm = p->norm == AF_FLOW_SINKHORN ? AF_ATTN_SINKHORN
                   : p->usa                    ? AF_ATTN_USA
                                               : AF_ATTN_SOFTMAX;
