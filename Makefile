@@ -24,6 +24,16 @@ ifeq ($(SANITIZE),1)
   export ASAN_OPTIONS ?= detect_leaks=1
 endif
 
+# MPI (OpenMPI, Debian libopenmpi-dev): only the CLI's src/cli/mpi_comm.c
+# uses it (the library takes communication hooks, attnflow/comm.h). Found
+# through pkg-config; MPI=0 builds without it (then attnflow refuses to run
+# as several ranks). The stamp rebuilds mpi_comm.o when the choice changes.
+MPI      ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1 || echo 0)
+ifeq ($(MPI),1)
+  MPI_CFLAGS = -DAF_HAVE_MPI $(shell pkg-config --cflags ompi-c)
+  MPI_LIBS   = $(shell pkg-config --libs ompi-c)
+endif
+
 # One folder per module (src/<module>/*.c); src/cli/ is the command, not the library.
 LIB_SRC   = $(filter-out src/cli/%,$(wildcard src/*/*.c))
 CLI_SRC   = $(wildcard src/cli/*.c)
@@ -42,7 +52,7 @@ LIB       = $(BUILD)/libattnflow.a
 CLI       = $(BUILD)/attnflow
 DEPS      = $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SUPP_OBJ:.o=.d)
 
-.PHONY: all bootstrap demo test test-only figures bench check-long clean
+.PHONY: all bootstrap demo test test-only figures bench check-long clean FORCE
 .SECONDARY:
 all: $(LIB) $(CLI)
 
@@ -55,7 +65,14 @@ $(LIB): $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(CLI): $(CLI_OBJ) $(LIB)
-	$(CC) $(AF_CFLAGS) $(CLI_OBJ) $(LIB) $(AF_LIBS) -o $@
+	$(CC) $(AF_CFLAGS) $(CLI_OBJ) $(LIB) $(AF_LIBS) $(MPI_LIBS) -o $@
+
+$(BUILD)/obj/src/cli/mpi_comm.o: AF_CFLAGS += $(MPI_CFLAGS)
+$(BUILD)/obj/src/cli/mpi_comm.o: $(BUILD)/mpi.stamp
+$(BUILD)/mpi.stamp: FORCE
+	@mkdir -p $(dir $@)
+	@echo "MPI=$(MPI) $(MPI_CFLAGS)" | cmp -s - $@ || echo "MPI=$(MPI) $(MPI_CFLAGS)" > $@
+FORCE:
 
 # Tests may run the CLI: AF_CLI names the binary of this build.
 $(BUILD)/tests/%: tests/%.c $(SUPP_OBJ) $(LIB)

@@ -3,7 +3,7 @@
 # installs the missing ones with apt-get; otherwise it prints the exact
 # apt-get line and fails. Extra package names may be given as arguments.
 set -u
-need="libgsl-dev libfftw3-dev libopenblas-dev libcriterion-dev libinih-dev pkg-config zlib1g-dev python3-sklearn $*"
+need="libgsl-dev libfftw3-dev libopenblas-dev libcriterion-dev libinih-dev pkg-config zlib1g-dev python3-sklearn libopenmpi-dev openmpi-bin $*"
 missing=""
 for p in $need; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

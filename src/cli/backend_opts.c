@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include "attnflow/io.h"
 #include "backend_opts.h"
+#include "mpi_comm.h"
 
 /* A quarter of the physical memory: room for the rest of the run and for
  * other processes (dense Sinkhorn at n = 2e4 is 6.4 GB). */
@@ -25,6 +26,12 @@ int cli_backend(const cli_args *a, size_t n, size_t d, af_attn_norm norm, cli_ba
     c->type = k == 0   ? af_backend_choose(n, d, norm, threads, c->budget)
               : k == 1 ? af_backend_dense
                        : af_backend_tiled;
+    if (cli_mpi_size() > 1) { /* only the tiled backend splits rows across ranks */
+        if (k == 1)
+            return cli_fail(CLI_EUSAGE, "--backend dense runs on one process: use --backend "
+                                        "tiled (or auto) under mpirun (%d ranks)", cli_mpi_size());
+        c->type = af_backend_tiled;
+    }
     c->bytes = af_backend_bytes(c->type, n, d, norm, threads);
     return 0;
 }
@@ -33,6 +40,9 @@ int cli_backend_needs_matrix(const cli_backend_choice *c, const char *what)
 {
     if (c->type != af_backend_tiled)
         return 0;
+    if (cli_mpi_size() > 1)
+        return cli_fail(CLI_EUSAGE, "%s needs the n x n attention matrix, which only the dense "
+                                    "backend stores: run it on one process, not under mpirun", what);
     return cli_fail(CLI_EUSAGE, "%s needs the n x n attention matrix, which the tiled backend "
                                 "never stores: use --backend dense", what);
 }
@@ -41,7 +51,11 @@ void cli_backend_meta(FILE *fp, const cli_backend_choice *c)
 {
     af_write_meta(fp, "backend", "%s%s, attention workspace %.3g MB%s", af_backend_name(c->type),
                   c->automatic ? " (auto)" : "", c->bytes / 1e6,
-                  c->automatic ? (c->type == af_backend_dense ? " (dense fits the budget)"
-                                                              : " (dense would exceed the budget)")
-                               : "");
+                  cli_mpi_size() > 1 ? " per rank"
+                  : c->automatic     ? (c->type == af_backend_dense ? " (dense fits the budget)"
+                                                                    : " (dense would exceed the budget)")
+                                     : "");
+    if (cli_mpi_size() > 1)
+        af_write_meta(fp, "mpi", "%d ranks, each computing a contiguous block of rows of K X",
+                      cli_mpi_size());
 }

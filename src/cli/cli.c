@@ -21,6 +21,11 @@ static const cli_opt common_opts[] = {
  * an error message must not be appended to it. */
 static int progress_line_open;
 
+/* The last cli_fail message (an MPI rank that is not rank 0 hands it over). */
+static char last_failure[1024];
+
+const char *cli_last_failure(void) { return last_failure; }
+
 int cli_fail(int code, const char *fmt, ...)
 {
     va_list ap;
@@ -28,11 +33,10 @@ int cli_fail(int code, const char *fmt, ...)
         fputc('\n', stderr);
         progress_line_open = 0;
     }
-    fputs("attnflow: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(last_failure, sizeof last_failure, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "attnflow: %s\n", last_failure);
     return code;
 }
 

@@ -9,6 +9,7 @@
 #include "attnflow/scores.h"
 #include "backend_opts.h"
 #include "cli.h"
+#include "mpi_comm.h"
 #include "tokens.h"
 
 static const cli_opt attention_opts[] = {
@@ -79,6 +80,7 @@ static int attention_run(const cli_args *a)
     static const char *const paths[] = {"auto", "scaling", "log", "symmetric", "symmetric-log", NULL};
     static const char *const bounds[] = {"none", "auto", "exact", NULL};
     attention_state s = {0};
+    int agreed = 0; /* a failure was agreed on: done needs no agreement */
     size_t n, m, d, md;
     int norm, kind, path, bound, rc;
     unsigned long iters, max_iters;
@@ -96,7 +98,8 @@ static int attention_run(const cli_args *a)
         return cli_fail(CLI_EUSAGE, "--iters, --tol and --path apply to --norm sinkhorn");
     if (kind == 1 && cli_given(a, "A"))
         return cli_fail(CLI_EUSAGE, "--A applies to --scores dot");
-    if ((rc = cli_tokens(a, &s.X, &n, &d)))
+    /* Under mpirun rank 0 reads the inputs and broadcasts them. */
+    if ((rc = cli_mpi_share(cli_mpi_root() ? cli_tokens(a, &s.X, &n, &d) : 0, &s.X, &n, &d)))
         return rc;
     s.Y = s.X;
     m = n;
@@ -112,7 +115,9 @@ static int attention_run(const cli_args *a)
             goto done;
         }
     }
-    if ((rc = cli_square_matrix(a, "A", d, &s.A)))
+    size_t ad[2] = {d, d};
+    if ((rc = cli_mpi_share(cli_mpi_root() ? cli_square_matrix(a, "A", d, &s.A) : 0, &s.A, ad,
+                            ad + 1)))
         goto done;
     if (cli_flag(a, "sharp-rate") && (norm == 0 || m != n)) {
         rc = cli_fail(CLI_EUSAGE, "--sharp-rate needs --norm sinkhorn and square attention");
@@ -125,7 +130,7 @@ static int attention_run(const cli_args *a)
                         || bound == 2 || path == 1 || path == 3;
     if ((rc = cli_backend(a, n, d, AF_ATTN_SINKHORN, &bk)))
         goto done;
-    if (bk.automatic && needs_k) {
+    if (bk.automatic && needs_k && cli_mpi_size() == 1) {
         bk.type = af_backend_dense;
         bk.bytes = af_backend_bytes(bk.type, n, d, AF_ATTN_SINKHORN, 1);
     }
@@ -139,10 +144,15 @@ static int attention_run(const cli_args *a)
     /* Outputs are opened before the work so that an unwritable path fails
      * fast; they are renamed into place only at the end. */
     af_status st;
-    if (cli_given(a, "out") && (st = af_file_open(&s.out, cli_str(a, "out", ""))))
+    const int writes = cli_mpi_root(); /* under mpirun rank 0 alone writes */
+    if (writes && cli_given(a, "out") && (st = af_file_open(&s.out, cli_str(a, "out", ""))))
         goto fail_status;
-    if (cli_given(a, "log") && (st = af_file_open(&s.log, cli_str(a, "log", ""))))
+    if (writes && cli_given(a, "log") && (st = af_file_open(&s.log, cli_str(a, "log", ""))))
         goto fail_status;
+    if ((rc = cli_mpi_agree(0))) {
+        agreed = 1;
+        goto done;
+    }
 
     double t0 = cli_now();
     af_scores_params sp = af_scores_params_default();
@@ -171,9 +181,11 @@ static int attention_run(const cli_args *a)
         af_attn_params ap = af_attn_params_default(n, d);
         ap.scores = sp;
         ap.norm = AF_ATTN_SINKHORN;
+        ap.comm = cli_mpi_comm();
         af_clear_error();
-        if (!(s.attn = af_attn_alloc(bk.type, &ap))) {
-            rc = cli_fail_alloc("attention");
+        s.attn = af_attn_alloc(bk.type, &ap);
+        if ((rc = cli_mpi_agree(s.attn ? 0 : cli_fail_alloc("attention")))) {
+            agreed = 1;
             goto done;
         }
         st = af_attn_sinkhorn(s.attn, s.X, &o, &info);
@@ -258,6 +270,8 @@ static int attention_run(const cli_args *a)
 fail_status:
     rc = cli_fail_status(st);
 done:
+    if (!agreed) /* every rank passes here once: the last agreement (rank 0's files) */
+        rc = cli_mpi_agree(rc);
     state_free(&s);
     return rc;
 }

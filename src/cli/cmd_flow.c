@@ -9,6 +9,7 @@
 #include "attnflow/observables.h"
 #include "backend_opts.h"
 #include "cli.h"
+#include "mpi_comm.h"
 #include "tokens.h"
 
 static const cli_opt flow_opts[] = {
@@ -167,6 +168,7 @@ static int flow_run(const cli_args *a)
     size_t save_every, max_iters;
     unsigned long iters;
     const int pure = cli_flag(a, "pure"), quiet = cli_flag(a, "quiet");
+    int agreed = 0; /* a failure was agreed on: done needs no agreement */
     if ((rc = cli_choice(a, "norm", norms, 0, &norm)) || (rc = cli_choice(a, "scores", scores, 0, &sc))
         || (rc = cli_choice(a, "geometry", geoms, 0, &geom))
         || (rc = cli_choice(a, "integrator", integs, 2, &integ))
@@ -202,15 +204,18 @@ static int flow_run(const cli_args *a)
     if ((rc = cli_steps("--T / --dt", T, dt, 1e9, &nsteps)))
         return rc;
 
+    /* Under mpirun, rank 0 reads (or draws) the inputs and broadcasts them. */
     double *X = NULL, *A = NULL, *V = NULL;
-    size_t n, d;
-    if ((rc = cli_tokens(a, &X, &n, &d)))
+    size_t n = 0, d = 0, ad[2] = {0, 0}, vd[2] = {0, 0};
+    if ((rc = cli_mpi_share(cli_mpi_root() ? cli_tokens(a, &X, &n, &d) : 0, &X, &n, &d)))
         return rc;
+    ad[0] = ad[1] = vd[0] = vd[1] = d;
     cli_backend_choice bk;
     const af_attn_norm an = norm == AF_FLOW_SINKHORN ? AF_ATTN_SINKHORN
                             : cli_flag(a, "usa")     ? AF_ATTN_USA
                                                      : AF_ATTN_SOFTMAX;
-    if ((rc = cli_square_matrix(a, "A", d, &A)) || (rc = cli_square_matrix(a, "V", d, &V))
+    if ((rc = cli_mpi_share(cli_mpi_root() ? cli_square_matrix(a, "A", d, &A) : 0, &A, ad, ad + 1))
+        || (rc = cli_mpi_share(cli_mpi_root() ? cli_square_matrix(a, "V", d, &V) : 0, &V, vd, vd + 1))
         || (rc = cli_backend(a, n, d, an, &bk))) {
         free(X);
         free(A);
@@ -242,20 +247,26 @@ static int flow_run(const cli_args *a)
     p.sinkhorn.iters = iters;
     p.warm_start = warm;
     p.backend = bk.type;
+    p.comm = cli_mpi_comm();
 
     outputs o = {NULL, NULL, NULL, NULL};
     af_clear_error(); /* so a NULL below reports this call's message, not a stale one */
     af_flow_ws *ws = af_flow_alloc(&p);
     af_status st = AF_SUCCESS;
-    if (!ws) { /* invalid parameters or out of memory: the library's message says which */
-        rc = cli_fail_alloc("flow");
+    /* invalid parameters or out of memory (maybe on one rank): the library's message says which */
+    if ((rc = cli_mpi_agree(ws ? 0 : cli_fail_alloc("flow")))) {
+        agreed = 1;
         goto done;
     }
     if ((st = af_flow_project(ws, X))) {
         rc = cli_fail_status(st);
         goto done;
     }
-    const char *obs_path = cli_str(a, "observables", NULL), *traj_path = cli_str(a, "out", NULL);
+    /* Under mpirun rank 0 alone opens and writes the files (and computes
+     * the observables); the ranks agree on how that went at every save, and
+     * a failure of rank 0 meets that agreement at done. */
+    const char *obs_path = cli_mpi_root() ? cli_str(a, "observables", NULL) : NULL,
+               *traj_path = cli_mpi_root() ? cli_str(a, "out", NULL) : NULL;
     if (obs_path) {
         af_obs_params op = af_obs_params_default(n, d);
         op.scores = p.scores;
@@ -319,6 +330,10 @@ static int flow_run(const cli_args *a)
         rc = cli_fail_status(st);
         goto done;
     }
+    if ((rc = cli_mpi_agree(0))) { /* rank 0's outputs are open */
+        agreed = 1;
+        goto done;
+    }
     for (size_t s = 1; s <= nsteps; s++) {
         const double t_next = s == nsteps ? T : (double)s * dt;
         st = pure ? af_flow_pure_layer(ws, X) : af_flow_step(ws, X, t_next - t);
@@ -341,6 +356,10 @@ static int flow_run(const cli_args *a)
             if (o.obs && (st = write_obs_line(&o, t, s, mean_it, stats.evaluations, n, d, X))) {
                 cli_progress_abort(&pr);
                 rc = cli_fail_status(st);
+                goto done;
+            }
+            if ((rc = cli_mpi_agree(0))) {
+                agreed = 1;
                 goto done;
             }
         }
@@ -373,6 +392,8 @@ static int flow_run(const cli_args *a)
     }
     rc = 0;
 done:
+    if (!agreed) /* every rank passes here once: the last agreement (commits) */
+        rc = cli_mpi_agree(rc);
     if (o.traj)
         af_file_abort(o.traj);
     if (o.obs)
