@@ -389,6 +389,8 @@ static int flow_run(const cli_args *a)
                stats.evaluations,
                stats.sinkhorn_iterations, T, af_obs_variance(n, d, X),
                af_obs_rank_residual(n, d, X), cli_now() - pr.t0);
+        if (cli_mpi_size() > 1) /* what rank 0 handed to MPI (make bench) */
+            printf("mpi: ranks=%d bytes_sent_rank0=%.0f\n", cli_mpi_size(), cli_mpi_bytes_sent());
     }
     rc = 0;
 done:
