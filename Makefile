@@ -111,7 +111,7 @@ figures: all
 # (python3-torch, large) is used by bench_train only if it is installed.
 bench: all $(BENCH_BIN)
 	@sh scripts/bootstrap.sh python3-numpy python3-pot
-	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+	@for b in $(BENCH_BIN); do echo "== $$b"; BENCH_CLI=$(CLI) $$b || exit 1; done
 
 # Long reference runs (full-size THEORY.md cases): tests/long_*.c.
 check-long: all $(LONG_BIN)

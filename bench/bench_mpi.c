@@ -82,7 +82,9 @@ int main(void)
                                 "--quiet", n, iters);
     snprintf(one, sizeof one, "OMP_NUM_THREADS=2 %s %s", cli, args);
     snprintf(two, sizeof two, "OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 "
-                              "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -q --oversubscribe -np 2 "
+                              "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+                              "OMPI_MCA_btl_vader_single_copy_mechanism=none "
+                              "mpirun -q --oversubscribe -np 2 "
                               "%s %s", cli, args);
     flow_run r1 = {INFINITY, 0, 0}, r2 = {INFINITY, 0, 0}, r;
     for (int rep = 0; rep < 2; rep++) {

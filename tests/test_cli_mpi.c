@@ -12,9 +12,12 @@
 #include <unistd.h>
 #include "support/fixtures.h"
 
-/* As root mpirun wants both variables; -q keeps mpirun's own banners off
+/* As root mpirun wants both ALLOW variables; containers often forbid the
+ * cross-memory attach of the shared-memory transport; -q keeps mpirun's own banners off
  * (the job's messages are attnflow's); 2 ranks on a 2-core machine. */
-#define ENV "OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+#define ENV                                                                              \
+    "OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "               \
+    "OMPI_MCA_btl_vader_single_copy_mechanism=none "
 #define MPIRUN ENV "mpirun -q --oversubscribe -np 2 " AF_CLI
 #define ONE ENV AF_CLI
 
