@@ -246,8 +246,8 @@ Test(distributed, sinkhorn_fixed_count_and_small_eps)
     p.sinkhorn.iters = 3; /* rows, columns, rows */
     same_as_one_process(p, X0, 3, 0.05, 2, "3 normalisations");
     /* eps = 0.001 on a cloud around (3, 3): scores spread over ~1e4, the
-     * first column sums of interior tokens underflow and take the exact column LSE (max and sum
-     * reduced over the ranks). */
+     * first column sums of interior tokens underflow and take the exact
+     * column LSE (max and sum reduced over the ranks). */
     for (size_t k = 0; k < N * 2; k++)
         X0[k] += 3.0; /* away from 0: every row separates the columns */
     p.sinkhorn.iters = 6;
@@ -276,7 +276,23 @@ Test(distributed, softmax_usa_sphere_adaptive)
     free(X0);
 }
 
-/* ---- a failure seen by one rank only ---- */
+/* ---- failures ---- */
+
+/* One step on 2 thread-ranks: each must fail with status st and a message
+ * containing msg. */
+static void fails_on_every_rank(af_flow_params p, const double *X0, af_status st, const char *msg)
+{
+    flow_job jobs[2];
+    void *args[2] = {&jobs[0], &jobs[1]};
+    for (int r = 0; r < 2; r++)
+        jobs[r] = (flow_job){p, X0, 1, 0.01, NULL, {0}, 0, ""};
+    run_ranks(2, flow_run, args);
+    for (int r = 0; r < 2; r++) {
+        cr_assert_eq(jobs[r].st, st, "rank %d: status %d (%s)", r, jobs[r].st, jobs[r].msg);
+        cr_assert(strstr(jobs[r].msg, msg), "rank %d: '%s'", r, jobs[r].msg);
+        free(jobs[r].X);
+    }
+}
 
 Test(distributed, error_on_one_rank_ends_every_rank)
 {
@@ -291,18 +307,7 @@ Test(distributed, error_on_one_rank_ends_every_rank)
     p.usa = 1;
     p.backend = af_backend_tiled;
     p.integrator = AF_FLOW_EULER;
-    flow_job jobs[2];
-    void *args[2] = {&jobs[0], &jobs[1]};
-    for (int r = 0; r < 2; r++)
-        jobs[r] = (flow_job){p, X0, 1, 0.01, NULL, {0}, 0, ""};
-    run_ranks(2, flow_run, args);
-    for (int r = 0; r < 2; r++) {
-        cr_assert_eq(jobs[r].st, AF_ENUMERIC, "rank %d: status %d (%s)", r, jobs[r].st,
-                     jobs[r].msg);
-        cr_assert(strstr(jobs[r].msg, "USA kernel exp(C) overflows"), "rank %d: '%s'", r,
-                  jobs[r].msg);
-        free(jobs[r].X);
-    }
+    fails_on_every_rank(p, X0, AF_ENUMERIC, "USA kernel exp(C) overflows");
     free(X0);
 }
 
@@ -312,16 +317,7 @@ Test(distributed, dense_backend_refused)
     af_flow_params p = af_flow_params_default(8, 2);
     p.norm = AF_FLOW_SINKHORN;
     p.backend = af_backend_dense;
-    flow_job jobs[2];
-    void *args[2] = {&jobs[0], &jobs[1]};
-    for (int r = 0; r < 2; r++)
-        jobs[r] = (flow_job){p, X0, 1, 0.01, NULL, {0}, 0, ""};
-    run_ranks(2, flow_run, args);
-    for (int r = 0; r < 2; r++) {
-        cr_assert_eq(jobs[r].st, AF_EINVAL);
-        cr_assert(strstr(jobs[r].msg, "dense backend runs on one process"), "%s", jobs[r].msg);
-        free(jobs[r].X);
-    }
+    fails_on_every_rank(p, X0, AF_EINVAL, "dense backend runs on one process");
     free(X0);
 }
 
@@ -349,9 +345,7 @@ static void solve_run(void *arg, const af_comm *c)
         j->st = af_attn_apply(ws, j->KX);
     memcpy(j->f, af_attn_f(ws), sizeof j->f);
     memcpy(j->g, af_attn_g(ws), sizeof j->g);
-    af_sinkhorn_info keep = j->info; /* row_hist points into ws */
-    j->info = keep;
-    j->info.row_hist = j->info.col_hist = NULL;
+    j->info.row_hist = j->info.col_hist = NULL; /* they point into ws */
     af_attn_free(ws);
 }
 
