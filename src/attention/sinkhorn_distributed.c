@@ -9,7 +9,9 @@
  *     of those n values; every rank then makes the same averaged update
  *     and the same error from all of them.
  * The row shifts and the checks of af_sinkhorn_set are shared once per
- * solve. */
+ * solve. A path that is not row-block aware (a pass over upper triangles,
+ * say) must not be chosen while ws->comm is set: af_sinkhorn_set then keeps
+ * the log paths above. */
 #include <math.h>
 #include "normalize_internal.h"
 
