@@ -29,6 +29,16 @@ ifeq ($(SANITIZE),1)
   export ASAN_OPTIONS ?= detect_leaks=1
 endif
 
+# MPI (OpenMPI, Debian libopenmpi-dev): only the CLI's src/cli/mpi_comm.c
+# uses it (the library takes communication hooks, attnflow/comm.h). Found
+# through pkg-config; MPI=0 builds without it (then attnflow refuses to run
+# as several ranks). The stamp rebuilds mpi_comm.o when the choice changes.
+MPI      ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1 || echo 0)
+ifeq ($(MPI),1)
+  MPI_CFLAGS = -DAF_HAVE_MPI $(shell pkg-config --cflags ompi-c)
+  MPI_LIBS   = $(shell pkg-config --libs ompi-c)
+endif
+
 # One folder per module (src/<module>/*.c); src/cli/ is the command, not the library.
 LIB_SRC   = $(filter-out src/cli/%,$(wildcard src/*/*.c))
 CLI_SRC   = $(wildcard src/cli/*.c)
@@ -47,7 +57,7 @@ LIB       = $(BUILD)/libattnflow.a
 CLI       = $(BUILD)/attnflow
 DEPS      = $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SUPP_OBJ:.o=.d)
 
-.PHONY: all bootstrap demo test test-only bench check-long clean
+.PHONY: all bootstrap demo test test-only bench check-long clean FORCE
 .SECONDARY:
 all: $(LIB) $(CLI) shared
 
@@ -60,7 +70,14 @@ $(LIB): $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(CLI): $(CLI_OBJ) $(LIB)
-	$(CC) $(AF_CFLAGS) $(CLI_OBJ) $(LIB) $(AF_LIBS) -o $@
+	$(CC) $(AF_CFLAGS) $(CLI_OBJ) $(LIB) $(AF_LIBS) $(MPI_LIBS) -o $@
+
+$(BUILD)/obj/src/cli/mpi_comm.o: AF_CFLAGS += $(MPI_CFLAGS)
+$(BUILD)/obj/src/cli/mpi_comm.o: $(BUILD)/mpi.stamp
+$(BUILD)/mpi.stamp: FORCE
+	@mkdir -p $(dir $@)
+	@echo "MPI=$(MPI) $(MPI_CFLAGS)" | cmp -s - $@ || echo "MPI=$(MPI) $(MPI_CFLAGS)" > $@
+FORCE:
 
 # Tests may run the CLI: AF_CLI names the binary of this build.
 $(BUILD)/tests/%: tests/%.c $(SUPP_OBJ) $(LIB)
@@ -95,7 +112,7 @@ test-only: all $(TEST_BIN)
 # (python3-torch, large) is used by bench_train only if it is installed.
 bench: all $(BENCH_BIN)
 	@sh scripts/bootstrap.sh python3-numpy python3-pot
-	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+	@for b in $(BENCH_BIN); do echo "== $$b"; BENCH_CLI=$(CLI) $$b || exit 1; done
 
 # Long reference runs (full-size THEORY.md cases): tests/long_*.c.
 check-long: all $(LONG_BIN)

@@ -17,7 +17,7 @@ trap 'rm -f "$tmp"' EXIT
 # Public headers owned by each module.
 owner() {
   case "$1" in
-    error.h|io.h|version.h) echo core ;;
+    error.h|io.h|version.h|comm.h) echo core ;;
     scores.h|normalize.h|backend.h|pm.h) echo attention ;;
     init.h|flow.h|observables.h|energy.h) echo flow ;;
     heat.h|metrics.h) echo pde ;;

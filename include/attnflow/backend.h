@@ -27,6 +27,7 @@
 #define AF_BACKEND_H
 
 #include <stddef.h>
+#include "attnflow/comm.h"
 #include "attnflow/error.h"
 #include "attnflow/normalize.h"
 #include "attnflow/scores.h"
@@ -61,6 +62,15 @@ typedef struct {
     af_scores_params scores;  /* A (d x d, NULL = I) is copied by af_attn_alloc */
     af_attn_norm norm;
     af_precision precision;   /* default double; single needs af_backend_tiled */
+    /* NULL: one process. Otherwise (tiled backend only) this rank computes
+     * its block of rows (af_comm_rows) from the full X, which every rank
+     * holds: af_attn_softmax / af_attn_apply return all n rows of K X on
+     * every rank (each block all-gathered, statuses agreed); a Sinkhorn
+     * normalisation exchanges the n column sums (alternating: allreduce) or
+     * the n row LSEs (symmetric: allgather) and nothing else. The comm must
+     * outlive the workspace. af_attn_marginals, af_attn_softmax_colsums and
+     * af_attn_kernel stay one-process (AF_EINVAL). */
+    const af_comm *comm;
 } af_attn_params;
 
 af_attn_params af_attn_params_default(size_t n, size_t d);

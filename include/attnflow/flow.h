@@ -77,6 +77,11 @@ typedef struct {
     double pm_tol;            /* > 0: particle-mesh attention (attnflow/pm.h; d <= 3, L2 or
                                * dot scores with A = a I, no USA) to this relative accuracy,
                                * O(n) memory, no K; 0 (default): the dense O(n^2) kernel */
+    const af_comm *comm;            /* NULL: one process. Several ranks (attnflow/comm.h;
+                                     * tiled backend, the default then): each computes its
+                                     * row block of K X, the blocks are all-gathered, and
+                                     * every rank holds the same X and runs the same
+                                     * integrator (call every af_flow_* on every rank) */
 } af_flow_params;
 
 /* Defaults of docs/cli.md: SoftMax, dot scores, eps = beta = 1, A = W_V = I, no

@@ -43,7 +43,8 @@ class FlowParams(ctypes.Structure):
                 ("V", DP), ("value", c_double), ("skip", c_int), ("usa", c_int),
                 ("geometry", c_int), ("integrator", c_int), ("atol", c_double),
                 ("rtol", c_double), ("sinkhorn", SinkhornOptions), ("warm_start", c_int),
-                ("backend", vp), ("precision", c_int), ("pm_tol", c_double)]
+                ("backend", vp), ("precision", c_int), ("pm_tol", c_double),
+                ("comm", vp)]
 
 
 class FlowStats(ctypes.Structure):

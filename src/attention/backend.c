@@ -111,6 +111,11 @@ af_attn_ws *af_attn_alloc(const af_backend_type *t, const af_attn_params *p)
                             "precision: tiled only)", (int)p->precision, t->name);
         return NULL;
     }
+    if (af_comm_distributed(p->comm) && !t->distributes) {
+        af_error(AF_EINVAL, "attention: the %s backend runs on one process only (use the "
+                            "tiled backend across %d ranks)", t->name, p->comm->size);
+        return NULL;
+    }
     af_attn_ws *ws = calloc(1, sizeof *ws);
     if (!ws) {
         af_error(AF_ENOMEM, "attention: out of memory");
@@ -136,6 +141,14 @@ af_attn_ws *af_attn_alloc(const af_backend_type *t, const af_attn_params *p)
     if (t->init(ws)) {
         af_attn_free(ws);
         return NULL;
+    }
+    ws->row_end = n;
+    if (af_comm_distributed(p->comm)) {
+        af_comm_rows(n, p->comm->rank, p->comm->size, &ws->row_begin, &ws->row_end);
+        if (ws->sk)
+            af__sinkhorn_distribute(ws->sk, p->comm);
+    } else {
+        ws->p.comm = NULL;
     }
     return ws;
 }
@@ -208,11 +221,32 @@ af_status af__attn_softmax_failed(const af_attn_ws *ws)
 
 /* ---- entry points: forward to the backend ---- */
 
+/* Distributed: every rank computed the rows of its block; agree on the
+ * status (a non-finite row is seen by one rank only), then all-gather. */
+static af_status share_rows(af_attn_ws *ws, af_status st, double *KX)
+{
+    const af_comm *c = ws->p.comm;
+    if (!c)
+        return st;
+    st = c->agree(c, st);
+    if (!st)
+        c->allgather_rows(c, KX, ws->p.n, ws->p.d);
+    return st;
+}
+
+static af_status one_process(const af_attn_ws *ws, const char *what)
+{
+    if (ws->p.comm)
+        return af_error(AF_EINVAL, "attention: %s is not distributed (run it on one process)",
+                        what);
+    return AF_SUCCESS;
+}
+
 af_status af_attn_softmax(af_attn_ws *ws, const double *X, double *KX)
 {
     if (ws->p.norm == AF_ATTN_SINKHORN)
         return af_error(AF_EINVAL, "attention: the workspace was made for Sinkhorn");
-    return ws->type->softmax(ws, X, KX);
+    return share_rows(ws, ws->type->softmax(ws, X, KX), KX);
 }
 
 af_status af_attn_sinkhorn(af_attn_ws *ws, const double *X, const af_sinkhorn_options *opt,
@@ -228,14 +262,20 @@ af_status af_attn_sinkhorn(af_attn_ws *ws, const double *X, const af_sinkhorn_op
     af_sinkhorn_options o = opt ? *opt : af_sinkhorn_options_default();
     o.assume_symmetric |= ws->p.scores.kind == AF_SCORES_L2
                           || af_matrix_is_symmetric(ws->p.d, ws->p.scores.A);
-    return ws->type->sinkhorn(ws, X, &o, info ? info : &tmp);
+    af_status st = ws->type->sinkhorn(ws, X, &o, info ? info : &tmp);
+    /* Alternating paths leave each rank the row potentials of its block:
+     * gather them once per solve so that af_attn_f (warm starts, the flow's
+     * predictor) is the same on every rank. */
+    if (ws->p.comm && ws->sk->ready && !ws->sk->type->symmetric)
+        ws->p.comm->allgather_rows(ws->p.comm, ws->sk->f, ws->p.n, 1);
+    return st;
 }
 
 af_status af_attn_apply(af_attn_ws *ws, double *KX)
 {
     if (!ws->sk || !ws->sk->ready || !ws->X)
         return af_error(AF_EINVAL, "attention: apply needs a Sinkhorn solve first");
-    return ws->type->apply(ws, KX);
+    return share_rows(ws, ws->type->apply(ws, KX), KX);
 }
 
 const double *af_attn_f(af_attn_ws *ws) { return af_sinkhorn_f(ws->sk); }
@@ -250,16 +290,19 @@ af_status af_attn_marginals(af_attn_ws *ws, double *r, double *c, double *KX, do
 {
     if (!ws->sk || !ws->sk->ready || !ws->X)
         return af_error(AF_EINVAL, "attention: marginals need a Sinkhorn solve first");
-    return ws->type->marginals(ws, r, c, KX, KtX);
+    af_status st = one_process(ws, "af_attn_marginals");
+    return st ? st : ws->type->marginals(ws, r, c, KX, KtX);
 }
 
 af_status af_attn_softmax_colsums(af_attn_ws *ws, const double *X, double *cs)
 {
-    return ws->type->softmax_colsums(ws, X, cs);
+    af_status st = one_process(ws, "af_attn_softmax_colsums");
+    return st ? st : ws->type->softmax_colsums(ws, X, cs);
 }
 
 af_status af_attn_kernel(af_attn_ws *ws, const double *X, const af_sinkhorn_options *opt,
                          double *K)
 {
-    return ws->type->kernel(ws, X, opt, K);
+    af_status st = one_process(ws, "the attention matrix K");
+    return st ? st : ws->type->kernel(ws, X, opt, K);
 }

@@ -265,4 +265,5 @@ static af_status dense_softmax_colsums(af_attn_ws *ws, const double *X, double *
 const af_backend_type af_backend_type_dense = {
     "dense", 0, dense_bytes, dense_init, dense_release, dense_softmax,
     dense_sinkhorn, dense_apply, dense_kernel, dense_marginals, dense_softmax_colsums,
+    .distributes = 0, /* Sinkhorn on the stored n x n scores: one process */
 };

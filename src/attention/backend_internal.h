@@ -23,6 +23,7 @@ struct af_backend_type {
                         double *K);
     af_status (*marginals)(af_attn_ws *ws, double *r, double *c, double *KX, double *KtX);
     af_status (*softmax_colsums)(af_attn_ws *ws, const double *X, double *cs);
+    int distributes;  /* 1: computes row blocks across ranks (af_attn_params.comm) */
 };
 
 struct af_attn_ws {
@@ -31,6 +32,7 @@ struct af_attn_ws {
     double *A;            /* d x d: the copy of A (p.scores.A = A, or NULL for I) */
     int nthreads;         /* OpenMP threads at allocation (per-thread buffers) */
     const double *X;      /* tokens of the last Sinkhorn solve */
+    size_t row_begin, row_end; /* this rank's rows of K X (0, n on one process) */
     af_sinkhorn_ws *sk;   /* Sinkhorn state (dense: stored kernel; tiled: matrix-free) */
 
     /* Score terms C_ij = s L_i . x_j + rbias_i + cbias_j, s = beta / eps,

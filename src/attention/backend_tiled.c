@@ -120,7 +120,7 @@ static af_status tiled_softmax(af_attn_ws *ws, const double *X, double *KX)
     int bad = 0;
 #pragma omp parallel for schedule(static) num_threads(ws->nthreads) reduction(| : bad) \
     AF_PAR_IF((double)n * n)
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = ws->row_begin; i < ws->row_end; i++) {
         double *c = (double *)score_row(ws, i, ws->rows + (size_t)omp_get_thread_num() * n);
         if (usa) {
             af__row_exp_p(ws->p.precision == AF_PRECISION_SINGLE, n, c, NULL, 0.0, c);
@@ -168,7 +168,7 @@ static af_status tiled_apply(af_attn_ws *ws, double *KX)
     const int rows_last = !sk->type->symmetric && !sk->next_is_row;
 #pragma omp parallel for schedule(static) num_threads(ws->nthreads) reduction(| : bad) \
     AF_PAR_IF((double)n * n)
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = ws->row_begin; i < ws->row_end; i++) {
         double *c = (double *)score_row(ws, i, ws->rows + (size_t)omp_get_thread_num() * n);
         if (rows_last) {
             bad |= !row_softmax_x(ws, c, g, KX + i * d);
@@ -276,4 +276,5 @@ static af_status tiled_kernel(af_attn_ws *ws, const double *X, const af_sinkhorn
 const af_backend_type af_backend_type_tiled = {
     "tiled", 1, tiled_bytes, tiled_init, tiled_release, tiled_softmax,
     tiled_sinkhorn, tiled_apply, tiled_kernel, tiled_marginals, tiled_softmax_colsums,
+    .distributes = 1,
 };

@@ -192,6 +192,7 @@ static af_sinkhorn_ws *sinkhorn_alloc(size_t n, size_t m, int matrix_free)
         goto fail;
     }
     ws->delta = NAN;
+    ws->row_end = n; /* one process: every row */
     return ws;
 fail:
     af_error(AF_ENOMEM, "sinkhorn: out of memory for a %zu x %zu workspace", n, m);
@@ -397,7 +398,7 @@ static af_status sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sink
     long bad_row = -1;
 #pragma omp parallel for schedule(static) reduction(max : range, deficit, bad_row) \
     num_threads(af__team_size(ws)) AF_PAR_IF(n * m)
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = ws->row_begin; i < ws->row_end; i++) {
         const double *c = af__score_row(ws, i, omp_get_thread_num());
         double lo = INFINITY, hi = -INFINITY;
         int nan = 0;
@@ -414,6 +415,8 @@ static af_status sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sink
         if (n == m)
             deficit = deficit > hi - c[i] ? deficit : hi - c[i];
     }
+    if (ws->comm)
+        af__sinkhorn_share_set(ws, &range, &deficit, &bad_row);
     if (bad_row >= 0) {
         size_t i = (size_t)bad_row, j = 0;
         const double *c = af__score_row(ws, i, 0);

@@ -2,6 +2,7 @@
 #ifndef AF_NORMALIZE_INTERNAL_H
 #define AF_NORMALIZE_INTERNAL_H
 
+#include "attnflow/comm.h"
 #include "attnflow/normalize.h"
 
 /* A normalisation path, GSL style: a const object of function pointers. */
@@ -67,6 +68,12 @@ struct af_sinkhorn_ws {
     int done, converged, fell_back;
     double delta;
     int delta_exact;
+
+    /* Distributed (sinkhorn_distributed.c): the passes visit rows
+     * [row_begin, row_end) only (0, n on one process) and exchange through
+     * comm (NULL: one process) what the next step needs. */
+    size_t row_begin, row_end;
+    const af_comm *comm;
 };
 
 /* Threads only pay off above this many kernel entries per parallel loop:
@@ -102,6 +109,22 @@ af_status af__sinkhorn_set_source(af_sinkhorn_ws *ws, const af__score_source *sr
 /* af_sinkhorn (without K) on generated scores. */
 af_status af__sinkhorn_solve_source(af_sinkhorn_ws *ws, const af__score_source *src,
                                     const af_sinkhorn_options *opt, af_sinkhorn_info *info);
+
+/* Distributed passes (sinkhorn_distributed.c; comm non-NULL only). */
+/* Matrix-free workspace: rows of this rank's block of af_comm_rows. */
+void af__sinkhorn_distribute(af_sinkhorn_ws *ws, const af_comm *comm);
+/* After af_sinkhorn_set's pass over the local rows: the maxima of range,
+ * deficit and bad_row over all ranks, and every row shift. */
+void af__sinkhorn_share_set(af_sinkhorn_ws *ws, double *range, double *deficit, long *bad_row);
+/* After an alternating log pass: column sums over all rows, the largest
+ * row errors. */
+void af__sinkhorn_share_pass(af_sinkhorn_ws *ws, double *row_err, double *next_err);
+/* After a symmetric log pass: every row's LSE (f_next); returns the row
+ * error max_i |exp(f_i + f_next_i) - 1| over all rows. */
+double af__sinkhorn_share_sym(af_sinkhorn_ws *ws);
+/* Column max / sum of the rare exact column LSE over all ranks. */
+double af__sinkhorn_share_max(const af_sinkhorn_ws *ws, double x);
+double af__sinkhorn_share_sum(const af_sinkhorn_ws *ws, double x);
 
 /* Paths. */
 extern const af_sinkhorn_type af_sinkhorn_type_scaling;

@@ -184,7 +184,7 @@ static void log_pass(af_sinkhorn_ws *ws)
         double *acc = ws->colacc + (size_t)tid * m, *e = ws->rowbuf + (size_t)tid * m;
         memset(acc, 0, m * sizeof(double));
 #pragma omp for schedule(static)
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = ws->row_begin; i < ws->row_end; i++) {
             const double *c = af__score_row(ws, i, tid);
             double mx = af__row_max_shifted(m, c, g);
             af__row_exp_p(ws->src.single, m, c, g, mx, e);
@@ -199,6 +199,8 @@ static void log_pass(af_sinkhorn_ws *ws)
         }
     }
     reduce_columns(ws, ws->csum);
+    if (ws->comm)
+        af__sinkhorn_share_pass(ws, &row_err, &next_err);
     ws->row_err = row_err;
     ws->next_row_err = next_err;
 }
@@ -218,11 +220,12 @@ static double score(const af_sinkhorn_ws *ws, size_t i, size_t j)
 static double column_neg_lse(const af_sinkhorn_ws *ws, size_t j)
 {
     double mx = -INFINITY, s = 0;
-    for (size_t i = 0; i < ws->n; i++)
+    for (size_t i = ws->row_begin; i < ws->row_end; i++)
         mx = fmax(mx, score(ws, i, j) + ws->f[i]);
-    for (size_t i = 0; i < ws->n; i++)
+    mx = af__sinkhorn_share_max(ws, mx);
+    for (size_t i = ws->row_begin; i < ws->row_end; i++)
         s += exp(score(ws, i, j) + ws->f[i] - mx);
-    return -(mx + log(s));
+    return -(mx + log(af__sinkhorn_share_sum(ws, s)));
 }
 
 static af_status log_step(af_sinkhorn_ws *ws)
@@ -416,7 +419,7 @@ static void sym_log_pass(af_sinkhorn_ws *ws)
         const int tid = omp_get_thread_num();
         double *e = ws->rowbuf + (size_t)tid * n;
 #pragma omp for schedule(static)
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = ws->row_begin; i < ws->row_end; i++) {
             const double *c = af__score_row(ws, i, tid);
             double mx = af__row_max_shifted(n, c, ws->f);
             af__row_exp_p(ws->src.single, n, c, ws->f, mx, e);
@@ -425,6 +428,8 @@ static void sym_log_pass(af_sinkhorn_ws *ws)
             err = fmax(err, fabs(exp(ws->f[i] + lse) - 1.0));
         }
     }
+    if (ws->comm)
+        err = af__sinkhorn_share_sym(ws);
     ws->row_err = ws->col_err = err;
 }
 

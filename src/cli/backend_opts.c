@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include "attnflow/io.h"
 #include "backend_opts.h"
+#include "mpi_comm.h"
 
 /* A quarter of the physical memory: room for the rest of the run and for
  * other processes (dense Sinkhorn at n = 2e4 is 6.4 GB). */
@@ -36,6 +37,12 @@ int cli_backend(const cli_args *a, size_t n, size_t d, af_attn_norm norm, cli_ba
               : k == 0 ? af_backend_choose(n, d, norm, threads, c->budget)
               : k == 1 || k == 3 ? af_backend_dense
                        : af_backend_tiled;
+    if (cli_mpi_size() > 1) { /* only the tiled backend splits rows across ranks */
+        if (k == 1)
+            return cli_fail(CLI_EUSAGE, "--backend dense runs on one process: use --backend "
+                                        "tiled (or auto) under mpirun (%d ranks)", cli_mpi_size());
+        c->type = af_backend_tiled;
+    }
     c->bytes = af_backend_bytes(c->type, n, d, norm, threads);
     return 0;
 }
@@ -44,6 +51,9 @@ int cli_backend_needs_matrix(const cli_backend_choice *c, const char *what)
 {
     if (c->type != af_backend_tiled)
         return 0;
+    if (cli_mpi_size() > 1)
+        return cli_fail(CLI_EUSAGE, "%s needs the n x n attention matrix, which only the dense "
+                                    "backend stores: run it on one process, not under mpirun", what);
     return cli_fail(CLI_EUSAGE, "%s needs the n x n attention matrix, which the tiled backend "
                                 "never stores: use --backend dense", what);
 }
@@ -56,9 +66,13 @@ void cli_backend_meta(FILE *fp, const cli_backend_choice *c)
                       : c->type == af_backend_dense             ? " (auto: dense fits the budget)"
                       : c->precision == AF_PRECISION_SINGLE     ? " (auto: single precision)"
                                                                 : " (auto: dense would exceed the budget)";
-    af_write_meta(fp, "backend", "%s, attention workspace %.3g MB%s; budget %.3g MB (1/4 of "
-                  "the memory)", af_backend_name(c->type), c->bytes / 1e6, why, c->budget / 1e6);
+    af_write_meta(fp, "backend", "%s, attention workspace %.3g MB%s%s; budget %.3g MB (1/4 of "
+                  "the memory)", af_backend_name(c->type), c->bytes / 1e6,
+                  cli_mpi_size() > 1 ? " per rank" : "", why, c->budget / 1e6);
     af_write_meta(fp, "precision", "%s", c->precision == AF_PRECISION_SINGLE
                                              ? "single (float32 exps, double sums)"
                                              : "double");
+    if (cli_mpi_size() > 1)
+        af_write_meta(fp, "mpi", "%d ranks, each computing a contiguous block of rows of K X",
+                      cli_mpi_size());
 }

@@ -14,6 +14,11 @@
  * an error message must not be appended to it. */
 static int progress_line_open;
 
+/* The last cli_fail message (an MPI rank that is not rank 0 hands it over). */
+static char last_failure[1024];
+
+const char *cli_last_failure(void) { return last_failure; }
+
 int cli_fail(int code, const char *fmt, ...)
 {
     va_list ap;
@@ -23,12 +28,11 @@ int cli_fail(int code, const char *fmt, ...)
     }
     /* the message may quote input (a value, a token, an INI line): raw
      * control bytes are shown as \xNN, so the error stays one readable line */
-    char msg[2048];
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(last_failure, sizeof last_failure, fmt, ap);
     va_end(ap);
     fputs("attnflow: ", stderr);
-    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)last_failure; *p; p++) {
         if (*p < 0x20 || *p == 0x7f)
             fprintf(stderr, "\\x%02x", *p);
         else

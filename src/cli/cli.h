@@ -107,6 +107,8 @@ const char *cli_closest(const char *word, const char *const *candidates, size_t 
 
 /* Prints "attnflow: <message>" on stderr and returns code. */
 int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The message of the last cli_fail ("" if none). */
+const char *cli_last_failure(void);
 /* Prints the library's last error for a failed status and returns CLI_EINPUT. */
 int cli_fail_status(af_status st);
 

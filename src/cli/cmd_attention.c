@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "outputs.h"
 #include "pm_opts.h"
+#include "mpi_comm.h"
 #include "tokens.h"
 
 static const cli_opt attention_opts[] = {
@@ -86,6 +87,7 @@ static int attention_run(const cli_args *a)
     static const char *const bounds[] = {"none", "auto", "exact", NULL};
     attention_state s = {0};
     cli_outputs_init(&s.files);
+    int agreed = 0; /* a failure was agreed on: done needs no agreement */
     size_t n, m, d, md;
     int norm, kind, path, bound, rc;
     unsigned long iters, max_iters;
@@ -111,11 +113,17 @@ static int attention_run(const cli_args *a)
     if (kind == 1 && cli_given(a, "A"))
         return cli_fail(CLI_EUSAGE, "--A applies to --scores dot");
     /* Outputs are opened before the work so that a clash or an unwritable
-     * path fails fast; they are renamed into place together at the end. */
-    if ((cli_given(a, "out") && (rc = cli_outputs_open(&s.files, "out", cli_str(a, "out", ""), &s.out)))
-        || (cli_given(a, "log") && (rc = cli_outputs_open(&s.files, "log", cli_str(a, "log", ""), &s.log)))
-        || (rc = cli_tokens(a, &s.X, &n, &d)))
+     * path fails fast; they are renamed into place together at the end.
+     * Under mpirun rank 0 alone writes, and reads the inputs and broadcasts
+     * them. */
+    if (cli_mpi_root() && cli_given(a, "out"))
+        rc = cli_outputs_open(&s.files, "out", cli_str(a, "out", ""), &s.out);
+    if (!rc && cli_mpi_root() && cli_given(a, "log"))
+        rc = cli_outputs_open(&s.files, "log", cli_str(a, "log", ""), &s.log);
+    if ((rc = cli_mpi_share(rc ? rc : cli_mpi_root() ? cli_tokens(a, &s.X, &n, &d) : 0, &s.X, &n, &d))) {
+        agreed = 1;
         goto done;
+    }
     s.Y = s.X;
     m = n;
     if (cli_given(a, "keys")) {
@@ -130,7 +138,9 @@ static int attention_run(const cli_args *a)
             goto done;
         }
     }
-    if ((rc = cli_square_matrix(a, "A", d, &s.A)))
+    size_t ad[2] = {d, d};
+    if ((rc = cli_mpi_share(cli_mpi_root() ? cli_square_matrix(a, "A", d, &s.A) : 0, &s.A, ad,
+                            ad + 1)))
         goto done;
     if (cli_flag(a, "sharp-rate") && (norm == 0 || m != n)) {
         rc = cli_fail(CLI_EUSAGE, "--sharp-rate needs --norm sinkhorn and square attention");
@@ -143,6 +153,10 @@ static int attention_run(const cli_args *a)
     sp.A = s.A;
     const af_sinkhorn_type *pt[] = {NULL, af_sinkhorn_scaling, af_sinkhorn_log,
                                     af_sinkhorn_symmetric, af_sinkhorn_symmetric_log};
+    if (pm_tol > 0 && cli_mpi_size() > 1) {
+        rc = cli_fail(CLI_EUSAGE, "--backend pm runs on one process (mpirun: use --backend tiled)");
+        goto done;
+    }
     if (pm_tol > 0) { /* particle-mesh: potentials and marginals, no K */
         af_sinkhorn_options po = af_sinkhorn_options_default();
         po.tol = tol;
@@ -161,7 +175,7 @@ static int attention_run(const cli_args *a)
                         || bound == 2 || path == 1 || path == 3;
     if ((rc = cli_backend(a, n, d, AF_ATTN_SINKHORN, &bk)))
         goto done;
-    if (bk.automatic && needs_k) {
+    if (bk.automatic && needs_k && cli_mpi_size() == 1) {
         bk.type = af_backend_dense;
         bk.bytes = af_backend_bytes(bk.type, n, d, AF_ATTN_SINKHORN, 1);
     }
@@ -173,6 +187,10 @@ static int attention_run(const cli_args *a)
                                                            : "--path scaling|symmetric (stored kernel)")))
         goto done;
     af_status st;
+    if ((rc = cli_mpi_agree(0))) { /* a failure of one rank above (inputs, options) */
+        agreed = 1;
+        goto done;
+    }
 
     double t0 = cli_now();
     af_sinkhorn_info info;
@@ -195,9 +213,11 @@ static int attention_run(const cli_args *a)
         ap.scores = sp;
         ap.norm = AF_ATTN_SINKHORN;
         ap.precision = bk.precision;
+        ap.comm = cli_mpi_comm();
         af_clear_error();
-        if (!(s.attn = af_attn_alloc(bk.type, &ap))) {
-            rc = cli_fail_alloc("attention");
+        s.attn = af_attn_alloc(bk.type, &ap);
+        if ((rc = cli_mpi_agree(s.attn ? 0 : cli_fail_alloc("attention")))) {
+            agreed = 1;
             goto done;
         }
         st = af_attn_sinkhorn(s.attn, s.X, &o, &info);
@@ -278,6 +298,8 @@ static int attention_run(const cli_args *a)
 fail_status:
     rc = cli_fail_status(st);
 done:
+    if (!agreed) /* every rank passes here once: the last agreement (rank 0's files) */
+        rc = cli_mpi_agree(rc);
     state_free(&s);
     return rc;
 }

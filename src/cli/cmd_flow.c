@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "outputs.h"
 #include "pm_opts.h"
+#include "mpi_comm.h"
 #include "tokens.h"
 
 static const cli_opt flow_opts[] = {
@@ -170,6 +171,7 @@ static int flow_run(const cli_args *a)
     size_t save_every, max_iters;
     unsigned long iters;
     const int pure = cli_flag(a, "pure"), quiet = cli_flag(a, "quiet");
+    int agreed = 0; /* a failure was agreed on: done needs no agreement */
     if ((rc = cli_choice(a, "norm", norms, 0, &norm)) || (rc = cli_choice(a, "scores", scores, 0, &sc))
         || (rc = cli_choice(a, "geometry", geoms, 0, &geom))
         || (rc = cli_choice(a, "integrator", integs, 2, &integ))
@@ -208,28 +210,35 @@ static int flow_run(const cli_args *a)
     if ((rc = cli_pm_options(a, &pm_tol)))
         return rc;
 
-    /* the output files first: a clash or an unwritable path fails before any work */
+    /* the output files first (under mpirun rank 0 alone writes them): a
+     * clash or an unwritable path fails before any work */
     cli_outputs files;
     cli_outputs_init(&files);
     outputs o = {NULL, NULL, NULL, NULL};
-    const char *obs_path = cli_str(a, "observables", NULL), *traj_path = cli_str(a, "out", NULL);
-    if ((traj_path && (rc = cli_outputs_open(&files, "out", traj_path, &o.traj)))
-        || (obs_path && (rc = cli_outputs_open(&files, "observables", obs_path, &o.obs)))) {
-        cli_outputs_abort(&files);
-        return rc;
-    }
+    const char *obs_path = cli_mpi_root() ? cli_str(a, "observables", NULL) : NULL,
+               *traj_path = cli_mpi_root() ? cli_str(a, "out", NULL) : NULL;
+    if (traj_path)
+        rc = cli_outputs_open(&files, "out", traj_path, &o.traj);
+    if (!rc && obs_path)
+        rc = cli_outputs_open(&files, "observables", obs_path, &o.obs);
+    /* Under mpirun, rank 0 reads (or draws) the inputs and broadcasts them. */
     double *X = NULL, *A = NULL, *V = NULL;
-    size_t n, d;
-    if ((rc = cli_tokens(a, &X, &n, &d))) {
+    size_t n = 0, d = 0, ad[2] = {0, 0}, vd[2] = {0, 0};
+    if ((rc = cli_mpi_share(rc ? rc : cli_mpi_root() ? cli_tokens(a, &X, &n, &d) : 0, &X, &n, &d))) {
         cli_outputs_abort(&files);
         return rc;
     }
+    ad[0] = ad[1] = vd[0] = vd[1] = d;
     cli_backend_choice bk;
     const af_attn_norm an = norm == AF_FLOW_SINKHORN ? AF_ATTN_SINKHORN
                             : cli_flag(a, "usa")     ? AF_ATTN_USA
                                                      : AF_ATTN_SOFTMAX;
-    if ((rc = cli_square_matrix(a, "A", d, &A)) || (rc = cli_square_matrix(a, "V", d, &V))
-        || (rc = cli_backend(a, n, d, an, &bk))) {
+    if ((rc = cli_mpi_share(cli_mpi_root() ? cli_square_matrix(a, "A", d, &A) : 0, &A, ad, ad + 1))
+        || (rc = cli_mpi_share(cli_mpi_root() ? cli_square_matrix(a, "V", d, &V) : 0, &V, vd, vd + 1))
+        || (rc = cli_backend(a, n, d, an, &bk))
+        || (bk.pm && cli_mpi_size() > 1
+            && (rc = cli_fail(CLI_EUSAGE, "--backend pm runs on one process (mpirun: use "
+                                          "--backend tiled)")))) {
         cli_outputs_abort(&files);
         free(X);
         free(A);
@@ -263,12 +272,14 @@ static int flow_run(const cli_args *a)
     p.pm_tol = pm_tol;
     p.backend = bk.type;
     p.precision = bk.precision;
+    p.comm = cli_mpi_comm();
 
     af_clear_error(); /* so a NULL below reports this call's message, not a stale one */
     af_flow_ws *ws = af_flow_alloc(&p);
     af_status st = AF_SUCCESS;
-    if (!ws) { /* invalid parameters or out of memory: the library's message says which */
-        rc = cli_fail_alloc("flow");
+    /* invalid parameters or out of memory (maybe on one rank): the library's message says which */
+    if ((rc = cli_mpi_agree(ws ? 0 : cli_fail_alloc("flow")))) {
+        agreed = 1;
         goto done;
     }
     if ((st = af_flow_project(ws, X))) {
@@ -338,10 +349,15 @@ static int flow_run(const cli_args *a)
     }
     if (o.traj)
         write_traj_block(o.traj, 1, 0.0, n, d, X);
-    /* a signal ends the loop at the next step; the files keep what was saved */
+    if ((rc = cli_mpi_agree(0))) { /* rank 0's outputs are open */
+        agreed = 1;
+        goto done;
+    }
+    /* a signal ends the loop at the next step (on every rank alike); the
+     * files keep what was saved */
     cli_stop_polling(1);
     for (size_t s = 1; s <= nsteps && !stop[0]; s++) {
-        if (cli_stop_requested()) {
+        if (cli_mpi_any(cli_stop_requested() != 0)) {
             snprintf(stop, sizeof stop, "interrupted");
             break;
         }
@@ -362,9 +378,13 @@ static int flow_run(const cli_args *a)
                                 : 0.0;
             prev = stats;
             /* observables first: if they fail, neither file gets this time */
-            if (o.obs && (st = write_obs_line(&o, t, s, mean_it, stats.evaluations, n, d, X))) {
+            if (o.obs && (st = write_obs_line(&o, t, s, mean_it, stats.evaluations, n, d, X)))
                 snprintf(stop, sizeof stop, "stopped at t = %.17g: step %zu: observables: %s", t,
                          s, af_last_error());
+            /* under mpirun only rank 0 computes observables: all ranks stop together */
+            if (cli_mpi_any(stop[0] != 0)) {
+                if (!stop[0])
+                    snprintf(stop, sizeof stop, "stopped at t = %.17g: step %zu: rank 0 failed", t, s);
                 break;
             }
             if (o.traj)
@@ -397,9 +417,13 @@ static int flow_run(const cli_args *a)
                stats.evaluations,
                stats.sinkhorn_iterations, T, af_obs_variance(n, d, X),
                af_obs_rank_residual(n, d, X), cli_now() - pr.t0);
+        if (cli_mpi_size() > 1) /* what rank 0 handed to MPI (make bench) */
+            printf("mpi: ranks=%d bytes_sent_rank0=%.0f\n", cli_mpi_size(), cli_mpi_bytes_sent());
     }
     rc = 0;
 done:
+    if (!agreed) /* every rank passes here once: the last agreement */
+        rc = cli_mpi_agree(rc);
     cli_outputs_abort(&files);
     af_obs_free(o.ow);
     free(o.mean);

@@ -5,6 +5,7 @@
 #include "attnflow/version.h"
 #include "cli.h"
 #include "outputs.h"
+#include "mpi_comm.h"
 
 /* Every command, in the order `attnflow --help` lists them. */
 static const cli_command *const commands[] = {
@@ -89,7 +90,20 @@ static int help(int argc, char **argv)
     return 0;
 }
 
+/* Commands that run across MPI ranks (the others refuse more than one). */
+static const cli_command *const distributed[] = {&cli_cmd_attention, &cli_cmd_flow, NULL};
+
+static int run(int argc, char **argv);
+
 int main(int argc, char **argv)
+{
+    int rc = cli_mpi_init(&argc, &argv);
+    if (!rc)
+        rc = run(argc, argv);
+    return cli_mpi_finalize(rc);
+}
+
+static int run(int argc, char **argv)
 {
     cli_signals_install(); /* a signal never leaves a temporary file (outputs.h) */
     if (argc < 2) {
@@ -102,6 +116,15 @@ int main(int argc, char **argv)
     if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
         printf("attnflow %s\n", af_version());
         return 0;
+    }
+    if (cli_mpi_size() > 1) {
+        size_t k = 0;
+        while (distributed[k] && strcmp(distributed[k]->name, name) != 0)
+            k++;
+        if (!distributed[k])
+            return cli_fail(CLI_EUSAGE, "'%s' runs on one process; under mpirun only 'attention' "
+                                        "and 'flow' are distributed (%d ranks given)",
+                            name, cli_mpi_size());
     }
     if (strcmp(name, "run") == 0) {
         for (int i = 2; i < argc; i++)

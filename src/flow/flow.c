@@ -167,7 +167,7 @@ af_flow_ws *af_flow_alloc(const af_flow_params *p)
     ws->p.scores.A = ws->A;
     ws->p.V = ws->V;
     if (!ws->p.backend)
-        ws->p.backend = af_backend_dense;
+        ws->p.backend = af_comm_distributed(p->comm) ? af_backend_tiled : af_backend_dense;
     if (ok && p->pm_tol > 0) {
         if (!(ws->pm = af_flow_pm_alloc(p))) {
             af_flow_free(ws); /* af_flow_pm_alloc's message stays */
@@ -177,6 +177,7 @@ af_flow_ws *af_flow_alloc(const af_flow_params *p)
         af_attn_params ap = af_attn_params_default(n, d);
         ap.scores = ws->p.scores;
         ap.precision = p->precision;
+        ap.comm = p->comm;
         ap.norm = p->norm == AF_FLOW_SINKHORN ? AF_ATTN_SINKHORN
                   : p->usa                    ? AF_ATTN_USA
                                               : AF_ATTN_SOFTMAX;
