@@ -10,7 +10,8 @@ set fit quiet
 set fit logfile '/dev/null'
 f = dir.'n/sweep.dat'
 e = dir.'panels/errors.dat'
-# final-time errors: the sweep (n = 1e3 ... 1e5) and the last line of the n = 1e6 run
+# final-time errors (the run seconds of the sweep are in summary.dat, not
+# drawn: the load changed between runs); the sweep (n = 1e3 ... 1e5) and the last line of the n = 1e6 run
 stats e using 1 nooutput
 last = STATS_records - 1
 stats e every ::last::last using 9 nooutput
@@ -27,6 +28,7 @@ fit a1 + b1*x $N using (log($1)):(log($2)) via a1, b1
 fit a2 + b2*x $N using (log($1)):(log($3)) via a2, b2
 g = dir.'gauss/sweep.dat'
 fit a3 + b3*x g index 0 using (log($1)):(log(abs($6 - $18))) via a3, b3
+stats g index 0 using 18 name 'MF' nooutput
 times = '0 0.25 0.5'
 do for [out in 'png pdf'] {
   if (out eq 'png') {
@@ -43,33 +45,28 @@ do for [out in 'png pdf'] {
   set xrange [500:2e6]
   set key top right Left reverse font ',9' samplen 2
 
-  set title '(a) final-time error, 3-component mixture'
+  set title '(a) density error at T = 0.5, 3-component mixture'
   set xlabel 'number of tokens n'
-  set ylabel 'error at T = 0.5'
-  plot $N using 1:2 with points pt 5 ps 1.3 lc rgb '#d62728' title 'L1(KDE, PDE smoothed alike)', \
-       exp(a1) * x**b1 with lines lc rgb '#d62728' title sprintf('  fit: slope %.2f', b1), \
-       $N using 1:3 with points pt 9 ps 1.4 lc rgb '#2ca02c' title 'sliced W_2(cloud, PDE)', \
-       exp(a2) * x**b2 with lines lc rgb '#2ca02c' title sprintf('  fit: slope %.2f', b2)
+  set ylabel 'L1(KDE of the cloud, PDE smoothed alike)'
+  set yrange [0.003:0.1]
+  plot $N using 1:2 with points pt 5 ps 1.3 lc rgb '#d62728' title 'runs (n = 10^6: the panels run)', \
+       exp(a1) * x**b1 with lines lc rgb '#a50f15' title sprintf('fit: slope %.2f', b1)
 
-  set title '(b) variance increment, tokens drawn from N(0, I)'
-  set ylabel 'var(T) - var(0)'
-  unset logscale y
-  set format y '%.3f'
-  set yrange [0.955:1.005]
-  set key bottom right
-  plot g index 0 using 1:6 with linespoints pt 7 ps 1.3 lc rgb '#1f77b4' title 'particles', \
-       g index 0 using 1:18 with lines dt 2 lw 2 lc rgb '#08519c' title 'exact n → ∞ value at this ε', \
-       g index 0 using 1:7 with lines lw 1 lc rgb '#888888' title 'heat equation 2κT'
+  set title '(b) transport distance at T = 0.5, 3-component mixture'
+  set ylabel 'sliced W_2(cloud, PDE)'
+  plot $N using 1:3 with points pt 9 ps 1.4 lc rgb '#2ca02c' title 'runs (n = 10^6: the panels run)', \
+       exp(a2) * x**b2 with lines lc rgb '#006d2c' title sprintf('fit: slope %.2f', b2)
 
-  set title '(c) |increment - n → ∞ value| and run time'
-  set autoscale y
-  set logscale y
-  set format y '%g'
-  set ylabel 'deviation / seconds'
-  set key top left
-  plot g index 0 using 1:(abs($6 - $18)) with points pt 7 ps 1.3 lc rgb '#1f77b4' title '|Δvar - Δvar_{∞}|', \
-       exp(a3) * x**b3 with lines lc rgb '#1f77b4' title sprintf('  fit: slope %.2f', b3), \
-       f index 0 using 1:17 with linespoints pt 4 ps 1.2 lc rgb '#9467bd' title 'seconds per run (mixture, 100 steps)'
+  # the claim: the particle error |Δvar - Δvar_∞| falls below the O(ε)
+  # bias 1 - Δvar_∞ by n = 10^5; the finite-n theory rate is n^-1
+  set title '(c) Gaussian start: distance to the n → ∞ increment'
+  set ylabel '|Δvar - Δvar_∞|, Δvar = var(T) - var(0)'
+  set yrange [1e-4:0.1]
+  set key top right
+  plot g index 0 using 1:(abs($6 - $18)) with points pt 7 ps 1.3 lc rgb '#1f77b4' title 'runs (Δvar_∞ exact at this ε)', \
+       exp(a3) * x**b3 with lines lc rgb '#08519c' title sprintf('fit: slope %.2f', b3), \
+       30.0/x with lines dt 4 lc rgb 'black' title 'finite-n theory rate n^{-1}', \
+       1 - MF_mean with lines dt 2 lw 2 lc rgb '#fd8d3c' title sprintf('O(ε) bias 1 - Δvar_∞ = %.4f', 1 - MF_mean)
 
   unset logscale
   set format x '%g'
@@ -99,7 +96,10 @@ do for [out in 'png pdf'] {
   set title 'profile along x_2 at x_1 = 0 (n = 10^6)'
   set xlabel 'x_2'
   set ylabel 'density'
-  plot for [k=0:2] p index k using ($1 == 0 ? $2 : 1/0):3 with lines lw 2 lc k+1 title sprintf('KDE t = %s', word(times, k+1)), \
-       for [k=0:2] p index k using ($1 == 0 ? $2 : 1/0):4 with lines lw 2 dt 2 lc k+1 title sprintf('PDE t = %s', word(times, k+1))
+  # one colour per curve: KDE dark, PDE light shade of the same hue per time
+  kde_c = "#08519c #a50f15 #006d2c"
+  pde_c = "#6baed6 #fb6a4a #74c476"
+  plot for [k=0:2] p index k using ($1 == 0 ? $2 : 1/0):3 with lines lw 2 lc rgb word(kde_c, k+1) title sprintf('KDE t = %s', word(times, k+1)), \
+       for [k=0:2] p index k using ($1 == 0 ? $2 : 1/0):4 with lines lw 2 dt 2 lc rgb word(pde_c, k+1) title sprintf('PDE t = %s', word(times, k+1))
   unset multiplot
 }
