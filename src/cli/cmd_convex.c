@@ -15,7 +15,10 @@
 static const cli_opt convex_opts[] = {
     {"data", 1, "synthetic|pointclouds (3-D shapes of the train command; d = 3, c = 6) "
                 "(default synthetic)"},
-    {"kind", 1, "linear|gated attention (default linear)"},
+    {"kind", 1, "linear|gated attention, or the token mixing attention|mixer|fno (default linear)"},
+    {"gated", 0, "gated-ReLU heads (with --kind attention|mixer|fno; --kind gated = attention)"},
+    {"blocks", 1, "fno: B-FNO with B channel/output groups (B divides d and c) (default 1)"},
+    {"grid", 1, "fno: tokens on an HxW grid, row-major (default: a 1-D sequence)"},
     {"loss", 1, "squared|ce (softmax cross-entropy) (default squared)"},
     {"beta", 1, "weight decay = nuclear-norm weight beta > 0 (default 0.01)"},
     {"seed", 1, "seed of the synthetic data (and gates) (default 1)"},
@@ -49,7 +52,8 @@ static const cli_opt convex_opts[] = {
 };
 
 typedef struct {
-    int kind, loss, svd, data;
+    int kind, loss, svd, data, mixing, gated;
+    size_t blocks, grid_h, grid_w;
     double beta, tol, noise, width, lr, init_scale, grow, rank_tol;
     unsigned long seed, init_seed;
     size_t N, n, d, c, P, clusters, teacher, heads, iters, max_iter, gap_every, cluster_samples;
@@ -57,7 +61,8 @@ typedef struct {
     bool nonconvex, quiet, verbose;
 } convex_run;
 
-static const char *const kinds[] = {"linear", "gated", NULL};
+static const char *const kinds[] = {"linear", "gated", "attention", "mixer", "fno", NULL};
+static const char *const mixings[] = {"attention", "mixer", "fno"};
 static const char *const losses[] = {"squared", "ce", NULL};
 static const char *const svds[] = {"lapack", "gsl", NULL};
 static const char *const datas[] = {"synthetic", "pointclouds", NULL};
@@ -84,6 +89,26 @@ static int read_options(const cli_args *a, convex_run *r)
         || (rc = cli_choice(a, "svd", svds, 0, &r->svd))
         || (rc = cli_choice(a, "data", datas, 0, &r->data)))
         return rc;
+    r->mixing = r->kind <= 2 ? AF_CONVEX_ATTENTION : r->kind == 3 ? AF_CONVEX_MIXER : AF_CONVEX_FNO;
+    r->gated = r->kind == 1 || cli_flag(a, "gated");
+    if (r->kind <= 1 && cli_flag(a, "gated"))
+        return cli_fail(CLI_EUSAGE, "--gated: with --kind attention|mixer|fno (--kind %s says it already)",
+                        kinds[r->kind]);
+    if ((rc = cli_size(a, "blocks", 1, &r->blocks)))
+        return rc;
+    if (r->mixing != AF_CONVEX_FNO && (cli_given(a, "blocks") || cli_given(a, "grid")))
+        return cli_fail(CLI_EUSAGE, "--blocks, --grid: only with --kind fno");
+    if (cli_given(a, "grid")) {
+        const char *g = cli_str(a, "grid", "");
+        char *end;
+        unsigned long h = strtoul(g, &end, 10), w = 0;
+        if (*end == 'x')
+            w = strtoul(end + 1, &end, 10);
+        if (*end || h == 0 || w == 0)
+            return cli_fail(CLI_EINPUT, "--grid: expected HxW with H, W >= 1 (got '%s')", g);
+        r->grid_h = h;
+        r->grid_w = w;
+    }
     if (r->data == 1) {
         if ((cli_given(a, "dim") && r->d != 3)
             || (cli_given(a, "classes") && r->c != AF_POINTCLOUD_CLASSES))
@@ -118,8 +143,12 @@ static void header(FILE *fp, const cli_args *a, const convex_run *r, const char 
 {
     af_write_header(fp, a->command_line);
     af_write_meta(fp, "seed", "%lu", r->seed);
-    af_write_meta(fp, "problem", "%s attention, %s loss, N=%zu n=%zu d=%zu c=%zu", kinds[r->kind],
-                  losses[r->loss], r->N, r->n, r->d, r->c);
+    af_write_meta(fp, "problem", "%s %s, %s loss, N=%zu n=%zu d=%zu c=%zu",
+                  r->gated ? "gated" : "linear", mixings[r->mixing], losses[r->loss], r->N, r->n,
+                  r->d, r->c);
+    if (r->mixing == AF_CONVEX_FNO)
+        af_write_meta(fp, "fno", "blocks=%zu grid=%zux%zu (FFTW over the token grid)", r->blocks,
+                      r->grid_h ? r->grid_h : r->n, r->grid_w ? r->grid_w : 1);
     if (r->data == 0)
         af_write_meta(fp, "data", "synthetic: clusters=%zu width=%g teacher_heads=%zu noise=%g",
                       r->clusters, r->width, r->teacher, r->noise);
@@ -127,7 +156,7 @@ static void header(FILE *fp, const cli_args *a, const convex_run *r, const char 
         af_write_meta(fp, "data", "pointclouds: %zu points per cloud, noise %g, scaled by "
                       "1/sqrt(n); target of every token = one-hot class of its cloud",
                       r->n, r->noise);
-    if (r->kind == 1)
+    if (r->gated)
         af_write_meta(fp, "gates", "%zu", r->P);
     af_write_meta(fp, "beta", "%.17g", r->beta);
     af_write_meta(fp, "contents", "%s", what);
@@ -171,17 +200,25 @@ static int commit_all(outfile *o, size_t k)
     return rc;
 }
 
-/* heads.dat: one line per head: head gate sigma W1 (row-major) W2 (row-major). */
-static void write_heads(FILE *fp, const convex_run *r, size_t m, const double *W1, const double *W2,
-                        const size_t *gate_of, const double *sigma)
+/* heads.dat: one line per head: head block sigma W1 (row-major) W2 (row-major);
+ * block = gate (B-FNO: gate * B + channel group). */
+static void write_heads(FILE *fp, const convex_run *r, const af_convex_layout *lay, size_t m,
+                        const double *W1, const double *W2, const size_t *gate_of,
+                        const double *sigma)
 {
+    size_t R = lay->rows, C = lay->cols;
+    size_t side = r->mixing == AF_CONVEX_ATTENTION ? r->d : r->mixing == AF_CONVEX_MIXER ? r->n : 0;
     fprintf(fp, "# columns: head gate sigma");
-    for (size_t k = 0; k < r->d; k++)
-        for (size_t l = 0; l < r->d; l++)
-            fprintf(fp, " W1_%zu_%zu", k + 1, l + 1);
-    for (size_t k = 0; k < r->d; k++)
-        for (size_t o = 0; o < r->c; o++)
-            fprintf(fp, " W2_%zu_%zu", k + 1, o + 1);
+    for (size_t q = 0; q < R; q++)
+        if (side)
+            fprintf(fp, " W1_%zu_%zu", q / side + 1, q % side + 1);
+        else
+            fprintf(fp, " w1_%zu", q + 1);
+    for (size_t q = 0; q < C; q++)
+        if (side)
+            fprintf(fp, " W2_%zu_%zu", q / r->c + 1, q % r->c + 1);
+        else
+            fprintf(fp, " w2_%zu", q + 1);
     fputc('\n', fp);
     for (size_t h = 0; h < m; h++) {
         fprintf(fp, "%zu %zu ", h + 1, gate_of ? gate_of[h] + 1 : 1);
@@ -189,19 +226,19 @@ static void write_heads(FILE *fp, const convex_run *r, size_t m, const double *W
             af_write_double(fp, sigma[h]);
         } else { /* nonconvex heads: |W1| |W2|, the nuclear norm of the head's term */
             double a = 0, b = 0;
-            for (size_t q = 0; q < r->d * r->d; q++)
-                a += W1[h * r->d * r->d + q] * W1[h * r->d * r->d + q];
-            for (size_t q = 0; q < r->d * r->c; q++)
-                b += W2[h * r->d * r->c + q] * W2[h * r->d * r->c + q];
+            for (size_t q = 0; q < R; q++)
+                a += W1[h * R + q] * W1[h * R + q];
+            for (size_t q = 0; q < C; q++)
+                b += W2[h * C + q] * W2[h * C + q];
             af_write_double(fp, sqrt(a * b));
         }
-        for (size_t q = 0; q < r->d * r->d; q++) {
+        for (size_t q = 0; q < R; q++) {
             fputc(' ', fp);
-            af_write_double(fp, W1[h * r->d * r->d + q]);
+            af_write_double(fp, W1[h * R + q]);
         }
-        for (size_t q = 0; q < r->d * r->c; q++) {
+        for (size_t q = 0; q < C; q++) {
             fputc(' ', fp);
-            af_write_double(fp, W2[h * r->d * r->c + q]);
+            af_write_double(fp, W2[h * C + q]);
         }
         fputc('\n', fp);
     }
@@ -284,9 +321,11 @@ static int run_convex_solver(const cli_args *a, const convex_run *r, af_convex_p
         "singular values of Z* (gate by gate)",
         "tokens of the first matrices; group = head dominating the token's output; "
         "headK = share of head K in the output norm"};
-    size_t zs = af_convex_z_size(p), cap = r->P * (r->d * r->d < r->d * r->c ? r->d * r->d : r->d * r->c);
+    af_convex_layout lay = af_convex_problem_layout(p);
+    size_t kmin = lay.rows < lay.cols ? lay.rows : lay.cols;
+    size_t zs = af_convex_z_size(p), cap = lay.blocks * kmin;
     double *Z = calloc(zs, sizeof *Z);
-    double *W1 = malloc(cap * (r->d * r->d + r->d * r->c + 1) * sizeof *W1);
+    double *W1 = malloc(cap * (lay.rows + lay.cols + 1) * sizeof *W1);
     size_t *gate_of = malloc(cap * sizeof *gate_of);
     af_convex_solver *s = af_convex_solver_alloc(p);
     int rc = 0;
@@ -295,7 +334,7 @@ static int run_convex_solver(const cli_args *a, const convex_run *r, af_convex_p
         rc = cli_fail(CLI_EINPUT, "out of memory");
         goto done;
     }
-    double *W2 = W1 + cap * r->d * r->d, *sigma = W2 + cap * r->d * r->c;
+    double *W2 = W1 + cap * lay.rows, *sigma = W2 + cap * lay.cols;
     for (size_t k = 0; k < NOUT && !rc; k++)
         if (!(rc = open_out(&o[k], r, names[k])))
             header(o[k].fp, a, r, what[k]);
@@ -365,11 +404,10 @@ static int run_convex_solver(const cli_args *a, const convex_run *r, af_convex_p
     fprintf(fp, "converged %d\niterations %zu\nseconds %.6g\nsvd_seconds %.6g\nrestarts %zu\n",
             S->converged, S->iter, S->seconds, S->svd_seconds, S->restarts);
     fprintf(fp, "heads %zu\nhead_objective %.17g\n", m, head_obj);
-    write_heads(o[HEADS].fp, r, m, W1, W2, gate_of, sigma);
+    write_heads(o[HEADS].fp, r, &lay, m, W1, W2, gate_of, sigma);
     fprintf(o[SV].fp, "# columns: gate index sigma\n");
     const double *sv = af_convex_solver_sigma(s);
-    size_t kmin = r->d * r->d < r->d * r->c ? r->d * r->d : r->d * r->c;
-    for (size_t g = 0; g < (r->kind == 1 ? r->P : 1); g++)
+    for (size_t g = 0; g < lay.blocks; g++)
         for (size_t j = 0; j < kmin; j++) {
             fprintf(o[SV].fp, "%zu %zu ", g + 1, j + 1);
             af_write_double(o[SV].fp, sv[g * kmin + j]);
@@ -455,7 +493,8 @@ static int run_nonconvex(const cli_args *a, const convex_run *r, af_convex_probl
     fputc('\n', o[ITER].fp);
     fprintf(o[SUMMARY].fp, "objective %.17g\nheads %zu\niterations %zu\nseconds %.6g\n", obj,
             r->heads, r->iters, seconds);
-    write_heads(o[HEADS].fp, r, r->heads, W1, W2, r->kind == 1 ? gate_of : NULL, NULL);
+    af_convex_layout lay = af_convex_problem_layout(p);
+    write_heads(o[HEADS].fp, r, &lay, r->heads, W1, W2, lay.blocks > 1 ? gate_of : NULL, NULL);
     printf("objective=%.12g heads=%zu iters=%zu seconds=%.3f\n", obj, r->heads, r->iters, seconds);
     rc = commit_all(o, NOUT);
 done:
@@ -477,7 +516,8 @@ static int run_convex(const cli_args *a)
     /* data: tokens, gates, teacher targets, all from one generator seeded by --seed */
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     size_t T = r.N * r.n;
-    double *X = malloc(T * r.d * sizeof *X), *H = malloc(r.P * r.d * r.d * sizeof *H);
+    af_convex_shape gs = {.n = r.n, .d = r.d, .mixing = (af_convex_mixing)r.mixing};
+    double *X = malloc(T * r.d * sizeof *X), *H = malloc(r.P * af_convex_gate_size(&gs) * sizeof *H);
     double *Y = malloc(T * r.c * sizeof *Y);
     size_t *cluster = malloc(T * sizeof *cluster);
     af_convex_problem *p = NULL;
@@ -491,8 +531,9 @@ static int run_convex(const cli_args *a)
     sp.teacher_heads = r.teacher;
     sp.noise = r.noise;
     sp.width = r.width;
-    af_convex_shape sh = {r.kind == 0 ? AF_CONVEX_LINEAR : AF_CONVEX_GATED,
-                          r.loss == 0 ? AF_CONVEX_SQUARED : AF_CONVEX_CE, r.N, r.n, r.d, r.c, r.P};
+    af_convex_shape sh = {r.gated ? AF_CONVEX_GATED : AF_CONVEX_LINEAR,
+                          r.loss == 0 ? AF_CONVEX_SQUARED : AF_CONVEX_CE, r.N, r.n, r.d, r.c, r.P,
+                          (af_convex_mixing)r.mixing, r.blocks, r.grid_h, r.grid_w};
     af_status st;
     if (r.data == 0) {
         st = af_convex_synth_tokens(&sp, r.N, r.n, r.d, rng, X, cluster);
@@ -521,7 +562,7 @@ static int run_convex(const cli_args *a)
         af_dataset_free(&ds);
     }
     if (!st)
-        st = af_convex_synth_gates(r.P, r.d, rng, H);
+        st = af_convex_synth_gate_weights(&sh, rng, H);
     if (!st)
         st = af_convex_problem_alloc(&p, &sh, X, H);
     if (!st && r.data == 0)
@@ -548,7 +589,8 @@ done:
 const cli_command cli_cmd_convex = {
     "convex",
     "attention heads to global optimality via convex duality (certified), or the nonconvex baseline",
-    "[FILE.ini] [--kind linear|gated] [--loss squared|ce] [--beta B] [--seed S] [--tol T]\n"
+    "[FILE.ini] [--kind linear|gated|attention|mixer|fno] [--gated] [--blocks B] [--grid HxW]\n"
+    "       [--loss squared|ce] [--beta B] [--seed S] [--tol T]\n"
     "       [--out DIR] [--nonconvex --heads M] [options]",
     convex_opts,
     run_convex,
