@@ -259,6 +259,24 @@ const double *af_convex_adam_w1(const af_convex_adam *a);
 const double *af_convex_adam_w2(const af_convex_adam *a);
 const size_t *af_convex_adam_gates(const af_convex_adam *a);
 
+/* ---- token features of a frozen backbone (attnflow train --features-out) ---- */
+
+typedef struct {
+    size_t n, d;            /* tokens per sample, features per token */
+    size_t grid_h, grid_w;  /* token grid (0 0: none given) */
+    size_t classes;         /* largest label + 1 */
+    size_t N[2];            /* samples: [0] train, [1] test */
+    double *x[2];           /* N[k] x n x d */
+    int *y[2];              /* N[k] labels */
+} af_convex_features;
+
+/* Reads a features file; AF_EFORMAT (file and reason) on wrong sizes,
+ * non-finite values, bad or missing labels, or a missing train/test set. */
+af_status af_convex_features_read(const char *path, af_convex_features *f);
+void af_convex_features_free(af_convex_features *f);
+/* Average pooling of the feature axis to dim (<= d) windows, in place. */
+af_status af_convex_features_pool(af_convex_features *f, size_t dim);
+
 /* ---- synthetic data ---- */
 
 typedef struct {

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include "attnflow/convex.h"
 #include "attnflow/io.h"
@@ -13,8 +14,16 @@
 #include "cli.h"
 
 static const cli_opt convex_opts[] = {
-    {"data", 1, "synthetic|pointclouds (3-D shapes of the train command; d = 3, c = 6) "
-                "(default synthetic)"},
+    {"data", 1, "synthetic|pointclouds (3-D shapes of the train command; d = 3, c = 6)|features "
+                "(--features FILE of attnflow train --features-out) (default synthetic)"},
+    {"features", 1, "--data features: the token-features file"},
+    {"pool-dim", 1, "--data features: average-pool the feature axis to P features"},
+    {"pool-tokens", 0, "--data features: average the tokens first (n = 1: linear model, or with "
+                       "--kind fno --gated the convex gated two-layer MLP)"},
+    {"betas", 1, "--data features: comma-separated betas; the one with the best validation "
+                 "accuracy is refit on the whole training set (default: --beta)"},
+    {"val-frac", 1, "--data features with --betas: validation share of the training set "
+                    "(default 0.2)"},
     {"kind", 1, "linear|gated attention, or the token mixing attention|mixer|fno (default linear)"},
     {"gated", 0, "gated-ReLU heads (with --kind attention|mixer|fno; --kind gated = attention)"},
     {"blocks", 1, "fno: B-FNO with B channel/output groups (B divides d and c) (default 1)"},
@@ -59,13 +68,17 @@ typedef struct {
     size_t N, n, d, c, P, clusters, teacher, heads, iters, max_iter, gap_every, cluster_samples;
     const char *dir;
     bool nonconvex, quiet, verbose;
+    /* --data features: the test set, scored after the fit */
+    const af_convex_problem *test;
+    const int *test_y, *train_y;
+    double val_acc; /* --betas: validation accuracy of the chosen beta (< 0: none) */
 } convex_run;
 
 static const char *const kinds[] = {"linear", "gated", "attention", "mixer", "fno", NULL};
 static const char *const mixings[] = {"attention", "mixer", "fno"};
 static const char *const losses[] = {"squared", "ce", NULL};
 static const char *const svds[] = {"lapack", "gsl", NULL};
-static const char *const datas[] = {"synthetic", "pointclouds", NULL};
+static const char *const datas[] = {"synthetic", "pointclouds", "features", NULL};
 
 static int read_options(const cli_args *a, convex_run *r)
 {
@@ -119,6 +132,20 @@ static int read_options(const cli_args *a, convex_run *r)
         r->d = 3;
         r->c = AF_POINTCLOUD_CLASSES;
     }
+    if (r->data == 2) {
+        static const char *const synth_only[] = {"samples", "tokens", "dim", "classes", "clusters",
+                                                 "teacher-heads", "width", "noise", NULL};
+        for (size_t k = 0; synth_only[k]; k++)
+            if (cli_given(a, synth_only[k]))
+                return cli_fail(CLI_EUSAGE, "--%s: the features file sets it (--data features)",
+                                synth_only[k]);
+        if (!cli_given(a, "features"))
+            return cli_fail(CLI_EUSAGE, "--data features: needs --features FILE");
+    } else if (cli_given(a, "features") || cli_given(a, "pool-dim") || cli_given(a, "pool-tokens")
+               || cli_given(a, "betas") || cli_given(a, "val-frac")) {
+        return cli_fail(CLI_EUSAGE, "--features, --pool-dim, --pool-tokens, --betas, --val-frac: "
+                        "only with --data features");
+    }
     if (r->tol < 0)
         return cli_fail(CLI_EINPUT, "--tol: must be >= 0 (got %g)", r->tol);
     if (r->noise < 0 || r->width < 0 || r->init_scale < 0)
@@ -152,6 +179,12 @@ static void header(FILE *fp, const cli_args *a, const convex_run *r, const char 
     if (r->data == 0)
         af_write_meta(fp, "data", "synthetic: clusters=%zu width=%g teacher_heads=%zu noise=%g",
                       r->clusters, r->width, r->teacher, r->noise);
+    else if (r->data == 2)
+        af_write_meta(fp, "data", "features %s (pool-dim %s%s): standardised per feature on the "
+                      "training set, scaled by 1/sqrt(n); target of every token = one-hot label of "
+                      "its sample; prediction = arg max of the token-averaged outputs",
+                      cli_str(a, "features", ""), cli_str(a, "pool-dim", "none"),
+                      cli_flag(a, "pool-tokens") ? ", tokens averaged" : "");
     else
         af_write_meta(fp, "data", "pointclouds: %zu points per cloud, noise %g, scaled by "
                       "1/sqrt(n); target of every token = one-hot class of its cloud",
@@ -293,6 +326,60 @@ static af_status write_clusters(FILE *fp, const convex_run *r, const af_convex_p
     return s;
 }
 
+/* Accuracy on a set: the arg max of the token-averaged outputs F (N x n x c) against y. */
+static double accuracy(const af_convex_shape *sh, const double *F, const int *y)
+{
+    size_t hit = 0, n = sh->n, c = sh->c;
+    for (size_t i = 0; i < sh->N; i++) {
+        size_t best = 0;
+        double bv = -INFINITY;
+        for (size_t o = 0; o < c; o++) {
+            double v = 0;
+            for (size_t t = 0; t < n; t++)
+                v += F[(i * n + t) * c + o];
+            if (v > bv) {
+                bv = v;
+                best = o;
+            }
+        }
+        hit += (int)best == y[i];
+    }
+    return (double)hit / (double)sh->N;
+}
+
+/* Outputs of the convex solution Z (or of m heads) on problem q, and the accuracy. */
+static af_status score(af_convex_problem *q, const int *y, const double *Z, size_t m,
+                       const double *W1, const double *W2, const size_t *gate_of, double *acc)
+{
+    af_convex_shape sh = af_convex_problem_shape(q);
+    double *F = malloc(sh.N * sh.n * sh.c * sizeof *F);
+    if (!F)
+        return af_error(AF_ENOMEM, "out of memory");
+    af_status st = Z ? af_convex_predict(q, Z, F)
+                     : af_convex_heads_predict(q, m, W1, W2, gate_of, F);
+    if (!st)
+        *acc = accuracy(&sh, F, y);
+    free(F);
+    return st;
+}
+
+static af_status write_accuracy(FILE *fp, const convex_run *r, af_convex_problem *p,
+                                const double *Z, size_t m, const double *W1, const double *W2,
+                                const size_t *gate_of)
+{
+    double tr = 0, te = 0;
+    af_status st = score(p, r->train_y, Z, m, W1, W2, gate_of, &tr);
+    if (!st)
+        st = score((af_convex_problem *)r->test, r->test_y, Z, m, W1, W2, gate_of, &te);
+    if (!st) {
+        fprintf(fp, "train_accuracy %.17g\ntest_accuracy %.17g\n", tr, te);
+        if (r->val_acc >= 0)
+            fprintf(fp, "val_accuracy %.17g\nbeta %.17g\n", r->val_acc, r->beta);
+        printf("train_acc=%.4f test_acc=%.4f\n", tr, te);
+    }
+    return st;
+}
+
 static void iteration_line(FILE *fp, const af_convex_state *st)
 {
     fprintf(fp, "%zu ", st->iter);
@@ -404,6 +491,8 @@ static int run_convex_solver(const cli_args *a, const convex_run *r, af_convex_p
     fprintf(fp, "converged %d\niterations %zu\nseconds %.6g\nsvd_seconds %.6g\nrestarts %zu\n",
             S->converged, S->iter, S->seconds, S->svd_seconds, S->restarts);
     fprintf(fp, "heads %zu\nhead_objective %.17g\n", m, head_obj);
+    if (r->test && (st = write_accuracy(fp, r, p, Z, 0, NULL, NULL, NULL)))
+        goto done;
     write_heads(o[HEADS].fp, r, &lay, m, W1, W2, gate_of, sigma);
     fprintf(o[SV].fp, "# columns: gate index sigma\n");
     const double *sv = af_convex_solver_sigma(s);
@@ -493,6 +582,8 @@ static int run_nonconvex(const cli_args *a, const convex_run *r, af_convex_probl
     fputc('\n', o[ITER].fp);
     fprintf(o[SUMMARY].fp, "objective %.17g\nheads %zu\niterations %zu\nseconds %.6g\n", obj,
             r->heads, r->iters, seconds);
+    if (r->test && (st = write_accuracy(o[SUMMARY].fp, r, p, NULL, r->heads, W1, W2, gate_of)))
+        goto done;
     af_convex_layout lay = af_convex_problem_layout(p);
     write_heads(o[HEADS].fp, r, &lay, r->heads, W1, W2, lay.blocks > 1 ? gate_of : NULL, NULL);
     printf("objective=%.12g heads=%zu iters=%zu seconds=%.3f\n", obj, r->heads, r->iters, seconds);
@@ -507,12 +598,256 @@ done:
     return rc;
 }
 
+/* ---- --data features: heads on a frozen backbone's token features ---- */
+
+/* A problem on samples idx[0..N) of a features set (NULL: all of them):
+ * one-hot targets on every token; labels copied to y. */
+static af_status features_problem(const convex_run *r, const af_convex_features *fe, int set,
+                                  const size_t *idx, size_t N, const double *H,
+                                  af_convex_problem **p, int *y)
+{
+    size_t n = fe->n, d = fe->d, c = r->c, T = N * n;
+    double *X = malloc(T * d * sizeof *X), *Y = malloc(T * c * sizeof *Y);
+    af_status st = (!X || !Y) ? af_error(AF_ENOMEM, "features: out of memory") : AF_SUCCESS;
+    for (size_t i = 0; !st && i < N; i++) {
+        size_t j = idx ? idx[i] : i;
+        memcpy(X + i * n * d, fe->x[set] + j * n * d, n * d * sizeof *X);
+        y[i] = fe->y[set][j];
+        for (size_t t = 0; t < n; t++)
+            for (size_t o = 0; o < c; o++)
+                Y[(i * n + t) * c + o] = (int)o == y[i];
+    }
+    af_convex_shape sh = {r->gated ? AF_CONVEX_GATED : AF_CONVEX_LINEAR,
+                          r->loss == 0 ? AF_CONVEX_SQUARED : AF_CONVEX_CE, N, n, d, c, r->P,
+                          (af_convex_mixing)r->mixing, r->blocks, r->grid_h, r->grid_w};
+    if (!st)
+        st = af_convex_problem_alloc(p, &sh, X, H);
+    if (!st)
+        st = af_convex_problem_set_targets(*p, Y);
+    free(X);
+    free(Y);
+    return st;
+}
+
+/* Fit at one beta (convex solve or Adam) on fit, accuracy on val. */
+static af_status fit_and_score(const convex_run *r, af_convex_problem *fit, af_convex_problem *val,
+                               const int *yval, double beta, double *acc)
+{
+    af_status st;
+    if (!r->nonconvex) {
+        double *Z = calloc(af_convex_z_size(fit), sizeof *Z);
+        if (!Z)
+            return af_error(AF_ENOMEM, "out of memory");
+        af_convex_options opt = af_convex_options_default();
+        opt.beta = beta;
+        opt.tol = r->tol;
+        opt.max_iter = r->max_iter;
+        opt.gap_every = r->gap_every;
+        af_convex_state state;
+        st = af_convex_solve(fit, &opt, Z, &state);
+        if (st == AF_EMAXITER) /* scored all the same: the gap is in the final fit's summary */
+            st = AF_SUCCESS;
+        if (!st)
+            st = score(val, yval, Z, 0, NULL, NULL, NULL, acc);
+        free(Z);
+        return st;
+    }
+    af_convex_adam *ad = af_convex_adam_alloc(fit, r->heads);
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!ad || !rng) {
+        af_convex_adam_free(ad);
+        gsl_rng_free(rng);
+        return af_error(AF_ENOMEM, "out of memory");
+    }
+    gsl_rng_set(rng, r->init_seed);
+    af_convex_adam_options ao = af_convex_adam_options_default();
+    ao.beta = beta;
+    ao.lr = r->lr;
+    ao.init_scale = r->init_scale;
+    st = af_convex_adam_set(ad, &ao, rng);
+    for (size_t it = 0; !st && it < r->iters; it++)
+        st = af_convex_adam_iterate(ad, NULL);
+    if (!st)
+        st = score(val, yval, NULL, r->heads, af_convex_adam_w1(ad), af_convex_adam_w2(ad),
+                   af_convex_adam_gates(ad), acc);
+    af_convex_adam_free(ad);
+    gsl_rng_free(rng);
+    return st;
+}
+
+/* Validation split of the training set and the best beta of the list. */
+static int select_beta(const cli_args *a, convex_run *r, const af_convex_features *fe,
+                       const double *H)
+{
+    double frac, betas[32];
+    size_t nb = 0;
+    int rc = cli_double(a, "val-frac", 0.2, &frac);
+    if (rc)
+        return rc;
+    if (!(frac > 0 && frac < 1))
+        return cli_fail(CLI_EINPUT, "--val-frac: must be in (0,1) (got %g)", frac);
+    const char *v = cli_str(a, "betas", "");
+    while (*v && nb < 32) {
+        char *end;
+        double b = strtod(v, &end);
+        if (end == v || !(b > 0) || !isfinite(b) || (*end && *end != ','))
+            return cli_fail(CLI_EINPUT, "--betas: expected a comma-separated list of betas > 0 "
+                            "(got '%s')", cli_str(a, "betas", ""));
+        betas[nb++] = b;
+        v = *end ? end + 1 : end;
+    }
+    size_t N = fe->N[0], nv = (size_t)((double)N * frac + 0.5);
+    if (nv == 0 || nv >= N)
+        return cli_fail(CLI_EINPUT, "--val-frac %g leaves no validation or no fitting sample", frac);
+    size_t *perm = malloc(N * sizeof *perm);
+    int *y = malloc(N * sizeof *y);
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    af_convex_problem *fit = NULL, *val = NULL;
+    af_status st = (!perm || !y || !rng) ? af_error(AF_ENOMEM, "out of memory") : AF_SUCCESS;
+    if (!st) {
+        for (size_t i = 0; i < N; i++)
+            perm[i] = i;
+        gsl_rng_set(rng, r->seed + 7919); /* the split is its own stream */
+        gsl_ran_shuffle(rng, perm, N, sizeof *perm);
+        st = features_problem(r, fe, 0, perm, nv, H, &val, y);
+    }
+    int *yv = malloc(nv * sizeof *yv);
+    if (!st && !yv)
+        st = af_error(AF_ENOMEM, "out of memory");
+    if (!st) {
+        memcpy(yv, y, nv * sizeof *yv);
+        st = features_problem(r, fe, 0, perm + nv, N - nv, H, &fit, y);
+    }
+    double best = -1;
+    for (size_t k = 0; !st && k < nb; k++) {
+        double acc = 0;
+        st = fit_and_score(r, fit, val, yv, betas[k], &acc);
+        if (!st && !r->quiet)
+            fprintf(stderr, "convex: beta %g: validation accuracy %.4f\n", betas[k], acc);
+        if (!st && acc >= best) { /* ties: the larger beta (the betas are tried ascending) */
+            best = acc;
+            r->beta = betas[k];
+        }
+    }
+    r->val_acc = best;
+    af_convex_problem_free(fit);
+    af_convex_problem_free(val);
+    gsl_rng_free(rng);
+    free(perm);
+    free(y);
+    free(yv);
+    return st ? cli_fail_status(st) : 0;
+}
+
+static int run_features(const cli_args *a, convex_run *r)
+{
+    af_convex_features fe;
+    af_status st = af_convex_features_read(cli_str(a, "features", ""), &fe);
+    if (st)
+        return cli_fail_status(st);
+    int rc = 0;
+    size_t pool = 0;
+    if (cli_given(a, "pool-dim") && ((rc = cli_size(a, "pool-dim", 1, &pool))
+                                     || (st = af_convex_features_pool(&fe, pool)))) {
+        rc = rc ? rc : cli_fail_status(st);
+        af_convex_features_free(&fe);
+        return rc;
+    }
+    if (cli_flag(a, "pool-tokens")) { /* mean over tokens: one token per sample */
+        for (int k = 0; k < 2; k++)
+            for (size_t i = 0; i < fe.N[k]; i++)
+                for (size_t q = 0; q < fe.d; q++) {
+                    double s = 0;
+                    for (size_t t = 0; t < fe.n; t++)
+                        s += fe.x[k][(i * fe.n + t) * fe.d + q];
+                    fe.x[k][i * fe.d + q] = s / (double)fe.n;
+                }
+        fe.n = 1;
+        fe.grid_h = fe.grid_w = 0;
+    }
+    /* standardise every feature on the training tokens, then 1/sqrt(n) as
+     * for the synthetic tokens (X^T X stays O(1)) */
+    for (size_t q = 0; q < fe.d; q++) {
+        double m = 0, v = 0, T0 = (double)(fe.N[0] * fe.n);
+        for (size_t t = 0; t < fe.N[0] * fe.n; t++)
+            m += fe.x[0][t * fe.d + q];
+        m /= T0;
+        for (size_t t = 0; t < fe.N[0] * fe.n; t++)
+            v += (fe.x[0][t * fe.d + q] - m) * (fe.x[0][t * fe.d + q] - m);
+        double sd = sqrt(v / T0), sc = (sd > 0 ? 1 / sd : 1.0) / sqrt((double)fe.n);
+        for (int k = 0; k < 2; k++)
+            for (size_t t = 0; t < fe.N[k] * fe.n; t++)
+                fe.x[k][t * fe.d + q] = (fe.x[k][t * fe.d + q] - m) * sc;
+    }
+    r->N = fe.N[0];
+    r->n = fe.n;
+    r->d = fe.d;
+    r->c = fe.classes;
+    if (r->mixing == AF_CONVEX_FNO && !r->grid_h && fe.grid_h) {
+        r->grid_h = fe.grid_h;
+        r->grid_w = fe.grid_w;
+    }
+    if (r->loss == 1 && r->c < 2) {
+        af_convex_features_free(&fe);
+        return cli_fail(CLI_EINPUT, "--features: cross-entropy needs at least 2 classes");
+    }
+    if (r->cluster_samples > r->N)
+        r->cluster_samples = r->N;
+    af_convex_shape gs = {.n = r->n, .d = r->d, .mixing = (af_convex_mixing)r->mixing};
+    size_t T = r->N * r->n;
+    double *H = malloc((r->P * af_convex_gate_size(&gs) + 1) * sizeof *H);
+    int *ytr = malloc(r->N * sizeof *ytr), *yte = malloc(fe.N[1] * sizeof *yte);
+    size_t *cluster = malloc(T * sizeof *cluster);
+    af_convex_problem *ptr = NULL, *pte = NULL;
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!H || !ytr || !yte || !cluster || !rng) {
+        rc = cli_fail(CLI_EINPUT, "out of memory");
+        goto done;
+    }
+    gsl_rng_set(rng, r->seed);
+    af_convex_shape sh = {r->gated ? AF_CONVEX_GATED : AF_CONVEX_LINEAR, AF_CONVEX_SQUARED, r->N,
+                          r->n, r->d, r->c, r->P, (af_convex_mixing)r->mixing, r->blocks,
+                          r->grid_h, r->grid_w};
+    if ((st = af_convex_synth_gate_weights(&sh, rng, H))) {
+        rc = cli_fail_status(st);
+        goto done;
+    }
+    if (cli_given(a, "betas") && (rc = select_beta(a, r, &fe, H)))
+        goto done;
+    if ((st = features_problem(r, &fe, 0, NULL, r->N, H, &ptr, ytr))
+        || (st = features_problem(r, &fe, 1, NULL, fe.N[1], H, &pte, yte))) {
+        rc = cli_fail_status(st);
+        goto done;
+    }
+    for (size_t t = 0; t < T; t++)
+        cluster[t] = (size_t)ytr[t / r->n];
+    r->test = pte;
+    r->train_y = ytr;
+    r->test_y = yte;
+    if ((rc = cli_make_dirs("out", r->dir)))
+        goto done;
+    rc = r->nonconvex ? run_nonconvex(a, r, ptr) : run_convex_solver(a, r, ptr, cluster);
+done:
+    af_convex_problem_free(ptr);
+    af_convex_problem_free(pte);
+    gsl_rng_free(rng);
+    free(H);
+    free(ytr);
+    free(yte);
+    free(cluster);
+    af_convex_features_free(&fe);
+    return rc;
+}
+
 static int run_convex(const cli_args *a)
 {
     convex_run r = {0};
+    r.val_acc = -1;
     int rc = read_options(a, &r);
     if (rc)
         return rc;
+    if (r.data == 2)
+        return run_features(a, &r);
     /* data: tokens, gates, teacher targets, all from one generator seeded by --seed */
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     size_t T = r.N * r.n;
