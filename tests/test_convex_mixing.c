@@ -637,3 +637,103 @@ Test(convex_mixing, adam_mixer_gated) { adam_case(&cases[1], AF_CONVEX_GATED, 2,
 Test(convex_mixing, adam_fno_1d_linear) { adam_case(&cases[2], AF_CONVEX_LINEAR, 1, 10000); }
 Test(convex_mixing, adam_fno_2d_gated) { adam_case(&cases[4], AF_CONVEX_GATED, 2, 2500); }
 Test(convex_mixing, adam_bfno_linear) { adam_case(&cases[6], AF_CONVEX_LINEAR, 1, 2500); }
+
+/* ---- the CLI: features files and the new options ---- */
+
+#include <unistd.h>
+#include "support/fixtures.h"
+
+/* A features file of N train + N test samples, n = 4 tokens on a 2 x 2
+ * grid, d = 3, labels i mod 3; bad = 1: one row short, 2: a NaN, 3: a label
+ * of -1, 4: no test set, 5: no size lines. */
+static void features_file(const char *path, int bad)
+{
+    FILE *fp = fopen(path, "w");
+    cr_assert_not_null(fp);
+    if (bad != 5)
+        fprintf(fp, "# feature_tokens: 4\n# feature_dim: 3\n# feature_grid: 2x2\n");
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    for (int set = 0; set < 2; set++)
+        for (int i = 0; i < 12; i++) {
+            if (bad == 4 && set == 1)
+                break;
+            int lab = i % 3;
+            fprintf(fp, "%d %d", set, bad == 3 && i == 5 ? -1 : lab);
+            for (int q = 0; q < 12; q++) {
+                if (bad == 1 && set == 0 && i == 7 && q == 11)
+                    break;
+                if (bad == 2 && set == 1 && i == 2 && q == 4)
+                    fprintf(fp, " nan");
+                else
+                    fprintf(fp, " %.6f", (q % 3 == lab) + 0.5 * gsl_ran_gaussian(rng, 1.0));
+            }
+            fputc('\n', fp);
+        }
+    gsl_rng_free(rng);
+    fclose(fp);
+}
+
+Test(convex_mixing, cli_features_and_kinds)
+{
+    char dir[] = "/tmp/af_cxmix_XXXXXX", out[4096], args[2048], path[1200], feat[1200];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(feat, sizeof feat, "%s/features.dat", dir);
+    /* a good file: every kind runs and reports accuracies */
+    features_file(feat, 0);
+    const char *kinds[] = {"--kind mixer", "--kind fno", "--kind fno --gated --blocks 3",
+                           "--kind fno --pool-tokens", "--kind linear",
+                           "--kind mixer --nonconvex --heads 2 --iters 50"};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        snprintf(args, sizeof args, "convex --quiet --data features --features %s --loss ce "
+                 "--beta 0.01 --betas 0.001,0.01 %s --out %s/ok", feat, kinds[k], dir);
+        cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 0, "%s: %s", kinds[k], out);
+        cr_assert_not_null(strstr(out, "test_acc="), "%s", out);
+        snprintf(path, sizeof path, "%s/ok/summary.txt", dir);
+        FILE *fp = fopen(path, "r");
+        cr_assert_not_null(fp);
+        char line[256];
+        int seen = 0;
+        while (fgets(line, sizeof line, fp))
+            seen += strncmp(line, "test_accuracy ", 14) == 0 || strncmp(line, "val_accuracy ", 13) == 0;
+        fclose(fp);
+        cr_assert_eq(seen, 2, "%s: summary lacks the accuracies", kinds[k]);
+    }
+    /* bad files: one error line, exit 1, no output */
+    struct { int bad; const char *msg; } bad[] = {
+        {1, "ragged rows"}, {2, "not finite"}, {3, "label"}, {4, "test"}, {5, "feature_tokens"}};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        features_file(feat, bad[k].bad);
+        snprintf(args, sizeof args, "convex --quiet --data features --features %s --kind mixer "
+                 "--out %s/bad", feat, dir);
+        int code = fx_run_cli(AF_CLI, args, out, sizeof out);
+        cr_expect_eq(code, 1, "bad %d: exit %d: %s", bad[k].bad, code, out);
+        cr_expect_eq(strncmp(out, "attnflow: ", 10), 0, "%s", out);
+        cr_expect_not_null(strstr(out, bad[k].msg), "bad %d: %s", bad[k].bad, out);
+        cr_expect_eq(strchr(out, '\n'), out + strlen(out) - 1, "one line: %s", out);
+        snprintf(path, sizeof path, "%s/bad", dir);
+        cr_expect_eq(access(path, F_OK), -1, "bad %d left %s", bad[k].bad, path);
+    }
+    /* wrong sizes for the chosen pooling / blocks; usage errors */
+    features_file(feat, 0);
+    struct { const char *opts; int code; const char *msg; } usage[] = {
+        {"--kind fno --blocks 2", 1, "divide"},
+        {"--kind mixer --pool-dim 5", 1, "pool-dim"},
+        {"--kind mixer --blocks 3", 2, "only with --kind fno"},
+        {"--kind linear --gated", 2, "--gated"},
+        {"--kind mixer --dim 4", 2, "features file sets it"},
+        {"--kind fno --grid 3x3", 1, "grid"},
+    };
+    for (size_t k = 0; k < sizeof usage / sizeof usage[0]; k++) {
+        snprintf(args, sizeof args, "convex --quiet --data features --features %s %s --out %s/bad",
+                 feat, usage[k].opts, dir);
+        int code = fx_run_cli(AF_CLI, args, out, sizeof out);
+        cr_expect_eq(code, usage[k].code, "%s: exit %d: %s", usage[k].opts, code, out);
+        cr_expect_not_null(strstr(out, usage[k].msg), "%s: %s", usage[k].opts, out);
+        cr_expect_eq(strchr(out, '\n'), out + strlen(out) - 1, "one line: %s", out);
+        snprintf(path, sizeof path, "%s/bad", dir);
+        cr_expect_eq(access(path, F_OK), -1, "%s left %s", usage[k].opts, path);
+    }
+    char cmd[1300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
