@@ -12,6 +12,7 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include "attnflow/convex.h"
+#include "support/convex_kkt.h"
 
 typedef struct {
     af_convex_problem *p;
@@ -33,7 +34,7 @@ static fixture make(af_convex_kind kind, af_convex_loss loss, size_t N, size_t n
     f.Y = malloc(N * n * c * sizeof *f.Y);
     cr_assert_eq(af_convex_synth_tokens(&sp, N, n, d, f.rng, f.X, NULL), AF_SUCCESS);
     cr_assert_eq(af_convex_synth_gates(P, d, f.rng, f.H), AF_SUCCESS);
-    af_convex_shape sh = {kind, loss, N, n, d, c, P};
+    af_convex_shape sh = {kind, loss, N, n, d, c, P, AF_CONVEX_ATTENTION, 0, 0, 0};
     cr_assert_eq(af_convex_problem_alloc(&f.p, &sh, f.X, f.H), AF_SUCCESS, "%s", af_last_error());
     cr_assert_eq(af_convex_synth_targets(f.p, &sp, f.rng, f.Y), AF_SUCCESS, "%s", af_last_error());
     cr_assert_eq(af_convex_problem_set_targets(f.p, f.Y), AF_SUCCESS, "%s", af_last_error());
@@ -577,7 +578,7 @@ Test(convex, invalid_arguments)
 {
     double X[2 * 3 * 2] = {0}, H[4] = {1, 0, 0, 1}, Y[6] = {0.5, 0.5, 0.2, 0.9, 1, 0};
     af_convex_problem *p = NULL;
-    af_convex_shape sh = {AF_CONVEX_LINEAR, AF_CONVEX_SQUARED, 0, 3, 2, 2, 1};
+    af_convex_shape sh = {AF_CONVEX_LINEAR, AF_CONVEX_SQUARED, 0, 3, 2, 2, 1, AF_CONVEX_ATTENTION, 0, 0, 0};
     cr_assert_eq(af_convex_problem_alloc(&p, &sh, X, H), AF_EINVAL);
     cr_assert_null(p);
     sh.N = 2;
@@ -700,84 +701,21 @@ Test(convex, exact_fit_has_zero_gap)
     unmake(&f);
 }
 
-/* Optimality checked independently of the dual gap, through the
- * subdifferential of the nuclear norm: at Z* = A S B^T (A, B orthonormal,
- * from the extracted heads) the gradient must be G = -beta (A B^T + W) with
- * A^T W = 0, W B = 0, |W|_2 <= 1. */
+/* Optimality checked independently of the dual gap (support/convex_kkt.c). */
 static void kkt_case(af_convex_kind kind, af_convex_loss loss)
 {
-    size_t d = 3, c = 3, P = 2;
-    fixture f = make(kind, loss, 30, 5, d, c, P, 91, 0.2);
-    size_t R = d * d, C = d * c, zg = R * C;
-    double Z[f.zs], G[f.zs], beta = 5e-3;
+    fixture f = make(kind, loss, 30, 5, 3, 3, 2, 91, 0.2);
+    double Z[f.zs], beta = 5e-3;
     memset(Z, 0, sizeof Z);
     af_convex_options opt = af_convex_options_default();
     opt.beta = beta;
     opt.tol = 1e-12;
     af_convex_state st;
     cr_assert_eq(af_convex_solve(f.p, &opt, Z, &st), AF_SUCCESS, "%s", af_last_error());
-    cr_assert_eq(af_convex_gradient(f.p, Z, NULL, G), AF_SUCCESS);
-    size_t cap = P * C, m;
-    double W1[cap * R], W2[cap * C], sig[cap];
-    size_t gate_of[cap];
-    cr_assert_eq(af_convex_heads_from_z(f.p, Z, 1e-9, cap, &m, W1, W2, gate_of, sig), AF_SUCCESS);
-    cr_assert_geq(m, 1);
-    size_t gates = kind == AF_CONVEX_GATED ? P : 1;
-    for (size_t g = 0; g < gates; g++) {
-        /* unit singular vectors of Z_g from the balanced heads: a = u / sqrt(sigma) */
-        double A[R * cap], B[C * cap];
-        size_t r = 0;
-        for (size_t h = 0; h < m; h++) {
-            if (gate_of[h] != g)
-                continue;
-            double s = sqrt(sig[h]);
-            for (size_t l = 0; l < d; l++)
-                for (size_t k = 0; k < d; k++)
-                    A[(l * d + k) * cap + r] = W1[h * R + k * d + l] / s;
-            for (size_t q = 0; q < C; q++)
-                B[q * cap + r] = W2[h * C + q] / s;
-            r++;
-        }
-        const double *Gg = G + g * zg;
-        /* A^T G B = -beta I */
-        for (size_t i = 0; i < r; i++)
-            for (size_t j = 0; j < r; j++) {
-                double v = 0;
-                for (size_t a = 0; a < R; a++)
-                    for (size_t b = 0; b < C; b++)
-                        v += A[a * cap + i] * Gg[a * C + b] * B[b * cap + j];
-                cr_assert_float_eq(v, i == j ? -beta : 0.0, 1e-4 * beta, "gate %zu (%zu,%zu): %.10g",
-                                   g, i, j, v);
-            }
-        /* W = -(I - A A^T) G (I - B B^T) / beta has |W|_2 <= 1 */
-        double Wm[zg], T1[zg];
-        for (size_t a = 0; a < R; a++)
-            for (size_t b = 0; b < C; b++) {
-                double v = Gg[a * C + b];
-                for (size_t i = 0; i < r; i++) {
-                    double ag = 0;
-                    for (size_t q = 0; q < R; q++)
-                        ag += A[q * cap + i] * Gg[q * C + b];
-                    v -= A[a * cap + i] * ag;
-                }
-                T1[a * C + b] = v;
-            }
-        for (size_t a = 0; a < R; a++)
-            for (size_t b = 0; b < C; b++) {
-                double v = T1[a * C + b];
-                for (size_t i = 0; i < r; i++) {
-                    double tb = 0;
-                    for (size_t q = 0; q < C; q++)
-                        tb += T1[a * C + q] * B[q * cap + i];
-                    v -= tb * B[b * cap + i];
-                }
-                Wm[a * C + b] = -v / beta;
-            }
-        double sv[C];
-        size_t rk;
-        cr_assert_eq(af_svt(R, C, Wm, 0.0, sv, &rk), AF_SUCCESS);
-        cr_assert_leq(sv[0], 1 + 1e-6, "gate %zu: |W|_2 = %.10g", g, sv[0]);
-    }
+    fx_kkt_result k = fx_convex_kkt(f.p, Z, beta);
+    cr_assert_geq(k.heads, 1);
+    cr_assert_leq(k.align_err, 1e-4 * beta, "|A^T G B + beta I| = %.3g", k.align_err);
+    cr_assert_leq(k.w_norm, 1 + 1e-6, "|W|_2 = %.10g", k.w_norm);
     unmake(&f);
 }
 
@@ -798,7 +736,7 @@ Test(convex, synthetic_targets_not_finite)
     for (size_t q = 0; q < N * n * d; q++)
         cr_assert(isfinite(X[q]));
     af_convex_problem *p = NULL;
-    af_convex_shape sh = {AF_CONVEX_LINEAR, AF_CONVEX_SQUARED, N, n, d, c, 1};
+    af_convex_shape sh = {AF_CONVEX_LINEAR, AF_CONVEX_SQUARED, N, n, d, c, 1, AF_CONVEX_ATTENTION, 0, 0, 0};
     cr_assert_eq(af_convex_problem_alloc(&p, &sh, X, NULL), AF_SUCCESS, "%s", af_last_error());
     cr_assert_eq(af_convex_synth_targets(p, &sp, rng, Y), AF_ENUMERIC);
     cr_assert_not_null(strstr(af_last_error(), "not finite"), "%s", af_last_error());

@@ -11,6 +11,7 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include "attnflow/convex.h"
+#include "support/convex_kkt.h"
 
 typedef struct {
     af_convex_problem *p;
@@ -402,97 +403,23 @@ Test(convex_mixing, zero_certificate_iff_spectral_norm_below_beta)
     }
 }
 
-/* ---- KKT at the solution, independently of the dual gap ----
- * At Z_q* = A S B^T the gradient must be G_q = -beta (A B^T + W) with
- * A^T W = 0, W B = 0, |W|_2 <= 1. A and B come from the balanced heads:
- * column i of A is the Z-row image of w1_i / sqrt(s_i) (z_from_heads with
- * w2 = e_1 puts it in column 1), B's the w2_i / sqrt(s_i). */
+/* ---- KKT at the solution, independently of the dual gap (support/convex_kkt.c) ---- */
+
 static void kkt_case(const family_case *fc, af_convex_loss loss, double beta)
 {
     fixture f = make(fc, loss, 30, 2, 91, 0.2);
-    size_t R = f.lay.rows, C = f.lay.cols, zg = R * C;
-    double *Z = calloc(f.zs, sizeof *Z), *G = malloc(f.zs * sizeof *G);
+    double *Z = calloc(f.zs, sizeof *Z);
     af_convex_options opt = af_convex_options_default();
     opt.beta = beta;
     opt.tol = 1e-12;
     opt.max_iter = 20000;
     af_convex_state st;
     cr_assert_eq(af_convex_solve(f.p, &opt, Z, &st), AF_SUCCESS, "%s: %s", fc->name, af_last_error());
-    cr_assert_eq(af_convex_gradient(f.p, Z, NULL, G), AF_SUCCESS);
-    size_t cap = f.lay.blocks * (R < C ? R : C), m;
-    double *W1 = malloc(cap * R * sizeof *W1), *W2 = malloc(cap * C * sizeof *W2);
-    double *sig = malloc(cap * sizeof *sig), *E = calloc(C, sizeof *E), *Zi = malloc(f.zs * sizeof *Zi);
-    size_t *go = malloc(cap * sizeof *go);
-    cr_assert_eq(af_convex_heads_from_z(f.p, Z, 1e-9, cap, &m, W1, W2, go, sig), AF_SUCCESS);
-    cr_assert_geq(m, 1, "%s: the test needs a nonzero solution", fc->name);
-    E[0] = 1;
-    double *A = malloc(R * cap * sizeof *A), *Bm = malloc(C * cap * sizeof *Bm);
-    double *T1 = malloc(zg * sizeof *T1), *Wm = malloc(zg * sizeof *Wm), *sv = malloc(C * sizeof *sv);
-    for (size_t q = 0; q < f.lay.blocks; q++) {
-        size_t r = 0;
-        for (size_t h = 0; h < m; h++) {
-            if (go[h] != q)
-                continue;
-            double s = sqrt(sig[h]), w1[R];
-            for (size_t a = 0; a < R; a++)
-                w1[a] = W1[h * R + a] / s;
-            cr_assert_eq(af_convex_z_from_heads(f.p, 1, w1, E, NULL, Zi), AF_SUCCESS);
-            for (size_t a = 0; a < R; a++)
-                A[a * cap + r] = Zi[a * C];
-            for (size_t b = 0; b < C; b++)
-                Bm[b * cap + r] = W2[h * C + b] / s;
-            r++;
-        }
-        const double *Gq = G + q * zg;
-        for (size_t i = 0; i < r; i++)
-            for (size_t j = 0; j < r; j++) {
-                double v = 0;
-                for (size_t a = 0; a < R; a++)
-                    for (size_t b = 0; b < C; b++)
-                        v += A[a * cap + i] * Gq[a * C + b] * Bm[b * cap + j];
-                cr_assert_float_eq(v, i == j ? -beta : 0.0, 1e-4 * beta, "%s block %zu (%zu,%zu): %.10g",
-                                   fc->name, q, i, j, v);
-            }
-        /* W = -(I - A A^T) G (I - B B^T) / beta */
-        for (size_t a = 0; a < R; a++)
-            for (size_t b = 0; b < C; b++) {
-                double v = Gq[a * C + b];
-                for (size_t i = 0; i < r; i++) {
-                    double ag = 0;
-                    for (size_t u = 0; u < R; u++)
-                        ag += A[u * cap + i] * Gq[u * C + b];
-                    v -= A[a * cap + i] * ag;
-                }
-                T1[a * C + b] = v;
-            }
-        for (size_t a = 0; a < R; a++)
-            for (size_t b = 0; b < C; b++) {
-                double v = T1[a * C + b];
-                for (size_t i = 0; i < r; i++) {
-                    double tb = 0;
-                    for (size_t u = 0; u < C; u++)
-                        tb += T1[a * C + u] * Bm[u * cap + i];
-                    v -= tb * Bm[b * cap + i];
-                }
-                Wm[a * C + b] = -v / beta;
-            }
-        size_t rk;
-        cr_assert_eq(af_svt(R, C, Wm, 0.0, sv, &rk), AF_SUCCESS);
-        cr_assert_leq(sv[0], 1 + 1e-6, "%s block %zu: |W|_2 = %.10g", fc->name, q, sv[0]);
-    }
+    fx_kkt_result k = fx_convex_kkt(f.p, Z, beta);
+    cr_assert_geq(k.heads, 1, "%s: the test needs a nonzero solution", fc->name);
+    cr_assert_leq(k.align_err, 1e-4 * beta, "%s: |A^T G B + beta I| = %.3g", fc->name, k.align_err);
+    cr_assert_leq(k.w_norm, 1 + 1e-6, "%s: |W|_2 = %.10g", fc->name, k.w_norm);
     free(Z);
-    free(G);
-    free(W1);
-    free(W2);
-    free(sig);
-    free(E);
-    free(Zi);
-    free(go);
-    free(A);
-    free(Bm);
-    free(T1);
-    free(Wm);
-    free(sv);
     unmake(&f);
 }
 
