@@ -3,6 +3,7 @@
  * thresholding, duality-gap certificate), or, with --nonconvex, train the
  * same heads directly with Adam on the same synthetic data (CLI.md
  * `convex`, issue 7, THEORY.md section 8). */
+#include "core/af_blas.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,7 @@ static const cli_opt convex_opts[] = {
     {"rank-tol", 1, "head extraction: singular values > tol * largest (default 1e-9)"},
     {"cluster-samples", 1, "token matrices written to clusters.dat (default 12)"},
     {"verbose", 0, "print the certificate of every iteration on stderr"},
+    {"threads", 1, "OpenBLAS threads (default 1: small matrices, shared cores)"},
     {NULL, 0, NULL},
 };
 
@@ -844,8 +846,13 @@ static int run_convex(const cli_args *a)
     convex_run r = {0};
     r.val_acc = -1;
     int rc = read_options(a, &r);
-    if (rc)
+    size_t threads;
+    if (rc || (rc = cli_size(a, "threads", 1, &threads)))
         return rc;
+    /* more threads than cores, or busy cores, make OpenBLAS spin: measured
+     * 6x slower on the transfer experiment's FNO solve with 2 threads on a
+     * loaded 2-core machine */
+    openblas_set_num_threads((int)threads);
     if (r.data == 2)
         return run_features(a, &r);
     /* data: tokens, gates, teacher targets, all from one generator seeded by --seed */
