@@ -4,7 +4,7 @@
 # seeds) and out/figures/convex_transfer.{png,pdf}.
 dir = 'out/convex_transfer/'
 seeds = "1 2 3"
-heads = "linear mlp sa_lin sa_gated mixer_lin mixer_gated fno_lin fno_gated bfno_lin bfno_gated adam_sa_lin adam_sa_gated adam_mixer_lin adam_mixer_gated adam_fno_lin adam_fno_gated adam_bfno_lin adam_bfno_gated"
+heads = "linear linear_long mlp mlp_long sa_lin sa_gated mixer_lin mixer_gated fno_lin fno_gated bfno_lin bfno_gated adam_sa_lin adam_sa_gated adam_mixer_lin adam_mixer_gated adam_fno_lin adam_fno_gated adam_bfno_lin adam_bfno_gated"
 nh = words(heads)
 # mean, half range and max of one summary key over the seeds that have it
 stat(h, key, what) = real(system(sprintf("for s in %s; do f=%ss$s/%s/summary.txt; [ -f $f ] && awk '$1==\"%s\"{print $2}' $f; done | awk 'NR==1{mn=$1;mx=$1} {s+=$1; mn=$1<mn?$1:mn; mx=$1>mx?$1:mx} END{if (\"%s\"==\"n\") print NR; else if (NR==0) print \"NaN\"; else if (\"%s\"==\"mean\") print s/NR; else if (\"%s\"==\"half\") print (mx-mn)/2; else if (\"%s\"==\"max\") print mx}'", seeds, dir, h, key, what, what, what, what)))
