@@ -28,7 +28,8 @@ do for [term = 1:2] {
   set style histogram errorbars gap 1 lw 1.5
   set style fill solid 0.8 border -1
   set boxwidth 0.9
-  set yrange [0.5:1]
+  set yrange [0.3:1]
+  set termoption noenhanced
   set ylabel "test accuracy"
   set grid ytics
   set xtics rotate by -35 font ",9"
