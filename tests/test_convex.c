@@ -51,19 +51,6 @@ static void unmake(fixture *f)
     free(f->Y);
 }
 
-static void gaussian(gsl_rng *rng, size_t len, double s, double *a)
-{
-    for (size_t q = 0; q < len; q++)
-        a[q] = s * gsl_ran_gaussian(rng, 1.0);
-}
-
-static double maxabs(size_t len, const double *a)
-{
-    double m = 0;
-    for (size_t q = 0; q < len; q++)
-        m = fabs(a[q]) > m ? fabs(a[q]) : m;
-    return m;
-}
 
 /* ---- the identity between the head form and the Z form ---- */
 
@@ -76,12 +63,12 @@ static void identity_case(af_convex_kind kind)
     for (size_t h = 0; h < m; h++)
         gate_of[h] = kind == AF_CONVEX_GATED ? (h * 2) % P : 0;
     for (int rep = 0; rep < 5; rep++) {
-        gaussian(f.rng, m * d * d, 1.0, W1);
-        gaussian(f.rng, m * d * c, 1.0, W2);
+        fx_gaussian_fill(f.rng, m * d * d, 1.0, W1);
+        fx_gaussian_fill(f.rng, m * d * c, 1.0, W2);
         cr_assert_eq(af_convex_heads_predict(f.p, m, W1, W2, gate_of, F1), AF_SUCCESS);
         cr_assert_eq(af_convex_z_from_heads(f.p, m, W1, W2, gate_of, Z), AF_SUCCESS);
         cr_assert_eq(af_convex_predict(f.p, Z, F2), AF_SUCCESS);
-        double scale = maxabs(N * n * c, F1);
+        double scale = fx_maxabs(N * n * c, F1);
         cr_assert_gt(scale, 1e-3);
         for (size_t q = 0; q < N * n * c; q++)
             cr_assert_leq(fabs(F1[q] - F2[q]), 1e-12 * scale, "output %zu: heads %.17g, Z %.17g",
@@ -100,8 +87,8 @@ Test(convex, zform_matches_literal_formula)
     size_t N = 1, n = 4, d = 3, c = 2;
     fixture f = make(AF_CONVEX_LINEAR, AF_CONVEX_SQUARED, N, n, d, c, 1, 5, 0);
     double W1[d * d], W2[d * c], Z[f.zs], F[n * c];
-    gaussian(f.rng, d * d, 1, W1);
-    gaussian(f.rng, d * c, 1, W2);
+    fx_gaussian_fill(f.rng, d * d, 1, W1);
+    fx_gaussian_fill(f.rng, d * c, 1, W2);
     cr_assert_eq(af_convex_z_from_heads(f.p, 1, W1, W2, NULL, Z), AF_SUCCESS);
     cr_assert_eq(af_convex_predict(f.p, Z, F), AF_SUCCESS);
     const double *X = f.X;
@@ -130,8 +117,8 @@ Test(convex, nuclear_norm_bound_and_balanced_equality)
     size_t cap = d * c, mm;
     double V1[cap * d * d], V2[cap * d * c], sig[cap];
     for (int rep = 0; rep < 10; rep++) {
-        gaussian(f.rng, m * d * d, 1.0, W1);
-        gaussian(f.rng, m * d * c, 0.5 + rep, W2); /* unbalanced on purpose */
+        fx_gaussian_fill(f.rng, m * d * d, 1.0, W1);
+        fx_gaussian_fill(f.rng, m * d * c, 0.5 + rep, W2); /* unbalanced on purpose */
         af_convex_z_from_heads(f.p, m, W1, W2, NULL, Z);
         double nuc, reg = 0;
         cr_assert_eq(af_nuclear_norm(d * d, d * c, Z, &nuc), AF_SUCCESS);
@@ -161,7 +148,7 @@ Test(convex, nuclear_norm_bound_and_balanced_equality)
         }
         af_convex_z_from_heads(f.p, mm, V1, V2, NULL, Z2);
         for (size_t q = 0; q < f.zs; q++)
-            cr_assert_float_eq(Z2[q], Z[q], 1e-12 * maxabs(f.zs, Z));
+            cr_assert_float_eq(Z2[q], Z[q], 1e-12 * fx_maxabs(f.zs, Z));
     }
     unmake(&f);
 }
@@ -176,7 +163,7 @@ Test(convex, svt_against_eigenvalues)
     for (size_t k = 0; k < 3; k++) {
         size_t r = shapes[k][0], c = shapes[k][1], mn = r < c ? r : c;
         double A[r * c], B[r * c], sig[mn], rank0;
-        gaussian(rng, r * c, 1, A);
+        fx_gaussian_fill(rng, r * c, 1, A);
         /* singular values from the eigenvalues of A^T A (independent path) */
         gsl_matrix *AtA = gsl_matrix_alloc(c, c);
         for (size_t i = 0; i < c; i++)
@@ -229,8 +216,8 @@ static void gradient_case(af_convex_kind kind, af_convex_loss loss)
 {
     fixture f = make(kind, loss, 5, 4, 3, 3, 2, 21, 0.2);
     double Z[f.zs], G[f.zs], V[f.zs], Zp[f.zs];
-    gaussian(f.rng, f.zs, 0.3, Z);
-    gaussian(f.rng, f.zs, 1.0, V);
+    fx_gaussian_fill(f.rng, f.zs, 0.3, Z);
+    fx_gaussian_fill(f.rng, f.zs, 1.0, V);
     double L0, Lp, Lm;
     cr_assert_eq(af_convex_gradient(f.p, Z, &L0, G), AF_SUCCESS);
     double h = 1e-5, dir = 0;
@@ -263,8 +250,8 @@ static void heads_gradient_case(af_convex_kind kind, af_convex_loss loss)
     for (size_t h = 0; h < m; h++)
         gate_of[h] = h % P;
     size_t *go = kind == AF_CONVEX_GATED ? gate_of : NULL;
-    gaussian(f.rng, np, 0.7, W);
-    gaussian(f.rng, np, 1.0, V);
+    fx_gaussian_fill(f.rng, np, 0.7, W);
+    fx_gaussian_fill(f.rng, np, 1.0, V);
     double beta = 0.05, o0, op, om, dir = 0, h = 1e-5;
     size_t off = m * d * d;
     cr_assert_eq(af_convex_heads_objective(f.p, beta, m, W, W + off, go, &o0, G, G + off),
@@ -341,7 +328,7 @@ Test(convex, solver_closed_form_d1)
             err += (Z[o] - Zs[o]) * (Z[o] - Zs[o]);
         double bound = 2 * fmax(st.gap, 1e-16 * st.objective) / alpha;
         cr_assert_leq(err, bound * 1.01, "|Z - Z*|^2 = %.3g > %.3g", err, bound);
-        cr_assert_lt(sqrt(err), 1e-5 * maxabs(3, Zs));
+        cr_assert_lt(sqrt(err), 1e-5 * fx_maxabs(3, Zs));
         /* the objective at the closed form, computed independently */
         double loss = 0;
         for (size_t i = 0; i < N; i++) {
@@ -381,7 +368,7 @@ static void zero_case(af_convex_kind kind, af_convex_loss loss)
     memset(Z, 0, sizeof Z);
     cr_assert_eq(af_convex_solve(f.p, &opt, Z, &st), AF_SUCCESS);
     cr_assert_eq(st.rank, 0);
-    cr_assert_eq(maxabs(f.zs, Z), 0.0);
+    cr_assert_eq(fx_maxabs(f.zs, Z), 0.0);
     /* below it: a positive gap at 0, and a nonzero solution that beats 0 */
     cr_assert_eq(af_convex_certify(f.p, g0 * 0.98, Z0, &cert), AF_SUCCESS);
     cr_assert_gt(cert.gap, 1e-9 * cert.objective, "gap %.3g", cert.gap);

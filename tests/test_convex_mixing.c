@@ -76,24 +76,11 @@ static void unmake(fixture *f)
     free(f->Y);
 }
 
-static void gaussian(gsl_rng *rng, size_t len, double s, double *a)
-{
-    for (size_t q = 0; q < len; q++)
-        a[q] = s * gsl_ran_gaussian(rng, 1.0);
-}
-
-static double maxabs(size_t len, const double *a)
-{
-    double m = 0;
-    for (size_t q = 0; q < len; q++)
-        m = fabs(a[q]) > m ? fabs(a[q]) : m;
-    return m;
-}
 
 static void assert_close(size_t len, const double *a, const double *b, double rel, const char *what,
                          const char *name)
 {
-    double scale = maxabs(len, a);
+    double scale = fx_maxabs(len, a);
     cr_assert_gt(scale, 1e-6, "%s %s: outputs vanish", name, what);
     for (size_t q = 0; q < len; q++)
         cr_assert_leq(fabs(a[q] - b[q]), rel * scale, "%s %s, entry %zu: %.17g vs %.17g", name,
@@ -115,14 +102,14 @@ Test(convex_mixing, head_form_equals_convex_form)
         for (size_t h = 0; h < m; h++)
             gate_of[h] = (h * 3 + 1) % f.lay.blocks;
         /* heads -> Z */
-        gaussian(f.rng, m * R, 1.0, W1);
-        gaussian(f.rng, m * C, 1.0, W2);
+        fx_gaussian_fill(f.rng, m * R, 1.0, W1);
+        fx_gaussian_fill(f.rng, m * C, 1.0, W2);
         cr_assert_eq(af_convex_heads_predict(f.p, m, W1, W2, gate_of, F1), AF_SUCCESS);
         cr_assert_eq(af_convex_z_from_heads(f.p, m, W1, W2, gate_of, Z), AF_SUCCESS);
         cr_assert_eq(af_convex_predict(f.p, Z, F2), AF_SUCCESS);
         assert_close(TC, F1, F2, 1e-12, "heads -> Z", fc->name);
         /* Z -> heads (balanced SVD of a generic full-rank Z) */
-        gaussian(f.rng, f.zs, 1.0, Z);
+        fx_gaussian_fill(f.rng, f.zs, 1.0, Z);
         size_t cap = f.lay.blocks * (R < C ? R : C), mm;
         double *V1 = malloc(cap * R * sizeof *V1), *V2 = malloc(cap * C * sizeof *V2);
         size_t *go = malloc(cap * sizeof *go);
@@ -152,8 +139,8 @@ Test(convex_mixing, literal_formulas)
     family_case mc = {AF_CONVEX_MIXER, AF_CONVEX_LINEAR, 4, 3, 2, 0, 0, 0, "mixer"};
     fixture f = make(&mc, AF_CONVEX_SQUARED, 1, 1, 5, 0);
     double W1[16], W2[6], Z[f.zs], F[8];
-    gaussian(f.rng, 16, 1, W1);
-    gaussian(f.rng, 6, 1, W2);
+    fx_gaussian_fill(f.rng, 16, 1, W1);
+    fx_gaussian_fill(f.rng, 6, 1, W2);
     cr_assert_eq(af_convex_z_from_heads(f.p, 1, W1, W2, NULL, Z), AF_SUCCESS);
     cr_assert_eq(af_convex_predict(f.p, Z, F), AF_SUCCESS);
     for (size_t u = 0; u < 4; u++)
@@ -169,8 +156,8 @@ Test(convex_mixing, literal_formulas)
     family_case fc = {AF_CONVEX_FNO, AF_CONVEX_LINEAR, 6, 2, 2, 0, 2, 3, "fno"};
     f = make(&fc, AF_CONVEX_SQUARED, 1, 1, 6, 0);
     double w1[12], w2[2], Zf[f.zs], Ff[12];
-    gaussian(f.rng, 12, 1, w1);
-    gaussian(f.rng, 2, 1, w2);
+    fx_gaussian_fill(f.rng, 12, 1, w1);
+    fx_gaussian_fill(f.rng, 2, 1, w2);
     cr_assert_eq(af_convex_z_from_heads(f.p, 1, w1, w2, NULL, Zf), AF_SUCCESS);
     cr_assert_eq(af_convex_predict(f.p, Zf, Ff), AF_SUCCESS);
     for (size_t a = 0; a < 2; a++)
@@ -199,7 +186,7 @@ Test(convex_mixing, regulariser_is_balanced_weight_decay)
         double *Z = malloc(f.zs * sizeof *Z), *Z2 = malloc(f.zs * sizeof *Z2);
         double *V1 = malloc(cap * R * sizeof *V1), *V2 = malloc(cap * C * sizeof *V2);
         size_t *go = malloc(cap * sizeof *go);
-        gaussian(f.rng, f.zs, 1.0, Z);
+        fx_gaussian_fill(f.rng, f.zs, 1.0, Z);
         double nuc = 0;
         for (size_t q = 0; q < f.lay.blocks; q++) {
             double v;
@@ -215,7 +202,7 @@ Test(convex_mixing, regulariser_is_balanced_weight_decay)
         cr_assert_float_eq(0.5 * reg, nuc, 1e-12 * nuc, "%s", fc->name);
         cr_assert_eq(af_convex_z_from_heads(f.p, mm, V1, V2, go, Z2), AF_SUCCESS);
         for (size_t q = 0; q < f.zs; q++)
-            cr_assert_float_eq(Z2[q], Z[q], 1e-12 * maxabs(f.zs, Z), "%s", fc->name);
+            cr_assert_float_eq(Z2[q], Z[q], 1e-12 * fx_maxabs(f.zs, Z), "%s", fc->name);
         /* unbalanced rescaling of the same heads: same Z, larger weight decay */
         for (size_t q = 0; q < mm * R; q++)
             V1[q] *= 2;
@@ -247,7 +234,7 @@ Test(convex_mixing, fftw_equals_dense_circulant)
         double *Z = malloc(f.zs * sizeof *Z), *G1 = malloc(f.zs * sizeof *G1);
         double *G2 = malloc(f.zs * sizeof *G2), *F1 = malloc(TC * sizeof *F1);
         double *F2 = malloc(TC * sizeof *F2);
-        gaussian(f.rng, f.zs, 0.5, Z);
+        fx_gaussian_fill(f.rng, f.zs, 0.5, Z);
         double L1, L2;
         cr_assert_eq(af_convex_problem_set_fno_engine(f.p, af_convex_fno_fftw), AF_SUCCESS);
         cr_assert_eq(af_convex_predict(f.p, Z, F1), AF_SUCCESS);
@@ -280,8 +267,8 @@ Test(convex_mixing, adjoint_dot_product_test)
         double *Z0 = calloc(f.zs, sizeof *Z0), *R = malloc(TC * sizeof *R);
         double *AV = malloc(TC * sizeof *AV), *mR = malloc(TC * sizeof *mR);
         for (int rep = 0; rep < 3; rep++) {
-            gaussian(f.rng, f.zs, 1.0, V);
-            gaussian(f.rng, TC, 1.0, R);
+            fx_gaussian_fill(f.rng, f.zs, 1.0, V);
+            fx_gaussian_fill(f.rng, TC, 1.0, R);
             for (size_t q = 0; q < TC; q++)
                 mR[q] = -R[q];
             cr_assert_eq(af_convex_problem_set_targets(f.p, mR), AF_SUCCESS);
@@ -320,8 +307,8 @@ Test(convex_mixing, gradients_finite_differences)
             fixture f = make(fc, losses[li], 4, 2, 51 + k, 0.2);
             double *Z = malloc(f.zs * sizeof *Z), *G = malloc(f.zs * sizeof *G);
             double *Vd = malloc(f.zs * sizeof *Vd), *Zp = malloc(f.zs * sizeof *Zp);
-            gaussian(f.rng, f.zs, 0.3, Z);
-            gaussian(f.rng, f.zs, 1.0, Vd);
+            fx_gaussian_fill(f.rng, f.zs, 0.3, Z);
+            fx_gaussian_fill(f.rng, f.zs, 1.0, Vd);
             double L0, Lp, Lm, h = 1e-5, dir = 0;
             cr_assert_eq(af_convex_gradient(f.p, Z, &L0, G), AF_SUCCESS);
             for (size_t q = 0; q < f.zs; q++) {
@@ -342,8 +329,8 @@ Test(convex_mixing, gradients_finite_differences)
             size_t go[3];
             for (size_t j = 0; j < m; j++)
                 go[j] = j % f.lay.blocks;
-            gaussian(f.rng, np, 0.7, W);
-            gaussian(f.rng, np, 1.0, VW);
+            fx_gaussian_fill(f.rng, np, 0.7, W);
+            fx_gaussian_fill(f.rng, np, 1.0, VW);
             double beta = 0.05, o0, op, om;
             dir = 0;
             cr_assert_eq(af_convex_heads_objective(f.p, beta, m, W, W + off, go, &o0, GW, GW + off),
@@ -441,7 +428,7 @@ Test(convex_mixing, bfno_is_block_sparse_fno)
     size_t n = 6, d = 4, c = 2, db = 2, cb = 1, TC = fb.T * c;
     double *Zb = malloc(fb.zs * sizeof *Zb), *Zp = calloc(fp.zs, sizeof *Zp);
     double *F1 = malloc(TC * sizeof *F1), *F2 = malloc(TC * sizeof *F2);
-    gaussian(fb.rng, fb.zs, 1.0, Zb);
+    fx_gaussian_fill(fb.rng, fb.zs, 1.0, Zb);
     double nb = 0, np = 0;
     for (size_t g = 0; g < 2; g++) {
         for (size_t b = 0; b < 2; b++) {

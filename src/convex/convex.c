@@ -197,6 +197,16 @@ const unsigned char *af_convex_problem_masks(const af_convex_problem *p) { retur
 /* ---- the operator ---- */
 
 void cx_forward(af_convex_problem *p, const double *Z, double *F) { p->fam->forward(p, Z, F); }
+
+void cx_apply_mask(const af_convex_problem *p, size_t g, size_t i, size_t len, double *A)
+{
+    if (!p->D)
+        return;
+    const unsigned char *D = p->D + (g * p->sh.N + i) * len;
+    for (size_t q = 0; q < len; q++)
+        if (!D[q])
+            A[q] = 0;
+}
 void cx_backward(af_convex_problem *p, const double *res, double *G) { p->fam->backward(p, res, G); }
 
 /* ---- losses and conjugates ---- */

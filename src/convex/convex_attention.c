@@ -198,12 +198,7 @@ static void head_scores(const af_convex_problem *p, size_t i, const double *W1, 
     const double *X = p->X + i * n * d;
     cx_small_gemm(0, 0, n, d, d, 1.0, X, d, W1, d, 0.0, A, d);
     cx_small_gemm(0, 1, n, n, d, 1.0, A, d, X, d, 0.0, S, n);
-    if (p->D) {
-        const unsigned char *D = p->D + (g * p->sh.N + i) * n * n;
-        for (size_t q = 0; q < n * n; q++)
-            if (!D[q])
-                S[q] = 0;
-    }
+    cx_apply_mask(p, g, i, n * n, S);
     cx_small_gemm(0, 0, n, c, d, 1.0, X, d, W2, c, 0.0, B, c);
 }
 
@@ -228,12 +223,7 @@ static void att_head_backward(const af_convex_problem *p, size_t i, const double
     head_scores(p, i, W1, W2, g, A, S, B);
     /* F = S B: dS = R B^T (masked), dB = S^T R */
     cx_small_gemm(0, 1, n, n, c, 1.0, R, c, B, c, 0.0, dS, n);
-    if (p->D) {
-        const unsigned char *D = p->D + (g * p->sh.N + i) * n * n;
-        for (size_t q = 0; q < n * n; q++)
-            if (!D[q])
-                dS[q] = 0;
-    }
+    cx_apply_mask(p, g, i, n * n, dS);
     cx_small_gemm(1, 0, n, c, n, 1.0, S, n, R, c, 0.0, dB, c);
     /* B = X W2: dW2 += X^T dB;  S = X W1 X^T: dW1 += X^T dS X */
     cx_small_gemm(1, 0, d, c, n, 1.0, X, d, dB, c, 1.0, dW2, c);

@@ -93,6 +93,10 @@ void cx_backward(af_convex_problem *p, const double *res, double *G);
  * per-sample products of the head forms. */
 void cx_small_gemm(int ta, int tb, size_t M, size_t N, size_t K, double alpha, const double *A,
                    size_t lda, const double *B, size_t ldb, double beta, double *C, size_t ldc);
+/* Zeroes the entries of A (len doubles) whose gate bit in the masks of
+ * (gate g, sample i) is 0; the masks of one (g, i) are len bytes at
+ * p->D + (g N + i) len. No-op for linear problems (p->D NULL). */
+void cx_apply_mask(const af_convex_problem *p, size_t g, size_t i, size_t len, double *A);
 /* Mean loss of F; res (nullable) receives grad h per token. */
 double cx_loss(const af_convex_problem *p, const double *F, double *res);
 /* Bregman divergence of the loss, L(F1) - L(F0) - <grad L(F0), F1 - F0>,

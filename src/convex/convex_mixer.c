@@ -154,12 +154,7 @@ static void mix_mixed(const af_convex_problem *p, size_t i, const double *W1, si
 {
     size_t n = p->sh.n, d = p->sh.d;
     cx_small_gemm(0, 0, n, d, n, 1.0, W1, n, p->X + i * n * d, d, 0.0, A, d);
-    if (p->D) {
-        const unsigned char *M = p->D + (g * p->sh.N + i) * n * d;
-        for (size_t q = 0; q < n * d; q++)
-            if (!M[q])
-                A[q] = 0;
-    }
+    cx_apply_mask(p, g, i, n * d, A);
 }
 
 static void mix_head_forward(const af_convex_problem *p, size_t i, const double *W1,
@@ -180,12 +175,7 @@ static void mix_head_backward(const af_convex_problem *p, size_t i, const double
     /* Fh = A W2: dW2 += A^T R, dA = R W2^T (masked); A = W1 X: dW1 += dA X^T */
     cx_small_gemm(1, 0, d, c, n, 1.0, A, d, R, c, 1.0, dW2, c);
     cx_small_gemm(0, 1, n, d, c, 1.0, R, c, W2, c, 0.0, dA, d);
-    if (p->D) {
-        const unsigned char *M = p->D + (g * p->sh.N + i) * n * d;
-        for (size_t q = 0; q < n * d; q++)
-            if (!M[q])
-                dA[q] = 0;
-    }
+    cx_apply_mask(p, g, i, n * d, dA);
     cx_small_gemm(0, 1, n, n, d, 1.0, dA, d, p->X + i * n * d, d, 1.0, dW1, n);
 }
 

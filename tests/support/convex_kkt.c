@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <gsl/gsl_randist.h>
 
 fx_kkt_result fx_convex_kkt(af_convex_problem *p, const double *Z, double beta)
 {
@@ -80,4 +81,18 @@ done:
     free(G); free(W1); free(W2); free(sig); free(E); free(Zi); free(w1);
     free(A); free(B); free(T1); free(Wm); free(sv); free(go);
     return res;
+}
+
+void fx_gaussian_fill(void *rng, size_t len, double s, double *a)
+{
+    for (size_t q = 0; q < len; q++)
+        a[q] = s * gsl_ran_gaussian((gsl_rng *)rng, 1.0);
+}
+
+double fx_maxabs(size_t len, const double *a)
+{
+    double m = 0;
+    for (size_t q = 0; q < len; q++)
+        m = fabs(a[q]) > m ? fabs(a[q]) : m;
+    return m;
 }

@@ -16,4 +16,9 @@ typedef struct {
 } fx_kkt_result;
 
 fx_kkt_result fx_convex_kkt(af_convex_problem *p, const double *Z, double beta);
+
+/* a[q] = s N(0, 1) from rng (a gsl_rng *, void here to keep GSL out of the header) */
+void fx_gaussian_fill(void *rng, size_t len, double s, double *a);
+/* max_q |a[q]| */
+double fx_maxabs(size_t len, const double *a);
 #endif
