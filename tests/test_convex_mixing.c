@@ -651,3 +651,58 @@ Test(convex_mixing, cli_features_and_kinds)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);
 }
+
+/* ---- the FNO regulariser in the Fourier domain ----
+ * The DFT over the shift index is sqrt(n) times a unitary map on the rows of
+ * Z (nd x c), so |Z|_* = |stack_l Zhat[l]|_* / sqrt(n) for the stacked
+ * complex spectrum (nd x c); not the sum of the per-frequency nuclear norms.
+ * Complex nuclear norms through the real embedding [[Re, -Im], [Im, Re]],
+ * whose singular values are those of the complex matrix, each twice. */
+Test(convex_mixing, fno_norm_is_stacked_spectrum_norm)
+{
+    size_t n = 6, d = 2, c = 3, R = n * d;
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 17);
+    double Z[R * c], Re[R * c], Im[R * c], E[4 * R * c], Eblk[4 * d * c];
+    fx_gaussian_fill(rng, R * c, 1.0, Z);
+    for (size_t l = 0; l < n; l++) /* Zhat[l][k][p] = sum_delta e^{-2 pi i l delta / n} Z[delta][k][p] */
+        for (size_t k = 0; k < d; k++)
+            for (size_t p = 0; p < c; p++) {
+                double re = 0, im = 0;
+                for (size_t e = 0; e < n; e++) {
+                    double a = -2 * M_PI * (double)(l * e) / (double)n;
+                    re += cos(a) * Z[(e * d + k) * c + p];
+                    im += sin(a) * Z[(e * d + k) * c + p];
+                }
+                Re[(l * d + k) * c + p] = re;
+                Im[(l * d + k) * c + p] = im;
+            }
+    double nz, ne, sum = 0;
+    cr_assert_eq(af_nuclear_norm(R, c, Z, &nz), AF_SUCCESS);
+    for (size_t a = 0; a < R; a++)
+        for (size_t b = 0; b < c; b++) {
+            E[a * 2 * c + b] = Re[a * c + b];
+            E[a * 2 * c + c + b] = -Im[a * c + b];
+            E[(R + a) * 2 * c + b] = Im[a * c + b];
+            E[(R + a) * 2 * c + c + b] = Re[a * c + b];
+        }
+    cr_assert_eq(af_nuclear_norm(2 * R, 2 * c, E, &ne), AF_SUCCESS);
+    cr_assert_float_eq(0.5 * ne / sqrt((double)n), nz, 1e-12 * nz);
+    for (size_t l = 0; l < n; l++) {
+        double v;
+        for (size_t a = 0; a < d; a++)
+            for (size_t b = 0; b < c; b++) {
+                size_t q = (l * d + a) * c + b;
+                Eblk[a * 2 * c + b] = Re[q];
+                Eblk[a * 2 * c + c + b] = -Im[q];
+                Eblk[(d + a) * 2 * c + b] = Im[q];
+                Eblk[(d + a) * 2 * c + c + b] = Re[q];
+            }
+        cr_assert_eq(af_nuclear_norm(2 * d, 2 * c, Eblk, &v), AF_SUCCESS);
+        sum += 0.5 * v;
+    }
+    cr_assert_gt(fabs(sum / sqrt((double)n) - nz), 1e-3 * nz,
+                 "the per-frequency sum is a different regulariser (%.6g vs %.6g)",
+                 sum / sqrt((double)n), nz);
+    gsl_rng_free(rng);
+}
