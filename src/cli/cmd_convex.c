@@ -930,10 +930,11 @@ done:
 
 const cli_command cli_cmd_convex = {
     "convex",
-    "attention heads to global optimality via convex duality (certified), or the nonconvex baseline",
+    "attention, Mixer and FNO heads to global optimality via convex duality (certified), or the "
+    "nonconvex baseline",
     "[FILE.ini] [--kind linear|gated|attention|mixer|fno] [--gated] [--blocks B] [--grid HxW]\n"
     "       [--loss squared|ce] [--beta B] [--seed S] [--tol T]\n"
-    "       [--out DIR] [--nonconvex --heads M] [options]",
+    "       [--out DIR] [--nonconvex --heads M] [--data features --features FILE] [options]",
     convex_opts,
     run_convex,
 };
