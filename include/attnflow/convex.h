@@ -276,6 +276,12 @@ af_status af_convex_features_read(const char *path, af_convex_features *f);
 void af_convex_features_free(af_convex_features *f);
 /* Average pooling of the feature axis to dim (<= d) windows, in place. */
 af_status af_convex_features_pool(af_convex_features *f, size_t dim);
+/* Mean over the tokens of every sample, in place (n becomes 1, no grid). */
+void af_convex_features_pool_tokens(af_convex_features *f);
+/* Every feature centred and scaled to unit variance over the training
+ * tokens (the same map on the test set), then scaled by 1/sqrt(n) as the
+ * synthetic tokens are, so that X^T X stays O(1). */
+void af_convex_features_standardise(af_convex_features *f);
 
 /* ---- synthetic data ---- */
 

@@ -755,32 +755,9 @@ static int run_features(const cli_args *a, convex_run *r)
         af_convex_features_free(&fe);
         return rc;
     }
-    if (cli_flag(a, "pool-tokens")) { /* mean over tokens: one token per sample */
-        for (int k = 0; k < 2; k++)
-            for (size_t i = 0; i < fe.N[k]; i++)
-                for (size_t q = 0; q < fe.d; q++) {
-                    double s = 0;
-                    for (size_t t = 0; t < fe.n; t++)
-                        s += fe.x[k][(i * fe.n + t) * fe.d + q];
-                    fe.x[k][i * fe.d + q] = s / (double)fe.n;
-                }
-        fe.n = 1;
-        fe.grid_h = fe.grid_w = 0;
-    }
-    /* standardise every feature on the training tokens, then 1/sqrt(n) as
-     * for the synthetic tokens (X^T X stays O(1)) */
-    for (size_t q = 0; q < fe.d; q++) {
-        double m = 0, v = 0, T0 = (double)(fe.N[0] * fe.n);
-        for (size_t t = 0; t < fe.N[0] * fe.n; t++)
-            m += fe.x[0][t * fe.d + q];
-        m /= T0;
-        for (size_t t = 0; t < fe.N[0] * fe.n; t++)
-            v += (fe.x[0][t * fe.d + q] - m) * (fe.x[0][t * fe.d + q] - m);
-        double sd = sqrt(v / T0), sc = (sd > 0 ? 1 / sd : 1.0) / sqrt((double)fe.n);
-        for (int k = 0; k < 2; k++)
-            for (size_t t = 0; t < fe.N[k] * fe.n; t++)
-                fe.x[k][t * fe.d + q] = (fe.x[k][t * fe.d + q] - m) * sc;
-    }
+    if (cli_flag(a, "pool-tokens"))
+        af_convex_features_pool_tokens(&fe);
+    af_convex_features_standardise(&fe);
     r->N = fe.N[0];
     r->n = fe.n;
     r->d = fe.d;

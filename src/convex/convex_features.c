@@ -130,3 +130,34 @@ af_status af_convex_features_pool(af_convex_features *f, size_t dim)
     f->d = dim;
     return AF_SUCCESS;
 }
+
+void af_convex_features_pool_tokens(af_convex_features *f)
+{
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < f->N[k]; i++)
+            for (size_t q = 0; q < f->d; q++) {
+                double s = 0;
+                for (size_t t = 0; t < f->n; t++)
+                    s += f->x[k][(i * f->n + t) * f->d + q];
+                f->x[k][i * f->d + q] = s / (double)f->n; /* in place: i d <= i n d */
+            }
+    f->n = 1;
+    f->grid_h = f->grid_w = 0;
+}
+
+void af_convex_features_standardise(af_convex_features *f)
+{
+    size_t T0 = f->N[0] * f->n, d = f->d;
+    for (size_t q = 0; q < d; q++) {
+        double m = 0, v = 0;
+        for (size_t t = 0; t < T0; t++)
+            m += f->x[0][t * d + q];
+        m /= (double)T0;
+        for (size_t t = 0; t < T0; t++)
+            v += (f->x[0][t * d + q] - m) * (f->x[0][t * d + q] - m);
+        double sd = sqrt(v / (double)T0), sc = (sd > 0 ? 1 / sd : 1.0) / sqrt((double)f->n);
+        for (int k = 0; k < 2; k++)
+            for (size_t t = 0; t < f->N[k] * f->n; t++)
+                f->x[k][t * d + q] = (f->x[k][t * d + q] - m) * sc;
+    }
+}
