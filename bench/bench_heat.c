@@ -1,5 +1,5 @@
 /* make bench: speed of the heat-limit experiments (issue 5).
- *  1. the reference heat case of THEORY.md 5: n = 800 tokens x ~ N(0, I) in
+ *  1. the reference heat case of docs/theory.md 5: n = 800 tokens x ~ N(0, I) in
  *     2-D, L2 scores eps = 0.05, v = -(2/eps)(K X - X), Euler h = 0.005 to
  *     T = 0.5 (100 steps), Sinkhorn tol 1e-9 with warm starts, and SoftMax;
  *     baseline: the same loop in numpy (bench/heat_numpy.py, Debian's

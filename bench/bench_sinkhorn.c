@@ -169,7 +169,7 @@ static void bench_kernel_build(void)
 static void bench_vs_pot(void)
 {
     size_t n = 2000, d = 16;
-    double s = 0.7; /* THEORY.md: POT needs 110-520 iterations here */
+    double s = 0.7; /* docs/theory.md: POT needs 110-520 iterations here */
     double *X = cloud(n, d, s, 3), *C = scores(n, d, X), *K = malloc(n * n * sizeof *K);
     af_sinkhorn_ws *ws = af_sinkhorn_alloc(n, n);
     const af_sinkhorn_type *paths[] = {af_sinkhorn_scaling, NULL};

@@ -32,8 +32,8 @@ do for [term = 1:2] {
   set logscale x
   set format x "10^{%L}"
   set grid
-  set xlabel "weight decay beta"
-  set ylabel "rank(Z*) = heads needed"
+  set xlabel "weight decay β"
+  set ylabel "heads needed = rank(Z*)"
   set title "rank of the certified optimum (relative gap < 1e-8)"
   set key top right
   set yrange [0:*]
@@ -43,10 +43,12 @@ do for [term = 1:2] {
   set yrange [1e-3:20]
   set logscale y
   set format y "10^{%L}"
-  set ylabel "singular values of Z*"
+  set ylabel "singular value σ_j(Z*)"
   set title "linear attention: singular values of Z* along the path (zero ones not drawn)"
-  unset key
-  plot for [j=2:13] dir.'sv_paths.dat' u 1:(column(j) > 0 ? column(j) : 1/0) w lp pt 7 ps 0.8 lw 1.5 lc j-1
+  # twelve curves, twelve distinct colours (gnuplot's default cycle repeats after 8)
+  svcol(j) = word("#1f77b4 #ff7f0e #2ca02c #d62728 #9467bd #8c564b #e377c2 #7f7f7f #bcbd22 #17becf #000000 #aec7e8", j)
+  set key outside right top vertical font ",9" title "σ_j, j ="
+  plot for [j=2:13] dir.'sv_paths.dat' u 1:(column(j) > 0 ? column(j) : 1/0) w lp pt 7 ps 0.8 lw 1.5 lc rgb svcol(j-1) t sprintf("%d", j-1)
   unset multiplot
   unset output
 }

@@ -17,19 +17,31 @@ do for [out in 'png pdf'] {
   # top row: clusters against time
   set size 0.5, 0.5
   set logscale x
-  set xrange [0.01:30]
+  set xrange [1e-4:30]
   set yrange [0.8:40]
   set logscale y
   set ytics (1, 2, 3, 4, 5, 8, 16, 32)
-  set xlabel 'time t (log scale)'
-  set ylabel 'number of clusters'
-  set key bottom left box opaque
+  set xlabel 'time t (log scale; t = 0 not drawn)'
+  set ylabel 'number of clusters N_c(t)'
+  set key bottom left box opaque font ',10'
+  # USA: time scale of the field n e^{-β} (the field is e^β / n times that of β = 0)
+  tstar(b) = 32 * exp(-real(b))
   set grid
   do for [k = 0:1] {
     kind = k == 0 ? 'sa' : 'usa'
     set origin k * 0.5, 0.45
     set title (k == 0 ? 'SA (row-normalised SoftMax)' : 'USA (divided by n): the field scales like e^β / n')
-    plot for [b in betas] dir.kind.'_beta'.b.'.obs' using 1:9 with steps lw 2.5 lc rgb col(b) title 'β = '.b
+    if (k == 0) {
+      plot for [b in betas] dir.kind.'_beta'.b.'.obs' using 1:9 with steps lw 2.5 lc rgb col(b) title 'β = '.b
+    } else {
+      set arrow 1 from tstar(1), 0.8 to tstar(1), 40 nohead dt 2 lw 1.5 lc rgb col('1') front
+      set arrow 2 from tstar(4), 0.8 to tstar(4), 40 nohead dt 2 lw 1.5 lc rgb col('4') front
+      set arrow 3 from tstar(9), 0.8 to tstar(9), 40 nohead dt 2 lw 1.5 lc rgb col('9') front
+      plot for [b in betas] dir.kind.'_beta'.b.'.obs' using ($1 >= 0.01 || b ne '9' ? $1 : 1/0):9 with steps lw 2.5 lc rgb col(b) title 'β = '.b, \
+           dir.'usa_beta9_early.obs' using ($1 > 0 ? $1 : 1/0):9 with steps lw 2.5 lc rgb col('9') notitle, \
+           NaN with lines dt 2 lw 1.5 lc rgb 'gray30' title 'dashed: t = n e^{-β}'
+      unset arrow
+    }
   }
 
   # bottom row: start and end configurations for beta = 9

@@ -1,4 +1,4 @@
-# Sinkhorn attention as a Wasserstein gradient flow (THEORY.md 4).
+# Sinkhorn attention as a Wasserstein gradient flow (docs/theory.md 4).
 # Reads out/gradflow_energy/{energy,jacobian}.dat (experiments/gradflow_energy.ini),
 # writes out/figures/gradflow_energy.png and .pdf.
 dir = 'out/gradflow_energy/'

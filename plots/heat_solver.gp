@@ -11,9 +11,9 @@ set style line 4 lc rgb '#6baed6' lw 2
 set style line 5 lc rgb '#9ecae1' lw 2
 do for [out in 'png pdf'] {
   if (out eq 'png') {
-    set terminal pngcairo size 1300,520 font 'Sans,11'
+    set terminal pngcairo size 1300,600 font 'Sans,11'
   } else {
-    set terminal pdfcairo size 10in,4in font 'Sans,9'
+    set terminal pdfcairo size 10in,4.46in font 'Sans,9'
   }
   set output 'out/figures/heat_solver.'.out
   set multiplot layout 1,2 title "FFTW heat solver, ∂_tρ = Δρ on a periodic box [-4, 4) with 512 nodes, from the uniform density on [-1, 1]\n{/*0.85 every Fourier mode is multiplied by exp(-|ξ|^2 t): exact per mode; the initial spectrum decides the accuracy}" font ',13'
@@ -29,11 +29,12 @@ do for [out in 'png pdf'] {
        dir.'spectrum.dat' index 0 using 1:3 with lines dt 2 lc rgb 'gray40' title 't = 0 (exact)'
 
   set title "(b) error |numerical - exact| at t = 0.05 and 0.2\n{/*0.85 rise toward the box edges: the periodic wrap (5e-7 at t = 0.2, as heat reports)}" 
-  set ylabel 'absolute error'
+  set ylabel 'absolute error |ρ_{num}(x, t) - ρ(x, t)|'
   set logscale y
   set format y '10^{%L}'
   set yrange [1e-19:1]
-  set key at 0, 1e-9 center center font ',9' box opaque
+  set key below horizontal maxrows 2 font ',9'
+  set bmargin 6
   set xrange [-4:4]
   plot dir.'nodes.dat' index 1 using 1:(abs($2 - $3)) with lines lw 1.5 lc rgb '#d62728' title 'node-value start, t = 0.05', \
        dir.'nodes.dat' index 4 using 1:(abs($2 - $3)) with lines lw 1.5 lc rgb '#ff9896' title 'node-value start, t = 0.2', \

@@ -1,4 +1,4 @@
-# Heat-diffusion limit, reference case (THEORY.md 5). Reads
+# Heat-diffusion limit, reference case (docs/theory.md 5). Reads
 # out/heat_variance/{sinkhorn,softmax,dot}/errors.dat (experiments/heat_variance.ini),
 # writes out/figures/heat_variance.png and .pdf.
 # errors.dat columns (d = 2): 1 t, 2-3 mean, 4-5 var, 6 var_inc, 7 var_inc_pde,

@@ -2,4 +2,5 @@
 name = 'train_pointclouds'
 task = '3-D point clouds, Set-Transformer-style'
 ntok = 100
+colsum_log = 1
 load 'plots/train_common.gp'

@@ -1,9 +1,11 @@
 #!/bin/sh
 # Checks that the Debian packages attnflow needs are installed. As root it
 # installs the missing ones with apt-get; otherwise it prints the exact
-# apt-get line and fails. Extra package names may be given as arguments.
+# apt-get line and fails. Extra package names may be given as arguments:
+# `make fuzz` (and so CI) adds clang libclang-rt-dev libomp-dev (libFuzzer,
+# ASan/UBSan runtimes and OpenMP for Debian's clang), `make bench` numpy/POT.
 set -u
-need="libgsl-dev libfftw3-dev libopenblas-dev libcriterion-dev libinih-dev pkg-config zlib1g-dev python3-sklearn $*"
+need="libgsl-dev libfftw3-dev libopenblas-dev libcriterion-dev pkg-config zlib1g-dev python3-sklearn python3-numpy python3-pytest python3-pot libopenmpi-dev openmpi-bin $*"
 missing=""
 for p in $need; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

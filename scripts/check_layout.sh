@@ -17,8 +17,8 @@ trap 'rm -f "$tmp"' EXIT
 # Public headers owned by each module.
 owner() {
   case "$1" in
-    error.h|io.h|version.h) echo core ;;
-    scores.h|normalize.h) echo attention ;;
+    error.h|io.h|version.h|comm.h) echo core ;;
+    scores.h|normalize.h|backend.h|pm.h) echo attention ;;
     init.h|flow.h|observables.h|energy.h) echo flow ;;
     heat.h|metrics.h) echo pde ;;
     nn.h|train.h) echo train ;;

@@ -1,7 +1,7 @@
-/* The full heat reference case of THEORY.md section 5 (make check-long):
+/* The full heat reference case of docs/theory.md section 5 (make check-long):
  * n = 800, d = 2, x ~ N(0, I), L2 scores eps = 0.05, velocity
  * v_i = -(2/eps)(sum_j K_ij x_j - x_i), Euler h = 0.005 to T = 0.5, Sinkhorn
- * to tol 1e-9 at every step (warm starts). THEORY.md measured over 12
+ * to tol 1e-9 at every step (warm starts). docs/theory.md measured over 12
  * seeds: Sinkhorn increment var(T) - var(0) = 0.951 +- 0.003, SoftMax-L2
  * 1.670 +- 0.005 (ratio 1.76). Checked here on seeds 1-3. */
 #include <criterion/criterion.h>
@@ -33,7 +33,7 @@ Test(long_heat, reference_case_three_seeds, .timeout = 1800)
         sum_sk += sk.inc / 3;
         sum_sm += sm.inc / 3;
     }
-    /* THEORY.md: 0.951 and 1.670 (12-seed means; 3 seeds here) */
+    /* docs/theory.md: 0.951 and 1.670 (12-seed means; 3 seeds here) */
     cr_expect(fabs(sum_sk - 0.951) < 0.01, "mean Sinkhorn increment %.4f vs 0.951", sum_sk);
     cr_expect(fabs(sum_sm - 1.670) < 0.02, "mean SoftMax-L2 increment %.4f vs 1.670", sum_sm);
 }

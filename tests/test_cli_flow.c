@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include "attnflow/flow.h"
 #include "attnflow/observables.h"
 #include "support/fixtures.h"
@@ -39,8 +40,6 @@ Test(cli_flow, bad_input_fails_cleanly_without_output)
         {NULL, "--bogus 1", 2, "unknown option"},
         {NULL, "--V V3 --value 2", 2, "exclude each other"},
         {NULL, "--usa --norm sinkhorn", 2, "SoftMax variant"},
-        /* a blow-up mid-run: the partial files must go too */
-        {NULL, "--value 200 --T 50 --dt 0.5", 1, "not finite"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         char tok[64];
@@ -215,4 +214,87 @@ Test(cli_flow, trajectory_and_observables_match_the_library)
     unlink(traj);
     unlink(obs);
     unlink(tok);
+}
+
+/* A blow-up mid-run (RK4, W_V = 200 I) keeps the complete files up to the
+ * last saved time, says so in their header and exits 3 (docs/robustness.md). */
+Test(cli_flow, blow_up_keeps_the_saved_steps_with_a_status_line)
+{
+    char out[4096], args[1024], traj[] = "/tmp/af_cli_flow_XXXXXX", obs[] = "/tmp/af_cli_obs_XXXXXX";
+    fresh_path(traj);
+    fresh_path(obs);
+    const char *tok = fx_temp_file("1 2\n3 4\n0 1\n");
+    char tokp[64];
+    snprintf(tokp, sizeof tokp, "%s", tok);
+    snprintf(args, sizeof args, "flow --quiet --tokens %s --value 200 --T 50 --dt 0.5 --out %s "
+             "--observables %s", tokp, traj, obs);
+    int code = fx_run_cli(AF_CLI, args, out, sizeof out);
+    cr_expect_eq(code, 3, "exit %d: %s", code, out);
+    cr_expect_eq(strncmp(out, "attnflow: stopped at t = ", 25), 0, "%s", out);
+    cr_expect_neq(strstr(out, "not finite"), NULL, "%s", out);
+    cr_expect_eq(strchr(out, '\n'), out + strlen(out) - 1, "one line: %s", out);
+    const char *files[2] = {traj, obs};
+    for (int k = 0; k < 2; k++) {
+        FILE *fp = fopen(files[k], "r");
+        cr_assert_not_null(fp, "%s not kept", files[k]);
+        char line[1024];
+        cr_assert_not_null(fgets(line, sizeof line, fp));
+        cr_assert_not_null(fgets(line, sizeof line, fp));
+        cr_expect_eq(strncmp(line, "# status: stopped at t = ", 25), 0, "%s", line);
+        cr_expect_neq(strstr(line, "step "), NULL, "%s", line);
+        fclose(fp);
+    }
+    static double t[256], X[256 * 3 * 2];
+    int cols;
+    size_t nb = read_blocks(traj, 3, 2, 256, t, X, &cols);
+    cr_expect(nb >= 2 && nb < 101, "%zu blocks", nb);
+    for (size_t b = 0; b < nb; b++)
+        cr_expect_eq(t[b], 0.5 * (double)b, "block %zu at t = %g", b, t[b]);
+    for (size_t k = 0; k < nb * 6; k++)
+        cr_expect(isfinite(X[k]), "saved coordinate %zu not finite", k);
+    unlink(traj);
+    unlink(obs);
+    unlink(tokp);
+}
+
+/* SIGINT during a long flow: a complete, loadable trajectory up to the
+ * last saved step with '# status: interrupted', exit 3, no temporary. */
+Test(cli_flow, sigint_keeps_a_complete_trajectory_and_no_temporary)
+{
+    char dir[] = "/tmp/af_cli_sig_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char traj[128], obs[128], cmd[1024];
+    snprintf(traj, sizeof traj, "%s/tr.dat", dir);
+    snprintf(obs, sizeof obs, "%s/obs.dat", dir);
+    snprintf(cmd, sizeof cmd, "%s flow --quiet --init gaussian --n 40 --d 2 --T 1e6 --dt 0.01 "
+             "--save-every 5 --out %s --observables %s 2>%s/err & pid=$!; sleep 1; "
+             "kill -INT $pid; wait $pid", AF_CLI, traj, obs, dir);
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st), "status %d", st);
+    cr_expect_eq(WEXITSTATUS(st), 3, "exit %d", WEXITSTATUS(st));
+    char line[1024];
+    snprintf(line, sizeof line, "%s/err", dir);
+    FILE *fe = fopen(line, "r");
+    cr_assert_not_null(fe);
+    cr_assert_not_null(fgets(line, sizeof line, fe));
+    cr_expect_eq(strncmp(line, "attnflow: interrupted", 21), 0, "%s", line);
+    cr_expect_null(fgets(line, sizeof line, fe), "a second stderr line: %s", line);
+    fclose(fe);
+    FILE *fp = fopen(traj, "r");
+    cr_assert_not_null(fp);
+    cr_assert_not_null(fgets(line, sizeof line, fp));
+    cr_assert_not_null(fgets(line, sizeof line, fp));
+    cr_expect_str_eq(line, "# status: interrupted\n");
+    fclose(fp);
+    /* loadable: whole blocks of 40 tokens (read_blocks checks the layout) */
+    static double t[4096], X[4096 * 40 * 2];
+    int cols;
+    size_t nb = read_blocks(traj, 40, 2, 4096, t, X, &cols);
+    cr_expect_geq(nb, 1);
+    cr_expect(cols, "no columns line");
+    /* no temporary left: the directory holds exactly the three files */
+    snprintf(cmd, sizeof cmd, "test $(ls -A %s | wc -l) -eq 3", dir);
+    cr_expect_eq(system(cmd), 0, "temporary files left in %s", dir);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
 }

@@ -420,7 +420,7 @@ Test(convex, extracted_heads_linear_ce) { extraction_case(AF_CONVEX_LINEAR, AF_C
 Test(convex, extracted_heads_gated_squared) { extraction_case(AF_CONVEX_GATED, AF_CONVEX_SQUARED, 2e-3); }
 Test(convex, extracted_heads_gated_ce) { extraction_case(AF_CONVEX_GATED, AF_CONVEX_CE, 1e-3); }
 
-/* THEORY.md section 8 reads the relative gap off (|grad|_2 / beta - 1)_+.
+/* docs/theory.md section 8 reads the relative gap off (|grad|_2 / beta - 1)_+.
  * That holds at Z = 0 only: away from 0 optimality also needs the gradient
  * aligned with -beta U V^T. In the d = 1 closed form above, at
  * Z' = (|b| + beta)/alpha * b/|b| the gradient alpha Z' - b = beta b/|b| has
@@ -627,7 +627,7 @@ Test(convex, cli_convex_and_nonconvex_outputs)
 {
     char dir[] = "/tmp/af_convex_XXXXXX", out[8192], args[1024], path[1200];
     cr_assert_not_null(mkdtemp(dir));
-    snprintf(args, sizeof args, "convex --samples 30 --tokens 5 --dim 3 --classes 3 --beta 0.02 "
+    snprintf(args, sizeof args, "convex --samples 30 --n 5 --d 3 --classes 3 --beta 0.02 "
              "--tol 1e-9 --out %s/c --quiet", dir);
     cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 0, "%s", out);
     cr_assert_not_null(strstr(out, "objective="), "%s", out);
@@ -648,8 +648,8 @@ Test(convex, cli_convex_and_nonconvex_outputs)
     fclose(fp);
     cr_assert(found, "iterations.dat names its columns");
     /* the nonconvex baseline on the same data can not beat the certified optimum */
-    snprintf(args, sizeof args, "convex --samples 30 --tokens 5 --dim 3 --classes 3 --beta 0.02 "
-             "--nonconvex --heads 2 --iters 200 --out %s/n --quiet", dir);
+    snprintf(args, sizeof args, "convex --samples 30 --n 5 --d 3 --classes 3 --beta 0.02 "
+             "--nonconvex --heads 2 --steps 200 --out %s/n --quiet", dir);
     cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 0, "%s", out);
     snprintf(path, sizeof path, "%s/n/summary.txt", dir);
     double nobj = summary_value(path, "objective");
@@ -731,7 +731,7 @@ Test(convex, synthetic_targets_not_finite)
     gsl_rng_free(rng);
 }
 
-/* CLI.md exit codes: conflicting options are usage errors (2), a bad value
+/* docs/cli.md exit codes: conflicting options are usage errors (2), a bad value
  * is bad input (1); one 'attnflow:' line, no output directory content. */
 Test(convex, cli_exit_codes)
 {
@@ -739,10 +739,10 @@ Test(convex, cli_exit_codes)
     cr_assert_not_null(mkdtemp(dir));
     struct { const char *opts; int code; const char *msg; } cases[] = {
         {"--heads 3", 2, "only with --nonconvex"},
-        {"--iters 10", 2, "only with --nonconvex"},
-        {"--data pointclouds --width 0.5", 2, "synthetic data only"},
-        {"--data pointclouds --dim 4", 2, "--data pointclouds"},
-        {"--width 1e200 --samples 5 --tokens 3", 1, "not finite"},
+        {"--steps 10", 2, "only with --nonconvex"},
+        {"--task pointclouds --width 0.5", 2, "synthetic data only"},
+        {"--task pointclouds --d 4", 2, "--task pointclouds"},
+        {"--width 1e200 --samples 5 --n 3", 1, "not finite"},
         {"--grow 0.5", 1, "--grow: must be >= 1"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {

@@ -554,6 +554,7 @@ Test(convex_mixing, adam_bfno_linear) { adam_case(&cases[6], AF_CONVEX_LINEAR, 1
 
 /* ---- the CLI: features files and the new options ---- */
 
+#include <sys/stat.h>
 #include <unistd.h>
 #include "support/fixtures.h"
 
@@ -596,9 +597,9 @@ Test(convex_mixing, cli_features_and_kinds)
     features_file(feat, 0);
     const char *kinds[] = {"--kind mixer", "--kind fno", "--kind fno --gated --blocks 3",
                            "--kind fno --pool-tokens", "--kind linear",
-                           "--kind mixer --nonconvex --heads 2 --iters 50"};
+                           "--kind mixer --nonconvex --heads 2 --steps 50"};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-        snprintf(args, sizeof args, "convex --quiet --data features --features %s --loss ce "
+        snprintf(args, sizeof args, "convex --quiet --task features --features %s --loss ce "
                  "--beta 0.01 --betas 0.001,0.01 %s --out %s/ok", feat, kinds[k], dir);
         cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 0, "%s: %s", kinds[k], out);
         cr_assert_not_null(strstr(out, "test_acc="), "%s", out);
@@ -612,12 +613,20 @@ Test(convex_mixing, cli_features_and_kinds)
         fclose(fp);
         cr_assert_eq(seen, 2, "%s: summary lacks the accuracies", kinds[k]);
     }
+    /* the spellings from before the option renames (--data, --iters) still
+     * work, each with one warning line */
+    snprintf(args, sizeof args, "convex --quiet --data features --features %s --kind mixer "
+             "--nonconvex --heads 2 --iters 20 --out %s/old", feat, dir);
+    cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 0, "%s", out);
+    cr_expect_not_null(strstr(out, "attnflow: warning: --data"), "%s", out);
+    cr_expect_not_null(strstr(out, "attnflow: warning: --iters"), "%s", out);
+    cr_expect_not_null(strstr(out, "test_acc="), "%s", out);
     /* bad files: one error line, exit 1, no output */
     struct { int bad; const char *msg; } bad[] = {
         {1, "ragged rows"}, {2, "not finite"}, {3, "label"}, {4, "test"}, {5, "feature_tokens"}};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         features_file(feat, bad[k].bad);
-        snprintf(args, sizeof args, "convex --quiet --data features --features %s --kind mixer "
+        snprintf(args, sizeof args, "convex --quiet --task features --features %s --kind mixer "
                  "--out %s/bad", feat, dir);
         int code = fx_run_cli(AF_CLI, args, out, sizeof out);
         cr_expect_eq(code, 1, "bad %d: exit %d: %s", bad[k].bad, code, out);
@@ -634,11 +643,11 @@ Test(convex_mixing, cli_features_and_kinds)
         {"--kind mixer --pool-dim 5", 1, "pool-dim"},
         {"--kind mixer --blocks 3", 2, "only with --kind fno"},
         {"--kind linear --gated", 2, "--gated"},
-        {"--kind mixer --dim 4", 2, "features file sets it"},
+        {"--kind mixer --d 4", 2, "features file sets it"},
         {"--kind fno --grid 3x3", 1, "grid"},
     };
     for (size_t k = 0; k < sizeof usage / sizeof usage[0]; k++) {
-        snprintf(args, sizeof args, "convex --quiet --data features --features %s %s --out %s/bad",
+        snprintf(args, sizeof args, "convex --quiet --task features --features %s %s --out %s/bad",
                  feat, usage[k].opts, dir);
         int code = fx_run_cli(AF_CLI, args, out, sizeof out);
         cr_expect_eq(code, usage[k].code, "%s: exit %d: %s", usage[k].opts, code, out);
@@ -647,6 +656,47 @@ Test(convex_mixing, cli_features_and_kinds)
         snprintf(path, sizeof path, "%s/bad", dir);
         cr_expect_eq(access(path, F_OK), -1, "%s left %s", usage[k].opts, path);
     }
+    char cmd[1300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* train --features-out is an output of the run (outputs.h): its folder is
+ * made, the file appears only after a successful run, and it may not name a
+ * file of the run's --out directory. */
+Test(convex_mixing, cli_train_features_out_is_a_run_output)
+{
+    char dir[] = "/tmp/af_cxfeat_XXXXXX", out[4096], args[2048], path[1200];
+    cr_assert_not_null(mkdtemp(dir));
+    const char *small = "train --task pointclouds --n-train 20 --n-test 10 --n-points 8 --dim 8 "
+                        "--head-dim 4 --mlp 8 --embed-hidden 8 --epochs 1 --quiet";
+    snprintf(args, sizeof args, "%s --features-out %s/f/feat.dat --features-classes 1-3 --out %s/o",
+             small, dir, dir);
+    cr_assert_eq(fx_run_cli(AF_CLI, args, out, sizeof out), 0, "%s", out);
+    snprintf(path, sizeof path, "%s/f/feat.dat", dir);
+    af_convex_features fe;
+    cr_assert_eq(af_convex_features_read(path, &fe), AF_SUCCESS, "%s", af_last_error());
+    cr_expect_eq(fe.n, 8, "tokens %zu", fe.n);
+    cr_expect_eq(fe.d, 8, "dim %zu", fe.d);
+    cr_expect_eq(fe.classes, 3, "classes 1-3 relabelled 0-2: %zu", fe.classes);
+    af_convex_features_free(&fe);
+    /* the same file as the run's epochs.dat: refused before any work */
+    snprintf(args, sizeof args, "%s --features-out %s/o/epochs.dat --out %s/o", small, dir, dir);
+    snprintf(path, sizeof path, "%s/o/epochs.dat", dir);
+    struct stat before, after;
+    cr_assert_eq(stat(path, &before), 0);
+    int code = fx_run_cli(AF_CLI, args, out, sizeof out);
+    cr_expect_eq(code, 2, "exit %d: %s", code, out);
+    cr_expect_not_null(strstr(out, "give each output its own file"), "%s", out);
+    cr_assert_eq(stat(path, &after), 0);
+    cr_expect_eq(before.st_ino, after.st_ino, "epochs.dat replaced");
+    /* a failing run leaves neither the file nor its new folder */
+    snprintf(args, sizeof args, "%s --features-out %s/g/feat.dat --features-classes 9-9 --out %s/p",
+             small, dir, dir);
+    code = fx_run_cli(AF_CLI, args, out, sizeof out);
+    cr_expect_neq(code, 0, "%s", out);
+    snprintf(path, sizeof path, "%s/g", dir);
+    cr_expect_eq(access(path, F_OK), -1, "failed run left %s", path);
     char cmd[1300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);

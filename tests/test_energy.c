@@ -1,4 +1,4 @@
-/* The gradient-flow structure of Sinkhorn attention (THEORY.md section 4):
+/* The gradient-flow structure of Sinkhorn attention (docs/theory.md section 4):
  * finite differences of F_n against its closed-form gradient and against
  * the attention field, monotone decrease along Euler steps, the
  * dissipation identity, and symmetric vs non-symmetric field Jacobians. */

@@ -1,4 +1,4 @@
-/* Particle flows (THEORY.md 3, 7): exact equiangular solutions, the mean
+/* Particle flows (docs/theory.md 3, 7): exact equiangular solutions, the mean
  * invariant of Sinkhorn flows, convergence orders, sphere invariance,
  * Sinkhorn with one normalisation = SoftMax, rank collapse. */
 #include <criterion/criterion.h>
@@ -53,7 +53,7 @@ static double max_abs_diff(size_t m, const double *a, const double *b)
     return e;
 }
 
-/* ---- equiangular tokens: the scalar ODE of THEORY.md 3 ---- */
+/* ---- equiangular tokens: the scalar ODE of docs/theory.md 3 ---- */
 
 typedef struct {
     double n, beta;
@@ -131,7 +131,7 @@ static void check_equiangular(af_flow_norm norm, int usa)
 
 Test(flow_equiangular, reference_value_of_theory)
 {
-    /* THEORY.md: n = 8, rho0 = 0.1, beta = 1, T = 3 gives rho(3) = 0.9860205734 (SA). */
+    /* docs/theory.md: n = 8, rho0 = 0.1, beta = 1, T = 3 gives rho(3) = 0.9860205734 (SA). */
     double rho = rho_exact(8, 1.0, 0, 0.1, 3.0);
     cr_expect(fabs(rho - 0.9860205734) < 1e-9, "SA rho(3) = %.12f", rho);
 }

@@ -349,7 +349,7 @@ Test(heat, errors_are_reported)
     af_heat_plan_free(p);
 }
 
-/* ---- the heat-diffusion limit of attention (THEORY.md 5) ----
+/* ---- the heat-diffusion limit of attention (docs/theory.md 5) ----
  * Reference case at n = 400 (the full n = 800 case is tests/long_heat.c):
  * d = 2, x ~ N(0, I), L2 scores eps = 0.05, v_i = -(2/eps)(sum_j K_ij x_j - x_i),
  * Euler h = 0.005 to T = 0.5. Measured (seeds 1-3): Sinkhorn increment

@@ -1,4 +1,4 @@
-/* Observables: naive re-computations, the OT energy of THEORY.md 4 (primal
+/* Observables: naive re-computations, the OT energy of docs/theory.md 4 (primal
  * value, finite-difference gradient = -velocity / n, decrease along the
  * Sinkhorn flow), clusters on constructed clouds. */
 #include <criterion/criterion.h>
@@ -157,7 +157,7 @@ static double energy_of(af_obs_ws *ws, const double *X)
     return v.energy;
 }
 
-/* T(X)_i = -n dF_n/dx_i for Sinkhorn with W_V = A symmetric (THEORY.md 4). */
+/* T(X)_i = -n dF_n/dx_i for Sinkhorn with W_V = A symmetric (docs/theory.md 4). */
 Test(observables, energy_gradient_is_minus_velocity_over_n)
 {
     const size_t n = 7, d = 2;

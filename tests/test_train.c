@@ -5,6 +5,7 @@
  * matrices with known column sums, and bit-for-bit resume. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <gsl/gsl_rng.h>
 #include <gsl/gsl_randist.h>
 #include "attnflow/train.h"
+#include "support/fixtures.h"
 
 static gsl_rng *new_rng(unsigned long seed)
 {
@@ -115,16 +117,7 @@ Test(train, default_configs_are_the_issue_models)
 
 /* Two classes told apart by the sign of the tokens' mean: any working
  * trainer drives the loss down. */
-static af_dataset toy_set(size_t n, gsl_rng *r)
-{
-    af_dataset ds = {n, 4, 2, 2, malloc(n * 8 * sizeof(double)), malloc(n * sizeof(int))};
-    for (size_t i = 0; i < n; i++) {
-        ds.y[i] = (int)(i % 2);
-        for (size_t k = 0; k < 8; k++)
-            ds.x[i * 8 + k] = (ds.y[i] ? 1.0 : -1.0) + gsl_ran_gaussian(r, 0.5);
-    }
-    return ds;
-}
+static af_dataset toy_set(size_t n, gsl_rng *r) { return fx_toy_classes(n, r); }
 
 static af_train_options toy_options(size_t n_it)
 {
@@ -205,6 +198,85 @@ Test(train, resume_is_bit_for_bit)
     unlink(path);
     af_trainer_free(a);
     af_trainer_free(c);
+    af_dataset_free(&tr);
+    af_dataset_free(&te);
+    gsl_rng_free(r);
+}
+
+/* Writes len bytes to path. */
+static void write_bytes(const char *path, const unsigned char *b, size_t len)
+{
+    FILE *fp = fopen(path, "wb");
+    cr_assert_not_null(fp);
+    cr_assert_eq(fwrite(b, 1, len, fp), len);
+    fclose(fp);
+}
+
+/* The header's CRC-32 recomputed after a deliberate edit of the payload, so
+ * that the semantic checks (not only the checksum) are exercised. */
+static void reseal(unsigned char *b, size_t len)
+{
+    uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), b + 24, (uInt)(len - 24));
+    memcpy(b + 12, &crc, sizeof crc);
+}
+
+Test(train, corrupt_checkpoints_are_refused_with_the_reason)
+{
+    gsl_rng *r = new_rng(7);
+    af_dataset tr = toy_set(40, r), te = toy_set(20, r);
+    af_train_options o = toy_options(1);
+    af_trainer *a = af_trainer_alloc(&o, &tr, &te);
+    for (int e = 0; e < 2; e++)
+        cr_assert_eq(af_trainer_advance(a), AF_SUCCESS);
+    char path[] = "/tmp/af_test_ckbad_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(af_trainer_save(a, path), AF_SUCCESS, "%s", af_last_error());
+    FILE *fp = fopen(path, "rb");
+    static unsigned char good[1 << 20], bad[1 << 20];
+    size_t len = fread(good, 1, sizeof good, fp);
+    fclose(fp);
+    cr_assert_gt(len, 200);
+    uint64_t nf;
+    memcpy(&nf, good + 24, sizeof nf);
+    const size_t step_at = 24 + 8 + nf * 8, param_at = step_at + 6 * 8;
+    const uint64_t huge = (uint64_t)1 << 63;
+    const double nan = NAN;
+    enum { TRUNC, TRUNC_BIG, EXTRA, FLIP, VERSION, V1, STEP, NANPARAM, EMPTY, NCASES };
+    const char *want[NCASES] = {"truncated", "truncated", "extra bytes", "checksum mismatch",
+                                "format version 3", "format 1", "does not match its",
+                                "parameter entry 0 is nan", "not an attnflow train checkpoint"};
+    for (int k = 0; k < NCASES; k++) {
+        size_t n = len;
+        memcpy(bad, good, len);
+        switch (k) {
+        case TRUNC: n = len - 1; break;
+        case TRUNC_BIG: n = len - 150; break;
+        case EXTRA: bad[n++] = 0; break;
+        case FLIP: bad[len / 2] ^= 0x10; break;
+        case VERSION: bad[8] = 3; break;
+        case V1: memcpy(bad, "AFTRAIN1", 8); break;
+        case STEP: memcpy(bad + step_at, &huge, sizeof huge); reseal(bad, n); break;
+        case NANPARAM: memcpy(bad + param_at, &nan, sizeof nan); reseal(bad, n); break;
+        case EMPTY: n = 0; break;
+        }
+        write_bytes(path, bad, n);
+        af_trainer *c = af_trainer_alloc(&o, &tr, &te);
+        af_clear_error();
+        cr_expect_eq(af_trainer_load(c, path), AF_EFORMAT, "case %d: %s", k, af_last_error());
+        cr_expect_neq(strstr(af_last_error(), want[k]), NULL, "case %d: %s", k, af_last_error());
+        cr_expect_eq(af_trainer_epochs(c), 0, "case %d: the trainer was changed", k);
+        af_trainer_free(c);
+    }
+    /* the untouched bytes still load */
+    write_bytes(path, good, len);
+    af_trainer *c = af_trainer_alloc(&o, &tr, &te);
+    cr_expect_eq(af_trainer_load(c, path), AF_SUCCESS, "%s", af_last_error());
+    cr_expect_eq(af_trainer_epochs(c), 2);
+    af_trainer_free(c);
+    unlink(path);
+    af_trainer_free(a);
     af_dataset_free(&tr);
     af_dataset_free(&te);
     gsl_rng_free(r);
@@ -364,6 +436,19 @@ Test(train, digits_reader_rejects_corrupt_files)
     expect_rejected(text, 1, "not an integer");
     /* empty */
     expect_rejected("", 1, "no digits");
+    /* a NUL byte after the label hid the rest of the line from the parser */
+    snprintf(text, sizeof text, "%s", good);
+    size_t gl = strlen(text);
+    memcpy(text + gl - 1, "\0,7\n", 4);
+    af_dataset dn = {0};
+    cr_expect_eq(af_digits_parse("nul.csv", text, gl + 3, &dn), AF_EFORMAT);
+    char want[64];
+    snprintf(want, sizeof want, "nul.csv:1:%zu: NUL byte", gl);
+    cr_expect_neq(strstr(af_last_error(), want), NULL, "%s (want %s)", af_last_error(), want);
+    cr_expect_null(dn.x);
+    cr_expect_eq(af_digits_parse("ok.csv", good, strlen(good), &dn), AF_SUCCESS, "%s",
+                 af_last_error());
+    af_dataset_free(&dn);
     /* a truncated gzip stream */
     char path[] = "/tmp/af_test_trunc_XXXXXX";
     close(mkstemp(path));

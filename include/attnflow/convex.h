@@ -1,4 +1,4 @@
-/* Convex duality of attention (Sahiner et al., ICML 2022; THEORY.md section 8).
+/* Convex duality of attention (Sahiner et al., ICML 2022; docs/theory.md section 8).
  *
  * Model. N token matrices X_i (n x d), targets Y_i (n x c). A linear
  * self-attention layer with m heads
@@ -50,6 +50,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /* Activation of a head (linear or gated ReLU) and the token mixing it sits on. */
 typedef enum { AF_CONVEX_LINEAR = 0, AF_CONVEX_GATED } af_convex_kind;
@@ -312,6 +314,7 @@ af_status af_convex_synth_gate_weights(const af_convex_shape *shape, gsl_rng *rn
 af_status af_convex_synth_targets(const af_convex_problem *prob, const af_convex_synth_params *p,
                                   gsl_rng *rng, double *Y);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -1,4 +1,4 @@
-/* Sinkhorn attention as a Wasserstein gradient flow (THEORY.md section 4).
+/* Sinkhorn attention as a Wasserstein gradient flow (docs/theory.md section 4).
  *
  * For symmetric scores C (dot scores x^T A y with A symmetric, or L2
  * scores) and weights 1/n, the entropic OT energy is
@@ -20,7 +20,7 @@
  * the Sinkhorn particle flow is the gradient flow of F_n and
  *     dF_n/dt = -(1/n) sum_i |T_i|^2 <= 0 (dissipation identity).
  * With L2 scores -s |x - y|^2 / 2 and the heat-limit field
- * v_i = -(2/eps)(sum_j K_ij x_j - x_i) (THEORY.md section 5) one finds
+ * v_i = -(2/eps)(sum_j K_ij x_j - x_i) (docs/theory.md section 5) one finds
  * v_i = +2n dF_n/dx_i: the Sinkhorn heat flow is the gradient flow of
  * E = -2 F_n (an entropy-like energy) with dE/dt = -(1/n) sum_i |v_i|^2.
  *
@@ -32,6 +32,7 @@
 #define AF_ENERGY_H
 
 #include <stddef.h>
+#include "attnflow/backend.h"
 #include "attnflow/error.h"
 #include "attnflow/normalize.h"
 #include "attnflow/scores.h"
@@ -39,6 +40,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 typedef struct {
     af_scores_params scores;      /* dot (A symmetric or NULL) or L2; eps, beta */
@@ -50,6 +53,9 @@ af_energy_params af_energy_params_default(void); /* dot, A = I, eps = 1, tol 1e-
 
 typedef struct af_energy_ws af_energy_ws;
 af_energy_ws *af_energy_alloc(size_t n, size_t d); /* NULL: see af_last_error() */
+/* The same on a given attention backend (af_energy_alloc: dense). Tiled:
+ * O(n d) memory, F_n and its gradient in one extra pass over the scores. */
+af_energy_ws *af_energy_alloc_backend(size_t n, size_t d, const af_backend_type *backend);
 void af_energy_free(af_energy_ws *ws);
 /* Forget the potentials: the next call starts cold. */
 void af_energy_reset(af_energy_ws *ws);
@@ -85,6 +91,7 @@ af_status af_fd_jacobian(af_field_fn field, void *user, size_t N, const double *
 /* |J - J^T|_F / |J|_F (0 for a zero matrix). */
 double af_jacobian_asymmetry(size_t N, const double *J);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

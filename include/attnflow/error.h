@@ -7,6 +7,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 typedef enum {
     AF_SUCCESS = 0,
@@ -36,6 +38,7 @@ af_status af_error(af_status code, const char *fmt, ...)
 /* Clears the message of this thread. */
 void af_clear_error(void);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

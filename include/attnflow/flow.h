@@ -1,4 +1,4 @@
-/* Particle flows: token clouds moving under self-attention (THEORY.md 3, 7).
+/* Particle flows: token clouds moving under self-attention (docs/theory.md 3, 7).
  *
  *   dx_i/dt = T(X)_i = sum_j K_ij W_V x_j              (default)
  *   dx_i/dt = W_V (sum_j K_ij x_j - x_i)               (skip = 1)
@@ -24,13 +24,17 @@
 #define AF_FLOW_H
 
 #include <stddef.h>
+#include "attnflow/backend.h"
 #include "attnflow/error.h"
 #include "attnflow/normalize.h"
+#include "attnflow/pm.h"
 #include "attnflow/scores.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 typedef enum {
     AF_FLOW_SOFTMAX = 0,  /* K = N_R(exp C) (SA); with usa = 1, K = exp(C) / n (USA) */
@@ -67,9 +71,20 @@ typedef struct {
                                * last four solves of the same stage cubically (Lagrange
                                * polynomial; fewer while the history fills) to the stage
                                * time (other calls fall back to 1) */
+    const af_backend_type *backend; /* af_backend_dense (default, NULL) or af_backend_tiled
+                                     * (matrix-free, O(n d) memory; no af_flow_kernel) */
+    af_precision precision;         /* AF_PRECISION_SINGLE: float32 exps (tiled only) */
+    double pm_tol;            /* > 0: particle-mesh attention (attnflow/pm.h; d <= 3, L2 or
+                               * dot scores with A = a I, no USA) to this relative accuracy,
+                               * O(n) memory, no K; 0 (default): the dense O(n^2) kernel */
+    const af_comm *comm;            /* NULL: one process. Several ranks (attnflow/comm.h;
+                                     * tiled backend, the default then): each computes its
+                                     * row block of K X, the blocks are all-gathered, and
+                                     * every rank holds the same X and runs the same
+                                     * integrator (call every af_flow_* on every rank) */
 } af_flow_params;
 
-/* Defaults of CLI.md: SoftMax, dot scores, eps = beta = 1, A = W_V = I, no
+/* Defaults of docs/cli.md: SoftMax, dot scores, eps = beta = 1, A = W_V = I, no
  * skip, Euclidean, RK4, Sinkhorn tol 1e-9, extrapolated warm starts. */
 af_flow_params af_flow_params_default(size_t n, size_t d);
 
@@ -84,8 +99,9 @@ typedef struct {
 
 typedef struct af_flow_ws af_flow_ws;
 
-/* Checks the parameters and allocates (O(n^2) memory: scores and, for
- * Sinkhorn, its workspace). Returns NULL with af_last_error() set. */
+/* Checks the parameters and allocates (dense Sinkhorn: O(n^2) memory for
+ * the scores and its kernel; SoftMax and the tiled backend: O(n d)).
+ * Returns NULL with af_last_error() set. */
 af_flow_ws *af_flow_alloc(const af_flow_params *p);
 void af_flow_free(af_flow_ws *ws);
 /* The parameters in use (A and V point into the workspace). */
@@ -99,7 +115,8 @@ af_status af_flow_velocity(af_flow_ws *ws, const double *X, double *vel);
  * skip or projection. Y must not overlap X. */
 af_status af_flow_attention(af_flow_ws *ws, const double *X, double *Y);
 
-/* The attention matrix K(X) (n x n) the velocity uses. */
+/* The attention matrix K(X) (n x n) the velocity uses (dense backend only:
+ * AF_EINVAL on tiled). */
 af_status af_flow_kernel(af_flow_ws *ws, const double *X, double *K);
 
 /* On the sphere: x_i <- x_i / |x_i| (AF_ENUMERIC for a zero row). Elsewhere a no-op. */
@@ -117,6 +134,10 @@ af_status af_flow_integrate(af_flow_ws *ws, double *X, double T, double h);
  * renormalised on the sphere. */
 af_status af_flow_pure_layer(af_flow_ws *ws, double *X);
 
+/* Grid, window and measured wrap of the particle-mesh backend (AF_EINVAL
+ * when the workspace is dense or has not evaluated yet). */
+af_status af_flow_pm_info(const af_flow_ws *ws, af_pm_info *info);
+
 void af_flow_get_stats(const af_flow_ws *ws, af_flow_stats *stats);
 void af_flow_reset_stats(af_flow_ws *ws);
 /* Forgets the Sinkhorn potentials and their history: the next evaluation
@@ -130,6 +151,7 @@ af_status af_flow_geometry_from_name(const char *name, af_flow_geometry *out);
 af_status af_flow_integrator_from_name(const char *name, af_flow_integrator *out);
 const char *af_flow_integrator_name(af_flow_integrator k);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

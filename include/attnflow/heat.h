@@ -1,4 +1,4 @@
-/* The heat equation d/dt rho = kappa Laplacian(rho) (THEORY.md section 5):
+/* The heat equation d/dt rho = kappa Laplacian(rho) (docs/theory.md section 5):
  * an FFTW spectral solver on a periodic box in 1-D and 2-D, exact per
  * Fourier mode, and the exact free-space solutions of the analytic initial
  * densities (Gaussian, Gaussian mixture, uniform square) in any dimension.
@@ -42,6 +42,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /* A periodic box grid in d = 1 or 2 dimensions. */
 typedef struct {
@@ -115,7 +117,7 @@ af_status af_grid_from_table(size_t rows, size_t cols, const double *table, af_g
 
 /* ---- the attention heat flow in the mean-field limit ----
  * For n -> infinity at fixed eps, the flow v = -(2/eps)(sum_j K_ij x_j - x)
- * with L2 scores (THEORY.md 5) started from a Gaussian N(m, s0 I) keeps
+ * with L2 scores (docs/theory.md 5) started from a Gaussian N(m, s0 I) keeps
  * the density Gaussian: the barycentre E_K[y | x] = m + r (x - m) is linear
  * in x, so the velocity (2/eps)(1 - r)(x - m) is too. The per-coordinate
  * variance s(t) solves
@@ -156,6 +158,7 @@ double af_heat_initial_mass(const af_heat_plan *p);
 af_status af_heat_wrap_error(const af_grid *g, const double *rho0, double kappa, double t,
                              double *l1, double *linf);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 typedef enum {
     AF_INIT_GAUSSIAN = 0, /* N(mean, cov), default N(0, I) */
@@ -37,6 +39,7 @@ af_status af_init_kind_from_name(const char *name, af_init_kind *kind);
 /* Fills X (n x d, row-major). rng may be NULL for equiangular. */
 af_status af_init_cloud(const af_init_params *p, gsl_rng *rng, double *X);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

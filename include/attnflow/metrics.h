@@ -1,4 +1,4 @@
-/* Comparing a particle cloud with a density (THEORY.md section 5): kernel
+/* Comparing a particle cloud with a density (docs/theory.md section 5): kernel
  * density estimate on a PDE grid (FFT-based), L1/L2 density errors,
  * moments, exact Wasserstein distances in 1-D through quantile functions,
  * and sliced W2 in d > 1 with seeded directions. */
@@ -13,6 +13,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /* ---- kernel density estimate on a grid ----
  * The KDE with a Gaussian kernel of standard deviation b per coordinate is
@@ -103,6 +105,7 @@ typedef struct {
 af_status af_sliced_w2(size_t d, const af_sliced_side *a, const af_sliced_side *b, size_t K,
                        gsl_rng *rng, double *sw2, double *directions);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,5 @@
 /* Building blocks of the small Transformer/Sinkformer of `attnflow train`,
- * each with a hand-written exact backward pass (THEORY.md section 6).
+ * each with a hand-written exact backward pass (docs/theory.md section 6).
  *
  * Conventions: row-major double arrays, a batch of `rows` vectors stacked
  * row by row. Every backward function ACCUMULATES (+=) into the gradients it
@@ -15,6 +15,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /* LayerNorm epsilon (PyTorch's default). */
 #define AF_NN_LN_EPS 1e-5
@@ -100,6 +102,7 @@ typedef struct {
 void af_nn_profile_enable(int on);   /* also resets the counters */
 af_nn_profile af_nn_profile_get(void);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

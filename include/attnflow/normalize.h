@@ -1,6 +1,6 @@
 /* SoftMax and Sinkhorn normalisation of attention kernels K0 = exp(C).
  *
- * Conventions (THEORY.md section 2, Sinkformers):
+ * Conventions (docs/theory.md section 2, Sinkformers):
  *  - SoftMax: K = N_R(exp C), rows sum to 1, computed stably (row max).
  *  - Sinkhorn alternates N_R, N_C, N_R, ... starting with rows, so one
  *    normalisation is SoftMax exactly (bit for bit). Columns are normalised
@@ -34,6 +34,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /* Row SoftMax of C (n x m) into K (may equal C). */
 af_status af_softmax(size_t n, size_t m, const double *C, double *K);
@@ -116,6 +118,7 @@ double af_birkhoff_hopf_rate(double delta);
 af_status af_second_singular_value(size_t n, const double *K, double tol, size_t max_iter,
                                    double *sigma2);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

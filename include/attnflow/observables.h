@@ -1,5 +1,5 @@
 /* Observables of a token cloud X (n x d, row-major), as recorded along a
- * flow (THEORY.md sections 3, 4, 7):
+ * flow (docs/theory.md sections 3, 4, 7):
  *   mean        m = (1/n) sum_i x_i
  *   var         mean per-coordinate variance (1/d) sum_k (1/n) sum_i (x_ik - m_k)^2
  *               (population, 1/n: the moment of the empirical measure)
@@ -21,6 +21,7 @@
 #define AF_OBSERVABLES_H
 
 #include <stddef.h>
+#include "attnflow/backend.h"
 #include "attnflow/error.h"
 #include "attnflow/normalize.h"
 #include "attnflow/scores.h"
@@ -28,6 +29,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /* ---- single observables, no workspace ---- */
 void af_obs_mean(size_t n, size_t d, const double *X, double *mean);
@@ -43,6 +46,7 @@ typedef struct {
     int energy;                  /* 1: compute F_n (default 1; NaN if scores not symmetric) */
     af_sinkhorn_options sinkhorn;/* for F_n (tol 1e-12, warm-started between calls) */
     double cluster_tol;          /* default 1e-3 */
+    const af_backend_type *backend; /* colsum_err and F_n: dense (default, NULL) or tiled */
 } af_obs_params;
 
 af_obs_params af_obs_params_default(size_t n, size_t d);
@@ -66,6 +70,7 @@ af_status af_obs_compute(af_obs_ws *ws, const double *X, double *mean, af_obs_va
 af_status af_obs_geometry(af_obs_ws *ws, const double *X, size_t *clusters, double *min_dist,
                           double *max_ip);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

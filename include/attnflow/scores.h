@@ -13,6 +13,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 typedef enum { AF_SCORES_DOT = 0, AF_SCORES_L2 = 1 } af_scores_kind;
 
@@ -36,6 +38,7 @@ af_status af_scores(const af_scores_params *p, size_t n, size_t m, size_t d,
 /* 1 if the d x d matrix A is exactly symmetric (NULL counts as symmetric). */
 int af_matrix_is_symmetric(size_t d, const double *A);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

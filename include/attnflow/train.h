@@ -1,4 +1,4 @@
-/* Training experiments (THEORY.md section 6): does SoftMax attention drift
+/* Training experiments (docs/theory.md section 6): does SoftMax attention drift
  * toward doubly stochastic matrices while a small Transformer trains?
  *
  * - Data: the 8 x 8 digits of Debian's python3-sklearn as 16 tokens of
@@ -24,6 +24,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Exported from libattnflow.so (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /* ---------------------------------------------------------------- data */
 
@@ -48,6 +50,9 @@ void af_dataset_free(af_dataset *ds); /* frees x, y; zeroes the struct */
  * cannot be opened (with a hint to install python3-sklearn), AF_EFORMAT with
  * file:line for a corrupt gzip stream, a bad field or count, or no data. */
 af_status af_digits_read(const char *path, af_dataset *ds);
+/* Same from size bytes of uncompressed text (name for messages). NUL and
+ * control bytes are errors naming name:line:column. */
+af_status af_digits_parse(const char *name, const char *text, size_t size, af_dataset *ds);
 
 /* Random split: a seeded permutation, the first n_test samples to test. */
 af_status af_dataset_split(const af_dataset *all, size_t n_test, gsl_rng *rng,
@@ -236,9 +241,15 @@ af_status af_trainer_evaluate(af_trainer *tr, const af_dataset *ds, unsigned lon
  * moments and step, the shuffling generator's state and every record. */
 af_status af_trainer_save(const af_trainer *tr, const char *path);
 /* Restores a checkpoint written with the same options and data sizes
- * (AF_EFORMAT with the reason otherwise). */
+ * (AF_EFORMAT with the reason otherwise). The file carries a format
+ * version, its sizes and a CRC-32 of its contents; a truncated, corrupt or
+ * inconsistent checkpoint (step not matching its records, non-finite
+ * parameters) is refused and the trainer left unchanged. */
 af_status af_trainer_load(af_trainer *tr, const char *path);
+/* Same from the size bytes of a checkpoint in memory (name for messages). */
+af_status af_trainer_load_buffer(af_trainer *tr, const char *name, const void *buf, size_t size);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -54,6 +54,19 @@ void af__row_exp(size_t m, const double *c, const double *g, double shift, doubl
     }
 }
 
+void af__row_exp_single(size_t m, const double *c, const double *g, double shift, double *out)
+{
+    if (g) {
+#pragma omp simd
+        for (size_t j = 0; j < m; j++)
+            out[j] = (double)expf((float)(c[j] + g[j] - shift));
+    } else {
+#pragma omp simd
+        for (size_t j = 0; j < m; j++)
+            out[j] = (double)expf((float)(c[j] - shift));
+    }
+}
+
 /* Sums with AF_LANES independent partial sums: one accumulator chain would
  * make the reductions latency-bound (an add every 4 cycles) instead of
  * bandwidth-bound. row_dot(a, ones) and row_sum(a) associate identically,
@@ -132,10 +145,17 @@ af_sinkhorn_options af_sinkhorn_options_default(void)
     return o;
 }
 
-af_sinkhorn_ws *af_sinkhorn_alloc(size_t n, size_t m)
+static af_sinkhorn_ws *sinkhorn_alloc(size_t n, size_t m, int matrix_free)
 {
     if (n == 0 || m == 0) {
         af_error(AF_EINVAL, "sinkhorn: sizes must be >= 1 (n = %zu, m = %zu)", n, m);
+        return NULL;
+    }
+    /* the n x m kernel (and its thread-local row buffers) must be addressable:
+     * a byte count that wraps would allocate a short buffer */
+    size_t nm, bytes;
+    if (__builtin_mul_overflow(n, m, &nm) || __builtin_mul_overflow(nm, 4 * sizeof(double), &bytes)) {
+        af_error(AF_EINVAL, "sinkhorn: a %zu x %zu kernel does not fit in memory", n, m);
         return NULL;
     }
     af_sinkhorn_ws *ws = calloc(1, sizeof *ws);
@@ -145,7 +165,11 @@ af_sinkhorn_ws *af_sinkhorn_alloc(size_t n, size_t m)
     ws->m = m;
     ws->nthreads = ws->team = omp_get_max_threads();
     size_t T = (size_t)ws->nthreads;
-    ws->K0 = malloc(n * m * sizeof(double));
+    ws->matrix_free = matrix_free;
+    if (matrix_free)
+        ws->cbuf = malloc(T * m * sizeof(double));
+    else
+        ws->K0 = malloc(n * m * sizeof(double));
     ws->shift = calloc(n, sizeof(double));
     ws->f = calloc(n, sizeof(double));
     ws->g = calloc(m, sizeof(double));
@@ -161,17 +185,25 @@ af_sinkhorn_ws *af_sinkhorn_alloc(size_t n, size_t m)
     ws->hist_cap = 256;
     ws->row_hist = malloc(ws->hist_cap * sizeof(double));
     ws->col_hist = malloc(ws->hist_cap * sizeof(double));
-    if (!ws->K0 || !ws->shift || !ws->f || !ws->g || !ws->u || !ws->v || !ws->u_next
+    if (!(matrix_free ? ws->cbuf : ws->K0) || !ws->shift || !ws->f || !ws->g || !ws->u || !ws->v || !ws->u_next
         || !ws->f_next || !ws->t || !ws->w || !ws->csum || !ws->colacc || !ws->rowbuf || !ws->row_hist
         || !ws->col_hist) {
         af_sinkhorn_free(ws);
         goto fail;
     }
     ws->delta = NAN;
+    ws->row_end = n; /* one process: every row */
     return ws;
 fail:
     af_error(AF_ENOMEM, "sinkhorn: out of memory for a %zu x %zu workspace", n, m);
     return NULL;
+}
+
+af_sinkhorn_ws *af_sinkhorn_alloc(size_t n, size_t m) { return sinkhorn_alloc(n, m, 0); }
+
+af_sinkhorn_ws *af__sinkhorn_alloc_matrix_free(size_t n, size_t m)
+{
+    return sinkhorn_alloc(n, m, 1);
 }
 
 void af_sinkhorn_free(af_sinkhorn_ws *ws)
@@ -179,6 +211,7 @@ void af_sinkhorn_free(af_sinkhorn_ws *ws)
     if (!ws)
         return;
     free(ws->K0);
+    free(ws->cbuf);
     free(ws->shift);
     free(ws->f);
     free(ws->g);
@@ -345,11 +378,14 @@ static void update_done(af_sinkhorn_ws *ws)
     ws->done = ws->converged || ws->iter >= ws->opt.max_iters;
 }
 
-af_status af_sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn_options *opt)
+/* Scores from C (stored) or, with C NULL, from ws->src (matrix-free). */
+static af_status sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn_options *opt)
 {
     size_t n = ws->n, m = ws->m;
-    if (opt && opt->warm_start && ws->C)
+    if (opt && opt->warm_start && ws->ready)
         ws->type->potentials(ws); /* start from the previous problem's result */
+    ws->ready = 0;
+    ws->C = C;
     ws->opt = opt ? *opt : af_sinkhorn_options_default();
     if (ws->opt.iters == 0 && !(ws->opt.tol > 0))
         return af_error(AF_EINVAL, "sinkhorn: tol must be > 0 (got %g)", ws->opt.tol);
@@ -360,9 +396,10 @@ af_status af_sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn
      * largest gap between a row maximum and its diagonal score (square). */
     double range = 0, deficit = 0;
     long bad_row = -1;
-#pragma omp parallel for schedule(static) reduction(max : range, deficit, bad_row) AF_PAR_IF(n * m)
-    for (size_t i = 0; i < n; i++) {
-        const double *c = C + i * m;
+#pragma omp parallel for schedule(static) reduction(max : range, deficit, bad_row) \
+    num_threads(af__team_size(ws)) AF_PAR_IF(n * m)
+    for (size_t i = ws->row_begin; i < ws->row_end; i++) {
+        const double *c = af__score_row(ws, i, omp_get_thread_num());
         double lo = INFINITY, hi = -INFINITY;
         int nan = 0;
 #pragma omp simd reduction(min : lo) reduction(max : hi) reduction(| : nan)
@@ -378,15 +415,19 @@ af_status af_sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn
         if (n == m)
             deficit = deficit > hi - c[i] ? deficit : hi - c[i];
     }
+    if (ws->comm)
+        af__sinkhorn_share_set(ws, &range, &deficit, &bad_row);
     if (bad_row >= 0) {
         size_t i = (size_t)bad_row, j = 0;
-        while (j < m && isfinite(C[i * m + j]))
+        const double *c = af__score_row(ws, i, 0);
+        while (j < m && isfinite(c[j]))
             j++;
         return af_error(AF_EDOM, "sinkhorn: score (%zu, %zu) is not finite (%g)", i, j,
-                        j < m ? C[i * m + j] : NAN);
+                        j < m ? c[j] : NAN);
     }
-    ws->C = C;
-    int sym_ok = n == m && (ws->opt.assume_symmetric || is_symmetric(n, C));
+    /* Matrix-free: symmetry only as the caller guarantees it (checking
+     * would regenerate every score). */
+    int sym_ok = n == m && (ws->opt.assume_symmetric || (C && is_symmetric(n, C)));
     const af_sinkhorn_type *t = ws->opt.path;
     if (t == &af_sinkhorn_type_sym_scaling || t == &af_sinkhorn_type_sym_log) {
         if (!sym_ok)
@@ -408,6 +449,13 @@ af_status af_sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn
         t = &af_sinkhorn_type_log, ws->fell_back = ws->opt.path != NULL;
     if (sym_unsafe && t == &af_sinkhorn_type_sym_scaling)
         t = &af_sinkhorn_type_sym_log, ws->fell_back = ws->opt.path != NULL;
+    /* Without a stored kernel the alternating iteration runs in log space
+     * on regenerated scores, the symmetric one in scaling form on
+     * regenerated upper triangles (the same iterates either way). */
+    if (ws->matrix_free)
+        t = t == &af_sinkhorn_type_sym_scaling ? &af_sinkhorn_type_sym_tiled
+            : t->symmetric                     ? &af_sinkhorn_type_sym_log
+                                               : &af_sinkhorn_type_log;
     ws->type = t;
     if (!ws->opt.warm_start) {
         memset(ws->f, 0, n * sizeof(double));
@@ -420,16 +468,34 @@ af_status af_sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn
 
     ws->delta = NAN;
     ws->delta_exact = 0;
+    if (ws->opt.compute_bound == 2 && !C)
+        return af_error(AF_EINVAL, "sinkhorn: the exact Hilbert diameter needs the stored score "
+                                   "matrix (use the dense backend)");
     if (ws->opt.compute_bound) {
-        int exact = ws->opt.compute_bound == 2
-                    || (double)n * (double)n * (double)m <= AF_EXACT_BOUND_OPS;
+        int exact = C && (ws->opt.compute_bound == 2
+                          || (double)n * (double)n * (double)m <= AF_EXACT_BOUND_OPS);
         ws->delta = exact ? af_hilbert_diameter(n, m, C, 1) : 2 * range;
         ws->delta_exact = exact;
     }
+    ws->ready = 1;
     af_status st = ws->type->start(ws);
     if (st == AF_SUCCESS)
         update_done(ws);
     return st;
+}
+
+af_status af_sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn_options *opt)
+{
+    if (ws->matrix_free)
+        return af_error(AF_EINVAL, "sinkhorn: a matrix-free workspace takes generated scores");
+    return sinkhorn_set(ws, C, opt);
+}
+
+af_status af__sinkhorn_set_source(af_sinkhorn_ws *ws, const af__score_source *src,
+                                  const af_sinkhorn_options *opt)
+{
+    ws->src = *src;
+    return sinkhorn_set(ws, NULL, opt);
 }
 
 /* Called by a scaling path whose numbers left double range: continue the
@@ -444,7 +510,7 @@ af_status af__sinkhorn_fall_back(af_sinkhorn_ws *ws)
 
 af_status af_sinkhorn_iterate(af_sinkhorn_ws *ws)
 {
-    if (!ws->C)
+    if (!ws->ready)
         return af_error(AF_EINVAL, "sinkhorn: af_sinkhorn_set was not called");
     af_status st = ws->type->step(ws);
     if (st != AF_SUCCESS)
@@ -474,10 +540,9 @@ void af_sinkhorn_get_info(af_sinkhorn_ws *ws, af_sinkhorn_info *info)
     info->bh_rate = isnan(ws->delta) ? NAN : af_birkhoff_hopf_rate(ws->delta);
 }
 
-af_status af_sinkhorn(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn_options *opt,
-                      double *K, af_sinkhorn_info *info)
+/* The solver loop after set(). */
+static af_status sinkhorn_run(af_sinkhorn_ws *ws, af_status st, double *K, af_sinkhorn_info *info)
 {
-    af_status st = af_sinkhorn_set(ws, C, opt);
     while (st == AF_SUCCESS && !ws->done)
         st = af_sinkhorn_iterate(ws);
     if (st != AF_SUCCESS)
@@ -493,9 +558,21 @@ af_status af_sinkhorn(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn_opt
     return AF_SUCCESS;
 }
 
+af_status af_sinkhorn(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn_options *opt,
+                      double *K, af_sinkhorn_info *info)
+{
+    return sinkhorn_run(ws, af_sinkhorn_set(ws, C, opt), K, info);
+}
+
+af_status af__sinkhorn_solve_source(af_sinkhorn_ws *ws, const af__score_source *src,
+                                    const af_sinkhorn_options *opt, af_sinkhorn_info *info)
+{
+    return sinkhorn_run(ws, af__sinkhorn_set_source(ws, src, opt), NULL, info);
+}
+
 af_status af_sinkhorn_matrix(const af_sinkhorn_ws *ws, double *K)
 {
-    if (!ws->C)
+    if (!ws->ready)
         return af_error(AF_EINVAL, "sinkhorn: af_sinkhorn_set was not called");
     ws->type->matrix(ws, K);
     return AF_SUCCESS;
@@ -503,14 +580,14 @@ af_status af_sinkhorn_matrix(const af_sinkhorn_ws *ws, double *K)
 
 const double *af_sinkhorn_f(af_sinkhorn_ws *ws)
 {
-    if (ws->C)
+    if (ws->ready)
         ws->type->potentials(ws);
     return ws->f;
 }
 
 const double *af_sinkhorn_g(af_sinkhorn_ws *ws)
 {
-    if (ws->C)
+    if (ws->ready)
         ws->type->potentials(ws);
     return ws->g;
 }
@@ -519,5 +596,5 @@ void af_sinkhorn_set_potentials(af_sinkhorn_ws *ws, const double *f, const doubl
 {
     memcpy(ws->f, f, ws->n * sizeof(double));
     memcpy(ws->g, g, ws->m * sizeof(double));
-    ws->C = NULL; /* the next set() starts from these (with warm_start) */
+    ws->ready = 0; /* the next set() starts from these (with warm_start) */
 }

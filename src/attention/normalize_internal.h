@@ -2,6 +2,7 @@
 #ifndef AF_NORMALIZE_INTERNAL_H
 #define AF_NORMALIZE_INTERNAL_H
 
+#include "attnflow/comm.h"
 #include "attnflow/normalize.h"
 
 /* A normalisation path, GSL style: a const object of function pointers. */
@@ -14,11 +15,30 @@ struct af_sinkhorn_type {
     void (*matrix)(const af_sinkhorn_ws *ws, double *K);
 };
 
+/* Where the paths read score rows when no matrix is stored (matrix-free
+ * backends): row(ctx, i, j0, buf) writes C_ij for j = j0 .. m-1 into
+ * buf[0 .. m-j0) and returns buf; entry(ctx, i, j) is one score (the rare
+ * exact column LSE). Yt (p x m, may be NULL): right-hand sides the
+ * symmetric matrix-free path multiplies K with during its passes, so that
+ * K Y costs nothing extra once it has converged. */
+typedef struct {
+    const double *(*row)(const void *ctx, size_t i, size_t j0, double *buf);
+    double (*entry)(const void *ctx, size_t i, size_t j);
+    const void *ctx;
+    const double *Yt;
+    size_t p;
+    int single;     /* 1: exps in float32 (af__row_exp_single), sums in double */
+} af__score_source;
+
 struct af_sinkhorn_ws {
     size_t n, m;
+    int ready;         /* set() was called on the current scores */
+    int matrix_free;   /* no K0: log paths only, scores from src */
+    af__score_source src;
+    double *cbuf;      /* nthreads x m: generated score rows (matrix-free) */
     int nthreads;      /* per-thread accumulators allocated */
     int team;          /* threads of the last fused pass */
-    const double *C;
+    const double *C;   /* stored scores, or NULL (matrix-free) */
     af_sinkhorn_options opt;
     const af_sinkhorn_type *type;
 
@@ -48,6 +68,12 @@ struct af_sinkhorn_ws {
     int done, converged, fell_back;
     double delta;
     int delta_exact;
+
+    /* Distributed (sinkhorn_distributed.c): the passes visit rows
+     * [row_begin, row_end) only (0, n on one process) and exchange through
+     * comm (NULL: one process) what the next step needs. */
+    size_t row_begin, row_end;
+    const af_comm *comm;
 };
 
 /* Threads only pay off above this many kernel entries per parallel loop:
@@ -60,11 +86,64 @@ struct af_sinkhorn_ws {
  * than the workspace has accumulators for. */
 int af__team_size(const af_sinkhorn_ws *ws);
 
+/* Row i of the scores: the stored row, or generated into the calling
+ * thread's slot of cbuf (tid < nthreads). */
+static inline const double *af__score_row_from(const af_sinkhorn_ws *ws, size_t i, size_t j0,
+                                               int tid)
+{
+    if (ws->C)
+        return ws->C + i * ws->m + j0;
+    return ws->src.row(ws->src.ctx, i, j0, ws->cbuf + (size_t)tid * ws->m);
+}
+
+static inline const double *af__score_row(const af_sinkhorn_ws *ws, size_t i, int tid)
+{
+    return af__score_row_from(ws, i, 0, tid);
+}
+
+/* Matrix-free workspace (no n x m kernel): the log paths only. */
+af_sinkhorn_ws *af__sinkhorn_alloc_matrix_free(size_t n, size_t m);
+/* af_sinkhorn_set on scores given by a generator (matrix-free workspace). */
+af_status af__sinkhorn_set_source(af_sinkhorn_ws *ws, const af__score_source *src,
+                                  const af_sinkhorn_options *opt);
+/* af_sinkhorn (without K) on generated scores. */
+af_status af__sinkhorn_solve_source(af_sinkhorn_ws *ws, const af__score_source *src,
+                                    const af_sinkhorn_options *opt, af_sinkhorn_info *info);
+
+/* Distributed passes (sinkhorn_distributed.c; comm non-NULL only). */
+/* Matrix-free workspace: rows of this rank's block of af_comm_rows. */
+void af__sinkhorn_distribute(af_sinkhorn_ws *ws, const af_comm *comm);
+/* After af_sinkhorn_set's pass over the local rows: the maxima of range,
+ * deficit and bad_row over all ranks, and every row shift. */
+void af__sinkhorn_share_set(af_sinkhorn_ws *ws, double *range, double *deficit, long *bad_row);
+/* After an alternating log pass: column sums over all rows, the largest
+ * row errors. */
+void af__sinkhorn_share_pass(af_sinkhorn_ws *ws, double *row_err, double *next_err);
+/* After a symmetric log pass: every row's LSE (f_next); returns the row
+ * error max_i |exp(f_i + f_next_i) - 1| over all rows. */
+double af__sinkhorn_share_sym(af_sinkhorn_ws *ws);
+/* Column max / sum of the rare exact column LSE over all ranks. */
+double af__sinkhorn_share_max(const af_sinkhorn_ws *ws, double x);
+double af__sinkhorn_share_sum(const af_sinkhorn_ws *ws, double x);
+
 /* Paths. */
 extern const af_sinkhorn_type af_sinkhorn_type_scaling;
 extern const af_sinkhorn_type af_sinkhorn_type_log;
 extern const af_sinkhorn_type af_sinkhorn_type_sym_scaling;
 extern const af_sinkhorn_type af_sinkhorn_type_sym_log;
+/* The symmetric scaling iteration on regenerated scores (matrix-free):
+ * upper triangle only, each exp serving row i and row j. */
+extern const af_sinkhorn_type af_sinkhorn_type_sym_tiled;
+/* The symmetric scaling iteration around a pass that sets ws->t = r (the
+ * row sums of diag(a) K0 diag(a)) and the errors, returning 1 when they
+ * leave double range: begin (a from the potentials or 1, first pass),
+ * advance (a <- a / sqrt(r), pass), both falling back to log space;
+ * potentials f = g = log a - s / 2. Shared by the stored and the tiled path. */
+af_status af__sym_scaling_begin(af_sinkhorn_ws *ws, int (*pass)(af_sinkhorn_ws *ws));
+af_status af__sym_scaling_advance(af_sinkhorn_ws *ws, int (*pass)(af_sinkhorn_ws *ws));
+void af__sym_scaling_potentials(af_sinkhorn_ws *ws);
+/* K Y (n x p) of the sym_tiled state, accumulated by its last pass. */
+const double *af__sym_tiled_product(const af_sinkhorn_ws *ws);
 
 /* Continue in log space from the current state (a scaling left double range). */
 af_status af__sinkhorn_fall_back(af_sinkhorn_ws *ws);
@@ -76,6 +155,15 @@ void af__mirror_upper(size_t n, double *M);
  * normalisation is SoftMax bit for bit. */
 double af__row_max_shifted(size_t m, const double *c, const double *g);
 void af__row_exp(size_t m, const double *c, const double *g, double shift, double *out);
+/* The same with the argument rounded to float32 and a float32 exp (about
+ * 3x the vector throughput of double); the result is widened to double so
+ * that every sum after it accumulates in double. */
+void af__row_exp_single(size_t m, const double *c, const double *g, double shift, double *out);
+static inline void af__row_exp_p(int single, size_t m, const double *c, const double *g,
+                                 double shift, double *out)
+{
+    (single ? af__row_exp_single : af__row_exp)(m, c, g, shift, out);
+}
 double af__row_sum(size_t m, const double *a);
 double af__row_dot(size_t m, const double *a, const double *b);
 

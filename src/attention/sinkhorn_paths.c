@@ -173,7 +173,7 @@ const af_sinkhorn_type af_sinkhorn_type_scaling = {
 static void log_pass(af_sinkhorn_ws *ws)
 {
     const size_t n = ws->n, m = ws->m;
-    const double *C = ws->C, *g = ws->g, *f = ws->f;
+    const double *g = ws->g, *f = ws->f;
     double row_err = 0, next_err = 0;
 #pragma omp parallel reduction(max : row_err, next_err) num_threads(af__team_size(ws)) \
     AF_PAR_IF(n * m)
@@ -184,10 +184,10 @@ static void log_pass(af_sinkhorn_ws *ws)
         double *acc = ws->colacc + (size_t)tid * m, *e = ws->rowbuf + (size_t)tid * m;
         memset(acc, 0, m * sizeof(double));
 #pragma omp for schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            const double *c = C + i * m;
+        for (size_t i = ws->row_begin; i < ws->row_end; i++) {
+            const double *c = af__score_row(ws, i, tid);
             double mx = af__row_max_shifted(m, c, g);
-            af__row_exp(m, c, g, mx, e);
+            af__row_exp_p(ws->src.single, m, c, g, mx, e);
             double S = af__row_sum(m, e), inv = 1.0 / S;
             double lse = mx + log(S);
             ws->f_next[i] = -lse;
@@ -199,6 +199,8 @@ static void log_pass(af_sinkhorn_ws *ws)
         }
     }
     reduce_columns(ws, ws->csum);
+    if (ws->comm)
+        af__sinkhorn_share_pass(ws, &row_err, &next_err);
     ws->row_err = row_err;
     ws->next_row_err = next_err;
 }
@@ -209,15 +211,21 @@ static af_status log_start(af_sinkhorn_ws *ws)
     return AF_SUCCESS;
 }
 
+static double score(const af_sinkhorn_ws *ws, size_t i, size_t j)
+{
+    return ws->C ? ws->C[i * ws->m + j] : ws->src.entry(ws->src.ctx, i, j);
+}
+
 /* Exact -LSE_i(C_ij + f_i) for one column, for when its sum underflowed. */
 static double column_neg_lse(const af_sinkhorn_ws *ws, size_t j)
 {
     double mx = -INFINITY, s = 0;
-    for (size_t i = 0; i < ws->n; i++)
-        mx = fmax(mx, ws->C[i * ws->m + j] + ws->f[i]);
-    for (size_t i = 0; i < ws->n; i++)
-        s += exp(ws->C[i * ws->m + j] + ws->f[i] - mx);
-    return -(mx + log(s));
+    for (size_t i = ws->row_begin; i < ws->row_end; i++)
+        mx = fmax(mx, score(ws, i, j) + ws->f[i]);
+    mx = af__sinkhorn_share_max(ws, mx);
+    for (size_t i = ws->row_begin; i < ws->row_end; i++)
+        s += exp(score(ws, i, j) + ws->f[i] - mx);
+    return -(mx + log(af__sinkhorn_share_sum(ws, s)));
 }
 
 static af_status log_step(af_sinkhorn_ws *ws)
@@ -253,21 +261,22 @@ static void log_matrix(const af_sinkhorn_ws *ws, double *K)
     if (!ws->next_is_row) {
         /* Last normalisation was on rows: a row SoftMax of C + g, exactly
          * as af_softmax computes it, so one normalisation is SoftMax. */
-#pragma omp parallel for schedule(static) AF_PAR_IF(n * m)
+#pragma omp parallel for schedule(static) num_threads(af__team_size(ws)) AF_PAR_IF(n * m)
         for (size_t i = 0; i < n; i++) {
-            const double *c = ws->C + i * m;
+            const double *c = af__score_row(ws, i, omp_get_thread_num());
             double *k = K + i * m;
             double mx = af__row_max_shifted(m, c, ws->g);
-            af__row_exp(m, c, ws->g, mx, k);
+            af__row_exp_p(ws->src.single, m, c, ws->g, mx, k);
             double inv = 1.0 / af__row_sum(m, k);
             for (size_t j = 0; j < m; j++)
                 k[j] = (k[j] * 1.0) * inv;
         }
         return;
     }
-#pragma omp parallel for schedule(static) AF_PAR_IF(n * m)
+#pragma omp parallel for schedule(static) num_threads(af__team_size(ws)) AF_PAR_IF(n * m)
     for (size_t i = 0; i < n; i++)
-        af__row_exp(m, ws->C + i * m, ws->g, -ws->f[i], K + i * m);
+        af__row_exp_p(ws->src.single, m, af__score_row(ws, i, omp_get_thread_num()), ws->g,
+                      -ws->f[i], K + i * m);
 }
 
 const af_sinkhorn_type af_sinkhorn_type_log = {
@@ -349,27 +358,37 @@ static af_status sym_scaling_start(af_sinkhorn_ws *ws)
         for (size_t j = i; j < n; j++)
             k[j] = exp(c[j] - 0.5 * (si + ws->shift[j]));
     }
+    return af__sym_scaling_begin(ws, sym_scaling_pass);
+}
+
+af_status af__sym_scaling_begin(af_sinkhorn_ws *ws, int (*pass)(af_sinkhorn_ws *ws))
+{
     int bad = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < ws->n; i++) {
         /* cold start: a = 1; warm: a_i = exp(f_i + s_i / 2) */
         ws->u[i] = ws->opt.warm_start ? exp(ws->f[i] + 0.5 * ws->shift[i]) : 1.0;
         bad |= !(ws->u[i] > 0) || !isfinite(ws->u[i]);
     }
-    if (bad || sym_scaling_pass(ws))
+    if (bad || pass(ws))
+        return af__sinkhorn_fall_back(ws);
+    return AF_SUCCESS;
+}
+
+af_status af__sym_scaling_advance(af_sinkhorn_ws *ws, int (*pass)(af_sinkhorn_ws *ws))
+{
+    for (size_t i = 0; i < ws->n; i++)
+        ws->u[i] /= sqrt(ws->t[i]);
+    if (pass(ws))
         return af__sinkhorn_fall_back(ws);
     return AF_SUCCESS;
 }
 
 static af_status sym_scaling_step(af_sinkhorn_ws *ws)
 {
-    for (size_t i = 0; i < ws->n; i++)
-        ws->u[i] /= sqrt(ws->t[i]);
-    if (sym_scaling_pass(ws))
-        return af__sinkhorn_fall_back(ws);
-    return AF_SUCCESS;
+    return af__sym_scaling_advance(ws, sym_scaling_pass);
 }
 
-static void sym_scaling_potentials(af_sinkhorn_ws *ws)
+void af__sym_scaling_potentials(af_sinkhorn_ws *ws)
 {
     for (size_t i = 0; i < ws->n; i++)
         ws->f[i] = ws->g[i] = log(ws->u[i]) - 0.5 * ws->shift[i];
@@ -386,7 +405,8 @@ static void sym_scaling_matrix(const af_sinkhorn_ws *ws, double *K)
 }
 
 const af_sinkhorn_type af_sinkhorn_type_sym_scaling = {
-    "symmetric", 1, sym_scaling_start, sym_scaling_step, sym_scaling_potentials, sym_scaling_matrix,
+    "symmetric", 1, sym_scaling_start, sym_scaling_step, af__sym_scaling_potentials,
+    sym_scaling_matrix,
 };
 
 /* Log form: f_next_i holds LSE_j(C_ij + f_j). */
@@ -396,17 +416,20 @@ static void sym_log_pass(af_sinkhorn_ws *ws)
     double err = 0;
 #pragma omp parallel reduction(max : err) num_threads(af__team_size(ws)) AF_PAR_IF(n * n)
     {
-        double *e = ws->rowbuf + (size_t)omp_get_thread_num() * n;
+        const int tid = omp_get_thread_num();
+        double *e = ws->rowbuf + (size_t)tid * n;
 #pragma omp for schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            const double *c = ws->C + i * n;
+        for (size_t i = ws->row_begin; i < ws->row_end; i++) {
+            const double *c = af__score_row(ws, i, tid);
             double mx = af__row_max_shifted(n, c, ws->f);
-            af__row_exp(n, c, ws->f, mx, e);
+            af__row_exp_p(ws->src.single, n, c, ws->f, mx, e);
             double lse = mx + log(af__row_sum(n, e));
             ws->f_next[i] = lse;
             err = fmax(err, fabs(exp(ws->f[i] + lse) - 1.0));
         }
     }
+    if (ws->comm)
+        err = af__sinkhorn_share_sym(ws);
     ws->row_err = ws->col_err = err;
 }
 
@@ -432,9 +455,10 @@ static void sym_log_potentials(af_sinkhorn_ws *ws)
 static void sym_log_matrix(const af_sinkhorn_ws *ws, double *K)
 {
     const size_t n = ws->n;
-#pragma omp parallel for schedule(static) AF_PAR_IF(n * n)
+#pragma omp parallel for schedule(static) num_threads(af__team_size(ws)) AF_PAR_IF(n * n)
     for (size_t i = 0; i < n; i++)
-        af__row_exp(n, ws->C + i * n, ws->f, -ws->f[i], K + i * n);
+        af__row_exp_p(ws->src.single, n, af__score_row(ws, i, omp_get_thread_num()), ws->f,
+                      -ws->f[i], K + i * n);
 }
 
 const af_sinkhorn_type af_sinkhorn_type_sym_log = {
@@ -451,8 +475,11 @@ const af_sinkhorn_type af_sinkhorn_type_sym_log = {
 af_status af_sinkhorn_apply(af_sinkhorn_ws *ws, size_t p, const double *Y, double *KY)
 {
     const size_t n = ws->n, m = ws->m;
-    if (!ws->C)
+    if (!ws->ready)
         return af_error(AF_EINVAL, "sinkhorn: af_sinkhorn_set was not called");
+    if (ws->matrix_free)
+        return af_error(AF_EINVAL, "sinkhorn apply: a matrix-free workspace applies K through "
+                                   "its backend (af_attn_apply)");
     if (p == 0)
         return af_error(AF_EINVAL, "sinkhorn apply: p must be >= 1");
     const af_sinkhorn_type *t = ws->type;

@@ -1,5 +1,5 @@
 /* attnflow compare: the heat-diffusion limit of attention flows
- * (THEORY.md 5). n tokens drawn from an initial density move under
+ * (docs/theory.md 5). n tokens drawn from an initial density move under
  *     dx_i/dt = -(2/eps) (sum_j K_ij x_j - x_i)
  * (K Sinkhorn or SoftMax of L2 or dot scores at bandwidth eps), and the
  * heat equation d/dt rho = kappa Laplacian(rho) is solved from the same
@@ -13,37 +13,43 @@
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_rng.h>
+#include "alloc.h"
 #include "attnflow/energy.h"
 #include "attnflow/flow.h"
 #include "attnflow/heat.h"
 #include "attnflow/io.h"
 #include "attnflow/metrics.h"
+#include "backend_opts.h"
 #include "cli.h"
 #include "density_opts.h"
+#include "outputs.h"
+#include "pm_opts.h"
 
 static const cli_opt compare_opts[] = {
     CLI_DENSITY_OPTS,
-    {"n", 1, "number of tokens (default 800)"},
-    {"seed", 1, "seed of the initial draw (default 1)"},
-    {"norm", 1, "attention normalisation sinkhorn|softmax (default sinkhorn)"},
-    {"scores", 1, "l2: -|x-y|^2/(2 eps), dot: x^T y / eps (default l2)"},
-    {"eps", 1, "kernel bandwidth eps (default 0.05)"},
-    {"dt", 1, "time step h (default 0.005)"},
-    {"T", 1, "final time (default 0.5)"},
-    {"integrator", 1, "euler|heun|rk4 (default euler: one residual layer per step)"},
-    {"tol", 1, "Sinkhorn tolerance at every velocity evaluation (default 1e-9)"},
-    {"max-iters", 1, "Sinkhorn iteration bound per evaluation (default 10000)"},
-    {"kappa", 1, "diffusion coefficient of the PDE (default 1 for sinkhorn, 2 for softmax)"},
-    {"bandwidth", 1, "KDE bandwidth (default: Silverman's rule on the initial cloud)"},
-    {"directions", 1, "sliced W2: number of seeded directions (default 16)"},
-    {"save-every", 1, "compare every K steps (t = 0 and T always) (default 10)"},
-    {"snapshots", 1, "density snapshots, equally spaced in [0, T] (default 3)"},
-    {"no-energy", 0, "skip E = -2 F_n (the energy the Sinkhorn heat flow dissipates)"},
-    {"sweep", 1, "repeat over a parameter: n|eps|dt (final-time errors only)"},
-    {"values", 1, "--sweep values 'a,b,c'"},
-    {"repeats", 1, "--sweep: seeds seed..seed+R-1 per value (default 3)"},
-    {"out", 1, "output directory (errors.dat, snapshots.dat, particles.dat or sweep.dat)"},
-    {NULL, 0, NULL},
+    CLI_OPT("n", "N", "number of tokens (default 800, not 64 as in flow: the heat limit needs many)"),
+    CLI_OPT("seed", "S", "seed of the initial draw (default 1)"),
+    CLI_OPT("norm", "KIND", "attention normalisation sinkhorn|softmax (default sinkhorn: the "
+                           "flow whose limit is the heat equation with kappa 1)"),
+    CLI_OPT("scores", "KIND", "l2: -|x-y|^2/(2 eps), dot: x^T y / eps (default l2)"),
+    CLI_OPT("eps", "E", "kernel bandwidth eps (default 0.05, not 1 as in flow: the limit is eps -> 0)"),
+    CLI_OPT("dt", "H", "time step h (default 0.005)"),
+    CLI_OPT("T", "T", "final time (default 0.5)"),
+    CLI_OPT("integrator", "KIND", "euler|heun|rk4 (default euler: one residual layer per step)"),
+    CLI_OPT("tol", "TOL", "Sinkhorn tolerance at every velocity evaluation (default 1e-9)"),
+    CLI_OPT("max-iters", "N", "Sinkhorn iteration bound per evaluation (default 10000)"),
+    CLI_OPT("kappa", "K", "diffusion coefficient of the PDE (default 1 for sinkhorn, 2 for softmax)"),
+    CLI_OPT("bandwidth", "H", "KDE bandwidth (default: Silverman's rule on the initial cloud)"),
+    CLI_OPT("directions", "K", "sliced W2: number of seeded directions (default 16)"),
+    CLI_OPT("save-every", "K", "compare every K steps (t = 0 and T always) (default 10)"),
+    CLI_OPT("snapshots", "K", "density snapshots, equally spaced in [0, T] (default 3)"),
+    CLI_FLAG("no-energy", "skip E = -2 F_n (the energy the Sinkhorn heat flow dissipates)"),
+    CLI_OPT("sweep", "KIND", "repeat over a parameter: n|eps|dt (final-time errors only)"),
+    CLI_OPT("values", "LIST", "--sweep values 'a,b,c'"),
+    CLI_OPT("repeats", "R", "--sweep: seeds seed..seed+R-1 per value (default 3)"),
+    CLI_OPT("out", "DIR", "output directory (errors.dat, snapshots.dat, particles.dat or sweep.dat)"),
+    CLI_BACKEND_OPTS,
+    CLI_END,
 };
 
 typedef struct {
@@ -51,6 +57,7 @@ typedef struct {
     int norm, scores, integ, energy;
     double eps, dt, T, kappa, tol, bandwidth;
     int bw_given;
+    double pm_tol; /* > 0: particle-mesh attention (--backend pm) */
 } settings;
 
 typedef struct {
@@ -59,7 +66,7 @@ typedef struct {
 } result;
 
 typedef struct {
-    af_file *err, *snap, *part;
+    FILE *err, *snap, *part; /* temporaries (outputs.h) */
 } outputs;
 
 static const char *const norm_names[] = {"softmax", "sinkhorn", NULL};
@@ -103,7 +110,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
     int rc = 0;
     af_status st = AF_SUCCESS;
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937), *rdir = gsl_rng_alloc(gsl_rng_mt19937);
-    double *X = malloc(n * d * sizeof *X), *pde = malloc(M * sizeof *pde),
+    double *X = cli_alloc(n, d, sizeof *X), *pde = malloc(M * sizeof *pde),
            *smooth = malloc(M * sizeof *smooth), *kde = malloc(M * sizeof *kde);
     af_flow_ws *fw = NULL;
     af_heat_plan *plan = NULL;
@@ -131,6 +138,13 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
     fp.integrator = (af_flow_integrator)s->integ;
     fp.sinkhorn.tol = s->tol;
     fp.sinkhorn.max_iters = s->max_iters;
+    fp.pm_tol = s->pm_tol;
+    cli_backend_choice bk; /* per run: a sweep over n may cross auto's limit */
+    if ((rc = cli_backend(a, n, d, fp.norm == AF_FLOW_SINKHORN ? AF_ATTN_SINKHORN
+                                                                : AF_ATTN_SOFTMAX, &bk)))
+        goto done;
+    fp.backend = bk.type;
+    fp.precision = bk.precision;
     af_clear_error(); /* a NULL below then reports this call's own message */
     if (!(fw = af_flow_alloc(&fp)) || !(plan = af_heat_plan_alloc(g, FFTW_ESTIMATE))
         || !(kw = af_kde_alloc(g, FFTW_ESTIMATE))) {
@@ -141,13 +155,20 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
         rc = cli_fail_alloc("compare");
         goto done;
     }
-    const int want_energy = s->energy && s->norm == AF_FLOW_SINKHORN && s->scores == 1;
+    af_pm_info pmi; /* the grid of the initial cloud (it follows the cloud later) */
+    if (s->pm_tol > 0 && (st = cli_pm_probe(n, d, X, &fp.scores, s->pm_tol, &pmi))) {
+        rc = cli_fail_status(st);
+        goto done;
+    }
+    /* the energy is a dense O(n^2) Sinkhorn solve: not with the PM backend */
+    const int want_energy = s->energy && s->norm == AF_FLOW_SINKHORN && s->scores == 1
+                            && !(s->pm_tol > 0);
     af_energy_params ep = af_energy_params_default();
     if (want_energy) {
         ep.scores.kind = AF_SCORES_L2;
         ep.scores.eps = s->eps;
         ep.sinkhorn.tol = s->tol;
-        if (!(ew = af_energy_alloc(n, d))) {
+        if (!(ew = af_energy_alloc_backend(n, d, bk.type))) {
             rc = cli_fail_alloc("compare: energy");
             goto done;
         }
@@ -169,9 +190,11 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
      * times would round to the same step (said in the metadata) */
     size_t S = s->snapshots < nsteps + 1 ? s->snapshots : nsteps + 1, next_snap = 0;
     if (o) {
-        FILE *fps[3] = {af_file_stream(o->err), af_file_stream(o->snap), af_file_stream(o->part)};
+        FILE *fps[3] = {o->err, o->snap, o->part};
         for (int k = 0; k < 3; k++) {
             write_meta(fps[k], a, s, c, seed);
+            cli_backend_meta(fps[k], &bk);
+            cli_pm_meta(fps[k], s->pm_tol, &pmi);
             af_write_meta(fps[k], "kde", "Gaussian kernel, bandwidth %.17g%s; compared with the PDE "
                           "at kappa t + b^2/2 (the same smoothing)", ko.bandwidth,
                           s->bw_given ? "" : " (Silverman, initial cloud)");
@@ -188,7 +211,9 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
         af_write_meta(fe, "energy", "%s", want_energy
                       ? "E = -2 F_n, F_n = OT_eps(mu, mu)/2 for the L2 cost: the Sinkhorn heat "
                         "flow is its gradient flow, dE/dt = -(1/n) sum |v_i|^2"
-                      : "nan (defined for Sinkhorn with L2 scores)");
+                      : s->pm_tol > 0 ? "nan (not computed with --backend pm: it needs the dense "
+                                        "n x n kernel)"
+                                      : "nan (defined for Sinkhorn with L2 scores)");
         af_write_meta(fe, "sk_iters", "Sinkhorn normalisations per velocity evaluation since the "
                       "previous line");
         fprintf(fe, "# columns: t");
@@ -267,7 +292,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
                            : 0;
             prev = stats;
             if (o) {
-                FILE *fe = af_file_stream(o->err);
+                FILE *fe = o->err;
                 af_write_double(fe, t);
                 for (size_t k = 0; k < d; k++) {
                     fputc(' ', fe);
@@ -287,7 +312,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
                 fputc('\n', fe);
             }
             if (is_snap) {
-                FILE *fs = af_file_stream(o->snap), *fq = af_file_stream(o->part);
+                FILE *fs = o->snap, *fq = o->part;
                 if (!first_snap) {
                     fputs("\n\n", fs);
                     fputs("\n\n", fq);
@@ -369,16 +394,14 @@ done:
     return rc;
 }
 
-static int open_in(const char *dir, const char *name, af_file **f)
+static int open_in(cli_outputs *files, const char *dir, const char *name, FILE **fp)
 {
     char path[4096];
-    int rc = cli_make_dirs("out", dir);
-    if (rc)
+    int rc;
+    if ((rc = cli_outputs_dir(files, "out", dir))
+        || (rc = cli_outputs_join(path, sizeof path, "out", dir, name)))
         return rc;
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
-        return cli_fail(CLI_EINPUT, "--out: directory name too long (%zu characters)", strlen(dir));
-    af_status st = af_file_open(f, path);
-    return st ? cli_fail_status(st) : 0;
+    return cli_outputs_open(files, "out", path, fp);
 }
 
 /* Least-squares slope of log y against log x over the finite positive pairs. */
@@ -422,9 +445,18 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
         if (!(vals[k] > 0) || (which == 0 && vals[k] != floor(vals[k])))
             return cli_fail(CLI_EINPUT, "--values: %s must be %s (got %g)", params[which],
                             which == 0 ? "a positive integer" : "> 0", vals[k]);
+    cli_outputs files;
+    cli_outputs_init(&files);
+    FILE *fp = NULL;
+    if ((rc = open_in(&files, dir, "sweep.dat", &fp))) {
+        cli_outputs_abort(&files);
+        return rc;
+    }
     result *res = calloc(nv * R, sizeof *res);
-    if (!res)
+    if (!res) {
+        cli_outputs_abort(&files);
         return cli_fail(CLI_EINPUT, "out of memory");
+    }
     cli_progress pr;
     cli_progress_start(&pr, "sweep", nv * R, quiet);
     for (size_t k = 0; k < nv && !rc; k++)
@@ -443,10 +475,8 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
         cli_progress_abort(&pr);
     else
         cli_progress_end(&pr);
-    af_file *f = NULL;
-    if (!rc)
-        rc = open_in(dir, "sweep.dat", &f);
     if (rc) {
+        cli_outputs_abort(&files);
         free(res);
         return rc;
     }
@@ -468,8 +498,12 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
         e_l1[k] = sl;
         e_w[k] = sw;
     }
-    FILE *fp = af_file_stream(f);
     write_meta(fp, a, &s, c, seed);
+    if (s.pm_tol > 0)
+        cli_pm_meta(fp, s.pm_tol, NULL); /* the grid differs from run to run */
+    else
+        af_write_meta(fp, "backend", "%s per run (auto: dense while it fits in 1/4 of the memory)",
+                      cli_str(a, "backend", "auto"));
     af_write_meta(fp, "sweep", "%s over %zu values, %zu seeds each (seed .. seed + %zu)",
                   params[which], nv, R, R - 1);
     af_write_meta(fp, "slope_abs_rel_inc_err", "%.4f (least squares, log-log, means over seeds)",
@@ -515,10 +549,9 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
         }
         fputc('\n', fp);
     }
-    af_status st = af_file_commit(f);
     free(res);
-    if (st)
-        return cli_fail_status(st);
+    if ((rc = cli_outputs_commit(&files, NULL)))
+        return rc;
     printf("sweep=%s values=%zu repeats=%zu slope_abs_rel_inc_err=%.4f slope_l1=%.4f slope_w=%.4f\n",
            params[which], nv, R, loglog_slope(nv, mv, e_inc), loglog_slope(nv, mv, e_l1),
            loglog_slope(nv, mv, e_w));
@@ -542,7 +575,8 @@ static int compare_run(const cli_args *a)
         || (rc = cli_positive(a, "bandwidth", 1.0, &s.bandwidth))
         || (rc = cli_size(a, "directions", 16, &s.directions))
         || (rc = cli_size(a, "save-every", 10, &s.save_every))
-        || (rc = cli_size(a, "snapshots", 3, &s.snapshots)))
+        || (rc = cli_size(a, "snapshots", 3, &s.snapshots))
+        || (rc = cli_pm_options(a, &s.pm_tol)))
         return rc;
     if (s.T < 0 || s.kappa < 0)
         return cli_fail(CLI_EINPUT, "--T and --kappa must be >= 0 (got %g, %g)", s.T, s.kappa);
@@ -573,24 +607,16 @@ static int compare_run(const cli_args *a)
         return rc;
     }
     outputs o = {NULL, NULL, NULL};
+    cli_outputs files;
+    cli_outputs_init(&files);
     result r;
-    if (dir && ((rc = open_in(dir, "errors.dat", &o.err)) || (rc = open_in(dir, "snapshots.dat", &o.snap))
-                || (rc = open_in(dir, "particles.dat", &o.part))))
+    if (dir && ((rc = open_in(&files, dir, "errors.dat", &o.err))
+                || (rc = open_in(&files, dir, "snapshots.dat", &o.snap))
+                || (rc = open_in(&files, dir, "particles.dat", &o.part))))
         goto done;
     rc = run_case(a, &s, &c, seed, dir ? &o : NULL, &r, quiet);
-    if (rc)
+    if (rc || (rc = cli_outputs_commit(&files, NULL)))
         goto done;
-    af_file **fs[3] = {&o.err, &o.snap, &o.part};
-    for (int k = 0; k < 3; k++) {
-        if (!*fs[k])
-            continue;
-        af_status st = af_file_commit(*fs[k]);
-        *fs[k] = NULL;
-        if (st) {
-            rc = cli_fail_status(st);
-            goto done;
-        }
-    }
     printf("n=%zu d=%zu norm=%s scores=%s eps=%g dt=%g T=%g kappa=%g var_inc=%.6f var_inc_pde=%.6f "
            "var_inc_mf=%.6f ratio=%.4f l1=%.4g w=%.4g energy0=%.10g energy=%.10g outside=%zu sinkhorn_iters=%zu "
            "seconds=%.2f\n",
@@ -598,12 +624,7 @@ static int compare_run(const cli_args *a)
            r.pde_inc, r.mf_inc, r.var_inc / r.pde_inc, r.l1, s.d == 1 ? r.w2 : r.sw2, r.energy0, r.energy,
            r.outside, r.sk_iters, r.seconds);
 done:
-    if (o.err)
-        af_file_abort(o.err);
-    if (o.snap)
-        af_file_abort(o.snap);
-    if (o.part)
-        af_file_abort(o.part);
+    cli_outputs_abort(&files);
     cli_density_free(&c);
     return rc;
 }

@@ -1,65 +1,75 @@
 /* attnflow convex: solve linear / gated-ReLU attention heads to global
  * optimality through the convex Z program (FISTA + singular-value
  * thresholding, duality-gap certificate), or, with --nonconvex, train the
- * same heads directly with Adam on the same synthetic data (CLI.md
- * `convex`, issue 7, THEORY.md section 8). */
+ * same heads directly with Adam on the same synthetic data (docs/cli.md
+ * `convex`, issue 7, docs/theory.md section 8). */
 #include "core/af_blas.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
+#include "alloc.h"
 #include "attnflow/convex.h"
 #include "attnflow/io.h"
 #include "attnflow/train.h"
 #include "cli.h"
+#include "outputs.h"
 
 static const cli_opt convex_opts[] = {
-    {"data", 1, "synthetic|pointclouds (3-D shapes of the train command; d = 3, c = 6)|features "
-                "(--features FILE of attnflow train --features-out) (default synthetic)"},
-    {"features", 1, "--data features: the token-features file"},
-    {"pool-dim", 1, "--data features: average-pool the feature axis to P features"},
-    {"pool-tokens", 0, "--data features: average the tokens first (n = 1: linear model, or with "
-                       "--kind fno --gated the convex gated two-layer MLP)"},
-    {"betas", 1, "--data features: comma-separated betas; the one with the best validation "
-                 "accuracy is refit on the whole training set (default: --beta)"},
-    {"val-frac", 1, "--data features with --betas: validation share of the training set "
-                    "(default 0.2)"},
-    {"kind", 1, "linear|gated attention, or the token mixing attention|mixer|fno (default linear)"},
-    {"gated", 0, "gated-ReLU heads (with --kind attention|mixer|fno; --kind gated = attention)"},
-    {"blocks", 1, "fno: B-FNO with B channel/output groups (B divides d and c) (default 1)"},
-    {"grid", 1, "fno: tokens on an HxW grid, row-major (default: a 1-D sequence)"},
-    {"loss", 1, "squared|ce (softmax cross-entropy) (default squared)"},
-    {"beta", 1, "weight decay = nuclear-norm weight beta > 0 (default 0.01)"},
-    {"seed", 1, "seed of the synthetic data (and gates) (default 1)"},
-    {"tol", 1, "stop when the relative duality gap <= tol (default 1e-6)"},
-    {"max-iter", 1, "convex: FISTA iteration bound (default 5000)"},
-    {"out", 1, "output directory (default out/convex)"},
-    {"nonconvex", 0, "train the head form with Adam instead of solving the convex program"},
-    {"heads", 1, "nonconvex: number of heads m (default 4)"},
-    {"iters", 1, "nonconvex: Adam iterations (default 2000)"},
-    {"lr", 1, "nonconvex: Adam learning rate (default 0.01)"},
-    {"init-scale", 1, "nonconvex: heads start ~ N(0, s^2) (default 0.1)"},
-    {"init-seed", 1, "nonconvex: seed of the initial heads (default: --seed)"},
-    {"samples", 1, "number of token matrices N (default 200)"},
-    {"tokens", 1, "tokens per matrix n (default 8)"},
-    {"dim", 1, "token dimension d (default 4)"},
-    {"classes", 1, "outputs / classes c (default 3)"},
-    {"gates", 1, "gated: number of random gates P (default 4)"},
-    {"clusters", 1, "token clusters per matrix (default 3)"},
-    {"teacher-heads", 1, "heads of the planted teacher (default 2)"},
-    {"noise", 1, "target noise (squared) or logit noise (ce) (default 0.1)"},
-    {"width", 1, "std of a token cluster around its centre (default 0.3)"},
-    {"no-restart", 0, "convex: no adaptive restart"},
-    {"no-accel", 0, "convex: plain proximal gradient (no momentum)"},
-    {"grow", 1, "convex: step growth tried before each step, >= 1 (default 1.1)"},
-    {"svd", 1, "convex: SVD backend lapack|gsl (default lapack)"},
-    {"gap-every", 1, "convex: certificate every K iterations (default 1)"},
-    {"rank-tol", 1, "head extraction: singular values > tol * largest (default 1e-9)"},
-    {"cluster-samples", 1, "token matrices written to clusters.dat (default 12)"},
-    {"verbose", 0, "print the certificate of every iteration on stderr"},
-    {"threads", 1, "OpenBLAS threads (default 1: small matrices, shared cores)"},
-    {NULL, 0, NULL},
+    CLI_OPT("task", "KIND", "synthetic|pointclouds (3-D shapes of the train command; d = 3, c = 6)"
+                            "|features (--features FILE of attnflow train --features-out) "
+                            "(default synthetic)"),
+    CLI_OPT("features", "FILE", "--task features: the token-features file"),
+    CLI_OPT("pool-dim", "P", "--task features: average-pool the feature axis to P features"),
+    CLI_FLAG("pool-tokens", "--task features: average the tokens first (n = 1: linear model, or "
+                            "with --kind fno --gated the convex gated two-layer MLP)"),
+    CLI_OPT("betas", "LIST", "--task features: comma-separated betas; the one with the best "
+                             "validation accuracy is refit on the whole training set (default: --beta)"),
+    CLI_OPT("val-frac", "F", "--task features with --betas: validation share of the training set "
+                             "(default 0.2)"),
+    CLI_OPT("kind", "KIND", "linear|gated attention, or the token mixing attention|mixer|fno "
+                            "(default linear)"),
+    CLI_FLAG("gated", "gated-ReLU heads (with --kind attention|mixer|fno; --kind gated = attention)"),
+    CLI_OPT("blocks", "B", "fno: B-FNO with B channel/output groups (B divides d and c) (default 1)"),
+    CLI_OPT("grid", "HxW", "fno: tokens on an HxW grid, row-major (default: a 1-D sequence)"),
+    CLI_OPT("loss", "KIND", "squared|ce (softmax cross-entropy) (default squared)"),
+    CLI_OPT("beta", "B", "weight decay = nuclear-norm weight beta > 0 (default 0.01)"),
+    CLI_OPT("seed", "S", "seed of the synthetic data (and gates) (default 1)"),
+    CLI_OPT("tol", "TOL", "stop when the relative duality gap <= tol (default 1e-6)"),
+    CLI_OPT("max-iters", "N", "convex: FISTA iteration bound (default 5000: FISTA steps, not Sinkhorn "
+                              "normalisations)"),
+    CLI_OPT("out", "DIR", "output directory (default out/convex)"),
+    CLI_FLAG("nonconvex", "train the head form with Adam instead of solving the convex program"),
+    CLI_OPT("heads", "M", "nonconvex: number of heads m (default 4)"),
+    CLI_OPT("steps", "N", "nonconvex: Adam steps (default 2000)"),
+    CLI_OPT("lr", "RATE", "nonconvex: Adam learning rate (default 0.01)"),
+    CLI_OPT("init-scale", "S", "nonconvex: heads start ~ N(0, s^2) (default 0.1)"),
+    CLI_OPT("init-seed", "S", "nonconvex: seed of the initial heads (default: --seed)"),
+    CLI_OPT("samples", "N", "number of token matrices N (default 200)"),
+    CLI_OPT("n", "N", "tokens per matrix n (default 8)"),
+    CLI_OPT("d", "D", "token dimension d (default 4)"),
+    CLI_OPT("classes", "C", "outputs / classes c (default 3)"),
+    CLI_OPT("gates", "P", "gated: number of random gates P (default 4)"),
+    CLI_OPT("clusters", "K", "token clusters per matrix (default 3)"),
+    CLI_OPT("teacher-heads", "M", "heads of the planted teacher (default 2)"),
+    CLI_OPT("noise", "S", "target noise (squared) or logit noise (ce) (default 0.1)"),
+    CLI_OPT("width", "W", "std of a token cluster around its centre (default 0.3)"),
+    CLI_FLAG("no-restart", "convex: no adaptive restart"),
+    CLI_FLAG("no-accel", "convex: plain proximal gradient (no momentum)"),
+    CLI_OPT("grow", "G", "convex: step growth tried before each step, >= 1 (default 1.1)"),
+    CLI_OPT("svd", "KIND", "convex: SVD backend lapack|gsl (default lapack)"),
+    CLI_OPT("gap-every", "K", "convex: certificate every K iterations (default 1)"),
+    CLI_OPT("rank-tol", "TOL", "head extraction: singular values > tol * largest (default 1e-9)"),
+    CLI_OPT("cluster-samples", "N", "token matrices written to clusters.dat (default 12)"),
+    CLI_FLAG("verbose", "print the certificate of every iteration on stderr"),
+    CLI_OPT("threads", "N", "OpenBLAS threads (default 1: small matrices, shared cores)"),
+    CLI_ALIAS("data", "task"),
+    CLI_ALIAS("tokens", "n"),
+    CLI_ALIAS("dim", "d"),
+    CLI_ALIAS("iters", "steps"),
+    CLI_ALIAS("max-iter", "max-iters"),
+    CLI_END,
 };
 
 typedef struct {
@@ -70,7 +80,8 @@ typedef struct {
     size_t N, n, d, c, P, clusters, teacher, heads, iters, max_iter, gap_every, cluster_samples;
     const char *dir;
     bool nonconvex, quiet, verbose;
-    /* --data features: the test set, scored after the fit */
+    cli_outputs *files; /* every output of the run (outputs.h) */
+    /* --task features: the test set, scored after the fit */
     const af_convex_problem *test;
     const int *test_y, *train_y;
     double val_acc; /* --betas: validation accuracy of the chosen beta (< 0: none) */
@@ -82,17 +93,37 @@ static const char *const losses[] = {"squared", "ce", NULL};
 static const char *const svds[] = {"lapack", "gsl", NULL};
 static const char *const datas[] = {"synthetic", "pointclouds", "features", NULL};
 
+/* Sizes from the command line or a features file: every array is a product
+ * of them, so each is bounded and the token count checked before any
+ * allocation. */
+static int check_sizes(const convex_run *r)
+{
+    const struct { const char *name; size_t v; } sizes[] = {
+        {"d", r->d}, {"classes", r->c}, {"gates", r->P}, {"heads", r->heads},
+        {"clusters", r->clusters}, {"teacher-heads", r->teacher}, {"blocks", r->blocks}};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        if (sizes[k].v > 1024)
+            return cli_fail(CLI_EINPUT, "--%s: at most 1024 (got %zu)", sizes[k].name, sizes[k].v);
+    if (r->n > 65536) /* the solver forms n x n blocks per sample */
+        return cli_fail(CLI_EINPUT, "--n: at most 65536 tokens per sample (got %zu)", r->n);
+    size_t tokens;
+    if (!cli_mul_ok(r->N, r->n, &tokens) || tokens > ((size_t)1 << 32))
+        return cli_fail(CLI_EINPUT, "--samples %zu x --n %zu: too many tokens (at most 2^32)",
+                        r->N, r->n);
+    return 0;
+}
+
 static int read_options(const cli_args *a, convex_run *r)
 {
     int rc;
     if ((rc = cli_choice(a, "kind", kinds, 0, &r->kind)) || (rc = cli_choice(a, "loss", losses, 0, &r->loss))
         || (rc = cli_positive(a, "beta", 0.01, &r->beta)) || (rc = cli_ulong(a, "seed", 1, &r->seed))
-        || (rc = cli_double(a, "tol", 1e-6, &r->tol)) || (rc = cli_size(a, "max-iter", 5000, &r->max_iter))
-        || (rc = cli_size(a, "heads", 4, &r->heads)) || (rc = cli_size(a, "iters", 2000, &r->iters))
+        || (rc = cli_double(a, "tol", 1e-6, &r->tol)) || (rc = cli_size(a, "max-iters", 5000, &r->max_iter))
+        || (rc = cli_size(a, "heads", 4, &r->heads)) || (rc = cli_size(a, "steps", 2000, &r->iters))
         || (rc = cli_positive(a, "lr", 0.01, &r->lr))
         || (rc = cli_double(a, "init-scale", 0.1, &r->init_scale))
-        || (rc = cli_size(a, "samples", 200, &r->N)) || (rc = cli_size(a, "tokens", 8, &r->n))
-        || (rc = cli_size(a, "dim", 4, &r->d)) || (rc = cli_size(a, "classes", 3, &r->c))
+        || (rc = cli_size(a, "samples", 200, &r->N)) || (rc = cli_size(a, "n", 8, &r->n))
+        || (rc = cli_size(a, "d", 4, &r->d)) || (rc = cli_size(a, "classes", 3, &r->c))
         || (rc = cli_size(a, "gates", 4, &r->P)) || (rc = cli_size(a, "clusters", 3, &r->clusters))
         || (rc = cli_size(a, "teacher-heads", 2, &r->teacher))
         || (rc = cli_double(a, "noise", 0.1, &r->noise)) || (rc = cli_double(a, "width", 0.3, &r->width))
@@ -102,7 +133,7 @@ static int read_options(const cli_args *a, convex_run *r)
         return rc;
     if ((rc = cli_ulong(a, "init-seed", r->seed, &r->init_seed))
         || (rc = cli_choice(a, "svd", svds, 0, &r->svd))
-        || (rc = cli_choice(a, "data", datas, 0, &r->data)))
+        || (rc = cli_choice(a, "task", datas, 0, &r->data)))
         return rc;
     r->mixing = r->kind <= 2 ? AF_CONVEX_ATTENTION : r->kind == 3 ? AF_CONVEX_MIXER : AF_CONVEX_FNO;
     r->gated = r->kind == 1 || cli_flag(a, "gated");
@@ -125,28 +156,28 @@ static int read_options(const cli_args *a, convex_run *r)
         r->grid_w = w;
     }
     if (r->data == 1) {
-        if ((cli_given(a, "dim") && r->d != 3)
+        if ((cli_given(a, "d") && r->d != 3)
             || (cli_given(a, "classes") && r->c != AF_POINTCLOUD_CLASSES))
-            return cli_fail(CLI_EUSAGE, "--data pointclouds: tokens are 3-D points of %d classes "
-                            "(--dim 3, --classes %d)", AF_POINTCLOUD_CLASSES, AF_POINTCLOUD_CLASSES);
+            return cli_fail(CLI_EUSAGE, "--task pointclouds: tokens are 3-D points of %d classes "
+                            "(--d 3, --classes %d)", AF_POINTCLOUD_CLASSES, AF_POINTCLOUD_CLASSES);
         if (cli_given(a, "clusters") || cli_given(a, "teacher-heads") || cli_given(a, "width"))
             return cli_fail(CLI_EUSAGE, "--clusters, --teacher-heads, --width: synthetic data only");
         r->d = 3;
         r->c = AF_POINTCLOUD_CLASSES;
     }
     if (r->data == 2) {
-        static const char *const synth_only[] = {"samples", "tokens", "dim", "classes", "clusters",
+        static const char *const synth_only[] = {"samples", "n", "d", "classes", "clusters",
                                                  "teacher-heads", "width", "noise", NULL};
         for (size_t k = 0; synth_only[k]; k++)
             if (cli_given(a, synth_only[k]))
-                return cli_fail(CLI_EUSAGE, "--%s: the features file sets it (--data features)",
+                return cli_fail(CLI_EUSAGE, "--%s: the features file sets it (--task features)",
                                 synth_only[k]);
         if (!cli_given(a, "features"))
-            return cli_fail(CLI_EUSAGE, "--data features: needs --features FILE");
+            return cli_fail(CLI_EUSAGE, "--task features: needs --features FILE");
     } else if (cli_given(a, "features") || cli_given(a, "pool-dim") || cli_given(a, "pool-tokens")
                || cli_given(a, "betas") || cli_given(a, "val-frac")) {
         return cli_fail(CLI_EUSAGE, "--features, --pool-dim, --pool-tokens, --betas, --val-frac: "
-                        "only with --data features");
+                        "only with --task features");
     }
     if (r->tol < 0)
         return cli_fail(CLI_EINPUT, "--tol: must be >= 0 (got %g)", r->tol);
@@ -156,12 +187,14 @@ static int read_options(const cli_args *a, convex_run *r)
         return cli_fail(CLI_EINPUT, "--grow: must be >= 1 (got %g)", r->grow);
     if (r->loss == 1 && r->c < 2)
         return cli_fail(CLI_EINPUT, "--classes: cross-entropy needs at least 2 classes");
+    if ((rc = check_sizes(r)))
+        return rc;
     r->dir = cli_str(a, "out", "out/convex");
     r->nonconvex = cli_flag(a, "nonconvex");
     r->quiet = cli_flag(a, "quiet");
     r->verbose = cli_flag(a, "verbose");
-    if (!r->nonconvex && (cli_given(a, "heads") || cli_given(a, "iters") || cli_given(a, "lr")))
-        return cli_fail(CLI_EUSAGE, "--heads, --iters, --lr: only with --nonconvex");
+    if (!r->nonconvex && (cli_given(a, "heads") || cli_given(a, "steps") || cli_given(a, "lr")))
+        return cli_fail(CLI_EUSAGE, "--heads, --steps, --lr: only with --nonconvex");
     if (r->cluster_samples > r->N)
         r->cluster_samples = r->N;
     return 0;
@@ -198,41 +231,14 @@ static void header(FILE *fp, const cli_args *a, const convex_run *r, const char 
 }
 
 typedef struct {
-    af_file *f;
-    FILE *fp;
+    FILE *fp; /* a temporary of r->files */
 } outfile;
 
 static int open_out(outfile *o, const convex_run *r, const char *name)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/%s", r->dir, name);
-    af_status s = af_file_open(&o->f, path);
-    if (s)
-        return cli_fail_status(s);
-    o->fp = af_file_stream(o->f);
-    return 0;
-}
-
-static void abort_all(outfile *o, size_t k)
-{
-    for (size_t j = 0; j < k; j++)
-        if (o[j].f) {
-            af_file_abort(o[j].f);
-            o[j].f = NULL;
-        }
-}
-
-static int commit_all(outfile *o, size_t k)
-{
-    int rc = 0;
-    for (size_t j = 0; j < k; j++)
-        if (o[j].f) {
-            af_status s = af_file_commit(o[j].f);
-            o[j].f = NULL;
-            if (s && !rc)
-                rc = cli_fail_status(s);
-        }
-    return rc;
+    int rc = cli_outputs_join(path, sizeof path, "out", r->dir, name);
+    return rc ? rc : cli_outputs_open(r->files, "out", path, &o->fp);
 }
 
 /* heads.dat: one line per head: head block sigma W1 (row-major) W2 (row-major);
@@ -294,7 +300,7 @@ static af_status write_clusters(FILE *fp, const convex_run *r, const af_convex_p
     fputc('\n', fp);
     if (m == 0)
         return AF_SUCCESS;
-    double *C = malloc(r->n * m * sizeof *C);
+    double *C = cli_alloc(r->n, m, sizeof *C);
     if (!C)
         return af_error(AF_ENOMEM, "out of memory");
     const double *X = af_convex_problem_tokens(p);
@@ -354,7 +360,7 @@ static af_status score(af_convex_problem *q, const int *y, const double *Z, size
                        const double *W1, const double *W2, const size_t *gate_of, double *acc)
 {
     af_convex_shape sh = af_convex_problem_shape(q);
-    double *F = malloc(sh.N * sh.n * sh.c * sizeof *F);
+    double *F = cli_alloc(sh.N * sh.n, sh.c, sizeof *F);
     if (!F)
         return af_error(AF_ENOMEM, "out of memory");
     af_status st = Z ? af_convex_predict(q, Z, F)
@@ -414,7 +420,7 @@ static int run_convex_solver(const cli_args *a, const convex_run *r, af_convex_p
     size_t kmin = lay.rows < lay.cols ? lay.rows : lay.cols;
     size_t zs = af_convex_z_size(p), cap = lay.blocks * kmin;
     double *Z = calloc(zs, sizeof *Z);
-    double *W1 = malloc(cap * (lay.rows + lay.cols + 1) * sizeof *W1);
+    double *W1 = cli_alloc(cap, lay.rows + lay.cols + 1, sizeof *W1);
     size_t *gate_of = malloc(cap * sizeof *gate_of);
     af_convex_solver *s = af_convex_solver_alloc(p);
     int rc = 0;
@@ -511,12 +517,12 @@ static int run_convex_solver(const cli_args *a, const convex_run *r, af_convex_p
     if (!S->converged && !r->quiet)
         fprintf(stderr, "attnflow: convex: warning: relative gap %.3e > tol %.3e after %zu iterations\n",
                 S->rel_gap, r->tol, S->iter);
-    rc = commit_all(o, NOUT);
+    rc = cli_outputs_commit(r->files, NULL);
 done:
     if (st)
         rc = cli_fail_status(st);
     if (rc)
-        abort_all(o, NOUT);
+        cli_outputs_abort(r->files);
     af_convex_solver_free(s);
     free(Z);
     free(W1);
@@ -589,18 +595,18 @@ static int run_nonconvex(const cli_args *a, const convex_run *r, af_convex_probl
     af_convex_layout lay = af_convex_problem_layout(p);
     write_heads(o[HEADS].fp, r, &lay, r->heads, W1, W2, lay.blocks > 1 ? gate_of : NULL, NULL);
     printf("objective=%.12g heads=%zu iters=%zu seconds=%.3f\n", obj, r->heads, r->iters, seconds);
-    rc = commit_all(o, NOUT);
+    rc = cli_outputs_commit(r->files, NULL);
 done:
     if (st)
         rc = cli_fail_status(st);
     if (rc)
-        abort_all(o, NOUT);
+        cli_outputs_abort(r->files);
     af_convex_adam_free(ad);
     gsl_rng_free(rng);
     return rc;
 }
 
-/* ---- --data features: heads on a frozen backbone's token features ---- */
+/* ---- --task features: heads on a frozen backbone's token features ---- */
 
 /* A problem on samples idx[0..N) of a features set (NULL: all of them):
  * one-hot targets on every token; labels copied to y. */
@@ -609,7 +615,7 @@ static af_status features_problem(const convex_run *r, const af_convex_features 
                                   af_convex_problem **p, int *y)
 {
     size_t n = fe->n, d = fe->d, c = r->c, T = N * n;
-    double *X = malloc(T * d * sizeof *X), *Y = malloc(T * c * sizeof *Y);
+    double *X = cli_alloc(T, d, sizeof *X), *Y = cli_alloc(T, c, sizeof *Y);
     af_status st = (!X || !Y) ? af_error(AF_ENOMEM, "features: out of memory") : AF_SUCCESS;
     for (size_t i = 0; !st && i < N; i++) {
         size_t j = idx ? idx[i] : i;
@@ -770,6 +776,10 @@ static int run_features(const cli_args *a, convex_run *r)
         af_convex_features_free(&fe);
         return cli_fail(CLI_EINPUT, "--features: cross-entropy needs at least 2 classes");
     }
+    if ((rc = check_sizes(r))) {
+        af_convex_features_free(&fe);
+        return rc;
+    }
     if (r->cluster_samples > r->N)
         r->cluster_samples = r->N;
     af_convex_shape gs = {.n = r->n, .d = r->d, .mixing = (af_convex_mixing)r->mixing};
@@ -803,10 +813,11 @@ static int run_features(const cli_args *a, convex_run *r)
     r->test = pte;
     r->train_y = ytr;
     r->test_y = yte;
-    if ((rc = cli_make_dirs("out", r->dir)))
+    if ((rc = cli_outputs_dir(r->files, "out", r->dir)))
         goto done;
     rc = r->nonconvex ? run_nonconvex(a, r, ptr) : run_convex_solver(a, r, ptr, cluster);
 done:
+    cli_outputs_abort(r->files); /* nothing left after a commit */
     af_convex_problem_free(ptr);
     af_convex_problem_free(pte);
     gsl_rng_free(rng);
@@ -830,14 +841,17 @@ static int run_convex(const cli_args *a)
      * 6x slower on the transfer experiment's FNO solve with 2 threads on a
      * loaded 2-core machine */
     openblas_set_num_threads((int)threads);
+    cli_outputs files;
+    cli_outputs_init(&files);
+    r.files = &files;
     if (r.data == 2)
         return run_features(a, &r);
     /* data: tokens, gates, teacher targets, all from one generator seeded by --seed */
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     size_t T = r.N * r.n;
     af_convex_shape gs = {.n = r.n, .d = r.d, .mixing = (af_convex_mixing)r.mixing};
-    double *X = malloc(T * r.d * sizeof *X), *H = malloc(r.P * af_convex_gate_size(&gs) * sizeof *H);
-    double *Y = malloc(T * r.c * sizeof *Y);
+    double *X = cli_alloc(T, r.d, sizeof *X), *H = cli_alloc(r.P, af_convex_gate_size(&gs), sizeof *H);
+    double *Y = cli_alloc(T, r.c, sizeof *Y);
     size_t *cluster = malloc(T * sizeof *cluster);
     af_convex_problem *p = NULL;
     if (!rng || !X || !H || !Y || !cluster) {
@@ -892,10 +906,11 @@ static int run_convex(const cli_args *a)
         rc = cli_fail_status(st);
         goto done;
     }
-    if ((rc = cli_make_dirs("out", r.dir)))
+    if ((rc = cli_outputs_dir(&files, "out", r.dir)))
         goto done;
     rc = r.nonconvex ? run_nonconvex(a, &r, p) : run_convex_solver(a, &r, p, cluster);
 done:
+    cli_outputs_abort(&files); /* nothing left after a commit */
     af_convex_problem_free(p);
     gsl_rng_free(rng);
     free(X);
@@ -911,7 +926,7 @@ const cli_command cli_cmd_convex = {
     "nonconvex baseline",
     "[FILE.ini] [--kind linear|gated|attention|mixer|fno] [--gated] [--blocks B] [--grid HxW]\n"
     "       [--loss squared|ce] [--beta B] [--seed S] [--tol T]\n"
-    "       [--out DIR] [--nonconvex --heads M] [--data features --features FILE] [options]",
+    "       [--out DIR] [--nonconvex --heads M] [--task features --features FILE] [options]",
     convex_opts,
     run_convex,
 };

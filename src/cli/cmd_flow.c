@@ -1,5 +1,5 @@
 /* attnflow flow: evolve a token cloud under self-attention, write the
- * trajectory and a table of observables (CLI.md, issue 4). */
+ * trajectory and a table of observables (docs/cli.md, issue 4). */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -7,41 +7,47 @@
 #include "attnflow/flow.h"
 #include "attnflow/io.h"
 #include "attnflow/observables.h"
+#include "backend_opts.h"
 #include "cli.h"
+#include "outputs.h"
+#include "pm_opts.h"
+#include "mpi_comm.h"
 #include "tokens.h"
 
 static const cli_opt flow_opts[] = {
     CLI_TOKEN_OPTS,
-    {"norm", 1, "attention normalisation softmax|sinkhorn (default softmax)"},
-    {"scores", 1, "dot: beta x^T A y / eps, l2: -beta |x-y|^2 / (2 eps) (default dot)"},
-    {"eps", 1, "temperature eps > 0 (default 1)"},
-    {"beta", 1, "inverse temperature beta (default 1)"},
-    {"A", 1, "d x d score matrix file (default identity)"},
-    {"V", 1, "d x d value matrix W_V file (default identity)"},
-    {"value", 1, "W_V = s I (default 1); excludes --V"},
-    {"skip", 0, "velocity W_V (sum_j K_ij x_j - x_i) instead of sum_j K_ij W_V x_j"},
-    {"usa", 0, "unnormalised attention, Z_i = n instead of the row sum (SoftMax only)"},
-    {"pure", 0, "pure attention layers X <- K(X) X W_V^T, no residual (each step counts dt)"},
-    {"geometry", 1, "euclid|sphere (sphere: tangent projection, |x_i| = 1) (default euclid)"},
-    {"T", 1, "final time (default 1)"},
-    {"dt", 1, "time step; adaptive: output step (default 0.01)"},
-    {"integrator", 1, "euler|heun|rk4|adaptive (default rk4)"},
-    {"atol", 1, "adaptive: absolute tolerance (default 1e-8)"},
-    {"rtol", 1, "adaptive: relative tolerance (default 1e-8)"},
-    {"tol", 1, "Sinkhorn tolerance at every velocity evaluation (default 1e-9)"},
-    {"max-iters", 1, "Sinkhorn iteration bound per evaluation (default 10000)"},
-    {"iters", 1, "Sinkhorn: exactly N normalisations per evaluation (1 = SoftMax)"},
-    {"warm", 1, "Sinkhorn start: none|last|extrapolate (default extrapolate: cubic in t, last 4 solves)"},
-    {"save-every", 1, "save every K steps (t = 0 and T always) (default 1)"},
-    {"out", 1, "trajectory file: blocks 't i x_1 ... x_d' per saved time"},
-    {"observables", 1, "observables file: one line per saved time"},
-    {"cluster-tol", 1, "distance below which tokens count as one cluster (default 1e-3)"},
-    {"no-energy", 0, "skip the Sinkhorn OT energy (saves one Sinkhorn solve per saved step)"},
-    {NULL, 0, NULL},
+    CLI_OPT("norm", "KIND", "attention normalisation softmax|sinkhorn (default softmax, the "
+                           "Transformer layer; attention and compare default to sinkhorn)"),
+    CLI_OPT("scores", "KIND", "dot: beta x^T A y / eps, l2: -beta |x-y|^2 / (2 eps) (default dot)"),
+    CLI_OPT("eps", "E", "temperature eps > 0 (default 1)"),
+    CLI_OPT("beta", "B", "inverse temperature beta (default 1)"),
+    CLI_OPT("A", "MATRIX", "d x d score matrix: a FILE, or rows inline 'a,b;c,d' (default identity)"),
+    CLI_OPT("V", "MATRIX", "d x d value matrix W_V: a FILE, or rows inline 'a,b;c,d' (default identity)"),
+    CLI_OPT("value", "S", "W_V = s I (default 1); excludes --V"),
+    CLI_FLAG("skip", "velocity W_V (sum_j K_ij x_j - x_i) instead of sum_j K_ij W_V x_j"),
+    CLI_FLAG("usa", "unnormalised attention, Z_i = n instead of the row sum (SoftMax only)"),
+    CLI_FLAG("pure", "pure attention layers X <- K(X) X W_V^T, no residual (each step counts dt)"),
+    CLI_OPT("geometry", "KIND", "euclid|sphere (sphere: tangent projection, |x_i| = 1) (default euclid)"),
+    CLI_OPT("T", "T", "final time (default 1)"),
+    CLI_OPT("dt", "H", "time step; adaptive: output step (default 0.01)"),
+    CLI_OPT("integrator", "KIND", "euler|heun|rk4|adaptive (default rk4)"),
+    CLI_OPT("atol", "TOL", "adaptive: absolute tolerance (default 1e-8)"),
+    CLI_OPT("rtol", "TOL", "adaptive: relative tolerance (default 1e-8)"),
+    CLI_OPT("tol", "TOL", "Sinkhorn tolerance at every velocity evaluation (default 1e-9)"),
+    CLI_OPT("max-iters", "N", "Sinkhorn iteration bound per evaluation (default 10000)"),
+    CLI_OPT("iters", "N", "Sinkhorn: exactly N normalisations per evaluation (1 = SoftMax)"),
+    CLI_OPT("warm", "KIND", "Sinkhorn start: none|last|extrapolate (default extrapolate: cubic in t, last 4 solves)"),
+    CLI_OPT("save-every", "K", "save every K steps (t = 0 and T always) (default 1)"),
+    CLI_OUT("out", "FILE", "trajectory file: blocks 't i x_1 ... x_d' per saved time"),
+    CLI_OUT("observables", "FILE", "observables file: one line per saved time"),
+    CLI_OPT("cluster-tol", "TOL", "distance below which tokens count as one cluster (default 1e-3)"),
+    CLI_FLAG("no-energy", "skip the Sinkhorn OT energy (saves one Sinkhorn solve per saved step)"),
+    CLI_BACKEND_OPTS,
+    CLI_END,
 };
 
 typedef struct {
-    af_file *traj, *obs;
+    FILE *traj, *obs; /* temporaries of --out and --observables (outputs.h), or NULL */
     af_obs_ws *ow;
     double *mean;
 } outputs;
@@ -68,7 +74,7 @@ static af_status write_obs_line(outputs *o, double t, size_t step, double sk_ite
     af_status st = af_obs_compute(o->ow, X, o->mean, &v);
     if (st)
         return st;
-    FILE *fp = af_file_stream(o->obs);
+    FILE *fp = o->obs;
     af_write_double(fp, t);
     for (size_t k = 0; k < d; k++) {
         fputc(' ', fp);
@@ -128,7 +134,7 @@ static void write_meta(FILE *fp, const cli_args *a, const af_flow_params *p, dou
     }
 }
 
-/* Whether F_n is a Lyapunov function of this flow (THEORY.md 4). */
+/* Whether F_n is a Lyapunov function of this flow (docs/theory.md 4). */
 static const char *energy_note(const af_flow_params *p, int pure)
 {
     if (p->scores.kind == AF_SCORES_DOT && !af_matrix_is_symmetric(p->d, p->scores.A))
@@ -165,6 +171,7 @@ static int flow_run(const cli_args *a)
     size_t save_every, max_iters;
     unsigned long iters;
     const int pure = cli_flag(a, "pure"), quiet = cli_flag(a, "quiet");
+    int agreed = 0; /* a failure was agreed on: done needs no agreement */
     if ((rc = cli_choice(a, "norm", norms, 0, &norm)) || (rc = cli_choice(a, "scores", scores, 0, &sc))
         || (rc = cli_choice(a, "geometry", geoms, 0, &geom))
         || (rc = cli_choice(a, "integrator", integs, 2, &integ))
@@ -199,14 +206,43 @@ static int flow_run(const cli_args *a)
     size_t nsteps;
     if ((rc = cli_steps("--T / --dt", T, dt, 1e9, &nsteps)))
         return rc;
-
-    double *X = NULL, *A = NULL, *V = NULL;
-    size_t n, d;
-    if ((rc = cli_tokens(a, &X, &n, &d)))
+    double pm_tol;
+    if ((rc = cli_pm_options(a, &pm_tol)))
         return rc;
-    if ((rc = cli_square_matrix(a, "A", d, &A)) || (rc = cli_square_matrix(a, "V", d, &V))) {
+
+    /* the output files first (under mpirun rank 0 alone writes them): a
+     * clash or an unwritable path fails before any work */
+    cli_outputs files;
+    cli_outputs_init(&files);
+    outputs o = {NULL, NULL, NULL, NULL};
+    const char *obs_path = cli_mpi_root() ? cli_str(a, "observables", NULL) : NULL,
+               *traj_path = cli_mpi_root() ? cli_str(a, "out", NULL) : NULL;
+    if (traj_path)
+        rc = cli_outputs_open(&files, "out", traj_path, &o.traj);
+    if (!rc && obs_path)
+        rc = cli_outputs_open(&files, "observables", obs_path, &o.obs);
+    /* Under mpirun, rank 0 reads (or draws) the inputs and broadcasts them. */
+    double *X = NULL, *A = NULL, *V = NULL;
+    size_t n = 0, d = 0, ad[2] = {0, 0}, vd[2] = {0, 0};
+    if ((rc = cli_mpi_share(rc ? rc : cli_mpi_root() ? cli_tokens(a, &X, &n, &d) : 0, &X, &n, &d))) {
+        cli_outputs_abort(&files);
+        return rc;
+    }
+    ad[0] = ad[1] = vd[0] = vd[1] = d;
+    cli_backend_choice bk;
+    const af_attn_norm an = norm == AF_FLOW_SINKHORN ? AF_ATTN_SINKHORN
+                            : cli_flag(a, "usa")     ? AF_ATTN_USA
+                                                     : AF_ATTN_SOFTMAX;
+    if ((rc = cli_mpi_share(cli_mpi_root() ? cli_square_matrix(a, "A", d, &A) : 0, &A, ad, ad + 1))
+        || (rc = cli_mpi_share(cli_mpi_root() ? cli_square_matrix(a, "V", d, &V) : 0, &V, vd, vd + 1))
+        || (rc = cli_backend(a, n, d, an, &bk))
+        || (bk.pm && cli_mpi_size() > 1
+            && (rc = cli_fail(CLI_EUSAGE, "--backend pm runs on one process (mpirun: use "
+                                          "--backend tiled)")))) {
+        cli_outputs_abort(&files);
         free(X);
         free(A);
+        free(V);
         return rc;
     }
 
@@ -233,20 +269,28 @@ static int flow_run(const cli_args *a)
     p.sinkhorn.max_iters = max_iters;
     p.sinkhorn.iters = iters;
     p.warm_start = warm;
+    p.pm_tol = pm_tol;
+    p.backend = bk.type;
+    p.precision = bk.precision;
+    p.comm = cli_mpi_comm();
 
-    outputs o = {NULL, NULL, NULL, NULL};
     af_clear_error(); /* so a NULL below reports this call's message, not a stale one */
     af_flow_ws *ws = af_flow_alloc(&p);
     af_status st = AF_SUCCESS;
-    if (!ws) { /* invalid parameters or out of memory: the library's message says which */
-        rc = cli_fail_alloc("flow");
+    /* invalid parameters or out of memory (maybe on one rank): the library's message says which */
+    if ((rc = cli_mpi_agree(ws ? 0 : cli_fail_alloc("flow")))) {
+        agreed = 1;
         goto done;
     }
     if ((st = af_flow_project(ws, X))) {
         rc = cli_fail_status(st);
         goto done;
     }
-    const char *obs_path = cli_str(a, "observables", NULL), *traj_path = cli_str(a, "out", NULL);
+    af_pm_info pmi; /* the grid of the initial cloud (it follows the cloud later) */
+    if (pm_tol > 0 && (st = cli_pm_probe(n, d, X, &p.scores, pm_tol, &pmi))) {
+        rc = cli_fail_status(st);
+        goto done;
+    }
     if (obs_path) {
         af_obs_params op = af_obs_params_default(n, d);
         op.scores = p.scores;
@@ -254,6 +298,7 @@ static int flow_run(const cli_args *a)
         op.energy = !cli_flag(a, "no-energy");
         op.sinkhorn.tol = tol;
         op.sinkhorn.max_iters = max_iters;
+        op.backend = bk.type;
         af_clear_error();
         o.ow = af_obs_alloc(&op);
         o.mean = malloc(d * sizeof *o.mean);
@@ -262,18 +307,12 @@ static int flow_run(const cli_args *a)
             goto done;
         }
     }
-    if (traj_path && (st = af_file_open(&o.traj, traj_path))) {
-        rc = cli_fail_status(st);
-        goto done;
-    }
-    if (obs_path && (st = af_file_open(&o.obs, obs_path))) {
-        rc = cli_fail_status(st);
-        goto done;
-    }
     const af_flow_params *pp = af_flow_get_params(ws);
     if (o.traj) {
-        FILE *fp = af_file_stream(o.traj);
+        FILE *fp = o.traj;
         write_meta(fp, a, pp, T, dt, save_every, pure);
+        cli_backend_meta(fp, &bk);
+        cli_pm_meta(fp, pm_tol, &pmi);
         fputs("# blocks: one per saved time (gnuplot index), tokens i = 0..n-1\n", fp);
         fprintf(fp, "# columns: t i");
         for (size_t k = 1; k <= d; k++)
@@ -281,8 +320,10 @@ static int flow_run(const cli_args *a)
         fputc('\n', fp);
     }
     if (o.obs) {
-        FILE *fp = af_file_stream(o.obs);
+        FILE *fp = o.obs;
         write_meta(fp, a, pp, T, dt, save_every, pure);
+        cli_backend_meta(fp, &bk);
+        cli_pm_meta(fp, pm_tol, &pmi);
         af_write_meta(fp, "energy", "%s", cli_flag(a, "no-energy") ? "not computed (--no-energy): nan"
                                                                    : energy_note(pp, pure));
         af_write_meta(fp, "var", "mean per-coordinate variance (1/(n d)) sum_ik (x_ik - m_k)^2");
@@ -300,20 +341,32 @@ static int flow_run(const cli_args *a)
     cli_progress pr;
     cli_progress_start(&pr, "flow", nsteps, quiet);
     af_flow_stats stats, prev = {0};
-    double t = 0;
-    if (o.traj)
-        write_traj_block(af_file_stream(o.traj), 1, 0.0, n, d, X);
+    double t = 0, t_saved = 0;
+    char stop[1200] = ""; /* why the run stopped early: the files' '# status:' */
     if (o.obs && (st = write_obs_line(&o, 0.0, 0, 0.0, 0, n, d, X))) {
-        rc = cli_fail_status(st);
+        rc = cli_fail(CLI_EINPUT, "observables at t = 0: %s", af_last_error());
         goto done;
     }
-    for (size_t s = 1; s <= nsteps; s++) {
+    if (o.traj)
+        write_traj_block(o.traj, 1, 0.0, n, d, X);
+    if ((rc = cli_mpi_agree(0))) { /* rank 0's outputs are open */
+        agreed = 1;
+        goto done;
+    }
+    /* a signal ends the loop at the next step (on every rank alike); the
+     * files keep what was saved */
+    cli_stop_polling(1);
+    for (size_t s = 1; s <= nsteps && !stop[0]; s++) {
+        if (cli_mpi_any(cli_stop_requested() != 0)) {
+            snprintf(stop, sizeof stop, "interrupted");
+            break;
+        }
         const double t_next = s == nsteps ? T : (double)s * dt;
         st = pure ? af_flow_pure_layer(ws, X) : af_flow_step(ws, X, t_next - t);
         if (st) {
-            cli_progress_abort(&pr);
-            rc = cli_fail(CLI_EINPUT, "step %zu (t = %g): %s", s, t, af_last_error());
-            goto done;
+            snprintf(stop, sizeof stop, "stopped at t = %.17g: step %zu: %s", t, s,
+                     af_last_error());
+            break;
         }
         t = t_next;
         cli_progress_update(&pr, s);
@@ -324,46 +377,54 @@ static int flow_run(const cli_args *a)
                                       / (double)de
                                 : 0.0;
             prev = stats;
-            if (o.traj)
-                write_traj_block(af_file_stream(o.traj), 0, t, n, d, X);
-            if (o.obs && (st = write_obs_line(&o, t, s, mean_it, stats.evaluations, n, d, X))) {
-                cli_progress_abort(&pr);
-                rc = cli_fail_status(st);
-                goto done;
+            /* observables first: if they fail, neither file gets this time */
+            if (o.obs && (st = write_obs_line(&o, t, s, mean_it, stats.evaluations, n, d, X)))
+                snprintf(stop, sizeof stop, "stopped at t = %.17g: step %zu: observables: %s", t,
+                         s, af_last_error());
+            /* under mpirun only rank 0 computes observables: all ranks stop together */
+            if (cli_mpi_any(stop[0] != 0)) {
+                if (!stop[0])
+                    snprintf(stop, sizeof stop, "stopped at t = %.17g: step %zu: rank 0 failed", t, s);
+                break;
             }
+            if (o.traj)
+                write_traj_block(o.traj, 0, t, n, d, X);
+            t_saved = t;
         }
+    }
+    cli_stop_polling(0);
+    if (stop[0]) {
+        cli_progress_abort(&pr);
+        if (!traj_path && !obs_path) {
+            rc = cli_fail(CLI_ESTOPPED, "%s", stop);
+            goto done;
+        }
+        /* the complete files up to the last saved time, and why they end there */
+        if ((rc = cli_outputs_commit(&files, stop)))
+            goto done;
+        rc = cli_fail(CLI_ESTOPPED, "%s; the output files end at the last saved time t = %.17g "
+                      "('# status:' line)", stop, t_saved);
+        goto done;
     }
     cli_progress_end(&pr);
-    if (o.traj) {
-        st = af_file_commit(o.traj);
-        o.traj = NULL;
-        if (st) {
-            rc = cli_fail_status(st);
-            goto done;
-        }
-    }
-    if (o.obs) {
-        st = af_file_commit(o.obs);
-        o.obs = NULL;
-        if (st) {
-            rc = cli_fail_status(st);
-            goto done;
-        }
-    }
+    if ((rc = cli_outputs_commit(&files, NULL)))
+        goto done;
     if (!traj_path && !obs_path) {
         af_flow_get_stats(ws, &stats);
-        printf("n=%zu d=%zu norm=%s steps=%zu evals=%zu sinkhorn_iters=%zu T=%g var=%.10g "
-               "rank_res=%.10g seconds=%.3f\n",
-               n, d, norm ? "sinkhorn" : "softmax", stats.steps, stats.evaluations,
+        printf("n=%zu d=%zu norm=%s backend=%s steps=%zu evals=%zu sinkhorn_iters=%zu T=%g "
+               "var=%.10g rank_res=%.10g seconds=%.3f\n",
+               n, d, norm ? "sinkhorn" : "softmax", bk.pm ? "pm" : af_backend_name(bk.type), stats.steps,
+               stats.evaluations,
                stats.sinkhorn_iterations, T, af_obs_variance(n, d, X),
                af_obs_rank_residual(n, d, X), cli_now() - pr.t0);
+        if (cli_mpi_size() > 1) /* what rank 0 handed to MPI (make bench) */
+            printf("mpi: ranks=%d bytes_sent_rank0=%.0f\n", cli_mpi_size(), cli_mpi_bytes_sent());
     }
     rc = 0;
 done:
-    if (o.traj)
-        af_file_abort(o.traj);
-    if (o.obs)
-        af_file_abort(o.obs);
+    if (!agreed) /* every rank passes here once: the last agreement */
+        rc = cli_mpi_agree(rc);
+    cli_outputs_abort(&files);
     af_obs_free(o.ow);
     free(o.mean);
     af_flow_free(ws);
@@ -377,7 +438,7 @@ const cli_command cli_cmd_flow = {
     "flow",
     "evolve a token cloud under SoftMax or Sinkhorn self-attention",
     "(--tokens FILE | --init KIND --n N --d D [--rho0 R] [--seed S]) [--norm softmax|sinkhorn]\n"
-    "      [--scores dot|l2] [--eps E] [--beta B] [--A FILE] [--V FILE | --value s] [--skip]\n"
+    "      [--scores dot|l2] [--eps E] [--beta B] [--A MATRIX] [--V MATRIX | --value S] [--skip]\n"
     "      [--usa] [--pure] [--geometry euclid|sphere] [--T T] [--dt H]\n"
     "      [--integrator euler|heun|rk4|adaptive] [--save-every K] [--out TRAJ]\n"
     "      [--observables OBS] [FILE.ini]",

@@ -1,5 +1,5 @@
 /* attnflow gradflow: Sinkhorn attention as a Wasserstein gradient flow
- * (THEORY.md 4), made measurable.
+ * (docs/theory.md 4), made measurable.
  *   --mode energy: from one cloud, integrate the Sinkhorn flow and the
  *     SoftMax flow (scores x^T A y / eps, W_V = A / eps) and record along
  *     each the entropic OT energy F_n, its measured rate dF_n/dt and the
@@ -14,39 +14,54 @@
 #include <string.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
+#include "alloc.h"
 #include "attnflow/energy.h"
 #include "attnflow/flow.h"
 #include "attnflow/io.h"
+#include "backend_opts.h"
 #include "cli.h"
+#include "tokens.h"
 #include "density_opts.h"
+#include "outputs.h"
 
 static const cli_opt gradflow_opts[] = {
-    {"mode", 1, "energy|jacobian (default energy)"},
-    {"n", 1, "energy: number of tokens (default 64)"},
-    {"ns", 1, "jacobian: list of n 'a,b,...' (default 4,8,16,32,64)"},
-    {"d", 1, "dimension (default 2)"},
-    {"seed", 1, "seed of the initial cloud N(0, sigma^2 I) (default 1)"},
-    {"sigma", 1, "standard deviation of the initial cloud (default 1)"},
-    {"A", 1, "symmetric score matrix, rows ';'-separated 'a,b;c,d' (default identity)"},
-    {"eps", 1, "temperature: scores x^T A y / eps, W_V = A / eps (default 1)"},
-    {"skew", 1, "jacobian: W_V = A / eps + skew * (antisymmetric unit) for the third field (default 0.5)"},
-    {"T", 1, "energy: final time (default 2)"},
-    {"dt", 1, "energy: RK4 step (default 0.01)"},
-    {"tol", 1, "Sinkhorn tolerance (default 1e-12)"},
-    {"fd-step", 1, "jacobian: central-difference step (default 1e-5); energy: tau of the rate (default 1e-5)"},
-    {"out", 1, "output file (energy.dat or jacobian.dat)"},
-    {NULL, 0, NULL},
+    CLI_OPT("mode", "KIND", "energy|jacobian (default energy)"),
+    CLI_OPT("n", "N", "energy: number of tokens (default 64)"),
+    CLI_OPT("ns", "LIST", "jacobian: list of n 'a,b,...' (default 4,8,16,32,64)"),
+    CLI_OPT("d", "D", "dimension (default 2)"),
+    CLI_OPT("seed", "S", "seed of the initial cloud N(0, sigma^2 I) (default 1)"),
+    CLI_OPT("sigma", "S", "standard deviation of the initial cloud (default 1)"),
+    CLI_OPT("A", "MATRIX", "symmetric d x d score matrix: a FILE, or rows inline 'a,b;c,d' (default identity)"),
+    CLI_OPT("eps", "E", "temperature: scores x^T A y / eps, W_V = A / eps (default 1)"),
+    CLI_OPT("skew", "S", "jacobian: W_V = A / eps + skew * (antisymmetric unit) for the third field (default 0.5)"),
+    CLI_OPT("T", "T", "energy: final time (default 2)"),
+    CLI_OPT("dt", "H", "energy: RK4 step (default 0.01)"),
+    CLI_OPT("tol", "TOL", "Sinkhorn tolerance (default 1e-12, tighter than attention/flow: the "
+                        "finite differences need the exact field)"),
+    CLI_OPT("fd-step", "H", "jacobian: central-difference step (default 1e-5); energy: tau of the rate (default 1e-5)"),
+    CLI_OUT("out", "FILE", "output file (energy.dat or jacobian.dat)"),
+    CLI_BACKEND_OPTS,
+    CLI_END,
 };
 
+/* The energy and Jacobian checks need the exact field: no particle-mesh. */
+static int no_pm(const cli_backend_choice *bk)
+{
+    return bk->pm ? cli_fail(CLI_EUSAGE, "--backend pm applies to flow, compare and attention, "
+                                         "not gradflow (its checks need the exact field)")
+                  : 0;
+}
+
+/* --A: a FILE or inline rows, as in attention and flow; symmetric here. */
 static int read_A(const cli_args *a, size_t d, double *A)
 {
+    double *M;
+    int rc = cli_square_matrix(a, "A", d, &M);
+    if (rc)
+        return rc;
     for (size_t i = 0; i < d * d; i++)
-        A[i] = (i / d == i % d);
-    const char *s = cli_str(a, "A", NULL);
-    if (!s)
-        return 0;
-    if (cli_parse_list(s, A, d * d) != (long)(d * d))
-        return cli_fail(CLI_EINPUT, "--A: expected %zu numbers 'a,b;c,d' (got '%s')", d * d, s);
+        A[i] = M ? M[i] : (i / d == i % d);
+    free(M);
     for (size_t i = 0; i < d; i++)
         for (size_t j = 0; j < i; j++)
             if (A[i * d + j] != A[j * d + i])
@@ -55,9 +70,11 @@ static int read_A(const cli_args *a, size_t d, double *A)
 }
 
 static af_flow_ws *make_flow(size_t n, size_t d, af_flow_norm norm, const double *A, double eps,
-                             const double *V, double tol, int warm)
+                             const double *V, double tol, int warm, const cli_backend_choice *b)
 {
     af_flow_params p = af_flow_params_default(n, d);
+    p.backend = b->type;
+    p.precision = b->precision;
     p.norm = norm;
     p.scores.kind = AF_SCORES_DOT;
     p.scores.A = A;
@@ -109,16 +126,21 @@ static int energy_mode(const cli_args *a)
     if (n > (size_t)INT_MAX / d) /* n d coordinates are allocated below (BLAS takes int sizes) */
         return cli_fail(CLI_EINPUT, "--n: at most %zu tokens in %zu-D (got %zu)",
                         (size_t)INT_MAX / d, d, n);
+    cli_backend_choice bk;
+    if ((rc = cli_backend(a, n, d, AF_ATTN_SINKHORN, &bk)) || (rc = no_pm(&bk)))
+        return rc;
     const size_t N = n * d;
     double *X0 = malloc(N * sizeof *X0), *Xs = malloc(N * sizeof *Xs), *Xm = malloc(N * sizeof *Xm),
            *Ts = malloc(N * sizeof *Ts), *Tm = malloc(N * sizeof *Tm), *Tx = malloc(N * sizeof *Tx);
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     af_clear_error(); /* a NULL below then reports this call's own message */
-    af_flow_ws *fs = make_flow(n, d, AF_FLOW_SINKHORN, A, eps, V, tol, 2);
-    af_flow_ws *fm = make_flow(n, d, AF_FLOW_SOFTMAX, A, eps, V, tol, 2);
-    af_flow_ws *fx = make_flow(n, d, AF_FLOW_SINKHORN, A, eps, V, tol, 2); /* Sinkhorn field at the SoftMax cloud */
-    af_energy_ws *ew = af_energy_alloc(n, d), *ewm = af_energy_alloc(n, d);
-    af_file *f = NULL;
+    af_flow_ws *fs = make_flow(n, d, AF_FLOW_SINKHORN, A, eps, V, tol, 2, &bk);
+    af_flow_ws *fm = make_flow(n, d, AF_FLOW_SOFTMAX, A, eps, V, tol, 2, &bk);
+    af_flow_ws *fx = make_flow(n, d, AF_FLOW_SINKHORN, A, eps, V, tol, 2, &bk); /* Sinkhorn field at the SoftMax cloud */
+    af_energy_ws *ew = af_energy_alloc_backend(n, d, bk.type);
+    af_energy_ws *ewm = af_energy_alloc_backend(n, d, bk.type);
+    cli_outputs files;
+    cli_outputs_init(&files);
     if (!X0 || !Xs || !Xm || !Ts || !Tm || !Tx || !r || !fs || !fm || !fx || !ew || !ewm) {
         rc = cli_fail_alloc("gradflow");
         goto done;
@@ -134,13 +156,12 @@ static int energy_mode(const cli_args *a)
     ep.sinkhorn.tol = tol;
     const char *path = cli_str(a, "out", NULL);
     af_status st;
-    if (path) {
-        if ((st = af_file_open(&f, path))) {
-            rc = cli_fail_status(st);
-            goto done;
-        }
-        FILE *fp = af_file_stream(f);
+    FILE *fp = NULL;
+    if (path && (rc = cli_outputs_open(&files, "out", path, &fp)))
+        goto done;
+    if (fp) {
         write_common_meta(fp, a, d, A, eps, sigma, seed);
+        cli_backend_meta(fp, &bk);
         af_write_meta(fp, "n", "%zu", n);
         af_write_meta(fp, "flows", "Sinkhorn and SoftMax, T_i = sum_j K_ij W_V x_j, W_V = A / eps, "
                       "RK4 dt = %.17g, T = %.17g, Sinkhorn tol %.3g", dt, T, tol);
@@ -179,8 +200,7 @@ static int energy_mode(const cli_args *a)
         Fends = Fs;
         Fends_m = Fm;
         max_rate_err = fmax(max_rate_err, fabs(rs - gs) / fmax(fabs(gs), 1e-300));
-        if (f) {
-            FILE *fp = af_file_stream(f);
+        if (fp) {
             double row[] = {t, Fs, rs, gs, Fm, rm, gm, cross};
             for (size_t k = 0; k < 8; k++) {
                 if (k)
@@ -203,21 +223,14 @@ static int energy_mode(const cli_args *a)
         goto done;
     }
     cli_progress_end(&pr);
-    if (f) {
-        st = af_file_commit(f);
-        f = NULL;
-        if (st) {
-            rc = cli_fail_status(st);
-            goto done;
-        }
-    }
+    if ((rc = cli_outputs_commit(&files, NULL)))
+        goto done;
     printf("n=%zu d=%zu eps=%g T=%g F0=%.12g F_sinkhorn(T)=%.12g F_softmax(T)=%.12g "
            "max_step_rise_sinkhorn=%.3g max_rel_rate_err_sinkhorn=%.3g\n",
            n, d, eps, T, F0s, Fends, Fends_m, nsteps ? max_rise : NAN, max_rate_err);
     rc = 0;
 done:
-    if (f)
-        af_file_abort(f);
+    cli_outputs_abort(&files);
     free(X0);
     free(Xs);
     free(Xm);
@@ -268,14 +281,17 @@ static int jacobian_mode(const cli_args *a)
     }
     W[1] += skew; /* + skew (e_1 e_2^T - e_2 e_1^T): W_V no longer the score matrix */
     W[d] -= skew;
-    af_file *f = NULL;
+    cli_outputs files;
+    cli_outputs_init(&files);
+    FILE *fp = NULL;
     af_status st;
     const char *path = cli_str(a, "out", NULL);
-    if (path) {
-        if ((st = af_file_open(&f, path)))
-            return cli_fail_status(st);
-        FILE *fp = af_file_stream(f);
+    if (path && (rc = cli_outputs_open(&files, "out", path, &fp)))
+        return rc;
+    if (fp) {
         write_common_meta(fp, a, d, A, eps, sigma, seed);
+        af_write_meta(fp, "backend", "%s per n (auto: dense while it fits in 1/4 of the memory)",
+                      cli_str(a, "backend", "auto"));
         af_write_meta(fp, "jacobian", "J = dT/dX (nd x nd) by central differences, step %.3g "
                       "(times max(1, |x|)); asymmetry |J - J^T|_F / |J|_F", h);
         af_write_meta(fp, "fields", "sinkhorn: W_V = A/eps; softmax: W_V = A/eps; "
@@ -290,7 +306,7 @@ static int jacobian_mode(const cli_args *a)
     rc = 0;
     for (size_t k = 0; k < nn && !rc; k++) {
         size_t n = (size_t)nsv[k], N = n * d;
-        double *X = malloc(N * sizeof *X), *J = malloc(N * N * sizeof *J),
+        double *X = malloc(N * sizeof *X), *J = cli_alloc(N, N, sizeof *J),
                *work = malloc(4 * N * sizeof *work);
         double asym[3], err[3], t0 = cli_now();
         if (!X || !J || !work) {
@@ -301,9 +317,12 @@ static int jacobian_mode(const cli_args *a)
                 X[q] = gsl_ran_gaussian_ziggurat(r, sigma);
             for (int c = 0; c < 3 && !rc; c++) {
                 /* cold starts: a warm start would make T depend on the order of evaluation */
+                cli_backend_choice bk;
+                if ((rc = cli_backend(a, n, d, AF_ATTN_SINKHORN, &bk)) || (rc = no_pm(&bk)))
+                    break;
                 af_clear_error();
                 af_flow_ws *fw = make_flow(n, d, c == 1 ? AF_FLOW_SOFTMAX : AF_FLOW_SINKHORN, A, eps,
-                                           c == 2 ? W : V, tol, 0);
+                                           c == 2 ? W : V, tol, 0, &bk);
                 if (!fw) {
                     rc = cli_fail_alloc("gradflow");
                     break;
@@ -321,8 +340,7 @@ static int jacobian_mode(const cli_args *a)
             }
         }
         if (!rc) {
-            if (f) {
-                FILE *fp = af_file_stream(f);
+            if (fp) {
                 fprintf(fp, "%zu", n);
                 double row[] = {asym[0], asym[1], asym[2], err[0], err[1], cli_now() - t0};
                 for (size_t q = 0; q < 6; q++) {
@@ -339,13 +357,10 @@ static int jacobian_mode(const cli_args *a)
         free(work);
     }
     gsl_rng_free(r);
-    if (f) {
-        if (rc) {
-            af_file_abort(f);
-        } else if ((st = af_file_commit(f))) {
-            rc = cli_fail_status(st);
-        }
-    }
+    if (rc)
+        cli_outputs_abort(&files);
+    else
+        rc = cli_outputs_commit(&files, NULL);
     return rc;
 }
 
@@ -355,13 +370,21 @@ static int gradflow_run(const cli_args *a)
     int mode, rc;
     if ((rc = cli_choice(a, "mode", modes, 0, &mode)))
         return rc;
+    /* an option of the other mode would be silently ignored: refuse it */
+    static const char *const energy_only[] = {"n", "T", "dt", NULL};
+    static const char *const jacobian_only[] = {"ns", "skew", NULL};
+    const char *const *foreign = mode == 0 ? jacobian_only : energy_only;
+    for (size_t k = 0; foreign[k]; k++)
+        if (cli_given(a, foreign[k]))
+            return cli_fail(CLI_EUSAGE, "--%s applies to --mode %s only", foreign[k],
+                            modes[1 - mode]);
     return mode == 0 ? energy_mode(a) : jacobian_mode(a);
 }
 
 const cli_command cli_cmd_gradflow = {
     "gradflow",
     "Sinkhorn attention as a gradient flow: OT energy along flows, field Jacobian symmetry",
-    "[--mode energy|jacobian] [--n N | --ns 'a,b,...'] [--d D] [--A 'a,b;c,d'] [--eps E]\n"
+    "[--mode energy|jacobian] [--n N | --ns 'a,b,...'] [--d D] [--A MATRIX] [--eps E]\n"
     "      [--T T] [--dt H] [--out FILE] [FILE.ini]",
     gradflow_opts,
     gradflow_run,

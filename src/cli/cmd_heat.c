@@ -1,6 +1,6 @@
 /* attnflow heat: solve d/dt rho = kappa Laplacian(rho) on a periodic box
  * (FFTW, exact per Fourier mode), write snapshots, check mass, the exact
- * solution (analytic densities) and the periodic wrap (THEORY.md 5). */
+ * solution (analytic densities) and the periodic wrap (docs/theory.md 5). */
 #include <fftw3.h>
 #include <math.h>
 #include <stdlib.h>
@@ -10,16 +10,17 @@
 #include "attnflow/metrics.h"
 #include "cli.h"
 #include "density_opts.h"
+#include "outputs.h"
 
 static const cli_opt heat_opts[] = {
     CLI_DENSITY_OPTS,
-    {"kappa", 1, "diffusion coefficient (default 1)"},
-    {"T", 1, "final time (default 0.5)"},
-    {"snapshots", 1, "number of saved times, equally spaced from 0 to T (default 5; 1: T only)"},
-    {"fftw", 1, "FFTW planning estimate|measure (default estimate)"},
-    {"node-start", 0, "start from the node values of an analytic density instead of its exact spectrum"},
-    {"out", 1, "snapshot file: one block per time, columns x1 [x2] rho [exact]"},
-    {NULL, 0, NULL},
+    CLI_OPT("kappa", "K", "diffusion coefficient (default 1)"),
+    CLI_OPT("T", "T", "final time (default 0.5)"),
+    CLI_OPT("snapshots", "K", "number of saved times, equally spaced from 0 to T (default 5; 1: T only)"),
+    CLI_OPT("fftw", "KIND", "FFTW planning estimate|measure (default estimate)"),
+    CLI_FLAG("node-start", "start from the node values of an analytic density instead of its exact spectrum"),
+    CLI_OUT("out", "FILE", "snapshot file: one block per time, columns x1 [x2] rho [exact]"),
+    CLI_END,
 };
 
 static void write_block(FILE *fp, const af_grid *g, double t, const double *rho, const double *ex,
@@ -58,8 +59,17 @@ static int heat_run(const cli_args *a)
         return rc;
     if (kappa < 0 || T < 0)
         return cli_fail(CLI_EINPUT, "--kappa and --T must be >= 0 (got %g, %g)", kappa, T);
+    if (S > 100000)
+        return cli_fail(CLI_EINPUT, "--snapshots: at most 100000 (got %zu)", S);
+    cli_outputs files;
+    cli_outputs_init(&files);
+    FILE *out = NULL;
+    const char *path = cli_str(a, "out", NULL);
+    if (path && (rc = cli_outputs_open(&files, "out", path, &out)))
+        return rc;
     cli_density c;
     if ((rc = cli_density_read(a, kappa * T, &c))) {
+        cli_outputs_abort(&files);
         cli_density_free(&c);
         return rc;
     }
@@ -68,7 +78,6 @@ static int heat_run(const cli_args *a)
     double *rho = malloc(M * sizeof *rho), *ex = c.is_grid ? NULL : malloc(M * sizeof *ex),
            *rho0 = malloc(M * sizeof *rho0);
     af_heat_plan *plan = NULL;
-    af_file *out = NULL;
     if (!rho || !rho0 || (!c.is_grid && !ex)) {
         rc = cli_fail(CLI_EINPUT, "out of memory for a grid of %zu nodes", M);
         goto done;
@@ -88,13 +97,8 @@ static int heat_run(const cli_args *a)
         rc = cli_fail_status(st);
         goto done;
     }
-    const char *path = cli_str(a, "out", NULL);
-    if (path) {
-        if ((st = af_file_open(&out, path))) {
-            rc = cli_fail_status(st);
-            goto done;
-        }
-        FILE *fp = af_file_stream(out);
+    if (out) {
+        FILE *fp = out;
         af_write_header(fp, a->command_line);
         cli_density_meta(&c, fp);
         af_write_meta(fp, "equation", "d/dt rho = kappa Laplacian(rho), kappa = %.17g", kappa);
@@ -141,7 +145,7 @@ static int heat_run(const cli_args *a)
                                                  - af_density_variance(&c.dens, kappa * t, q)));
         }
         if (out)
-            write_block(af_file_stream(out), g, t, rho, ex, k == 0);
+            write_block(out, g, t, rho, ex, k == 0);
     }
     double wrap_l1 = NAN, wrap_max = NAN;
     if ((st = af_heat_wrap_error(g, rho0, kappa, T, &wrap_l1, &wrap_max))) {
@@ -149,7 +153,7 @@ static int heat_run(const cli_args *a)
         goto done;
     }
     if (out) {
-        FILE *fp = af_file_stream(out);
+        FILE *fp = out;
         fputs("\n", fp);
         af_write_meta(fp, "mass", "%.17g at t = 0, max deviation %.3g over the snapshots", mass0,
                       max_mass_dev);
@@ -157,13 +161,9 @@ static int heat_run(const cli_args *a)
             af_write_meta(fp, "max_error_vs_exact", "%.3g", max_err);
         af_write_meta(fp, "wrap_check", "L1 %.3g, max %.3g: solution on this box minus the one on "
                       "a box twice as large (same spacing), at t = T", wrap_l1, wrap_max);
-        st = af_file_commit(out);
-        out = NULL;
-        if (st) {
-            rc = cli_fail_status(st);
-            goto done;
-        }
     }
+    if ((rc = cli_outputs_commit(&files, NULL)))
+        goto done;
     char gs[64];
     if (g->d == 2)
         snprintf(gs, sizeof gs, "%zux%zu", g->N[0], g->N[1]);
@@ -177,8 +177,7 @@ static int heat_run(const cli_args *a)
            c.is_grid ? NAN : var_err, wrap_l1, wrap_max, t_plan, t_solve / (double)nt);
     rc = 0;
 done:
-    if (out)
-        af_file_abort(out);
+    cli_outputs_abort(&files);
     af_heat_plan_free(plan);
     free(rho);
     free(rho0);

@@ -1,46 +1,54 @@
 /* attnflow train: train a small Transformer or Sinkformer on digits or 3-D
  * point clouds and record, per epoch, how doubly stochastic its attention
- * is on held-out data (CLI.md `train`, issue 6, THEORY.md section 6). */
+ * is on held-out data (docs/cli.md `train`, issue 6, docs/theory.md section 6). */
 #include "core/af_blas.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <libgen.h>
 #include <gsl/gsl_rng.h>
+#include "alloc.h"
 #include "attnflow/io.h"
 #include "attnflow/train.h"
 #include "cli.h"
+#include "outputs.h"
 
 static const cli_opt train_opts[] = {
-    {"task", 1, "digits|pointclouds (default digits)"},
-    {"model", 1, "transformer (SoftMax) | sinkformer (Sinkhorn attention) (default transformer)"},
-    {"n-it", 1, "sinkformer: unrolled normalisations, 1 = SoftMax (default 3)"},
-    {"epochs", 1, "training epochs after epoch 0 (default 20)"},
-    {"seed", 1, "seed of the split/data, initialisation, shuffling, null control (default 1)"},
-    {"out", 1, "output directory: epochs.dat, colsums.dat, checkpoint.bin (default out/train)"},
-    {"resume", 0, "continue from DIR/checkpoint.bin (same options) if it exists"},
-    {"lr", 1, "Adam learning rate (default 1e-3)"},
-    {"batch", 1, "minibatch size (default 10)"},
-    {"no-shuffle", 0, "keep the training order fixed (the paper's script does not shuffle)"},
-    {"dim", 1, "model dimension (digits 128, pointclouds 64)"},
-    {"heads", 1, "attention heads (default 1)"},
-    {"head-dim", 1, "dimension per head (default 64)"},
-    {"layers", 1, "attention layers (default 1)"},
-    {"mlp", 1, "MLP hidden width after attention, 0 = none (digits 0, pointclouds 128)"},
-    {"embed-hidden", 1, "token embedding: 0 linear, H a ReLU MLP in -> H -> dim (digits 0, "
-                        "pointclouds 64)"},
-    {"data", 1, "digits file (default: python3-sklearn's digits.csv.gz)"},
-    {"n-test", 1, "held-out samples (digits 400 of 1797; pointclouds 300)"},
-    {"n-train", 1, "pointclouds: training clouds (default 600)"},
-    {"n-points", 1, "pointclouds: points per cloud (default 128)"},
-    {"noise", 1, "pointclouds: Gaussian noise std (default 0.1)"},
-    {"threads", 1, "OpenBLAS threads (default 1: small matrices, shared cores)"},
-    {"train-classes", 1, "digits: train (and test) the backbone on classes LO-HI only (default all)"},
-    {"features-out", 1, "after training, write the frozen model's token features (after the "
-                        "attention block, before pooling) of train and test samples to FILE"},
-    {"features-classes", 1, "--features-out: samples of classes LO-HI only, labels shifted to "
-                            "0.. (default all)"},
-    {NULL, 0, NULL},
+    CLI_OPT("task", "KIND", "digits|pointclouds (default digits)"),
+    CLI_OPT("model", "KIND", "transformer (SoftMax) | sinkformer (Sinkhorn attention) (default transformer)"),
+    CLI_OPT("iters", "N", "sinkformer: unrolled Sinkhorn normalisations per attention, 1 = SoftMax "
+                          "(default 3; transformer: 1)"),
+    CLI_OPT("epochs", "N", "training epochs after epoch 0 (default 20)"),
+    CLI_OPT("seed", "S", "seed of the split/data, initialisation, shuffling, null control (default 1)"),
+    CLI_OPT("out", "DIR", "output directory: epochs.dat, colsums.dat, checkpoint.bin (default out/train)"),
+    CLI_FLAG("resume", "continue from DIR/checkpoint.bin (same options) if it exists"),
+    CLI_OPT("lr", "RATE", "Adam learning rate (default 1e-3)"),
+    CLI_OPT("batch", "B", "minibatch size (default 10)"),
+    CLI_FLAG("no-shuffle", "keep the training order fixed (the paper's script does not shuffle)"),
+    CLI_OPT("dim", "N", "model dimension, the width of the attention layers (digits 128, "
+                          "pointclouds 64; not a token dimension --d)"),
+    CLI_OPT("heads", "M", "attention heads (default 1)"),
+    CLI_OPT("head-dim", "D", "dimension per head (default 64)"),
+    CLI_OPT("layers", "L", "attention layers (default 1)"),
+    CLI_OPT("mlp", "H", "MLP hidden width after attention, 0 = none (digits 0, pointclouds 128)"),
+    CLI_OPT("embed-hidden", "H", "token embedding: 0 linear, H a ReLU MLP in -> H -> dim (digits 0, "
+                        "pointclouds 64)"),
+    CLI_OPT("data", "FILE", "digits file (default: python3-sklearn's digits.csv.gz)"),
+    CLI_OPT("n-test", "N", "held-out samples (digits 400 of 1797; pointclouds 300)"),
+    CLI_OPT("n-train", "N", "pointclouds: training clouds (default 600)"),
+    CLI_OPT("n-points", "N", "pointclouds: points per cloud (default 128)"),
+    CLI_OPT("noise", "S", "pointclouds: Gaussian noise std (default 0.1)"),
+    CLI_OPT("threads", "N", "OpenBLAS threads (default 1: small matrices, shared cores)"),
+    CLI_OPT("train-classes", "LO-HI", "digits: train (and test) the backbone on classes LO-HI only "
+                                      "(default all)"),
+    CLI_OUT("features-out", "FILE", "after training, write the frozen model's token features (after "
+                                    "the attention block, before pooling) of train and test samples "
+                                    "to FILE"),
+    CLI_OPT("features-classes", "LO-HI", "--features-out: samples of classes LO-HI only, labels "
+                                         "shifted to 0.. (default all)"),
+    CLI_ALIAS("n-it", "iters"),
+    CLI_END,
 };
 
 typedef struct {
@@ -80,20 +88,27 @@ static void write_meta(FILE *fp, const cli_args *args, const run_info *ri,
     af_write_meta(fp, "measured_on", "held-out (test) set, every sample, layer and head");
 }
 
+/* epochs.dat and colsums.dat for every epoch so far; status NULL, or why
+ * the run stopped early (the files' '# status:' line). */
 static int write_outputs(const cli_args *args, const char *dir, const run_info *ri,
                          const af_train_options *o, const af_dataset *tr, const af_dataset *te,
-                         af_trainer *t)
+                         af_trainer *t, const char *status)
 {
     char path[4200];
     size_t ne = af_trainer_epochs(t), T = o->model.n_in + (o->model.cls ? 1 : 0);
     const af_epoch_record *rec = af_trainer_records(t);
-    af_file *f;
-    af_status s;
-
-    snprintf(path, sizeof path, "%s/epochs.dat", dir);
-    if ((s = af_file_open(&f, path)) != AF_SUCCESS)
-        return cli_fail_status(s);
-    FILE *fp = af_file_stream(f);
+    /* both files of an epoch are renamed into place together (outputs.h) */
+    cli_outputs files;
+    cli_outputs_init(&files);
+    FILE *fp, *fc;
+    int rc;
+    if ((rc = cli_outputs_join(path, sizeof path, "out", dir, "epochs.dat"))
+        || (rc = cli_outputs_open(&files, "out", path, &fp))
+        || (rc = cli_outputs_join(path, sizeof path, "out", dir, "colsums.dat"))
+        || (rc = cli_outputs_open(&files, "out", path, &fc))) {
+        cli_outputs_abort(&files);
+        return rc;
+    }
     write_meta(fp, args, ri, o, tr, te);
     af_write_meta(fp, "notes", "epoch 0 = before training; train_* of epoch 0 is a forward "
                                "pass over the training set, later ones average the epoch's "
@@ -116,13 +131,7 @@ static int write_outputs(const cli_args *args, const char *dir, const run_info *
         }
         fputc('\n', fp);
     }
-    if ((s = af_file_commit(f)) != AF_SUCCESS)
-        return cli_fail_status(s);
-
-    snprintf(path, sizeof path, "%s/colsums.dat", dir);
-    if ((s = af_file_open(&f, path)) != AF_SUCCESS)
-        return cli_fail_status(s);
-    fp = af_file_stream(f);
+    fp = fc;
     write_meta(fp, args, ri, o, tr, te);
     af_write_meta(fp, "notes", "one block per epoch (gnuplot index = epoch): column sums of "
                                "each held-out attention matrix sorted ascending, averaged over "
@@ -140,9 +149,7 @@ static int write_outputs(const cli_args *args, const char *dir, const run_info *
             fputc('\n', fp);
         }
     }
-    if ((s = af_file_commit(f)) != AF_SUCCESS)
-        return cli_fail_status(s);
-    return 0;
+    return cli_outputs_commit(&files, status);
 }
 
 static int size_opt(const cli_args *a, const char *name, size_t def, size_t *out)
@@ -183,18 +190,34 @@ static int class_range(const cli_args *a, const char *name, int *lo, int *hi)
     return 0;
 }
 
+/* --features-out naming a file the run writes into its --out directory
+ * (epochs.dat, colsums.dat, checkpoint.bin): the outputs rule refuses two
+ * outputs of one run naming the same file. */
+static bool names_run_file(const char *dir, const char *path)
+{
+    static const char *const own[] = {"epochs.dat", "colsums.dat", "checkpoint.bin"};
+    char *copy = strdup(path);
+    char *rd = realpath(dir, NULL), *rp = copy ? realpath(dirname(copy), NULL) : NULL;
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    bool same = false;
+    if (rd && rp && strcmp(rd, rp) == 0)
+        for (size_t k = 0; k < sizeof own / sizeof own[0]; k++)
+            same = same || strcmp(base, own[k]) == 0;
+    free(copy);
+    free(rd);
+    free(rp);
+    return same;
+}
+
 /* The features file: one line per sample: set (0 train, 1 test), label,
- * then the n_in x dim token features, token-major. */
-static af_status write_features(const cli_args *args, const char *path, const run_info *ri,
+ * then the n_in x dim token features, token-major; fp is a declared output
+ * of the run (outputs.h), committed with the run. */
+static af_status write_features(FILE *fp, const cli_args *args, const run_info *ri,
                                 const af_train_options *o, af_trainer *t, const af_dataset *sets[2],
                                 int lo, int hi)
 {
     size_t nt = o->model.n_in, D = o->model.dim, row = nt * D;
-    af_file *f;
-    af_status s = af_file_open(&f, path);
-    if (s)
-        return s;
-    FILE *fp = af_file_stream(f);
+    af_status s = AF_SUCCESS;
     af_write_header(fp, args->command_line);
     af_write_meta(fp, "seed", "%lu", ri->seed);
     af_write_meta(fp, "task", "%s", ri->task);
@@ -208,7 +231,7 @@ static af_status write_features(const cli_args *args, const char *path, const ru
     fputs("# columns: set(0 train, 1 test) label features(token-major)\n", fp);
     for (int k = 0; k < 2 && !s; k++) {
         const af_dataset *ds = sets[k];
-        double *F = malloc((ds->n ? ds->n : 1) * row * sizeof *F);
+        double *F = cli_alloc(ds->n ? ds->n : 1, row, sizeof *F);
         if (!F) {
             s = af_error(AF_ENOMEM, "features: out of memory");
             break;
@@ -224,11 +247,7 @@ static af_status write_features(const cli_args *args, const char *path, const ru
         }
         free(F);
     }
-    if (s) {
-        af_file_abort(f);
-        return s;
-    }
-    return af_file_commit(f);
+    return s;
 }
 
 static int run_train(const cli_args *args)
@@ -244,7 +263,7 @@ static int run_train(const cli_args *args)
     o.model = task == 0 ? af_model_config_digits() : af_model_config_pointclouds();
     ri.pc = af_pointcloud_options_default();
     size_t threads;
-    if ((rc = size_opt(args, "n-it", model == 1 ? 3 : 1, &ri.n_it)) ||
+    if ((rc = size_opt(args, "iters", model == 1 ? 3 : 1, &ri.n_it)) ||
         (rc = size_opt(args, "epochs", 20, &ri.epochs)) ||
         (rc = cli_ulong(args, "seed", 1, &ri.seed)) ||
         (rc = cli_positive(args, "lr", 1e-3, &o.adam.lr)) ||
@@ -260,7 +279,7 @@ static int run_train(const cli_args *args)
         (rc = size_opt(args, "threads", 1, &threads)))
         return rc;
     if (model == 0 && ri.n_it != 1)
-        return cli_fail(CLI_EINPUT, "--n-it %zu: a transformer uses SoftMax (n_it = 1); "
+        return cli_fail(CLI_EINPUT, "--iters %zu: a transformer uses SoftMax (n_it = 1); "
                                     "use --model sinkformer", ri.n_it);
     if ((rc = size_or_zero(args, "mlp", &o.model.mlp)) ||
         (rc = size_or_zero(args, "embed-hidden", &o.model.embed_hidden)))
@@ -288,6 +307,8 @@ static int run_train(const cli_args *args)
     openblas_set_num_threads((int)threads);
     const char *dir = cli_str(args, "out", "out/train");
     bool quiet = cli_flag(args, "quiet");
+    cli_outputs made; /* the output directory: per-epoch files are committed each epoch */
+    cli_outputs_init(&made);
 
     /* data: its own generator seeded by --seed, so the split is fixed by the seed */
     af_dataset all = {0}, train = {0}, test = {0};
@@ -335,8 +356,19 @@ static int run_train(const cli_args *args)
         rc = cli_fail_status(s);
         goto done;
     }
-    if ((rc = cli_make_dirs("out", dir)))
+    if ((rc = cli_outputs_dir(&made, "out", dir)))
         goto done;
+    FILE *ff = NULL; /* --features-out, declared before the training it follows */
+    if (cli_given(args, "features-out")) {
+        const char *fpath = cli_str(args, "features-out", "");
+        if (names_run_file(dir, fpath)) {
+            rc = cli_fail(CLI_EUSAGE, "--features-out %s: a file of --out %s: give each output "
+                          "its own file", fpath, dir);
+            goto done;
+        }
+        if ((rc = cli_outputs_open(&made, "features-out", fpath, &ff)))
+            goto done;
+    }
     char ckpt[4200];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", dir);
     if (cli_flag(args, "resume")) {
@@ -359,14 +391,29 @@ static int run_train(const cli_args *args)
                 af_model_nparams(af_trainer_model(t)), train.n, test.n, ri.epochs, dir);
     double t0 = cli_now();
     size_t start = af_trainer_epochs(t);
+    /* a signal ends the run after the epoch in progress (a second one at once) */
+    cli_stop_polling(1);
     while (af_trainer_epochs(t) <= ri.epochs) {
-        if ((s = af_trainer_advance(t)) != AF_SUCCESS) {
-            rc = cli_fail_status(s);
+        char stop[1200] = "";
+        if (cli_stop_requested())
+            snprintf(stop, sizeof stop, "interrupted");
+        else if ((s = af_trainer_advance(t)) != AF_SUCCESS)
+            snprintf(stop, sizeof stop, "stopped: %s", af_last_error());
+        if (stop[0]) {
+            /* the files and the checkpoint hold every completed epoch: mark
+             * the files and exit 3 (nothing to mark before the first epoch) */
+            if (af_trainer_epochs(t) > start
+                && (rc = write_outputs(args, dir, &ri, &o, &train, &test, t, stop)))
+                goto done;
+            rc = cli_fail(CLI_ESTOPPED, "%s%s", stop,
+                          af_trainer_epochs(t) > start
+                              ? "; the files and checkpoint keep the completed epochs"
+                              : "");
             goto done;
         }
         size_t e = af_trainer_epochs(t) - 1;
         const af_epoch_record *r = &af_trainer_records(t)[e];
-        if ((rc = write_outputs(args, dir, &ri, &o, &train, &test, t)))
+        if ((rc = write_outputs(args, dir, &ri, &o, &train, &test, t, NULL)))
             goto done;
         if ((s = af_trainer_save(t, ckpt)) != AF_SUCCESS) {
             rc = cli_fail_status(s);
@@ -383,10 +430,9 @@ static int run_train(const cli_args *args)
                     done_e ? el / (double)done_e * (double)left : 0.0);
         }
     }
-    if (cli_given(args, "features-out")) {
+    if (ff) {
         const af_dataset *sets[2] = {&ftrain, &ftest};
-        if ((s = write_features(args, cli_str(args, "features-out", ""), &ri, &o, t, sets, flo,
-                                fhi)) != AF_SUCCESS) {
+        if ((s = write_features(ff, args, &ri, &o, t, sets, flo, fhi)) != AF_SUCCESS) {
             rc = cli_fail_status(s);
             goto done;
         }
@@ -394,7 +440,12 @@ static int run_train(const cli_args *args)
             fprintf(stderr, "train: token features of %zu + %zu samples (classes %d-%d) -> %s\n",
                     ftrain.n, ftest.n, flo, fhi, cli_str(args, "features-out", ""));
     }
+    /* keeps the directory; renames the features file into place */
+    if ((rc = cli_outputs_commit(&made, NULL)))
+        goto done;
 done:
+    cli_stop_polling(0);
+    cli_outputs_abort(&made); /* removes it if this run created it and left it empty */
     af_trainer_free(t);
     af_dataset_free(&ftrain);
     af_dataset_free(&ftest);
@@ -406,7 +457,7 @@ done:
 const cli_command cli_cmd_train = {
     "train",
     "train a small Transformer/Sinkformer; per-epoch column sums of its attention",
-    "[FILE.ini] [--task digits|pointclouds] [--model transformer|sinkformer] [--n-it N]\n"
+    "[FILE.ini] [--task digits|pointclouds] [--model transformer|sinkformer] [--iters N]\n"
     "       [--epochs E] [--seed S] [--out DIR] [--resume] [options]",
     train_opts,
     run_train,

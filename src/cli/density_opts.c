@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "alloc.h"
 #include "attnflow/io.h"
 #include "attnflow/metrics.h"
 #include "density_opts.h"
@@ -17,124 +18,19 @@ void cli_density_free(cli_density *c)
     c->centres = c->weights = c->rho0 = NULL;
 }
 
-/* Reads the last block of a grid file: rows 'x rho' or 'x1 x2 rho', or, when
- * a '# columns:' line names them, the columns before 'rho' as coordinates and
- * 'rho' as the density (so a file written by `heat --out`, with its 'exact'
- * column, reads back). Blocks are separated by a '# t:' line or two blank
- * lines (the layout heat writes; single blank lines separate 2-D grid rows).
- * On success *table holds rows x (ncoord + 1) numbers. */
-static int read_grid_table(const char *path, double **table, size_t *rows, size_t *cols)
-{
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return cli_fail(CLI_EINPUT, "%s: cannot open: %s", path, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0, nrow = 0, rcap = 0, lineno = 0, blanks = 0;
-    long fields = -1, rho = -1; /* fields per data line, index of the rho column */
-    double *t = NULL;
-    int rc = 0, new_block = 0;
-    ssize_t len;
-    while (!rc && (len = getline(&line, &cap, fp)) >= 0) {
-        lineno++;
-        char *p = line;
-        while (isspace((unsigned char)*p))
-            p++;
-        if (*p == '\0') {
-            if (++blanks >= 2)
-                new_block = 1;
-            continue;
-        }
-        blanks = 0;
-        if (*p == '#') {
-            if (strncmp(p, "# t:", 4) == 0) {
-                new_block = 1;
-            } else if (strncmp(p, "# columns:", 10) == 0 && fields < 0) {
-                long k = 0;
-                for (char *tok = strtok(p + 10, " \t\r\n"); tok; tok = strtok(NULL, " \t\r\n"), k++)
-                    if (strcmp(tok, "rho") == 0 && rho < 0)
-                        rho = k;
-                if (rho != 1 && rho != 2)
-                    rc = cli_fail(CLI_EINPUT, "%s:%zu: the '# columns:' line needs 'rho' after "
-                                  "1 or 2 coordinate columns", path, lineno);
-                fields = k;
-            }
-            continue;
-        }
-        if (new_block) {
-            nrow = 0; /* keep the last block only */
-            new_block = 0;
-        }
-        double v[64];
-        long k = 0;
-        char *end;
-        for (;;) {
-            while (isspace((unsigned char)*p))
-                p++;
-            if (*p == '\0')
-                break;
-            errno = 0;
-            double x = strtod(p, &end);
-            if (end == p || (*end && !isspace((unsigned char)*end)) || k == 64) {
-                rc = cli_fail(CLI_EINPUT, "%s:%zu: not a row of numbers", path, lineno);
-                break;
-            }
-            v[k++] = x;
-            p = end;
-        }
-        if (rc)
-            break;
-        if (fields < 0) {
-            if (k != 2 && k != 3) {
-                rc = cli_fail(CLI_EINPUT, "%s:%zu: expected 2 columns (x rho) or 3 (x1 x2 rho), "
-                              "got %ld", path, lineno, k);
-                break;
-            }
-            fields = k;
-            rho = k - 1;
-        }
-        if (k != fields) {
-            rc = cli_fail(CLI_EINPUT, "%s:%zu: %ld numbers, expected %ld", path, lineno, k, fields);
-            break;
-        }
-        if (nrow == rcap) {
-            rcap = rcap ? 2 * rcap : 1024;
-            double *nt = realloc(t, rcap * (size_t)(rho + 1) * sizeof *t);
-            if (!nt) {
-                rc = cli_fail(CLI_EINPUT, "out of memory");
-                break;
-            }
-            t = nt;
-        }
-        memcpy(t + nrow * (size_t)(rho + 1), v, (size_t)(rho + 1) * sizeof *v);
-        nrow++;
-    }
-    free(line);
-    fclose(fp);
-    if (!rc && nrow == 0)
-        rc = cli_fail(CLI_EINPUT, "%s: no data rows", path);
-    if (rc) {
-        free(t);
-        return rc;
-    }
-    *table = t;
-    *rows = nrow;
-    *cols = (size_t)rho + 1;
-    return 0;
-}
-
 static int read_grid_file(const char *path, cli_density *c)
 {
     double *table = NULL;
     size_t rows = 0, cols = 0;
-    int rc = read_grid_table(path, &table, &rows, &cols);
-    if (rc)
-        return rc;
+    af_status st = af_read_grid_table(path, &table, &rows, &cols);
+    if (st)
+        return cli_fail_status(st);
     c->rho0 = malloc(rows * sizeof *c->rho0);
     if (!c->rho0) {
         free(table);
         return cli_fail(CLI_EINPUT, "out of memory");
     }
-    af_status st = af_grid_from_table(rows, cols, table, &c->grid, c->rho0);
+    st = af_grid_from_table(rows, cols, table, &c->grid, c->rho0);
     free(table);
     if (st)
         return cli_fail(CLI_EINPUT, "%s: %s", path, af_last_error());
@@ -207,6 +103,8 @@ int cli_density_read(const cli_args *a, double s_final, cli_density *c)
         c->dens.mean = c->mean;
     }
     if (c->dens.kind == AF_DENSITY_MIXTURE) {
+        if (K > CLI_MAX_COMPONENTS)
+            return cli_fail(CLI_EINPUT, "--components: at most %d (got %zu)", CLI_MAX_COMPONENTS, K);
         const char *cs = cli_str(a, "centres", NULL);
         if (cs) {
             double buf[64];
@@ -221,7 +119,7 @@ int cli_density_read(const cli_args *a, double s_final, cli_density *c)
                 return cli_fail(CLI_EINPUT, "out of memory");
             memcpy(c->centres, buf, k * sizeof *buf);
         } else {
-            c->centres = malloc(K * d * sizeof *c->centres);
+            c->centres = cli_alloc(K, d, sizeof *c->centres);
             if (!c->centres)
                 return cli_fail(CLI_EINPUT, "out of memory");
             for (size_t k = 0; k < K; k++) {
@@ -238,7 +136,7 @@ int cli_density_read(const cli_args *a, double s_final, cli_density *c)
         c->dens.centres = c->centres;
         const char *ws = cli_str(a, "weights", NULL);
         if (ws) {
-            c->weights = malloc(K * sizeof *c->weights);
+            c->weights = cli_alloc(K, 1, sizeof *c->weights);
             if (!c->weights)
                 return cli_fail(CLI_EINPUT, "out of memory");
             if (cli_parse_list(ws, c->weights, K) != (long)K)
@@ -277,6 +175,17 @@ int cli_density_read(const cli_args *a, double s_final, cli_density *c)
             }
         }
     }
+    /* the initial density must be resolved: a box grown for a huge kappa T
+     * (or a huge --half) with a spacing coarser than its smallest feature
+     * samples it at one or no node, and the solution is meaningless */
+    double scale = c->dens.kind == AF_DENSITY_MIXTURE ? c->dens.width
+                   : c->dens.kind == AF_DENSITY_UNIFORM ? c->dens.half_width
+                                                        : c->dens.sigma;
+    double dx = 2 * half / (double)N;
+    if (!isfinite(half) || !(dx <= 4 * scale)) /* coarse grids stay allowed: 4 scales a node */
+        return cli_fail(CLI_EINPUT, "grid spacing %g (box half-width %g, --N %zu) is coarser than "
+                        "4 x the initial density's scale %g: the box grows with kappa T = %g; lower "
+                        "--T or --kappa, or raise --N", dx, half, N, scale, s_final);
     c->grid = af_grid_cube(d, N, half);
     return 0;
 }

@@ -17,20 +17,23 @@
 #include "attnflow/heat.h"
 #include "cli.h"
 
+/* Most mixture components (--components): each is summed at every grid node. */
+#define CLI_MAX_COMPONENTS 65536
+
 #define CLI_DENSITY_OPTS                                                                         \
-    {"density", 1, "initial density gaussian|mixture|uniform|grid (default gaussian)"},        \
-    {"d", 1, "dimension, 1 or 2 (default 2; grid: taken from the file)"},                      \
-    {"mean", 1, "gaussian/uniform centre: one number or d numbers 'a,b' (default 0)"},         \
-    {"sigma", 1, "gaussian: standard deviation per coordinate (default 1)"},                   \
-    {"half-width", 1, "uniform: the square [c - a, c + a]^d (default 1)"},                     \
-    {"components", 1, "mixture: number of components (default 3)"},                           \
-    {"radius", 1, "mixture: centres equally spaced on a circle of radius R (1-D: on [-R, R]) (default 1.5)"}, \
-    {"centres", 1, "mixture: explicit centres 'x,y;x,y;...' (overrides --components, --radius)"}, \
-    {"weights", 1, "mixture: weights 'w1,w2,...' (default equal)"},                            \
-    {"width", 1, "mixture: standard deviation of each component (default 0.5)"},               \
-    {"grid-file", 1, "--density grid: rows 'x rho' (1-D) or 'x1 x2 rho' (2-D, x1 slow); last block of a heat --out file"},       \
-    {"N", 1, "PDE grid nodes per coordinate (default 256 in 2-D, 1024 in 1-D)"},               \
-    {"half", 1, "PDE box [-half, half)^d (default: mean + 8 std of the solution at the final time)"}
+    CLI_OPT("density", "KIND", "initial density gaussian|mixture|uniform|grid (default gaussian)"),        \
+    CLI_OPT("d", "D", "dimension, 1 or 2 (default 2; grid: taken from the file)"),                      \
+    CLI_OPT("mean", "M", "gaussian/uniform centre: one number or d numbers 'a,b' (default 0)"),         \
+    CLI_OPT("sigma", "S", "gaussian: standard deviation per coordinate (default 1)"),                   \
+    CLI_OPT("half-width", "A", "uniform: the square [c - a, c + a]^d (default 1)"),                     \
+    CLI_OPT("components", "K", "mixture: number of components (default 3)"),                           \
+    CLI_OPT("radius", "R", "mixture: centres equally spaced on a circle of radius R (1-D: on [-R, R]) (default 1.5)"), \
+    CLI_OPT("centres", "LIST", "mixture: explicit centres 'x,y;x,y;...' (overrides --components, --radius)"), \
+    CLI_OPT("weights", "LIST", "mixture: weights 'w1,w2,...' (default equal)"),                            \
+    CLI_OPT("width", "W", "mixture: standard deviation of each component (default 0.5)"),               \
+    CLI_OPT("grid-file", "FILE", "--density grid: rows 'x rho' (1-D) or 'x1 x2 rho' (2-D, x1 slow); last block of a heat --out file"),       \
+    CLI_OPT("N", "N", "PDE grid nodes per coordinate (default 256 in 2-D, 1024 in 1-D)"),               \
+    CLI_OPT("half", "H", "PDE box [-half, half)^d (default: mean + 8 std of the solution at the final time)")
 
 typedef struct {
     int is_grid;          /* 1: from --grid-file (rho0 holds the node values) */

@@ -3,7 +3,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <gsl/gsl_rng.h>
+#include "alloc.h"
 #include "attnflow/init.h"
 #include "attnflow/io.h"
 #include "tokens.h"
@@ -53,7 +55,7 @@ static int read_cov(const cli_args *a, size_t d, double **cov)
     *cov = NULL;
     if (!v)
         return 0;
-    double *S = calloc(d * d, sizeof *S), *diag = malloc(d * sizeof *diag);
+    double *S = cli_calloc(d, d, sizeof *S), *diag = malloc(d * sizeof *diag);
     if (!S || !diag) {
         free(S);
         free(diag);
@@ -147,7 +149,7 @@ int cli_tokens(const cli_args *a, double **X, size_t *n, size_t *d)
     p.mean = mean;
     p.cov = cov;
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-    *X = malloc(p.n * p.d * sizeof **X);
+    *X = cli_alloc(p.n, p.d, sizeof **X);
     if (!rng || !*X) {
         rc = cli_fail(CLI_EINPUT, "out of memory (%zu x %zu tokens)", p.n, p.d);
     } else {
@@ -182,18 +184,29 @@ void cli_tokens_meta(const cli_args *a, FILE *fp)
 int cli_square_matrix(const cli_args *a, const char *name, size_t d, double **M)
 {
     *M = NULL;
-    const char *file = cli_str(a, name, NULL);
-    if (!file)
+    const char *v = cli_str(a, name, NULL);
+    if (!v)
         return 0;
+    /* inline rows 'a,b;c,d' when no file has that name and it is made of numbers */
+    if (access(v, F_OK) != 0 && v[0] && strspn(v, "0123456789.eE+-,; \t") == strlen(v)) {
+        long count = cli_parse_list(v, NULL, 0);
+        if (count < 0 || (size_t)count != d * d)
+            return cli_fail(CLI_EINPUT, "--%s: '%s' is not %zu numbers 'a,b;c,d' (d = %zu) "
+                            "nor a file", name, v, d * d, d);
+        if (!(*M = malloc(d * d * sizeof **M)))
+            return cli_fail(CLI_EINPUT, "out of memory");
+        cli_parse_list(v, *M, d * d);
+        return 0;
+    }
     size_t r, c;
-    af_status st = af_read_matrix(file, M, &r, &c);
+    af_status st = af_read_matrix(v, M, &r, &c);
     if (st)
         return cli_fail_status(st);
     if (r != d || c != d) {
         free(*M);
         *M = NULL;
         return cli_fail(CLI_EINPUT, "--%s: %s is %zu x %zu, expected %zu x %zu (d = %zu)", name,
-                        file, r, c, d, d, d);
+                        v, r, c, d, d, d);
     }
     return 0;
 }

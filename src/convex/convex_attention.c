@@ -1,4 +1,4 @@
-/* The self-attention family (THEORY.md section 8). With G = X^T X,
+/* The self-attention family (docs/theory.md section 8). With G = X^T X,
  *     f = X W1 G W2 = sum_{l,p} G[l,p] X W1[:,l] W2[p,:],
  * and W1[:,l] W2[p,:] is the (l,p) block (d x c) of u v^T when u stacks the
  * columns of W1 (u[l*d+k] = W1[k,l]) and v the rows of W2 (v[p*c+o] =

@@ -15,6 +15,8 @@
 double exp(double x);
 #pragma omp declare simd notinbranch
 double log(double x);
+#pragma omp declare simd notinbranch
+float expf(float x);
 #endif
 
 #endif

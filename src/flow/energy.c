@@ -12,8 +12,8 @@
 
 struct af_energy_ws {
     size_t n, d;
-    double *C, *K, *swork, *KX, *KtX, *Xp;
-    af_sinkhorn_ws *sk;
+    af_attn_ws *attn;     /* the backend: Sinkhorn solve, sums and products of K */
+    double *r, *c, *KX, *KtX, *Xp;
     int warm;
     size_t iters;
 };
@@ -33,17 +33,21 @@ void af_energy_free(af_energy_ws *ws)
 {
     if (!ws)
         return;
-    free(ws->C);
-    free(ws->K);
-    free(ws->swork);
+    af_attn_free(ws->attn);
+    free(ws->r);
+    free(ws->c);
     free(ws->KX);
     free(ws->KtX);
     free(ws->Xp);
-    af_sinkhorn_free(ws->sk);
     free(ws);
 }
 
 af_energy_ws *af_energy_alloc(size_t n, size_t d)
+{
+    return af_energy_alloc_backend(n, d, af_backend_dense);
+}
+
+af_energy_ws *af_energy_alloc_backend(size_t n, size_t d, const af_backend_type *backend)
 {
     if (n == 0 || d == 0) {
         af_error(AF_EINVAL, "energy: n and d must be >= 1 (n = %zu, d = %zu)", n, d);
@@ -62,16 +66,20 @@ af_energy_ws *af_energy_alloc(size_t n, size_t d)
     }
     ws->n = n;
     ws->d = d;
-    ws->C = malloc(n * n * sizeof *ws->C);
-    ws->K = malloc(n * n * sizeof *ws->K);
-    ws->swork = malloc(AF_SCORES_WORK(n, n, d) * sizeof *ws->swork);
+    af_attn_params ap = af_attn_params_default(n, d);
+    ap.norm = AF_ATTN_SINKHORN;
+    ws->r = malloc(n * sizeof *ws->r);
+    ws->c = malloc(n * sizeof *ws->c);
     ws->KX = malloc(n * d * sizeof *ws->KX);
     ws->KtX = malloc(n * d * sizeof *ws->KtX);
     ws->Xp = malloc(n * d * sizeof *ws->Xp);
-    ws->sk = af_sinkhorn_alloc(n, n);
-    if (!ws->C || !ws->K || !ws->swork || !ws->KX || !ws->KtX || !ws->Xp || !ws->sk) {
+    if (!ws->r || !ws->c || !ws->KX || !ws->KtX || !ws->Xp) {
         af_energy_free(ws);
         af_error(AF_ENOMEM, "energy: out of memory (n = %zu)", n);
+        return NULL;
+    }
+    if (!(ws->attn = af_attn_alloc(backend, &ap))) { /* its message stays */
+        af_energy_free(ws);
         return NULL;
     }
     return ws;
@@ -91,25 +99,32 @@ af_status af_energy(af_energy_ws *ws, const af_energy_params *p, const double *X
     af_status st = af_check_finite("energy: X", n * d, X);
     if (st)
         return st;
-    if ((st = af_scores(sp, n, n, d, X, X, ws->C, ws->swork)))
+    if ((st = af_attn_set_scores(ws->attn, sp)))
         return st;
     af_sinkhorn_options opt = p->sinkhorn;
     opt.iters = 0; /* F_n is defined at the converged plan only */
     opt.warm_start = ws->warm;
     af_sinkhorn_info info;
-    st = af_sinkhorn(ws->sk, ws->C, &opt, ws->K, &info);
+    info.iterations = 0;
+    st = af_attn_sinkhorn(ws->attn, X, &opt, &info);
     ws->iters = info.iterations;
     if (st && st != AF_EMAXITER) {
         ws->warm = 0;
         return st;
     }
     ws->warm = 1;
-    const double *f = af_sinkhorn_f(ws->sk), *g = af_sinkhorn_g(ws->sk);
+    af_status ms = af_attn_marginals(ws->attn, ws->r, grad ? ws->c : NULL, grad ? ws->KX : NULL,
+                                     grad ? ws->KtX : NULL);
+    if (ms) {
+        ws->warm = 0;
+        return ms;
+    }
+    const double *f = af_attn_f(ws->attn), *g = af_attn_g(ws->attn);
     double sfg = 0, sK = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         sfg += f[i] + g[i];
-    for (size_t k = 0; k < n * n; k++)
-        sK += ws->K[k];
+        sK += ws->r[i];
+    }
     const double nn = (double)n;
     *F = 0.5 * (sfg / nn + log(nn) - sK / nn + 1);
     if (!isfinite(*F)) {
@@ -118,11 +133,7 @@ af_status af_energy(af_energy_ws *ws, const af_energy_params *p, const double *X
     }
     if (grad) {
         const double s = sp->beta / sp->eps;
-        /* KX = K X, KtX = K^T X (n x d) */
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)n, 1.0, ws->K,
-                    (int)n, X, (int)d, 0.0, ws->KX, (int)d);
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)d, (int)n, 1.0, ws->K,
-                    (int)n, X, (int)d, 0.0, ws->KtX, (int)d);
+        /* ws->KX = K X, ws->KtX = K^T X (n x d), from af_attn_marginals */
         if (sp->kind == AF_SCORES_DOT) {
             /* dF/dx_i = -(s/(2n)) [A (KX)_i + A^T (K^T X)_i] */
             for (size_t i = 0; i < n; i++)
@@ -138,16 +149,10 @@ af_status af_energy(af_energy_ws *ws, const af_energy_params *p, const double *X
         } else {
             /* dF/dx_i = (s/(2n)) [(r_i + c_i) x_i - (KX)_i - (K^T X)_i], r, c row and
              * column sums (exact sums keep the formula the gradient of the dual) */
-            for (size_t i = 0; i < n; i++) {
-                double r = 0, c = 0;
-                for (size_t j = 0; j < n; j++) {
-                    r += ws->K[i * n + j];
-                    c += ws->K[j * n + i];
-                }
+            for (size_t i = 0; i < n; i++)
                 for (size_t a = 0; a < d; a++)
-                    grad[i * d + a] = s / (2 * nn)
-                                      * ((r + c) * X[i * d + a] - ws->KX[i * d + a] - ws->KtX[i * d + a]);
-            }
+                    grad[i * d + a] = s / (2 * nn) * ((ws->r[i] + ws->c[i]) * X[i * d + a]
+                                                      - ws->KX[i * d + a] - ws->KtX[i * d + a]);
         }
     }
     return st;

@@ -1,49 +1,33 @@
 /* Particle flows: velocity fields and integrators on one workspace.
- * The O(n^2) work of a velocity evaluation is the score matrix, its
- * normalisation and K X. SoftMax (SA and USA) is fused and tiled: a block
- * of score rows (one dgemm), their exp in place, K X for the block (one
- * dgemm), so K is never stored and the block stays in cache. Sinkhorn
- * builds the scores (af_scores), solves warm-started from extrapolated
- * potentials, and applies K through the Sinkhorn workspace. */
+ * The O(n^2) work of a velocity evaluation (scores, normalisation, K X) is
+ * the attention backend's (attnflow/backend.h: dense or tiled); the flow
+ * asks it for K X and keeps the Sinkhorn warm-start predictor, the value
+ * map, skip, the sphere projection and the integrators. */
 #include "core/af_blas.h"
-#include "core/af_simd_math.h"
+#include <math.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_odeiv2.h>
-#include <omp.h>
 #include "attnflow/flow.h"
+#include "flow/flow_pm.h"
 
 /* Cubic extrapolation of the Sinkhorn potentials, per integrator stage. */
 #define FLOW_HIST 4
 
 /* Most doubles in one array (see check_params). */
 #define FLOW_MAX_ELEMS (SIZE_MAX / (4 * sizeof(double)))
-/* Up to this d, SoftMax rows are computed by hand inside one OpenMP team
- * (X^T stays in cache); above it, by dgemm on blocks of rows. Mixing
- * OpenBLAS's threads and OpenMP teams block by block makes them fight for
- * the cores. */
-#define FLOW_ROW_KERNEL_MAX_D 16
 #define FLOW_STAGES 4
 
 struct af_flow_ws {
     af_flow_params p;     /* A and V point at the copies below */
     double *A, *V;        /* owned copies (NULL: identity / value * I) */
-    double *C;            /* n x n scores (Sinkhorn; SoftMax: allocated by af_flow_kernel) */
-    double *E;            /* tile x n block of SoftMax / USA kernel rows */
-    double *XA;           /* n x d: X A (dot scores with A) */
-    double *rbias, *cbias;/* n: row / column terms of the L2 scores */
-    double *rinv;         /* tile: 1 / row sums */
-    size_t tile;          /* rows per block */
-    double *Xt;           /* d x n: X transposed (row kernels, small d) */
-    double *rows;         /* nthreads x n: per-thread kernel row (small d) */
-    int nthreads;
-    double *swork;        /* AF_SCORES_WORK(n, n, d) */
+    af_attn_ws *attn;     /* the backend's workspace: scores, normalisation, K X */
     double *KX;           /* n x d */
     double *k1, *k2, *k3, *k4, *tmp; /* n x d stage buffers */
-    af_sinkhorn_ws *sk;   /* Sinkhorn only */
+    af_flow_pm *pm;       /* particle-mesh attention (pm_tol > 0): replaces the backend */
     af_flow_stats stats;
     int cold_next;        /* 1: the next Sinkhorn solve starts from zero potentials */
 
@@ -86,6 +70,7 @@ af_flow_params af_flow_params_default(size_t n, size_t d)
     p.sinkhorn = af_sinkhorn_options_default();
     p.sinkhorn.compute_bound = 0; /* the bound costs O(n^2) per evaluation and is unused */
     p.warm_start = 2;
+    p.backend = NULL;
     return p;
 }
 
@@ -115,8 +100,8 @@ static af_status check_params(const af_flow_params *p)
     if (p->n == 0 || p->d == 0)
         return af_error(AF_EINVAL, "flow: n and d must be >= 1 (n = %zu, d = %zu)", p->n, p->d);
     /* BLAS takes int sizes, and the byte counts of the n x n kernel
-     * (Sinkhorn, af_flow_kernel) and of the n x d buffers (plus small extras
-     * such as AF_SCORES_WORK's 2n) must not wrap around size_t: reject
+     * (dense Sinkhorn, af_flow_kernel) and of the n x d buffers (plus small
+     * extras such as AF_SCORES_WORK's 2n) must not wrap around size_t: reject
      * before any product is formed. FLOW_MAX_ELEMS leaves a factor 4 spare. */
     if (p->n > INT_MAX || p->d > INT_MAX)
         return af_error(AF_EINVAL, "flow: n and d must be <= %d (BLAS int sizes; n = %zu, d = %zu)",
@@ -153,8 +138,13 @@ static af_status check_params(const af_flow_params *p)
         if (st)
             return st;
     }
-    if (p->V)
-        return check_matrix("W_V", p->d, p->V);
+    if (p->V) {
+        af_status st = check_matrix("W_V", p->d, p->V);
+        if (st)
+            return st;
+    }
+    if (p->pm_tol != 0)
+        return af_flow_pm_check(p);
     return AF_SUCCESS;
 }
 
@@ -176,29 +166,30 @@ af_flow_ws *af_flow_alloc(const af_flow_params *p)
         ok &= (ws->V = dup_matrix(d, p->V)) != NULL;
     ws->p.scores.A = ws->A;
     ws->p.V = ws->V;
-    if (p->norm == AF_FLOW_SINKHORN)
-        ok &= (ws->C = malloc(n * n * sizeof(double))) != NULL;
-    /* ~2 MB blocks: big enough for dgemm, small enough for the cache */
-    ws->tile = (size_t)262144 / n;
-    ws->tile = ws->tile < 8 ? 8 : ws->tile > 256 ? 256 : ws->tile;
-    if (ws->tile > n)
-        ws->tile = n;
-    ok &= (ws->E = malloc(ws->tile * n * sizeof(double))) != NULL;
-    ok &= (ws->XA = malloc(nd * sizeof(double))) != NULL;
-    ok &= (ws->rbias = malloc(n * sizeof(double))) != NULL;
-    ok &= (ws->cbias = malloc(n * sizeof(double))) != NULL;
-    ok &= (ws->rinv = malloc(ws->tile * sizeof(double))) != NULL;
-    if (d <= FLOW_ROW_KERNEL_MAX_D) {
-        ws->nthreads = omp_get_max_threads();
-        ok &= (ws->Xt = malloc(nd * sizeof(double))) != NULL;
-        ok &= (ws->rows = malloc((size_t)ws->nthreads * n * sizeof(double))) != NULL;
+    if (!ws->p.backend)
+        ws->p.backend = af_comm_distributed(p->comm) ? af_backend_tiled : af_backend_dense;
+    if (ok && p->pm_tol > 0) {
+        if (!(ws->pm = af_flow_pm_alloc(p))) {
+            af_flow_free(ws); /* af_flow_pm_alloc's message stays */
+            return NULL;
+        }
+    } else if (ok) {
+        af_attn_params ap = af_attn_params_default(n, d);
+        ap.scores = ws->p.scores;
+        ap.precision = p->precision;
+        ap.comm = p->comm;
+        ap.norm = p->norm == AF_FLOW_SINKHORN ? AF_ATTN_SINKHORN
+                  : p->usa                    ? AF_ATTN_USA
+                                              : AF_ATTN_SOFTMAX;
+        if (!(ws->attn = af_attn_alloc(ws->p.backend, &ap))) {
+            af_flow_free(ws); /* af_attn_alloc's message stays */
+            return NULL;
+        }
     }
-    ok &= (ws->swork = malloc(AF_SCORES_WORK(n, n, d) * sizeof(double))) != NULL;
     double **bufs[] = {&ws->KX, &ws->k1, &ws->k2, &ws->k3, &ws->k4, &ws->tmp};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
         ok &= (*bufs[k] = malloc(nd * sizeof(double))) != NULL;
-    if (ok && p->norm == AF_FLOW_SINKHORN) {
-        ok &= (ws->sk = af_sinkhorn_alloc(n, n)) != NULL;
+    if (ok && !ws->pm && p->norm == AF_FLOW_SINKHORN) {
         for (size_t s = 0; s < FLOW_STAGES; s++)
             for (size_t k = 0; k < FLOW_HIST; k++) {
                 ok &= (ws->hist[s].f[k] = malloc(n * sizeof(double))) != NULL;
@@ -219,8 +210,7 @@ af_flow_ws *af_flow_alloc(const af_flow_params *p)
     }
     if (!ok) {
         af_flow_free(ws);
-        af_error(AF_ENOMEM, "flow: out of memory (n = %zu, d = %zu needs %.1f MB)", n, d,
-                 (double)n * n * 8 * (p->norm == AF_FLOW_SINKHORN ? 2 : 1) / 1e6);
+        af_error(AF_ENOMEM, "flow: out of memory (n = %zu, d = %zu)", n, d);
         return NULL;
     }
     return ws;
@@ -232,22 +222,14 @@ void af_flow_free(af_flow_ws *ws)
         return;
     free(ws->A);
     free(ws->V);
-    free(ws->C);
-    free(ws->E);
-    free(ws->XA);
-    free(ws->rbias);
-    free(ws->cbias);
-    free(ws->rinv);
-    free(ws->Xt);
-    free(ws->rows);
-    free(ws->swork);
+    af_attn_free(ws->attn);
     free(ws->KX);
     free(ws->k1);
     free(ws->k2);
     free(ws->k3);
     free(ws->k4);
     free(ws->tmp);
-    af_sinkhorn_free(ws->sk);
+    af_flow_pm_free(ws->pm);
     for (size_t s = 0; s < FLOW_STAGES; s++)
         for (size_t k = 0; k < FLOW_HIST; k++) {
             free(ws->hist[s].f[k]);
@@ -273,6 +255,16 @@ void af_flow_reset_potentials(af_flow_ws *ws)
     ws->cold_next = 1;
     for (size_t s = 0; s < FLOW_STAGES; s++)
         ws->hist[s].len = 0;
+    if (ws->pm)
+        af_flow_pm_reset(ws->pm);
+}
+
+af_status af_flow_pm_info(const af_flow_ws *ws, af_pm_info *info)
+{
+    if (!ws->pm)
+        return af_error(AF_EINVAL, "flow: this workspace uses the dense kernel, not particle-mesh");
+    af_flow_pm_get_info(ws->pm, info);
+    return AF_SUCCESS;
 }
 
 /* ---- attention ---- */
@@ -301,7 +293,7 @@ static void predict_potentials(af_flow_ws *ws, int s, double t)
         ws->pred_f[i] = f;
         ws->pred_g[i] = g;
     }
-    af_sinkhorn_set_potentials(ws->sk, ws->pred_f, ws->pred_g);
+    af_attn_set_potentials(ws->attn, ws->pred_f, ws->pred_g);
 }
 
 /* Records the converged potentials of stage s solved at time t. */
@@ -321,183 +313,56 @@ static void record_potentials(af_flow_ws *ws, int s, double t)
     ws->hist[s].t[0] = t;
     if (ws->hist[s].len < FLOW_HIST)
         ws->hist[s].len++;
-    memcpy(f, af_sinkhorn_f(ws->sk), n * sizeof(double));
-    memcpy(g, af_sinkhorn_g(ws->sk), n * sizeof(double));
+    memcpy(f, af_attn_f(ws->attn), n * sizeof(double));
+    memcpy(g, af_attn_g(ws->attn), n * sizeof(double));
 }
 
-/* Scores into ws->C, then normalised. SoftMax / USA leave K in ws->C (used
- * by af_flow_kernel only; the flows use softmax_apply); Sinkhorn leaves its
- * state in ws->sk (C must stay untouched while it is used). */
-static af_status normalise(af_flow_ws *ws, const double *X, int stage, double t)
+/* The Sinkhorn options of one evaluation (warm start, symmetry). */
+static af_sinkhorn_options sinkhorn_options(af_flow_ws *ws)
 {
-    const size_t n = ws->p.n, d = ws->p.d;
-    af_status st = af_scores(&ws->p.scores, n, n, d, X, X, ws->C, ws->swork);
-    if (st)
-        return st;
-    ws->stats.evaluations++;
-    ws->stats.last_iterations = 0;
-    if (ws->p.norm == AF_FLOW_SINKHORN) {
-        af_sinkhorn_options opt = ws->p.sinkhorn;
-        /* af_scores mirrors C exactly when A is symmetric: no need to check */
-        opt.assume_symmetric = af_matrix_is_symmetric(d, ws->p.scores.A);
-        /* A fixed count keeps the Sinkformers convention (count 1 = SoftMax),
-         * which only holds from zero potentials. */
-        opt.warm_start = ws->p.warm_start && opt.iters == 0 && !ws->cold_next;
-        ws->cold_next = 0;
-        const int extrapolate = opt.warm_start && ws->p.warm_start >= 2 && stage >= 0;
-        if (extrapolate)
-            predict_potentials(ws, stage, t);
-        af_sinkhorn_info info;
-        st = af_sinkhorn(ws->sk, ws->C, &opt, NULL, &info);
-        if (st == AF_SUCCESS && extrapolate)
-            record_potentials(ws, stage, t);
-        ws->stats.last_iterations = info.iterations;
-        ws->stats.sinkhorn_iterations += info.iterations;
-        if (st == AF_EMAXITER)
-            return af_error(AF_EMAXITER, "flow: Sinkhorn did not reach tol %g in %zu "
-                                         "normalisations (row err %.3g, col err %.3g)",
-                            opt.tol, opt.max_iters, info.row_err, info.col_err);
-        return st;
-    }
-    if (ws->p.usa) {
-        /* Z_i = n: no row shift is possible, so large scores overflow. */
-        double *C = ws->C;
-        const double inv_n = 1.0 / (double)n;
-        for (size_t k = 0; k < n * n; k++) {
-            C[k] = exp(C[k]) * inv_n;
-            if (!isfinite(C[k]))
-                return af_error(AF_ENUMERIC, "flow: USA kernel exp(C) overflows");
-        }
-        return AF_SUCCESS;
-    }
-    return af_softmax(n, n, ws->C, ws->C);
+    af_sinkhorn_options opt = ws->p.sinkhorn;
+    /* The scores of X against itself are symmetric when A is */
+    opt.assume_symmetric = af_matrix_is_symmetric(ws->p.d, ws->p.scores.A);
+    /* A fixed count keeps the Sinkformers convention (count 1 = SoftMax),
+     * which only holds from zero potentials. */
+    opt.warm_start = ws->p.warm_start && opt.iters == 0 && !ws->cold_next;
+    ws->cold_next = 0;
+    return opt;
 }
 
-/* Fused SoftMax / USA attention: ws->KX = K X, block by block, without
- * storing K. Scores C_ij = s L_i . x_j + r_i + c_j with s = beta / eps,
- * L = X (or X A) for dot scores; for L2 scores r_i = -s |x_i|^2 / 2 and
- * c_j = -s |x_j|^2 / 2 (r_i cancels in SoftMax, not in USA). */
-static af_status softmax_apply(af_flow_ws *ws, const double *X)
+/* Sinkhorn solve of the scores of X at integrator stage `stage` (-1: none)
+ * and time t, warm-started from extrapolated potentials. */
+static af_status solve_sinkhorn(af_flow_ws *ws, const double *X, int stage, double t)
 {
-    const size_t n = ws->p.n, d = ws->p.d, B = ws->tile;
-    const af_scores_params *sp = &ws->p.scores;
-    const double s = sp->beta / sp->eps;
-    const int l2 = sp->kind == AF_SCORES_L2, usa = ws->p.usa;
-    const double *L = X;
-    if (!l2 && ws->A) {
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)d, 1.0, X,
-                    (int)d, ws->A, (int)d, 0.0, ws->XA, (int)d);
-        L = ws->XA;
-    }
-    for (size_t j = 0; j < n; j++) {
-        double q = 0;
-        if (l2)
-            for (size_t k = 0; k < d; k++)
-                q += X[j * d + k] * X[j * d + k];
-        ws->cbias[j] = ws->rbias[j] = -0.5 * s * q;
-    }
-    const double inv_n = 1.0 / (double)n;
-    int bad = 0;
-    if (ws->Xt) {
-        /* Row kernels: c_j = s L_i . x_j + c_j as d axpys over X^T, then
-         * exp, then d dot products with X^T; all in cache for small d. */
-        double *Xt = ws->Xt;
-        for (size_t j = 0; j < n; j++)
-            for (size_t k = 0; k < d; k++)
-                Xt[k * n + j] = X[j * d + k];
-#pragma omp parallel num_threads(ws->nthreads) reduction(| : bad) if (n > 256)
-        {
-            double *e = ws->rows + (size_t)omp_get_thread_num() * n;
-#pragma omp for schedule(static)
-            for (size_t i = 0; i < n; i++) {
-                memcpy(e, ws->cbias, n * sizeof *e);
-                for (size_t k = 0; k < d; k++) {
-                    const double a = s * L[i * d + k], *xt = Xt + k * n;
-#pragma omp simd
-                    for (size_t j = 0; j < n; j++)
-                        e[j] += a * xt[j];
-                }
-                double shift = -ws->rbias[i], sum = 0;
-                if (!usa) {
-                    double mx = -INFINITY;
-                    for (size_t j = 0; j < n; j++)
-                        mx = e[j] > mx ? e[j] : mx;
-                    shift = mx;
-                }
-#pragma omp simd reduction(+ : sum)
-                for (size_t j = 0; j < n; j++) {
-                    double v = exp(e[j] - shift);
-                    e[j] = v;
-                    sum += v;
-                }
-                bad |= !isfinite(shift) || !isfinite(sum) || !(sum > 0);
-                const double w = usa ? inv_n : 1.0 / sum;
-                for (size_t k = 0; k < d; k++) {
-                    const double *xt = Xt + k * n;
-                    double acc = 0;
-#pragma omp simd reduction(+ : acc)
-                    for (size_t j = 0; j < n; j++)
-                        acc += e[j] * xt[j];
-                    ws->KX[i * d + k] = w * acc;
-                }
-            }
-        }
-    }
-    for (size_t i0 = ws->Xt ? n : 0; i0 < n; i0 += B) {
-        const size_t b = n - i0 < B ? n - i0 : B;
-        double *E = ws->E;
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)n, (int)d, s,
-                    L + i0 * d, (int)d, X, (int)d, 0.0, E, (int)n);
-        for (size_t r = 0; r < b; r++) {
-            double *e = E + r * n;
-            const double *cb = ws->cbias;
-            double shift = 0, sum = 0;
-            if (usa) {
-                shift = -ws->rbias[i0 + r];
-            } else {
-                double mx = -INFINITY;
-                for (size_t j = 0; j < n; j++) {
-                    double c = e[j] + cb[j];
-                    mx = c > mx ? c : mx;
-                }
-                shift = mx;
-                bad |= !isfinite(mx);
-            }
-#pragma omp simd reduction(+ : sum)
-            for (size_t j = 0; j < n; j++) {
-                double v = exp(e[j] + cb[j] - shift);
-                e[j] = v;
-                sum += v;
-            }
-            bad |= !isfinite(sum) || !(sum > 0);
-            ws->rinv[r] = usa ? inv_n : 1.0 / sum;
-        }
-        if (bad)
-            break;
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, (int)d, (int)n, 1.0, E,
-                    (int)n, X, (int)d, 0.0, ws->KX + i0 * d, (int)d);
-        for (size_t r = 0; r < b; r++)
-            for (size_t k = 0; k < d; k++)
-                ws->KX[(i0 + r) * d + k] *= ws->rinv[r];
-    }
-    if (bad)
-        return af_error(AF_ENUMERIC, usa ? "flow: USA kernel exp(C) overflows (the USA field "
-                                           "scales like e^beta / n: lower beta or the step, or use SA)"
-                                         : "flow: SoftMax scores are not finite (tokens blew up)");
-    return AF_SUCCESS;
+    af_sinkhorn_options opt = sinkhorn_options(ws);
+    const int extrapolate = opt.warm_start && ws->p.warm_start >= 2 && stage >= 0;
+    if (extrapolate)
+        predict_potentials(ws, stage, t);
+    af_sinkhorn_info info;
+    af_status st = af_attn_sinkhorn(ws->attn, X, &opt, &info);
+    if (st == AF_SUCCESS && extrapolate)
+        record_potentials(ws, stage, t);
+    ws->stats.last_iterations = info.iterations;
+    ws->stats.sinkhorn_iterations += info.iterations;
+    if (st == AF_EMAXITER)
+        return af_error(AF_EMAXITER, "flow: Sinkhorn did not reach tol %g in %zu "
+                                     "normalisations (row err %.3g, col err %.3g)",
+                        opt.tol, opt.max_iters, info.row_err, info.col_err);
+    return st;
 }
 
-/* ws->KX = K(X) X: fused SoftMax / USA, or Sinkhorn (solve, then apply). */
+/* ws->KX = K(X) X: SoftMax / USA, or Sinkhorn (solve, then apply). */
 static af_status attend(af_flow_ws *ws, const double *X, int stage, double t)
 {
-    if (ws->p.norm != AF_FLOW_SINKHORN) {
-        ws->stats.evaluations++;
-        ws->stats.last_iterations = 0;
-        return softmax_apply(ws, X);
-    }
-    af_status st = normalise(ws, X, stage, t);
+    if (ws->pm)
+        return af_flow_pm_attend(ws->pm, X, stage, t, ws->KX, &ws->stats);
+    ws->stats.evaluations++;
+    ws->stats.last_iterations = 0;
+    if (ws->p.norm != AF_FLOW_SINKHORN)
+        return af_attn_softmax(ws->attn, X, ws->KX);
+    af_status st = solve_sinkhorn(ws, X, stage, t);
     if (!st)
-        st = af_sinkhorn_apply(ws->sk, ws->p.d, X, ws->KX);
+        st = af_attn_apply(ws->attn, ws->KX);
     return st;
 }
 
@@ -567,16 +432,16 @@ af_status af_flow_velocity(af_flow_ws *ws, const double *X, double *vel)
 
 af_status af_flow_kernel(af_flow_ws *ws, const double *X, double *K)
 {
-    const size_t n = ws->p.n;
-    /* SoftMax flows never store K; the n x n buffer is made on demand. */
-    if (!ws->C && !(ws->C = malloc(n * n * sizeof *ws->C)))
-        return af_error(AF_ENOMEM, "flow: out of memory for the %zu x %zu kernel", n, n);
-    af_status st = normalise(ws, X, -1, 0);
+    if (ws->pm)
+        return af_error(AF_EINVAL, "flow: the particle-mesh backend never forms the n x n "
+                                   "kernel K (use the dense backend)");
+    af_sinkhorn_options opt = ws->p.norm == AF_FLOW_SINKHORN ? sinkhorn_options(ws)
+                                                             : af_sinkhorn_options_default();
+    af_status st = af_attn_kernel(ws->attn, X, &opt, K);
     if (st)
         return st;
-    if (ws->p.norm == AF_FLOW_SINKHORN)
-        return af_sinkhorn_matrix(ws->sk, K);
-    memcpy(K, ws->C, n * n * sizeof *K);
+    ws->stats.evaluations++;
+    ws->stats.last_iterations = 0;
     return AF_SUCCESS;
 }
 

@@ -70,8 +70,7 @@ double af_obs_colsum_error(size_t n, size_t m, const double *K)
 struct af_obs_ws {
     af_obs_params p;
     double *A;          /* owned copy of the score matrix */
-    double *C;          /* n x n scores (scratch: overwritten by the colsum pass) */
-    double *swork;      /* AF_SCORES_WORK(n, n, d) */
+    af_attn_ws *attn;   /* SoftMax on the chosen backend (column sums) */
     double *colsum;     /* n */
     size_t *parent;     /* n, union-find */
     af_energy_ws *ew;   /* F_n (energy.h, warm-started between calls) */
@@ -124,12 +123,19 @@ af_obs_ws *af_obs_alloc(const af_obs_params *p)
             memcpy(ws->A, p->scores.A, d * d * sizeof *ws->A);
     }
     ws->p.scores.A = ws->A;
-    ok &= (ws->C = malloc(n * n * sizeof *ws->C)) != NULL;
-    ok &= (ws->swork = malloc(AF_SCORES_WORK(n, n, d) * sizeof *ws->swork)) != NULL;
+    const af_backend_type *backend = p->backend ? p->backend : af_backend_dense;
+    ws->p.backend = backend;
+    af_attn_params ap = af_attn_params_default(n, d);
+    ap.scores = ws->p.scores;
+    ap.norm = AF_ATTN_SOFTMAX;
+    if (ok && !(ws->attn = af_attn_alloc(backend, &ap))) {
+        af_obs_free(ws); /* af_attn_alloc's message stays */
+        return NULL;
+    }
     ok &= (ws->colsum = malloc(n * sizeof *ws->colsum)) != NULL;
     ok &= (ws->parent = malloc(n * sizeof *ws->parent)) != NULL;
     if (ok && p->energy)
-        ok &= (ws->ew = af_energy_alloc(n, d)) != NULL;
+        ok &= (ws->ew = af_energy_alloc_backend(n, d, backend)) != NULL;
     if (!ok) {
         af_obs_free(ws);
         af_error(AF_ENOMEM, "observables: out of memory (n = %zu)", n);
@@ -143,8 +149,7 @@ void af_obs_free(af_obs_ws *ws)
     if (!ws)
         return;
     free(ws->A);
-    free(ws->C);
-    free(ws->swork);
+    af_attn_free(ws->attn);
     free(ws->colsum);
     free(ws->parent);
     af_energy_free(ws->ew);
@@ -212,34 +217,19 @@ af_status af_obs_geometry(af_obs_ws *ws, const double *X, size_t *clusters, doub
     return AF_SUCCESS;
 }
 
-/* Column sums of N_R(exp C), streamed row by row (no second n x n matrix).
- * The scores are scratch (nothing reads them afterwards), so each row is
- * overwritten by exp(c_ij - max_j c_ij): one exp per entry, and every thread
- * works only on its own rows, so no per-thread buffer is needed. */
-static double softmax_colsum_error(af_obs_ws *ws)
+/* max_j |sum_i K_ij - 1| of the SoftMax matrix of X (the backend streams
+ * the rows; nothing n x n is kept). */
+static af_status softmax_colsum_error(af_obs_ws *ws, const double *X, double *err_out)
 {
     const size_t n = ws->p.n;
-    double *C = ws->C;
-    double *cs = ws->colsum;
-    memset(cs, 0, n * sizeof *cs);
-#pragma omp parallel for schedule(static) reduction(+ : cs[:n]) if (n > 256)
-    for (size_t i = 0; i < n; i++) {
-        double *c = C + i * n;
-        double mx = -INFINITY, s = 0;
-        for (size_t j = 0; j < n; j++)
-            mx = c[j] > mx ? c[j] : mx;
-        for (size_t j = 0; j < n; j++) {
-            c[j] = exp(c[j] - mx);
-            s += c[j];
-        }
-        const double inv = 1.0 / s;
-        for (size_t j = 0; j < n; j++)
-            cs[j] += c[j] * inv;
-    }
+    af_status st = af_attn_softmax_colsums(ws->attn, X, ws->colsum);
+    if (st)
+        return st;
     double err = 0;
     for (size_t j = 0; j < n; j++)
-        err = fmax(err, fabs(cs[j] - 1.0));
-    return err;
+        err = fmax(err, fabs(ws->colsum[j] - 1.0));
+    *err_out = err;
+    return AF_SUCCESS;
 }
 
 static int scores_symmetric(const af_obs_ws *ws)
@@ -257,9 +247,8 @@ af_status af_obs_compute(af_obs_ws *ws, const double *X, double *mean, af_obs_va
         af_obs_mean(n, d, X, mean);
     out->var = af_obs_variance(n, d, X);
     out->rank_res = af_obs_rank_residual(n, d, X);
-    if ((st = af_scores(&ws->p.scores, n, n, d, X, X, ws->C, ws->swork)))
+    if ((st = softmax_colsum_error(ws, X, &out->colsum_err)))
         return st;
-    out->colsum_err = softmax_colsum_error(ws);
     out->energy = NAN;
     out->energy_iters = 0;
     if (ws->ew && scores_symmetric(ws)) {
@@ -273,7 +262,10 @@ af_status af_obs_compute(af_obs_ws *ws, const double *X, double *mean, af_obs_va
         if (st == AF_SUCCESS)
             out->energy = F;
         else if (st != AF_EMAXITER && st != AF_ENUMERIC)
-            return st;
+            /* the energy is an entropic OT cost computed by Sinkhorn in every
+             * run, SoftMax ones included: say so, not just "sinkhorn" */
+            return af_error(st, "energy F_n (entropic OT of the cloud with itself, solved by "
+                            "Sinkhorn whatever the flow's normalisation): %s", af_last_error());
         /* otherwise F_n stays undefined (NaN); the other observables are valid */
     }
     return af_obs_geometry(ws, X, &out->clusters, &out->min_dist, &out->max_ip);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <zlib.h>
 #include <gsl/gsl_randist.h>
+#include "attnflow/io.h"
 #include "attnflow/train.h"
 
 void af_dataset_free(af_dataset *ds)
@@ -20,8 +21,15 @@ static af_status dataset_alloc(af_dataset *ds, size_t n, size_t n_tok, size_t in
                                size_t classes)
 {
     memset(ds, 0, sizeof *ds);
-    ds->x = malloc((n ? n : 1) * n_tok * in_dim * sizeof *ds->x);
-    ds->y = malloc((n ? n : 1) * sizeof *ds->y);
+    /* sizes come from options (--n-train, --n-points): the byte count is
+     * checked, a product that wraps would allocate a tiny buffer */
+    size_t row, bytes, m = n ? n : 1;
+    if (__builtin_mul_overflow(n_tok, in_dim, &row) || __builtin_mul_overflow(m, row, &bytes)
+        || __builtin_mul_overflow(bytes, sizeof *ds->x, &bytes))
+        return af_error(AF_EINVAL, "dataset: %zu samples of %zu x %zu values: too large", n,
+                        n_tok, in_dim);
+    ds->x = malloc(bytes);
+    ds->y = malloc(m * sizeof *ds->y);
     if (!ds->x || !ds->y) {
         af_dataset_free(ds);
         return af_error(AF_ENOMEM, "dataset: out of memory (%zu samples)", n);
@@ -76,35 +84,35 @@ static int parse_digit_line(char *line, int *v, char *why, size_t whylen)
     return 0;
 }
 
-af_status af_digits_read(const char *path, af_dataset *ds)
+af_status af_digits_parse(const char *name, const char *text, size_t size, af_dataset *ds)
 {
     memset(ds, 0, sizeof *ds);
-    gzFile gz = gzopen(path, "rb");
-    if (!gz)
-        return af_error(AF_EIO,
-                        "%s: cannot open the digits data (%s); it ships with Debian's "
-                        "python3-sklearn (apt-get install python3-sklearn) or give --data FILE",
-                        path, errno ? strerror(errno) : "out of memory");
-    size_t cap = 2048, n = 0;
+    size_t cap = 64, n = 0;
     double *x = malloc(cap * DIGIT_PIX * sizeof *x);
     int *y = malloc(cap * sizeof *y);
     char line[4096], why[128];
     int v[DIGIT_FIELDS];
-    size_t lineno = 0;
+    size_t lineno = 0, pos = 0;
     af_status st = AF_SUCCESS;
     if (!x || !y)
         st = af_error(AF_ENOMEM, "digits: out of memory");
-    while (st == AF_SUCCESS && gzgets(gz, line, sizeof line)) {
+    while (st == AF_SUCCESS && pos < size) {
         lineno++;
-        size_t len = strlen(line);
-        if (len == sizeof line - 1 && line[len - 1] != '\n') {
-            st = af_error(AF_EFORMAT, "%s:%zu: line too long", path, lineno);
+        const char *nl = memchr(text + pos, '\n', size - pos);
+        size_t len = nl ? (size_t)(nl - (text + pos)) + 1 : size - pos;
+        if ((st = af_check_text_line(name, lineno, text + pos, len)) != AF_SUCCESS)
+            break;
+        if (len >= sizeof line) {
+            st = af_error(AF_EFORMAT, "%s:%zu: line too long", name, lineno);
             break;
         }
+        memcpy(line, text + pos, len);
+        line[len] = '\0';
+        pos += len;
         if (line[0] == '\n' || (line[0] == '\r' && line[1] == '\n'))
             continue;
         if (parse_digit_line(line, v, why, sizeof why) != 0) {
-            st = af_error(AF_EFORMAT, "%s:%zu: corrupt digits file: %s", path, lineno, why);
+            st = af_error(AF_EFORMAT, "%s:%zu: corrupt digits file: %s", name, lineno, why);
             break;
         }
         if (n == cap) {
@@ -130,16 +138,8 @@ af_status af_digits_read(const char *path, af_dataset *ds)
                             v[(2 * h + p1) * DIGIT_SIDE + 2 * w + p2] / 16.0;
         y[n++] = v[DIGIT_PIX];
     }
-    if (st == AF_SUCCESS) {
-        int zerr;
-        const char *msg = gzerror(gz, &zerr);
-        if (zerr != Z_OK && zerr != Z_STREAM_END)
-            st = af_error(AF_EFORMAT, "%s:%zu: corrupt gzip stream: %s", path, lineno + 1,
-                          msg);
-        else if (n == 0)
-            st = af_error(AF_EFORMAT, "%s: no digits in the file", path);
-    }
-    gzclose(gz);
+    if (st == AF_SUCCESS && n == 0)
+        st = af_error(AF_EFORMAT, "%s: no digits in the file", name);
     if (st != AF_SUCCESS) {
         free(x);
         free(y);
@@ -152,6 +152,57 @@ af_status af_digits_read(const char *path, af_dataset *ds)
     ds->in_dim = 4;
     ds->classes = 10;
     return AF_SUCCESS;
+}
+
+/* The uncompressed text is read whole (the data set is about 0.5 MB), so
+ * the line parser sees every byte, NULs included. */
+#define DIGITS_MAX_BYTES ((size_t)64 << 20)
+
+af_status af_digits_read(const char *path, af_dataset *ds)
+{
+    memset(ds, 0, sizeof *ds);
+    gzFile gz = gzopen(path, "rb");
+    if (!gz)
+        return af_error(AF_EIO,
+                        "%s: cannot open the digits data (%s); it ships with Debian's "
+                        "python3-sklearn (apt-get install python3-sklearn) or give --data FILE",
+                        path, errno ? strerror(errno) : "out of memory");
+    size_t cap = 1 << 20, len = 0;
+    char *text = malloc(cap);
+    af_status st = text ? AF_SUCCESS : af_error(AF_ENOMEM, "digits: out of memory");
+    while (st == AF_SUCCESS) {
+        if (len == cap) {
+            char *t = cap < DIGITS_MAX_BYTES ? realloc(text, 2 * cap) : NULL;
+            if (!t) {
+                st = af_error(AF_EFORMAT, "%s: more than %zu MB of text: not the digits data",
+                              path, DIGITS_MAX_BYTES >> 20);
+                break;
+            }
+            text = t;
+            cap *= 2;
+        }
+        int got = gzread(gz, text + len, (unsigned)(cap - len));
+        if (got < 0) {
+            int zerr;
+            const char *msg = gzerror(gz, &zerr);
+            st = af_error(AF_EFORMAT, "%s: corrupt gzip stream: %s", path, msg);
+        } else if (got == 0) {
+            break;
+        }
+        if (got > 0)
+            len += (size_t)got;
+    }
+    if (st == AF_SUCCESS) {
+        int zerr;
+        const char *msg = gzerror(gz, &zerr);
+        if (zerr != Z_OK && zerr != Z_STREAM_END)
+            st = af_error(AF_EFORMAT, "%s: corrupt gzip stream: %s", path, msg);
+    }
+    gzclose(gz);
+    if (st == AF_SUCCESS)
+        st = af_digits_parse(path, text, len, ds);
+    free(text);
+    return st;
 }
 
 af_status af_dataset_split(const af_dataset *all, size_t n_test, gsl_rng *rng,

@@ -2,11 +2,14 @@
  * measurements of the attention on held-out data (column sums, their
  * spread, the row-permuted null control, row entropy), and atomic
  * checkpoints from which a run resumes bit for bit. */
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <zlib.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_sort.h>
 #include "attnflow/io.h"
@@ -430,7 +433,19 @@ af_status af_trainer_advance(af_trainer *tr)
 
 /* ------------------------------------------------------- checkpoints */
 
-#define CKPT_MAGIC "AFTRAIN1"
+/* Layout (native byte order, like the doubles it holds):
+ *   "AFTRAIN2" | u32 format version | u32 CRC-32 of the payload | u64 payload bytes
+ *   payload: u64 nf | nf fingerprint doubles | u64 step, count, nparams, T,
+ *            record bytes, generator bytes | parameters, Adam m, Adam v |
+ *            generator state | count records | count * T profiles, null profiles
+ * Every size is checked against this run and the whole length against the
+ * header before anything is copied, so a truncated, extended or corrupt file
+ * is refused with its reason and never half-loaded. */
+#define CKPT_MAGIC "AFTRAIN2"
+#define CKPT_MAGIC_V1 "AFTRAIN1"
+#define CKPT_VERSION 2u
+#define CKPT_HEADER 24
+#define CKPT_MAX_BYTES ((uint64_t)1 << 36)
 
 /* Everything a checkpoint must agree on, as exact doubles. */
 static size_t fingerprint(const af_trainer *tr, double *f)
@@ -457,27 +472,81 @@ static const char *fp_names[] = {"tokens", "input dim", "embedding hidden width"
                                  "eval batch", "training set size", "test set size",
                                  "parameter count"};
 
+/* A growing byte buffer for the payload (its CRC is known only at the end). */
+typedef struct {
+    unsigned char *p;
+    size_t len, cap;
+    int bad;
+} ckpt_buf;
+
+static void put(ckpt_buf *b, const void *src, size_t n)
+{
+    if (b->bad || n == 0)
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        unsigned char *q = realloc(b->p, cap);
+        if (!q) {
+            b->bad = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+static void put_u64(ckpt_buf *b, uint64_t v) { put(b, &v, sizeof v); }
+
+/* Optimizer steps after count records: record 0 is before training, each
+ * later one is an epoch of ceil(n / batch) steps. */
+static uint64_t steps_after(const af_trainer *tr, uint64_t count)
+{
+    uint64_t per = (tr->train->n + tr->opt.batch - 1) / tr->opt.batch;
+    return count ? (count - 1) * per : 0;
+}
+
 af_status af_trainer_save(const af_trainer *tr, const char *path)
 {
+    double fpv[32];
+    uint64_t nf = fingerprint(tr, fpv);
+    size_t np = af_model_nparams(tr->m), rs = gsl_rng_size(tr->rng);
+    ckpt_buf b = {0};
+    put_u64(&b, nf);
+    put(&b, fpv, nf * sizeof *fpv);
+    put_u64(&b, tr->step);
+    put_u64(&b, tr->count);
+    put_u64(&b, np);
+    put_u64(&b, tr->T);
+    put_u64(&b, sizeof *tr->rec);
+    put_u64(&b, rs);
+    put(&b, af_model_params(tr->m), np * sizeof(double));
+    put(&b, tr->am, np * sizeof(double));
+    put(&b, tr->av, np * sizeof(double));
+    put(&b, gsl_rng_state(tr->rng), rs);
+    put(&b, tr->rec, tr->count * sizeof *tr->rec);
+    put(&b, tr->prof, tr->count * tr->T * sizeof(double));
+    put(&b, tr->nprof, tr->count * tr->T * sizeof(double));
+    if (b.bad) {
+        free(b.p);
+        return af_error(AF_ENOMEM, "%s: out of memory for the checkpoint", path);
+    }
+    uint32_t version = CKPT_VERSION, crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), b.p, (uInt)b.len);
+    uint64_t len = b.len;
     af_file *f;
     af_status s = af_file_open(&f, path);
-    if (s != AF_SUCCESS)
+    if (s != AF_SUCCESS) {
+        free(b.p);
         return s;
+    }
     FILE *fp = af_file_stream(f);
-    double fpv[32];
-    uint64_t nf = fingerprint(tr, fpv), step = tr->step, count = tr->count;
-    size_t np = af_model_nparams(tr->m);
-    af_model *m = tr->m;
-    int ok = fwrite(CKPT_MAGIC, 1, 8, fp) == 8 && fwrite(&nf, sizeof nf, 1, fp) == 1 &&
-             fwrite(fpv, sizeof *fpv, nf, fp) == nf && fwrite(&step, sizeof step, 1, fp) == 1 &&
-             fwrite(&count, sizeof count, 1, fp) == 1 &&
-             fwrite(af_model_params(m), sizeof(double), np, fp) == np &&
-             fwrite(tr->am, sizeof(double), np, fp) == np &&
-             fwrite(tr->av, sizeof(double), np, fp) == np &&
-             gsl_rng_fwrite(fp, tr->rng) == 0 &&
-             fwrite(tr->rec, sizeof *tr->rec, count, fp) == count &&
-             fwrite(tr->prof, sizeof(double), count * tr->T, fp) == count * tr->T &&
-             fwrite(tr->nprof, sizeof(double), count * tr->T, fp) == count * tr->T;
+    int ok = fwrite(CKPT_MAGIC, 1, 8, fp) == 8 && fwrite(&version, sizeof version, 1, fp) == 1 &&
+             fwrite(&crc, sizeof crc, 1, fp) == 1 && fwrite(&len, sizeof len, 1, fp) == 1 &&
+             fwrite(b.p, 1, b.len, fp) == b.len;
+    free(b.p);
     if (!ok || ferror(fp)) {
         af_file_abort(f);
         return af_error(AF_EIO, "%s: cannot write the checkpoint", path);
@@ -485,61 +554,135 @@ af_status af_trainer_save(const af_trainer *tr, const char *path)
     return af_file_commit(f);
 }
 
+/* A cursor over the payload: reads fail (return 0) past its end. */
+typedef struct {
+    const unsigned char *p;
+    size_t left;
+} ckpt_in;
+
+static int take(ckpt_in *in, void *dst, size_t n)
+{
+    if (n > in->left)
+        return 0;
+    memcpy(dst, in->p, n);
+    in->p += n;
+    in->left -= n;
+    return 1;
+}
+
+static int take_u64(ckpt_in *in, uint64_t *v) { return take(in, v, sizeof *v); }
+
+af_status af_trainer_load_buffer(af_trainer *tr, const char *name, const void *buf, size_t size)
+{
+    const unsigned char *data = buf;
+    uint32_t version, crc;
+    uint64_t len;
+    if (size < 8 || (memcmp(data, CKPT_MAGIC, 8) != 0 && memcmp(data, CKPT_MAGIC_V1, 8) != 0))
+        return af_error(AF_EFORMAT, "%s: not an attnflow train checkpoint", name);
+    if (memcmp(data, CKPT_MAGIC_V1, 8) == 0)
+        return af_error(AF_EFORMAT, "%s: checkpoint format 1 (no checksum) is no longer read; "
+                        "this attnflow reads format %u: train again without --resume", name,
+                        CKPT_VERSION);
+    if (size < CKPT_HEADER)
+        return af_error(AF_EFORMAT, "%s: truncated checkpoint (%zu bytes, the header alone is %d)",
+                        name, size, CKPT_HEADER);
+    memcpy(&version, data + 8, sizeof version);
+    memcpy(&crc, data + 12, sizeof crc);
+    memcpy(&len, data + 16, sizeof len);
+    if (version != CKPT_VERSION)
+        return af_error(AF_EFORMAT, "%s: checkpoint format version %u, this attnflow reads %u",
+                        name, (unsigned)version, CKPT_VERSION);
+    if (len != size - CKPT_HEADER)
+        return af_error(AF_EFORMAT, "%s: checkpoint %s: %zu payload bytes, the header says %llu",
+                        name, len > size - CKPT_HEADER ? "truncated" : "has extra bytes",
+                        size - CKPT_HEADER, (unsigned long long)len);
+    const unsigned char *payload = data + CKPT_HEADER;
+    if ((uint32_t)crc32(crc32(0L, Z_NULL, 0), payload, (uInt)len) != crc)
+        return af_error(AF_EFORMAT, "%s: checkpoint checksum mismatch (corrupt file)", name);
+
+    ckpt_in in = {payload, len};
+    double want[32], got[32];
+    uint64_t nf = 0, step, count, np, T, recsz, rngsz;
+    size_t n = fingerprint(tr, want);
+    if (!take_u64(&in, &nf) || nf != n || !take(&in, got, n * sizeof *got))
+        return af_error(AF_EFORMAT, "%s: checkpoint of another kind of run (%llu settings, "
+                        "expected %zu)", name, (unsigned long long)nf, n);
+    for (size_t k = 0; k < n; k++)
+        if (!(got[k] == want[k]))
+            return af_error(AF_EFORMAT,
+                            "%s: checkpoint was written with %s = %.17g, this run has %.17g", name,
+                            fp_names[k], got[k], want[k]);
+    if (!take_u64(&in, &step) || !take_u64(&in, &count) || !take_u64(&in, &np) ||
+        !take_u64(&in, &T) || !take_u64(&in, &recsz) || !take_u64(&in, &rngsz))
+        return af_error(AF_EFORMAT, "%s: truncated checkpoint", name);
+    if (np != af_model_nparams(tr->m) || T != tr->T || recsz != sizeof *tr->rec ||
+        rngsz != gsl_rng_size(tr->rng))
+        return af_error(AF_EFORMAT, "%s: checkpoint sizes (%llu parameters, %llu profile points, "
+                        "%llu-byte records, %llu-byte generator) differ from this run's (%zu, "
+                        "%zu, %zu, %zu)", name, (unsigned long long)np, (unsigned long long)T,
+                        (unsigned long long)recsz, (unsigned long long)rngsz,
+                        af_model_nparams(tr->m), tr->T, sizeof *tr->rec, gsl_rng_size(tr->rng));
+    /* count bounds the rest: records and profiles must fill the payload exactly */
+    uint64_t rest = in.left, fixed = 3 * np * sizeof(double) + rngsz, per;
+    if (__builtin_mul_overflow(T, 2 * sizeof(double), &per) ||
+        __builtin_add_overflow(per, recsz, &per) || rest < fixed || (rest - fixed) % per != 0 ||
+        (rest - fixed) / per != count)
+        return af_error(AF_EFORMAT, "%s: checkpoint holds %llu epoch records but not their data",
+                        name, (unsigned long long)count);
+    if (step != steps_after(tr, count))
+        return af_error(AF_EFORMAT, "%s: checkpoint step %llu does not match its %llu epoch "
+                        "records (expected step %llu)", name, (unsigned long long)step,
+                        (unsigned long long)count, (unsigned long long)steps_after(tr, count));
+    for (size_t k = 0; k < 3 * np; k++) {
+        double v;
+        memcpy(&v, in.p + k * sizeof v, sizeof v);
+        if (!isfinite(v) || (k >= 2 * np && v < 0))
+            return af_error(AF_EFORMAT, "%s: checkpoint %s entry %zu is %g", name,
+                            k < np ? "parameter" : k < 2 * np ? "Adam first moment"
+                                                              : "Adam second moment",
+                            k % np, v);
+    }
+    af_status s = grow_records(tr, count ? count : 1);
+    if (s != AF_SUCCESS)
+        return s;
+    take(&in, af_model_params(tr->m), np * sizeof(double));
+    take(&in, tr->am, np * sizeof(double));
+    take(&in, tr->av, np * sizeof(double));
+    take(&in, gsl_rng_state(tr->rng), rngsz);
+    take(&in, tr->rec, count * sizeof *tr->rec);
+    take(&in, tr->prof, count * T * sizeof(double));
+    take(&in, tr->nprof, count * T * sizeof(double));
+    tr->step = step;
+    tr->count = count;
+    return AF_SUCCESS;
+}
+
 af_status af_trainer_load(af_trainer *tr, const char *path)
 {
     FILE *fp = fopen(path, "rb");
     if (!fp)
-        return af_error(AF_EIO, "%s: cannot open the checkpoint", path);
-    char magic[8];
-    double want[32], got[32];
-    uint64_t nf, step, count;
-    size_t n = fingerprint(tr, want), np = af_model_nparams(tr->m);
-    af_status s = AF_SUCCESS;
-    if (fread(magic, 1, 8, fp) != 8 || memcmp(magic, CKPT_MAGIC, 8) != 0 ||
-        fread(&nf, sizeof nf, 1, fp) != 1 || nf != n || fread(got, sizeof *got, n, fp) != n) {
-        s = af_error(AF_EFORMAT, "%s: not an attnflow train checkpoint", path);
-        goto done;
+        return af_error(AF_EIO, "%s: cannot open the checkpoint: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(fp);
+        return af_error(AF_EIO, "%s: the checkpoint is not a regular file", path);
     }
-    for (size_t k = 0; k < n; k++)
-        if (got[k] != want[k]) {
-            s = af_error(AF_EFORMAT,
-                         "%s: checkpoint was written with %s = %.17g, this run has %.17g", path,
-                         fp_names[k], got[k], want[k]);
-            goto done;
-        }
-    if (fread(&step, sizeof step, 1, fp) != 1 || fread(&count, sizeof count, 1, fp) != 1 ||
-        count > 1000000) {
-        s = af_error(AF_EFORMAT, "%s: truncated checkpoint", path);
-        goto done;
+    if ((uint64_t)sb.st_size > CKPT_MAX_BYTES) {
+        fclose(fp);
+        return af_error(AF_EFORMAT, "%s: %lld bytes: too large for a checkpoint", path,
+                        (long long)sb.st_size);
     }
-    double *params = malloc(3 * np * sizeof *params);
-    if (!params) {
-        s = af_error(AF_ENOMEM, "checkpoint: out of memory");
-        goto done;
+    size_t size = (size_t)sb.st_size;
+    unsigned char *data = malloc(size ? size : 1);
+    if (!data) {
+        fclose(fp);
+        return af_error(AF_ENOMEM, "%s: out of memory", path);
     }
-    if (fread(params, sizeof(double), 3 * np, fp) != 3 * np || gsl_rng_fread(fp, tr->rng)) {
-        free(params);
-        s = af_error(AF_EFORMAT, "%s: truncated checkpoint", path);
-        goto done;
-    }
-    if ((s = grow_records(tr, count ? count : 1)) != AF_SUCCESS) {
-        free(params);
-        goto done;
-    }
-    if (fread(tr->rec, sizeof *tr->rec, count, fp) != count ||
-        fread(tr->prof, sizeof(double), count * tr->T, fp) != count * tr->T ||
-        fread(tr->nprof, sizeof(double), count * tr->T, fp) != count * tr->T) {
-        free(params);
-        s = af_error(AF_EFORMAT, "%s: truncated checkpoint", path);
-        goto done;
-    }
-    memcpy(af_model_params(tr->m), params, np * sizeof *params);
-    memcpy(tr->am, params + np, np * sizeof *params);
-    memcpy(tr->av, params + 2 * np, np * sizeof *params);
-    free(params);
-    tr->step = step;
-    tr->count = count;
-done:
+    size_t got = fread(data, 1, size, fp);
+    int err = ferror(fp);
     fclose(fp);
+    af_status s = err || got != size ? af_error(AF_EIO, "%s: read error", path)
+                                     : af_trainer_load_buffer(tr, path, data, size);
+    free(data);
     return s;
 }

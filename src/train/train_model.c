@@ -72,7 +72,10 @@ af_status af_model_config_check(const af_model_config *c)
         return af_error(AF_EINVAL, "model: CLS pooling needs a CLS token");
     if (c->pool != AF_POOL_CLS && c->pool != AF_POOL_MEAN)
         return af_error(AF_EINVAL, "model: unknown pooling %d", (int)c->pool);
-    if (c->layers > 8 || c->heads * c->head_dim > 4096 || c->n_in > 4096)
+    /* each size bounded first, so that no product below can wrap */
+    if (c->layers > 8 || c->heads > 4096 || c->head_dim > 4096 || c->heads * c->head_dim > 4096
+        || c->n_in > 4096 || c->in_dim > 4096 || c->dim > 4096 || c->classes > 4096
+        || c->mlp > 4096 || c->embed_hidden > 4096 || c->n_it > 100000)
         return af_error(AF_EINVAL, "model: sizes too large for this small trainer");
     return AF_SUCCESS;
 }

@@ -119,3 +119,14 @@ int fx_run_cli(const char *cli, const char *args, char *out, size_t cap)
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+af_dataset fx_toy_classes(size_t n, gsl_rng *r)
+{
+    af_dataset ds = {n, 4, 2, 2, malloc(n * 8 * sizeof(double)), malloc(n * sizeof(int))};
+    for (size_t i = 0; i < n; i++) {
+        ds.y[i] = (int)(i % 2);
+        for (size_t k = 0; k < 8; k++)
+            ds.x[i * 8 + k] = (ds.y[i] ? 1.0 : -1.0) + gsl_ran_gaussian(r, 0.5);
+    }
+    return ds;
+}

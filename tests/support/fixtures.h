@@ -2,6 +2,8 @@
 #ifndef AF_TEST_FIXTURES_H
 #define AF_TEST_FIXTURES_H
 #include <stddef.h>
+#include <gsl/gsl_rng.h>
+#include "attnflow/train.h"
 
 /* n x d Gaussian cloud N(0, s^2 I) from a fixed seed (GSL mt19937). */
 double *fx_gaussian_cloud(size_t n, size_t d, double s, unsigned long seed);
@@ -20,5 +22,9 @@ void fx_marginal_errors(size_t n, size_t m, const double *K, double *row_err, do
 int fx_run_cli(const char *cli, const char *args, char *out, size_t cap);
 /* Writes text to a fresh temporary file and returns its path (static buffer per call slot). */
 const char *fx_temp_file(const char *text);
+
+/* A separable toy classification set for the trainer: n samples of 4
+ * tokens in 2-D, label i % 2, tokens N(+-1, 0.5^2) by label (draws from r). */
+af_dataset fx_toy_classes(size_t n, gsl_rng *r);
 
 #endif

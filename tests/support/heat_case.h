@@ -1,4 +1,4 @@
-/* The heat-limit reference case of THEORY.md section 5 at a chosen n:
+/* The heat-limit reference case of docs/theory.md section 5 at a chosen n:
  * x ~ N(0, I) in 2-D, L2 scores eps = 0.05, v_i = -(2/eps)(sum_j K_ij x_j - x_i),
  * Euler h = 0.005 to T = 0.5 (Sinkhorn to tol 1e-9, warm-started). */
 #ifndef AF_TEST_HEAT_CASE_H

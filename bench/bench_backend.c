@@ -1,0 +1,271 @@
+/* bench_backend: the attention backends against the exp bound.
+ *
+ * The matrix-free (tiled) backend spends its time in exp: every pass
+ * regenerates n^2 scores and exponentiates them. So the yardstick is the
+ * machine's vector exp throughput, measured here on all cores (glibc libmvec
+ * through `omp simd`, as the library calls it; double and float), and every
+ * kernel is printed as its time over (exps it must do) x (ns per exp):
+ * ratio 1 = at the bound.
+ *
+ * Lines: name value unit baseline ratio.
+ *   exp_bound_double / _float          ns per exp, all threads (baseline: 1 thread)
+ *   tiled_softmax_velocity_n*_d2       s; baseline the bound n^2 exps; ratio time/bound
+ *   tiled_sinkhorn_step_n*_d2          s per warm-started Euler step (Sinkhorn tol 1e-9,
+ *                                      L2 scores eps 0.05 as the heat case); its iterations;
+ *                                      ratio to the bound of (iterations + 1) n (n + 1) / 2
+ *                                      exps (symmetric scores: half the pairs per pass)
+ *   dense_*_step_n10000_d2             dense backend, s per step (numpy beside it: bench_flow)
+ *   tiled_*_step_n10000_d2             tiled, same step, ratio tiled / dense
+ *   tiled_softmax_velocity_single_*    float32 exps: ratio to the float bound; speed-up over
+ *                                      double in the same run
+ *   single_velocity_relerr_*, *_sinkhorn_marginal_floor_*: accuracy of single precision
+ * Environment: BENCH_BACKEND_N (SoftMax velocity, default 100000),
+ * BENCH_BACKEND_SK_N (Sinkhorn step, default 20000; 100000 takes minutes). */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+#include "bench_util.h"
+#include "attnflow/flow.h"
+
+/* glibc's vector variants (see src/core/af_simd_math.h). */
+#if defined(__x86_64__) && defined(__GLIBC__) && !defined(__FAST_MATH__)
+#pragma omp declare simd notinbranch
+double exp(double x);
+#pragma omp declare simd notinbranch
+float expf(float x);
+#endif
+
+#define EXP_LEN 4096 /* per thread: in L1 */
+
+static double sink_d;
+static float sink_f;
+
+/* ns per exp with `threads` threads, each over its own L1-resident array. */
+static double exp_ns(int threads, int single)
+{
+    const size_t reps = 20000;
+    double t0 = now();
+#pragma omp parallel num_threads(threads)
+    {
+        double a[EXP_LEN];
+        float b[EXP_LEN];
+        for (size_t j = 0; j < EXP_LEN; j++)
+            a[j] = b[j] = -(float)j / EXP_LEN;
+        double sd = 0;
+        float sf = 0;
+        for (size_t r = 0; r < reps; r++) {
+            const double off = 1e-9 * (double)r;
+            if (single) {
+#pragma omp simd reduction(+ : sf)
+                for (size_t j = 0; j < EXP_LEN; j++)
+                    sf += expf(b[j] - (float)off);
+            } else {
+#pragma omp simd reduction(+ : sd)
+                for (size_t j = 0; j < EXP_LEN; j++)
+                    sd += exp(a[j] - off);
+            }
+        }
+#pragma omp critical
+        {
+            sink_d += sd;
+            sink_f += sf;
+        }
+    }
+    return (now() - t0) * 1e9 / ((double)reps * EXP_LEN * threads); /* all threads together */
+}
+
+static double *gaussian(size_t n, size_t d)
+{
+    double *X = malloc(n * d * sizeof *X);
+    gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(g, 1);
+    for (size_t k = 0; k < n * d; k++)
+        X[k] = gsl_ran_gaussian_ziggurat(g, 1.0);
+    gsl_rng_free(g);
+    return X;
+}
+
+/* Seconds per Euler step after `warmups` untimed steps; iterations per step. */
+static double step_time(const af_backend_type *b, af_flow_norm norm, size_t n, size_t warmups,
+                        size_t steps, double *iters)
+{
+    const size_t d = 2;
+    af_flow_params p = af_flow_params_default(n, d);
+    p.norm = norm;
+    p.backend = b;
+    p.scores.kind = AF_SCORES_L2;
+    p.scores.eps = 0.05;
+    p.value = -2.0 / 0.05; /* the heat-limit field */
+    p.skip = 1;
+    p.integrator = AF_FLOW_EULER;
+    af_flow_ws *ws = af_flow_alloc(&p);
+    double *X = gaussian(n, d);
+    if (!ws) {
+        fprintf(stderr, "bench_backend: %s\n", af_last_error());
+        exit(1);
+    }
+    const double h = 0.005;
+    for (size_t s = 0; s < warmups; s++)
+        if (af_flow_step(ws, X, h)) {
+            fprintf(stderr, "bench_backend: %s\n", af_last_error());
+            exit(1);
+        }
+    af_flow_stats st;
+    af_flow_get_stats(ws, &st);
+    const size_t it0 = st.sinkhorn_iterations;
+    double t0 = now();
+    for (size_t s = 0; s < steps; s++)
+        if (af_flow_step(ws, X, h)) {
+            fprintf(stderr, "bench_backend: %s\n", af_last_error());
+            exit(1);
+        }
+    double sec = (now() - t0) / (double)steps;
+    af_flow_get_stats(ws, &st);
+    if (iters)
+        *iters = (double)(st.sinkhorn_iterations - it0) / (double)steps;
+    af_flow_free(ws);
+    free(X);
+    return sec;
+}
+
+/* Single against double on the same tiled problem: velocity relative
+ * error (SoftMax and Sinkhorn), and the Sinkhorn marginal error floor of
+ * the alternating path (non-symmetric dot scores, 400 normalisations). */
+static void accuracy(size_t n)
+{
+    const size_t d = 2;
+    static const double A[4] = {1.0, 0.4, -0.3, 0.8};
+    double *X = gaussian(n, d), *vd = malloc(n * d * sizeof *vd), *vs = malloc(n * d * sizeof *vs);
+    for (int norm = 0; norm < 2; norm++) {
+        af_flow_params p = af_flow_params_default(n, d);
+        p.norm = (af_flow_norm)norm;
+        p.backend = af_backend_tiled;
+        p.scores.kind = AF_SCORES_L2;
+        p.scores.eps = 0.05;
+        p.sinkhorn.tol = 1e-7;
+        af_flow_ws *wd = af_flow_alloc(&p);
+        p.precision = AF_PRECISION_SINGLE;
+        af_flow_ws *ws = af_flow_alloc(&p);
+        if (!wd || !ws || af_flow_velocity(wd, X, vd) || af_flow_velocity(ws, X, vs)) {
+            fprintf(stderr, "bench_backend: %s\n", af_last_error());
+            exit(1);
+        }
+        double e = 0, m = 0;
+        for (size_t k = 0; k < n * d; k++)
+            e = fmax(e, fabs(vs[k] - vd[k])), m = fmax(m, fabs(vd[k]));
+        printf("single_velocity_relerr_%s_n%zu %.3g rel nan nan\n", norm ? "sinkhorn" : "softmax",
+               n, e / m);
+        af_flow_free(wd);
+        af_flow_free(ws);
+    }
+    for (int prec = 0; prec < 2; prec++) {
+        af_attn_params ap = af_attn_params_default(n, d);
+        ap.norm = AF_ATTN_SINKHORN;
+        ap.scores.A = A;
+        ap.scores.eps = 0.5;
+        ap.precision = (af_precision)prec;
+        af_attn_ws *w = af_attn_alloc(af_backend_tiled, &ap);
+        af_sinkhorn_options o = af_sinkhorn_options_default();
+        o.iters = 400;
+        af_sinkhorn_info info;
+        if (!w || af_attn_sinkhorn(w, X, &o, &info)) {
+            fprintf(stderr, "bench_backend: %s\n", af_last_error());
+            exit(1);
+        }
+        printf("%s_sinkhorn_marginal_floor_n%zu %.3g max(row,col)_err nan nan\n",
+               prec ? "single" : "double", n, fmax(info.row_err, info.col_err));
+        af_attn_free(w);
+    }
+    free(X);
+    free(vd);
+    free(vs);
+    fflush(stdout);
+}
+
+int main(void)
+{
+    const char *e1 = getenv("BENCH_BACKEND_N"), *e2 = getenv("BENCH_BACKEND_SK_N");
+    const size_t n_soft = e1 ? (size_t)atol(e1) : 100000, n_sk = e2 ? (size_t)atol(e2) : 20000;
+    const int T = omp_get_max_threads();
+    printf("# bench_backend: %d OpenMP threads; d = 2, L2 scores eps = 0.05 (heat case), Euler "
+           "h = 0.005\n# name value unit baseline ratio\n", T);
+    const double ed1 = exp_ns(1, 0), ed = exp_ns(T, 0), ef1 = exp_ns(1, 1), ef = exp_ns(T, 1);
+    printf("exp_bound_double %.4g ns/exp %.4g %.2f\n", ed, ed1, ed1 / ed);
+    printf("exp_bound_float %.4g ns/exp %.4g %.2f\n", ef, ef1, ef1 / ef);
+    printf("exp_float_vs_double %.4g ns/exp %.4g %.2f\n", ef, ed, ed / ef);
+    fflush(stdout);
+
+    /* SoftMax velocity: n^2 exps */
+    {
+        const size_t n = n_soft, d = 2;
+        af_flow_params p = af_flow_params_default(n, d);
+        p.backend = af_backend_tiled;
+        af_flow_ws *ws = af_flow_alloc(&p);
+        double *X = gaussian(n, d), *V = malloc(n * d * sizeof *V);
+        if (!ws || !V)
+            return 1;
+        double t0 = now();
+        if (af_flow_velocity(ws, X, V))
+            return 1;
+        double sec = now() - t0, bound = (double)n * n * ed * 1e-9;
+        printf("tiled_softmax_velocity_n%zu_d2 %.4g s %.4g %.2f\n", n, sec, bound, sec / bound);
+        af_flow_free(ws);
+        free(X);
+        free(V);
+        fflush(stdout);
+    }
+    /* warm-started tiled Sinkhorn step */
+    {
+        double it;
+        const size_t n = n_sk;
+        double sec = step_time(af_backend_tiled, AF_FLOW_SINKHORN, n, 3, 1, &it);
+        /* symmetric scores: a pass is n (n + 1) / 2 exps, one per iteration
+         * plus the starting pass (K X comes with the last pass) */
+        double bound = (it + 1) * 0.5 * (double)n * (n + 1) * ed * 1e-9;
+        printf("tiled_sinkhorn_step_n%zu_d2 %.4g s %.4g %.2f\n", n, sec, bound, sec / bound);
+        printf("tiled_sinkhorn_iters_n%zu_d2 %.3g iters/step nan nan\n", n, it);
+        fflush(stdout);
+    }
+    /* single precision: speed and accuracy */
+    {
+        const size_t n = n_soft, d = 2;
+        double sec[2];
+        for (int prec = 0; prec < 2; prec++) {
+            af_flow_params p = af_flow_params_default(n, d);
+            p.backend = af_backend_tiled;
+            p.precision = (af_precision)prec;
+            af_flow_ws *ws = af_flow_alloc(&p);
+            double *X = gaussian(n, d), *V = malloc(n * d * sizeof *V);
+            double t0 = now();
+            if (!ws || !V || af_flow_velocity(ws, X, V))
+                return 1;
+            sec[prec] = now() - t0;
+            af_flow_free(ws);
+            free(X);
+            free(V);
+        }
+        const double bound = (double)n * n * ef * 1e-9;
+        printf("tiled_softmax_velocity_single_n%zu_d2 %.4g s %.4g %.2f\n", n, sec[1], bound,
+               sec[1] / bound);
+        printf("tiled_softmax_single_speedup_n%zu_d2 %.4g s %.4g %.2f\n", n, sec[1], sec[0],
+               sec[0] / sec[1]);
+        accuracy(2000);
+    }
+    /* dense vs tiled at n = 1e4 */
+    for (int norm = 0; norm < 2; norm++) {
+        const size_t n = 10000;
+        const char *name = norm ? "sinkhorn" : "softmax";
+        double itd = 0, itt = 0;
+        double sd = step_time(af_backend_dense, (af_flow_norm)norm, n, 3, 2, &itd);
+        double stt = step_time(af_backend_tiled, (af_flow_norm)norm, n, 3, 2, &itt);
+        double bound = (norm ? (itt + 1) * 0.5 : 1) * (double)n * n * ed * 1e-9;
+        printf("dense_%s_step_n%zu_d2 %.4g s %.4g %.2f\n", name, n, sd, bound, sd / bound);
+        printf("tiled_%s_step_n%zu_d2 %.4g s %.4g %.2f\n", name, n, stt, sd, stt / sd);
+        fflush(stdout);
+    }
+    return sink_d == 12345.0 && sink_f == 1.0f; /* keeps the exp loops alive */
+}

@@ -1,0 +1,269 @@
+/* The dense backend: SoftMax / USA fused in blocks of rows (K never
+ * stored: a block of score rows, their exp in place, K X for the block);
+ * Sinkhorn on the stored n x n scores through af_sinkhorn (scaling paths on
+ * a stored kernel, the fastest while n^2 fits in memory). */
+#include "core/af_blas.h"
+#include "core/af_simd_math.h"
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include "backend_internal.h"
+
+/* Up to this d, SoftMax rows are computed by hand inside one OpenMP team
+ * (X^T stays in cache); above it, by dgemm on blocks of rows. Mixing
+ * OpenBLAS's threads and OpenMP teams block by block makes them fight for
+ * the cores. */
+#define DENSE_ROW_KERNEL_MAX_D 16
+
+/* ~2 MB blocks: big enough for dgemm, small enough for the cache. */
+static size_t dense_tile(size_t n)
+{
+    size_t t = (size_t)262144 / n;
+    t = t < 8 ? 8 : t > 256 ? 256 : t;
+    return t > n ? n : t;
+}
+
+static double dense_bytes(size_t n, size_t d, af_attn_norm norm, int threads)
+{
+    const double N = (double)n, B = (double)dense_tile(n);
+    double b = 8.0 * (AF_SCORES_WORK((double)n, (double)n, (double)d) + B * N + B);
+    if (norm == AF_ATTN_SINKHORN)
+        b += 8.0 * N * N + af__sinkhorn_bytes(n, n, d, threads, 0);
+    return b;
+}
+
+static af_status dense_init(af_attn_ws *ws)
+{
+    const size_t n = ws->p.n, d = ws->p.d;
+    ws->tile = dense_tile(n);
+    int ok = (ws->swork = malloc(AF_SCORES_WORK(n, n, d) * sizeof(double))) != NULL;
+    ok = ok && (ws->E = malloc(ws->tile * n * sizeof(double)));
+    ok = ok && (ws->rinv = malloc(ws->tile * sizeof(double)));
+    if (ok && ws->p.norm == AF_ATTN_SINKHORN) {
+        ok = (ws->C = malloc(n * n * sizeof(double))) != NULL;
+        ok = ok && (ws->sk = af_sinkhorn_alloc(n, n));
+    }
+    if (!ok)
+        return af_error(AF_ENOMEM, "attention: out of memory (dense backend, n = %zu needs "
+                                   "%.1f MB; the tiled backend needs %.1f MB)", n,
+                        af_backend_bytes(af_backend_dense, n, d, ws->p.norm, ws->nthreads) / 1e6,
+                        af_backend_bytes(af_backend_tiled, n, d, ws->p.norm, ws->nthreads) / 1e6);
+    return AF_SUCCESS;
+}
+
+static void dense_release(af_attn_ws *ws)
+{
+    free(ws->K);
+    free(ws->C);
+    free(ws->swork);
+    free(ws->E);
+    free(ws->rinv);
+}
+
+/* Fused SoftMax / USA: KX = K X, block by block. r_i cancels in SoftMax
+ * and is the USA row shift. */
+static af_status dense_softmax(af_attn_ws *ws, const double *X, double *KX)
+{
+    const size_t n = ws->p.n, d = ws->p.d, B = ws->tile;
+    const int usa = ws->p.norm == AF_ATTN_USA, small_d = d <= DENSE_ROW_KERNEL_MAX_D;
+    af__attn_prepare(ws, X, small_d);
+    const double s = ws->s, *L = ws->L;
+    const double inv_n = 1.0 / (double)n;
+    int bad = 0;
+    if (small_d) {
+        /* Row kernels: c_j = s L_i . x_j + c_j as d axpys over X^T, then
+         * exp, then d dot products with X^T; all in cache for small d. */
+        const double *Xt = ws->Xt;
+#pragma omp parallel num_threads(ws->nthreads) reduction(| : bad) if (n > 256)
+        {
+            double *e = ws->rows + (size_t)omp_get_thread_num() * n;
+#pragma omp for schedule(static)
+            for (size_t i = 0; i < n; i++) {
+                memcpy(e, ws->cbias, n * sizeof *e);
+                for (size_t k = 0; k < d; k++) {
+                    const double a = s * L[i * d + k], *xt = Xt + k * n;
+#pragma omp simd
+                    for (size_t j = 0; j < n; j++)
+                        e[j] += a * xt[j];
+                }
+                double shift = -ws->rbias[i], sum = 0;
+                if (!usa) {
+                    double mx = -INFINITY;
+                    for (size_t j = 0; j < n; j++)
+                        mx = e[j] > mx ? e[j] : mx;
+                    shift = mx;
+                }
+#pragma omp simd reduction(+ : sum)
+                for (size_t j = 0; j < n; j++) {
+                    double v = exp(e[j] - shift);
+                    e[j] = v;
+                    sum += v;
+                }
+                bad |= !isfinite(shift) || !isfinite(sum) || !(sum > 0);
+                const double w = usa ? inv_n : 1.0 / sum;
+                for (size_t k = 0; k < d; k++) {
+                    const double *xt = Xt + k * n;
+                    double acc = 0;
+#pragma omp simd reduction(+ : acc)
+                    for (size_t j = 0; j < n; j++)
+                        acc += e[j] * xt[j];
+                    KX[i * d + k] = w * acc;
+                }
+            }
+        }
+    }
+    for (size_t i0 = small_d ? n : 0; i0 < n; i0 += B) {
+        const size_t b = n - i0 < B ? n - i0 : B;
+        double *E = ws->E;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)n, (int)d, s,
+                    L + i0 * d, (int)d, X, (int)d, 0.0, E, (int)n);
+        for (size_t r = 0; r < b; r++) {
+            double *e = E + r * n;
+            const double *cb = ws->cbias;
+            double shift = 0, sum = 0;
+            if (usa) {
+                shift = -ws->rbias[i0 + r];
+            } else {
+                double mx = -INFINITY;
+                for (size_t j = 0; j < n; j++) {
+                    double c = e[j] + cb[j];
+                    mx = c > mx ? c : mx;
+                }
+                shift = mx;
+                bad |= !isfinite(mx);
+            }
+#pragma omp simd reduction(+ : sum)
+            for (size_t j = 0; j < n; j++) {
+                double v = exp(e[j] + cb[j] - shift);
+                e[j] = v;
+                sum += v;
+            }
+            bad |= !isfinite(sum) || !(sum > 0);
+            ws->rinv[r] = usa ? inv_n : 1.0 / sum;
+        }
+        if (bad)
+            break;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, (int)d, (int)n, 1.0, E,
+                    (int)n, X, (int)d, 0.0, KX + i0 * d, (int)d);
+        for (size_t r = 0; r < b; r++)
+            for (size_t k = 0; k < d; k++)
+                KX[(i0 + r) * d + k] *= ws->rinv[r];
+    }
+    if (bad)
+        return af__attn_softmax_failed(ws);
+    return AF_SUCCESS;
+}
+
+static af_status dense_sinkhorn(af_attn_ws *ws, const double *X, const af_sinkhorn_options *opt,
+                                af_sinkhorn_info *info)
+{
+    const size_t n = ws->p.n, d = ws->p.d;
+    af_status st = af_scores(&ws->p.scores, n, n, d, X, X, ws->C, ws->swork);
+    if (!st)
+        st = af_sinkhorn(ws->sk, ws->C, opt, NULL, info);
+    return st;
+}
+
+static af_status dense_apply(af_attn_ws *ws, double *KX)
+{
+    return af_sinkhorn_apply(ws->sk, ws->p.d, ws->X, KX);
+}
+
+static af_status dense_kernel(af_attn_ws *ws, const double *X, const af_sinkhorn_options *opt,
+                              double *K)
+{
+    const size_t n = ws->p.n, d = ws->p.d;
+    if (ws->p.norm == AF_ATTN_SINKHORN) {
+        ws->X = X;
+        af_sinkhorn_info info;
+        af_status st = dense_sinkhorn(ws, X, opt, &info);
+        return st ? st : af_sinkhorn_matrix(ws->sk, K);
+    }
+    af_status st = af_scores(&ws->p.scores, n, n, d, X, X, K, ws->swork);
+    if (st)
+        return st;
+    if (ws->p.norm == AF_ATTN_USA) {
+        /* Z_i = n: no row shift is possible, so large scores overflow. */
+        const double inv_n = 1.0 / (double)n;
+        for (size_t k = 0; k < n * n; k++) {
+            K[k] = exp(K[k]) * inv_n;
+            if (!isfinite(K[k]))
+                return af_error(AF_ENUMERIC, "flow: USA kernel exp(C) overflows");
+        }
+        return AF_SUCCESS;
+    }
+    return af_softmax(n, n, K, K);
+}
+
+/* n x n buffer on first use; AF_ENOMEM with the size otherwise. */
+static af_status square_buffer(double **buf, size_t n)
+{
+    if (!*buf && !(*buf = malloc(n * n * sizeof(double))))
+        return af_error(AF_ENOMEM, "attention: out of memory for a %zu x %zu matrix "
+                                   "(the tiled backend needs none)", n, n);
+    return AF_SUCCESS;
+}
+
+/* From K written out: its sums and products with X (dgemm). */
+static af_status dense_marginals(af_attn_ws *ws, double *r, double *c, double *KX, double *KtX)
+{
+    const size_t n = ws->p.n, d = ws->p.d;
+    af_status st = square_buffer(&ws->K, n);
+    if (st || (st = af_sinkhorn_matrix(ws->sk, ws->K)))
+        return st;
+    const double *K = ws->K;
+    if (r)
+        for (size_t i = 0; i < n; i++) {
+            double v = 0;
+            for (size_t j = 0; j < n; j++)
+                v += K[i * n + j];
+            r[i] = v;
+        }
+    if (c) {
+        memset(c, 0, n * sizeof *c);
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++)
+                c[j] += K[i * n + j];
+    }
+    if (KX)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)n, 1.0, K,
+                    (int)n, ws->X, (int)d, 0.0, KX, (int)d);
+    if (KtX)
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)d, (int)n, 1.0, K,
+                    (int)n, ws->X, (int)d, 0.0, KtX, (int)d);
+    return AF_SUCCESS;
+}
+
+/* Column sums of N_R(exp C), streamed row by row over the stored scores
+ * (overwritten: they are scratch here). */
+static af_status dense_softmax_colsums(af_attn_ws *ws, const double *X, double *cs)
+{
+    const size_t n = ws->p.n, d = ws->p.d;
+    double **buf = ws->p.norm == AF_ATTN_SINKHORN ? &ws->K : &ws->C;
+    af_status st = square_buffer(buf, n);
+    if (st || (st = af_scores(&ws->p.scores, n, n, d, X, X, *buf, ws->swork)))
+        return st;
+    double *C = *buf;
+    memset(cs, 0, n * sizeof *cs);
+#pragma omp parallel for schedule(static) reduction(+ : cs[:n]) if (n > 256)
+    for (size_t i = 0; i < n; i++) {
+        double *c = C + i * n;
+        double mx = -INFINITY, s = 0;
+        for (size_t j = 0; j < n; j++)
+            mx = c[j] > mx ? c[j] : mx;
+        for (size_t j = 0; j < n; j++) {
+            c[j] = exp(c[j] - mx);
+            s += c[j];
+        }
+        const double inv = 1.0 / s;
+        for (size_t j = 0; j < n; j++)
+            cs[j] += c[j] * inv;
+    }
+    return AF_SUCCESS;
+}
+
+const af_backend_type af_backend_type_dense = {
+    "dense", 0, dense_bytes, dense_init, dense_release, dense_softmax,
+    dense_sinkhorn, dense_apply, dense_kernel, dense_marginals, dense_softmax_colsums,
+    .distributes = 0, /* Sinkhorn on the stored n x n scores: one process */
+};

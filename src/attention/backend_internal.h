@@ -1,0 +1,74 @@
+/* Internals of the attention backends (include/attnflow/backend.h). */
+#ifndef AF_BACKEND_INTERNAL_H
+#define AF_BACKEND_INTERNAL_H
+
+#include "attnflow/backend.h"
+#include "normalize_internal.h"
+
+/* A backend, GSL style: a const object of function pointers. The
+ * backend-neutral parts (parameter checks, the copy of A, the score terms)
+ * live in backend.c; a backend only says how to store and traverse. */
+struct af_backend_type {
+    const char *name;
+    int single;             /* offers AF_PRECISION_SINGLE */
+    /* bytes of the backend's own buffers (af_backend_bytes adds the common ones) */
+    double (*bytes)(size_t n, size_t d, af_attn_norm norm, int threads);
+    af_status (*init)(af_attn_ws *ws);      /* allocate the backend's buffers */
+    void (*release)(af_attn_ws *ws);        /* free them */
+    af_status (*softmax)(af_attn_ws *ws, const double *X, double *KX);
+    af_status (*sinkhorn)(af_attn_ws *ws, const double *X, const af_sinkhorn_options *opt,
+                          af_sinkhorn_info *info);
+    af_status (*apply)(af_attn_ws *ws, double *KX);
+    af_status (*kernel)(af_attn_ws *ws, const double *X, const af_sinkhorn_options *opt,
+                        double *K);
+    af_status (*marginals)(af_attn_ws *ws, double *r, double *c, double *KX, double *KtX);
+    af_status (*softmax_colsums)(af_attn_ws *ws, const double *X, double *cs);
+    int distributes;  /* 1: computes row blocks across ranks (af_attn_params.comm) */
+};
+
+struct af_attn_ws {
+    const af_backend_type *type;
+    af_attn_params p;     /* scores.A points at the copy A */
+    double *A;            /* d x d: the copy of A (p.scores.A = A, or NULL for I) */
+    int nthreads;         /* OpenMP threads at allocation (per-thread buffers) */
+    const double *X;      /* tokens of the last Sinkhorn solve */
+    size_t row_begin, row_end; /* this rank's rows of K X (0, n on one process) */
+    af_sinkhorn_ws *sk;   /* Sinkhorn state (dense: stored kernel; tiled: matrix-free) */
+
+    /* Score terms C_ij = s L_i . x_j + rbias_i + cbias_j, s = beta / eps,
+     * L = X (or X A) for dot scores; L2: rbias_i = cbias_i = -s |x_i|^2 / 2. */
+    double s;
+    int l2;
+    const double *L;
+    double *XA;           /* n x d */
+    double *rbias, *cbias;/* n each */
+    double *Xt;           /* d x n: X transposed (row kernels) */
+    double *rows;         /* nthreads x n: per-thread kernel row */
+
+    /* dense */
+    double *C;            /* n x n scores (Sinkhorn, or af_attn_kernel) */
+    double *swork;        /* AF_SCORES_WORK(n, n, d) */
+    double *E;            /* tile x n block of SoftMax rows (large d) */
+    double *rinv;         /* tile */
+    size_t tile;
+    double *K;            /* n x n, on first use (marginals) */
+    /* tiled */
+    double *acc;          /* nthreads x (d + 1) x n column accumulators, on first use */
+};
+
+/* AF_ENUMERIC with the message of a non-finite SoftMax / USA kernel. */
+af_status af__attn_softmax_failed(const af_attn_ws *ws);
+
+/* Score terms of X into ws (L, rbias, cbias; Xt when with_xt). */
+void af__attn_prepare(af_attn_ws *ws, const double *X, int with_xt);
+
+/* Bytes of the buffers every backend has (XA, rbias, cbias, Xt, rows). */
+double af__attn_common_bytes(size_t n, size_t d, int threads);
+/* Bytes of a Sinkhorn workspace: stored (K0) or matrix-free (with the
+ * symmetric path's accumulators for p = d right-hand sides). */
+double af__sinkhorn_bytes(size_t n, size_t m, size_t d, int threads, int matrix_free);
+
+extern const af_backend_type af_backend_type_dense;
+extern const af_backend_type af_backend_type_tiled;
+
+#endif

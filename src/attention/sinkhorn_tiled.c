@@ -1,0 +1,136 @@
+/* The symmetric Sinkhorn iteration without a stored kernel. Same state and
+ * update as the stored symmetric scaling path (a <- a / sqrt(r), r the row
+ * sums of diag(a) K0 diag(a), K0_ij = exp(C_ij - (s_i + s_j) / 2) <= 1),
+ * but each pass regenerates the upper triangle of the scores row by row:
+ * exp(C_ij) is computed once for the pair (i, j) and serves row i directly
+ * and row j through per-thread column accumulators, so a pass costs
+ * n (n + 1) / 2 exps, no row maxima and no logarithms. The same pass
+ * multiplies K0 with a * Y for the right-hand sides of the score source,
+ * so once the iteration has converged K Y = diag(a) (K0 (a Y)) is already
+ * there (the flows' K X at no extra pass). Scalings that leave double
+ * range fall back to the symmetric log path, as the stored path does. */
+#include "core/af_simd_math.h"
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include "normalize_internal.h"
+
+/* Per-thread accumulators: (p + 1) x n each (t, then K0 (a Y) by column). */
+static af_status ensure_buffers(af_sinkhorn_ws *ws)
+{
+    const size_t n = ws->n, p = ws->src.Yt ? ws->src.p : 0;
+    const size_t need = (size_t)ws->nthreads * (p + 1) * n;
+    if (ws->apply_acc_cap < need) {
+        double *b = realloc(ws->apply_acc, need * sizeof(double));
+        if (!b)
+            return af_error(AF_ENOMEM, "sinkhorn: out of memory for the tiled accumulators");
+        ws->apply_acc = b;
+        ws->apply_acc_cap = need;
+    }
+    if (p && ws->apply_cap < n * p) {
+        double *b = realloc(ws->apply_buf, n * p * sizeof(double));
+        if (!b)
+            return af_error(AF_ENOMEM, "sinkhorn: out of memory for K Y");
+        ws->apply_buf = b;
+        ws->apply_cap = n * p;
+    }
+    return AF_SUCCESS;
+}
+
+/* t = r = a * (K0 a) into ws->t, K0 (a Y) into apply_buf; errors. 1 if a
+ * row sum is not positive and finite. */
+static int symt_pass(af_sinkhorn_ws *ws)
+{
+    const size_t n = ws->n, p = ws->src.Yt ? ws->src.p : 0, stride = (p + 1) * n;
+    const double *a = ws->u, *s = ws->shift, *Yt = ws->src.Yt;
+    int team = 1;
+#pragma omp parallel num_threads(af__team_size(ws)) AF_PAR_IF(n * n / 2)
+    {
+        const int tid = omp_get_thread_num();
+        if (tid == 0)
+            team = omp_get_num_threads();
+        double *acc = ws->apply_acc + (size_t)tid * stride, *e = ws->rowbuf + (size_t)tid * n;
+        memset(acc, 0, stride * sizeof(double));
+#pragma omp for schedule(dynamic, 16)
+        for (size_t i = 0; i < n; i++) {
+            const size_t len = n - i;
+            const double *c = af__score_row_from(ws, i, i, tid), hi = 0.5 * s[i];
+            const double *sj = s + i, *aj = a + i;
+            if (ws->src.single) {
+#pragma omp simd
+                for (size_t q = 0; q < len; q++)
+                    e[q] = (double)expf((float)(c[q] - hi - 0.5 * sj[q]));
+            } else {
+#pragma omp simd
+                for (size_t q = 0; q < len; q++)
+                    e[q] = exp(c[q] - hi - 0.5 * sj[q]);
+            }
+            /* row i (diagonal included) */
+            acc[i] += af__row_dot(len, e, aj);
+            /* rows j > i through the symmetry */
+            const double ai = a[i];
+            double *at = acc + i + 1;
+            const double *eq = e + 1;
+#pragma omp simd
+            for (size_t q = 0; q < len - 1; q++)
+                at[q] += ai * eq[q];
+            for (size_t k = 0; k < p; k++) {
+                const double *yt = Yt + k * n + i;
+                double *ak = acc + (k + 1) * n, row = 0;
+#pragma omp simd reduction(+ : row)
+                for (size_t q = 0; q < len; q++)
+                    row += e[q] * (aj[q] * yt[q]);
+                ak[i] += row;
+                const double w = ai * yt[0];
+                double *akt = ak + i + 1;
+#pragma omp simd
+                for (size_t q = 0; q < len - 1; q++)
+                    akt[q] += w * eq[q];
+            }
+        }
+    }
+    double err = 0;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double t = 0;
+        for (int th = 0; th < team; th++)
+            t += ws->apply_acc[(size_t)th * stride + i];
+        const double r = a[i] * t;
+        bad |= !(r > 0) || !isfinite(r);
+        ws->t[i] = r;
+        err = fmax(err, fabs(r - 1.0));
+        for (size_t k = 0; k < p; k++) {
+            double v = 0;
+            for (int th = 0; th < team; th++)
+                v += ws->apply_acc[(size_t)th * stride + (k + 1) * n + i];
+            ws->apply_buf[i * p + k] = v;
+        }
+    }
+    ws->row_err = ws->col_err = err;
+    return bad;
+}
+
+static af_status symt_start(af_sinkhorn_ws *ws)
+{
+    af_status st = ensure_buffers(ws);
+    return st ? st : af__sym_scaling_begin(ws, symt_pass);
+}
+
+static af_status symt_step(af_sinkhorn_ws *ws) { return af__sym_scaling_advance(ws, symt_pass); }
+
+/* K_ij = a_i K0_ij a_j from regenerated rows (small n: tests). */
+static void symt_matrix(const af_sinkhorn_ws *ws, double *K)
+{
+    const size_t n = ws->n;
+    for (size_t i = 0; i < n; i++) {
+        const double *c = af__score_row(ws, i, 0);
+        for (size_t j = 0; j < n; j++)
+            K[i * n + j] = ws->u[i] * exp(c[j] - 0.5 * (ws->shift[i] + ws->shift[j])) * ws->u[j];
+    }
+}
+
+const double *af__sym_tiled_product(const af_sinkhorn_ws *ws) { return ws->apply_buf; }
+
+const af_sinkhorn_type af_sinkhorn_type_sym_tiled = {
+    "symmetric-tiled", 1, symt_start, symt_step, af__sym_scaling_potentials, symt_matrix,
+};

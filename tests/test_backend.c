@@ -1,0 +1,503 @@
+/* Attention backends (attnflow/backend.h): the matrix-free tiled backend
+ * computes the same flows as the dense one, to round-off, for every
+ * normalisation, score kind, A / W_V, skip, sphere and integrator; one
+ * Sinkhorn normalisation is SoftMax bit for bit on it; what needs the n x n
+ * matrix is refused; its memory is O(n d) by the allocation formula. */
+#include <criterion/criterion.h>
+void openblas_set_num_threads(int num_threads); /* OpenBLAS (its cblas.h clashes with GSL's) */
+#include <omp.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <gsl/gsl_rng.h>
+#include "attnflow/backend.h"
+#include "attnflow/flow.h"
+#include "attnflow/energy.h"
+#include "attnflow/init.h"
+#include "attnflow/observables.h"
+#include "support/fixtures.h"
+
+/* Small clouds: one thread by default (a shared 2-core machine); the
+ * per-thread tiles are exercised by the two-thread test below. */
+__attribute__((constructor)) static void one_thread(void)
+{
+    omp_set_num_threads(1);
+    openblas_set_num_threads(1);
+}
+
+static double *cloud(size_t n, size_t d, unsigned long seed, double scale)
+{
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, seed);
+    double *X = malloc(n * d * sizeof *X);
+    for (size_t k = 0; k < n * d; k++)
+        X[k] = scale * (2 * gsl_rng_uniform(r) - 1);
+    gsl_rng_free(r);
+    return X;
+}
+
+static af_flow_ws *alloc_on(af_flow_params p, const af_backend_type *b)
+{
+    p.backend = b;
+    af_flow_ws *ws = af_flow_alloc(&p);
+    cr_assert_not_null(ws, "af_flow_alloc (%s): %s", af_backend_name(b), af_last_error());
+    return ws;
+}
+
+/* Integrates the same cloud on both backends for `steps` steps of h and
+ * compares the trajectories (and the Sinkhorn iteration counts). */
+static void same_flow(const af_flow_params *p, const double *X0, size_t steps, double h,
+                      double tol, const char *what)
+{
+    const size_t nd = p->n * p->d;
+    af_flow_ws *wd = alloc_on(*p, af_backend_dense), *wt = alloc_on(*p, af_backend_tiled);
+    double *Xd = malloc(nd * sizeof *Xd), *Xt = malloc(nd * sizeof *Xt);
+    memcpy(Xd, X0, nd * sizeof *Xd);
+    memcpy(Xt, X0, nd * sizeof *Xt);
+    cr_assert(af_flow_project(wd, Xd) == AF_SUCCESS && af_flow_project(wt, Xt) == AF_SUCCESS);
+    double *vd = malloc(nd * sizeof *vd), *vt = malloc(nd * sizeof *vt);
+    cr_assert(af_flow_velocity(wd, Xd, vd) == AF_SUCCESS, "%s: %s", what, af_last_error());
+    cr_assert(af_flow_velocity(wt, Xt, vt) == AF_SUCCESS, "%s: %s", what, af_last_error());
+    double ev = fx_max_abs_diff(nd, vd, vt);
+    cr_expect(ev < tol, "%s: velocity differs by %.3g", what, ev);
+    af_flow_reset_potentials(wd);
+    af_flow_reset_potentials(wt);
+    for (size_t s = 0; s < steps; s++) {
+        cr_assert(af_flow_step(wd, Xd, h) == AF_SUCCESS, "%s dense: %s", what, af_last_error());
+        cr_assert(af_flow_step(wt, Xt, h) == AF_SUCCESS, "%s tiled: %s", what, af_last_error());
+    }
+    double ex = fx_max_abs_diff(nd, Xd, Xt);
+    cr_expect(ex < tol, "%s: trajectories differ by %.3g after %zu steps", what, ex, steps);
+    af_flow_stats sd, st;
+    af_flow_get_stats(wd, &sd);
+    af_flow_get_stats(wt, &st);
+    cr_expect_eq(sd.sinkhorn_iterations, st.sinkhorn_iterations,
+                 "%s: %zu (dense) vs %zu (tiled) Sinkhorn iterations", what,
+                 sd.sinkhorn_iterations, st.sinkhorn_iterations);
+    cr_expect_eq(sd.evaluations, st.evaluations, "%s: evaluation counts", what);
+    free(Xd), free(Xt), free(vd), free(vt);
+    af_flow_free(wd);
+    af_flow_free(wt);
+}
+
+/* n = 37: not a multiple of the vector widths or of the 16 partial sums. */
+#define N 37
+#define D 3
+
+static const double A_sym[9] = {1.0, 0.3, -0.2, 0.3, 0.8, 0.1, -0.2, 0.1, 1.2};
+static const double A_gen[9] = {0.9, 0.4, 0.0, -0.3, 1.1, 0.2, 0.1, -0.5, 0.7};
+static const double W_V[9] = {0.5, -0.2, 0.1, 0.3, 0.9, 0.0, -0.1, 0.2, 0.7};
+
+Test(backend_tiled, softmax_and_usa_match_dense)
+{
+    double *X = cloud(N, D, 1, 1.0);
+    for (int kind = 0; kind < 2; kind++)
+        for (int usa = 0; usa < 2; usa++)
+            for (int a = 0; a < 3; a++) {
+                af_flow_params p = af_flow_params_default(N, D);
+                p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+                p.scores.A = a == 0 ? NULL : a == 1 ? A_sym : A_gen;
+                p.usa = usa;
+                p.V = W_V;
+                p.integrator = AF_FLOW_RK4;
+                char what[96];
+                snprintf(what, sizeof what, "softmax kind %d usa %d A %d", kind, usa, a);
+                same_flow(&p, X, 5, 0.05, 1e-12, what);
+            }
+    free(X);
+}
+
+Test(backend_tiled, sinkhorn_tolerance_and_counts_match_dense)
+{
+    double *X = cloud(N, D, 2, 1.0);
+    const size_t counts[] = {0, 1, 2, 3, 6};
+    for (int kind = 0; kind < 2; kind++)
+        for (int a = 0; a < 3; a++)
+            for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+                af_flow_params p = af_flow_params_default(N, D);
+                p.norm = AF_FLOW_SINKHORN;
+                p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+                p.scores.A = a == 0 ? NULL : a == 1 ? A_sym : A_gen;
+                p.sinkhorn.iters = counts[c];
+                p.sinkhorn.tol = 1e-11;
+                p.integrator = AF_FLOW_HEUN;
+                char what[96];
+                snprintf(what, sizeof what, "sinkhorn kind %d A %d count %zu", kind, a, counts[c]);
+                same_flow(&p, X, 4, 0.05, 1e-12, what);
+            }
+    free(X);
+}
+
+Test(backend_tiled, value_skip_sphere_and_every_integrator_match_dense)
+{
+    double *X = cloud(N, D, 3, 1.0);
+    const af_flow_integrator integ[] = {AF_FLOW_EULER, AF_FLOW_HEUN, AF_FLOW_RK4,
+                                        AF_FLOW_ADAPTIVE};
+    for (int norm = 0; norm < 2; norm++)
+        for (size_t k = 0; k < 4; k++)
+            for (int variant = 0; variant < 3; variant++) {
+                af_flow_params p = af_flow_params_default(N, D);
+                p.norm = norm ? AF_FLOW_SINKHORN : AF_FLOW_SOFTMAX;
+                p.integrator = integ[k];
+                p.scores.beta = 2.0;
+                p.sinkhorn.tol = 1e-11;
+                p.skip = variant == 1;
+                p.V = variant == 1 ? W_V : NULL;
+                p.value = 0.7;
+                p.geometry = variant == 2 ? AF_FLOW_SPHERE : AF_FLOW_EUCLID;
+                char what[96];
+                snprintf(what, sizeof what, "norm %d integrator %s variant %d", norm,
+                         af_flow_integrator_name(integ[k]), variant);
+                same_flow(&p, X, 3, 0.1, 1e-12, what);
+            }
+    free(X);
+}
+
+/* eps small: the dense solver leaves the scaling form for log space; the
+ * tiled one is in log space from the start. Same iterates. */
+Test(backend_tiled, small_eps_log_domain_matches_dense)
+{
+    for (int kind = 0; kind < 2; kind++) {
+        double *X = cloud(N, 2, 4, kind ? 3.0 : 1.5);
+        af_flow_params p = af_flow_params_default(N, 2);
+        p.norm = AF_FLOW_SINKHORN;
+        p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+        p.scores.A = kind ? NULL : (const double[]){1.0, 0.5, -0.5, 1.0};
+        p.scores.eps = kind ? 0.01 : 0.005; /* score ranges > 600: log space */
+        p.sinkhorn.tol = 1e-10;
+        /* low-temperature dot scores send many rows to the same extreme
+         * tokens: Sinkhorn crawls there, so a fixed count of 30 */
+        p.sinkhorn.iters = kind ? 0 : 30;
+        p.integrator = AF_FLOW_EULER;
+        same_flow(&p, X, 3, 0.002, 1e-11, kind ? "small eps l2" : "small eps dot, general A");
+        free(X);
+    }
+}
+
+/* The per-thread tiles: two threads, a cloud large enough for a team. */
+Test(backend_tiled, two_threads_match_dense)
+{
+    omp_set_num_threads(2);
+    const size_t n = 300, d = 2;
+    double *X = cloud(n, d, 5, 1.0);
+    for (int norm = 0; norm < 2; norm++) {
+        af_flow_params p = af_flow_params_default(n, d);
+        p.norm = norm ? AF_FLOW_SINKHORN : AF_FLOW_SOFTMAX;
+        p.scores.kind = AF_SCORES_L2;
+        p.scores.eps = 0.1;
+        p.sinkhorn.tol = 1e-10;
+        p.integrator = AF_FLOW_EULER;
+        same_flow(&p, X, 3, 0.01, 1e-12, norm ? "2 threads sinkhorn" : "2 threads softmax");
+    }
+    free(X);
+    omp_set_num_threads(1);
+}
+
+/* Sinkhorn with one normalisation against SoftMax on the tiled backend,
+ * compared bit for bit, at the given precision. */
+static void check_count_one(af_precision prec)
+{
+    for (int kind = 0; kind < 2; kind++) {
+        double *X = cloud(N, D, 6, 1.5);
+        af_flow_params p = af_flow_params_default(N, D);
+        p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+        p.scores.A = A_gen;
+        p.precision = prec;
+        af_flow_ws *ws = alloc_on(p, af_backend_tiled);
+        p.norm = AF_FLOW_SINKHORN;
+        p.sinkhorn.iters = 1;
+        af_flow_ws *wk = alloc_on(p, af_backend_tiled);
+        double vs[N * D], vk[N * D];
+        cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS);
+        cr_assert(af_flow_velocity(wk, X, vk) == AF_SUCCESS);
+        cr_expect(memcmp(vs, vk, sizeof vs) == 0, "precision %d kind %d: one normalisation "
+                  "differs from SoftMax by %.3g", (int)prec, kind, fx_max_abs_diff(N * D, vs, vk));
+        af_flow_free(ws);
+        af_flow_free(wk);
+        free(X);
+    }
+}
+
+Test(backend_tiled, one_normalisation_is_softmax_bit_for_bit)
+{
+    check_count_one(AF_PRECISION_DOUBLE);
+}
+
+/* Potentials and paths: alternating (log space), symmetric (scaling form
+ * on regenerated triangles), and at small eps the symmetric log fallback
+ * (the diagonal deficit leaves the scaling form's range) on both. */
+Test(backend_tiled, potentials_match_dense)
+{
+    double *X = cloud(N, D, 7, 1.0);
+    for (int sym = 0; sym < 3; sym++) {
+        af_attn_params ap = af_attn_params_default(N, D);
+        ap.norm = AF_ATTN_SINKHORN;
+        ap.scores.A = sym ? A_sym : A_gen;
+        ap.scores.eps = sym == 2 ? 0.0005 : 1.0;
+        af_attn_ws *d = af_attn_alloc(af_backend_dense, &ap);
+        af_attn_ws *t = af_attn_alloc(af_backend_tiled, &ap);
+        cr_assert(d && t, "%s", af_last_error());
+        af_sinkhorn_options o = af_sinkhorn_options_default();
+        o.tol = 1e-12;
+        af_sinkhorn_info id, it;
+        cr_assert(af_attn_sinkhorn(d, X, &o, &id) == AF_SUCCESS, "%s", af_last_error());
+        cr_assert(af_attn_sinkhorn(t, X, &o, &it) == AF_SUCCESS, "%s", af_last_error());
+        cr_expect_eq(id.iterations, it.iterations);
+        const char *pd = af_sinkhorn_type_name(id.path), *pt = af_sinkhorn_type_name(it.path);
+        cr_expect_eq(strstr(pd, "symmetric") != NULL, sym > 0, "%s", pd);
+        cr_expect_eq(strstr(pt, "symmetric") != NULL, sym > 0, "%s", pt);
+        cr_expect_eq(strstr(pd, "log") != NULL, sym == 2, "sym %d: dense path %s", sym, pd);
+        cr_expect_eq(strstr(pt, "log") != NULL, sym != 1, "sym %d: tiled path %s", sym, pt);
+        double ef = fx_max_abs_diff(N, af_attn_f(d), af_attn_f(t));
+        double eg = fx_max_abs_diff(N, af_attn_g(d), af_attn_g(t));
+        cr_expect(ef < 1e-11 && eg < 1e-11, "sym %d: potentials differ by %.3g, %.3g", sym, ef,
+                  eg);
+        cr_expect(it.row_err <= 1e-12 && it.col_err <= 1e-12);
+        af_attn_free(d);
+        af_attn_free(t);
+    }
+    free(X);
+}
+
+/* K X of the tiled Sinkhorn against the dense kernel written out: the rows
+ * and columns of the dense K sum to 1, and K X agrees. */
+Test(backend_tiled, apply_matches_dense_kernel_times_x)
+{
+    double *X = cloud(N, D, 8, 1.0);
+    af_attn_params ap = af_attn_params_default(N, D);
+    ap.norm = AF_ATTN_SINKHORN;
+    ap.scores.kind = AF_SCORES_L2;
+    af_attn_ws *d = af_attn_alloc(af_backend_dense, &ap), *t = af_attn_alloc(af_backend_tiled, &ap);
+    cr_assert(d && t);
+    af_sinkhorn_options o = af_sinkhorn_options_default();
+    o.tol = 1e-13;
+    double *K = malloc(N * N * sizeof *K), KX[N * D], ref[N * D];
+    cr_assert(af_attn_kernel(d, X, &o, K) == AF_SUCCESS, "%s", af_last_error());
+    cr_assert(af_attn_sinkhorn(t, X, &o, NULL) == AF_SUCCESS, "%s", af_last_error());
+    cr_assert(af_attn_apply(t, KX) == AF_SUCCESS);
+    for (size_t i = 0; i < N; i++) {
+        double row = 0, col = 0;
+        for (size_t j = 0; j < N; j++)
+            row += K[i * N + j], col += K[j * N + i];
+        cr_expect(fabs(row - 1) < 1e-12 && fabs(col - 1) < 1e-12);
+        for (size_t k = 0; k < D; k++) {
+            double s = 0;
+            for (size_t j = 0; j < N; j++)
+                s += K[i * N + j] * X[j * D + k];
+            ref[i * D + k] = s;
+        }
+    }
+    double e = fx_max_abs_diff(N * D, KX, ref);
+    cr_expect(e < 1e-12, "tiled K X vs dense K times X: %.3g", e);
+    free(K);
+    free(X);
+    af_attn_free(d);
+    af_attn_free(t);
+}
+
+Test(backend_tiled, what_needs_the_matrix_is_refused)
+{
+    double *X = cloud(N, D, 9, 1.0);
+    for (int norm = 0; norm < 2; norm++) {
+        af_flow_params p = af_flow_params_default(N, D);
+        p.norm = norm ? AF_FLOW_SINKHORN : AF_FLOW_SOFTMAX;
+        af_flow_ws *ws = alloc_on(p, af_backend_tiled);
+        double *K = malloc(N * N * sizeof *K);
+        cr_expect_eq(af_flow_kernel(ws, X, K), AF_EINVAL);
+        cr_expect(strstr(af_last_error(), "tiled") && strstr(af_last_error(), "dense"), "%s",
+                  af_last_error());
+        free(K);
+        af_flow_free(ws);
+    }
+    af_attn_params ap = af_attn_params_default(N, D);
+    ap.norm = AF_ATTN_SINKHORN;
+    af_attn_ws *t = af_attn_alloc(af_backend_tiled, &ap);
+    af_sinkhorn_options o = af_sinkhorn_options_default();
+    o.compute_bound = 2; /* exact Hilbert diameter: O(n^2) scores at once */
+    cr_expect_eq(af_attn_sinkhorn(t, X, &o, NULL), AF_EINVAL);
+    cr_expect(strstr(af_last_error(), "Hilbert") != NULL, "%s", af_last_error());
+    o.compute_bound = 1; /* the O(n m) upper bound is fine */
+    af_sinkhorn_info info;
+    cr_expect_eq(af_attn_sinkhorn(t, X, &o, &info), AF_SUCCESS, "%s", af_last_error());
+    cr_expect(isfinite(info.hilbert_diam) && !info.bound_exact);
+    af_attn_free(t);
+    free(X);
+}
+
+/* O(n (d + threads)) with small constants: at most 8 n (4 d + 4 T (d + 1)
+ * + 16) bytes (T threads: per-thread rows and column accumulators). */
+static double linear_bound(double n, double d, double T)
+{
+    return 8.0 * n * (4 * d + 4 * T * (d + 1) + 16);
+}
+
+/* The allocation formula, evaluated without allocating: tiled memory grows
+ * linearly in n (n = 1e6, d = 2: 256 MB with 2 threads, 1 GB with 16),
+ * dense Sinkhorn quadratically (16 TB). */
+Test(backend_tiled, workspace_is_linear_in_n)
+{
+    for (int norm = 0; norm < 3; norm++) {
+        double b6 = af_backend_bytes(af_backend_tiled, 1000000, 2, (af_attn_norm)norm, 16);
+        double b5 = af_backend_bytes(af_backend_tiled, 100000, 2, (af_attn_norm)norm, 16);
+        cr_expect(b6 < linear_bound(1e6, 2, 16), "norm %d: %.3g bytes", norm, b6);
+        cr_expect(fabs(b6 / b5 - 10) < 0.01, "norm %d: ratio %.4f", norm, b6 / b5);
+        double bd = af_backend_bytes(af_backend_tiled, 1000000, 64, (af_attn_norm)norm, 1);
+        cr_expect(bd < linear_bound(1e6, 64, 1), "d = 64: %.3g bytes", bd);
+    }
+    cr_expect(af_backend_bytes(af_backend_tiled, 1000000, 2, AF_ATTN_SINKHORN, 2) < 3e8);
+    double dense = af_backend_bytes(af_backend_dense, 1000000, 2, AF_ATTN_SINKHORN, 16);
+    cr_expect(dense > 16e12, "dense Sinkhorn n = 1e6: %.3g bytes", dense);
+    cr_expect(af_backend_choose(1000, 2, AF_ATTN_SINKHORN, 2, 1e9) == af_backend_dense);
+    cr_expect(af_backend_choose(100000, 2, AF_ATTN_SINKHORN, 2, 1e9) == af_backend_tiled);
+}
+
+Test(backend, names)
+{
+    const af_backend_type *b;
+    cr_expect(af_backend_from_name("tiled", &b) == AF_SUCCESS && b == af_backend_tiled);
+    cr_expect(af_backend_from_name("dense", &b) == AF_SUCCESS && b == af_backend_dense);
+    cr_expect(af_backend_from_name("fast", &b) == AF_EINVAL);
+    cr_expect_str_eq(af_backend_name(af_backend_tiled), "tiled");
+}
+
+/* The OT energy F_n and its gradient (envelope formula: K X, K^T X, row and
+ * column sums) in one tiled pass, against the dense K written out. */
+Test(backend_tiled, energy_and_gradient_match_dense)
+{
+    double *X = cloud(N, D, 10, 1.0);
+    for (int kind = 0; kind < 2; kind++) {
+        af_energy_params ep = af_energy_params_default();
+        ep.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+        ep.scores.A = kind ? NULL : A_sym;
+        ep.scores.eps = 0.5;
+        af_energy_ws *d = af_energy_alloc_backend(N, D, af_backend_dense);
+        af_energy_ws *t = af_energy_alloc_backend(N, D, af_backend_tiled);
+        cr_assert(d && t, "%s", af_last_error());
+        double Fd, Ft, gd[N * D], gt[N * D];
+        for (int call = 0; call < 2; call++) { /* cold, then warm-started */
+            cr_assert(af_energy(d, &ep, X, &Fd, gd) == AF_SUCCESS, "%s", af_last_error());
+            cr_assert(af_energy(t, &ep, X, &Ft, gt) == AF_SUCCESS, "%s", af_last_error());
+            cr_expect(fabs(Fd - Ft) < 1e-12, "kind %d: F %.17g vs %.17g", kind, Fd, Ft);
+            double e = fx_max_abs_diff(N * D, gd, gt);
+            cr_expect(e < 1e-12, "kind %d: gradients differ by %.3g", kind, e);
+            cr_expect_eq(af_energy_iterations(d), af_energy_iterations(t));
+            X[0] += 1e-3; /* a nearby cloud for the warm start */
+        }
+        af_energy_free(d);
+        af_energy_free(t);
+    }
+    free(X);
+}
+
+Test(backend_tiled, observables_match_dense)
+{
+    double *X = cloud(N, D, 11, 1.0);
+    af_obs_params op = af_obs_params_default(N, D);
+    op.scores.kind = AF_SCORES_L2;
+    op.backend = af_backend_dense;
+    af_obs_ws *d = af_obs_alloc(&op);
+    op.backend = af_backend_tiled;
+    af_obs_ws *t = af_obs_alloc(&op);
+    cr_assert(d && t, "%s", af_last_error());
+    af_obs_values vd, vt;
+    cr_assert(af_obs_compute(d, X, NULL, &vd) == AF_SUCCESS, "%s", af_last_error());
+    cr_assert(af_obs_compute(t, X, NULL, &vt) == AF_SUCCESS, "%s", af_last_error());
+    cr_expect(fabs(vd.colsum_err - vt.colsum_err) < 1e-13, "%.17g vs %.17g", vd.colsum_err,
+              vt.colsum_err);
+    cr_expect(vd.colsum_err > 1e-3); /* SoftMax columns are not normalised: a real check */
+    cr_expect(fabs(vd.energy - vt.energy) < 1e-12, "%.17g vs %.17g", vd.energy, vt.energy);
+    cr_expect_eq(vd.energy_iters, vt.energy_iters);
+    cr_expect_eq(vd.clusters, vt.clusters);
+    af_obs_free(d);
+    af_obs_free(t);
+    free(X);
+}
+
+/* ---- single precision (float32 exps, double sums) ---- */
+
+static double rel_err(size_t m, const double *a, const double *ref)
+{
+    double e = 0, s = 0;
+    for (size_t k = 0; k < m; k++) {
+        e = fmax(e, fabs(a[k] - ref[k]));
+        s = fmax(s, fabs(ref[k]));
+    }
+    return e / s;
+}
+
+Test(backend_single, one_normalisation_is_single_softmax_bit_for_bit)
+{
+    check_count_one(AF_PRECISION_SINGLE);
+}
+
+/* README bound: velocity relative error below 1e-7 (float32 rounding of each
+ * exp is 6e-8 relative; the sums are double), for SoftMax and Sinkhorn
+ * (single run to tol 1e-7); and it is not exactly double (the mode really
+ * is single). */
+Test(backend_single, velocity_within_documented_bound)
+{
+    const size_t n = 200, d = 2;
+    double *X = cloud(n, d, 13, 1.0);
+    double *vs = malloc(n * d * sizeof *vs), *vd = malloc(n * d * sizeof *vd);
+    for (int norm = 0; norm < 2; norm++)
+        for (int kind = 0; kind < 2; kind++) {
+            af_flow_params p = af_flow_params_default(n, d);
+            p.norm = norm ? AF_FLOW_SINKHORN : AF_FLOW_SOFTMAX;
+            p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+            p.scores.A = kind ? NULL : A_gen + 0; /* 2 x 2 block of a general A */
+            p.scores.eps = 0.2;
+            p.sinkhorn.tol = 1e-10;
+            af_flow_ws *wd = alloc_on(p, af_backend_tiled);
+            p.precision = AF_PRECISION_SINGLE;
+            p.sinkhorn.tol = 1e-7; /* above the alternating path's floor (~1e-8, README) */
+            af_flow_ws *ws = alloc_on(p, af_backend_tiled);
+            cr_assert(af_flow_velocity(wd, X, vd) == AF_SUCCESS, "%s", af_last_error());
+            cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS, "%s", af_last_error());
+            double e = rel_err(n * d, vs, vd);
+            cr_expect(e < 1e-7 && e > 0, "norm %d kind %d: relative error %.3g", norm, kind, e);
+            af_flow_free(wd);
+            af_flow_free(ws);
+        }
+    free(vs);
+    free(vd);
+    free(X);
+}
+
+/* Equiangular tokens on the sphere (n = 8, d = 8, beta = 1, rho0 = 0.1):
+ * rho(3) = 0.9860205734 (THEORY.md); single precision stays within 1e-9 of
+ * it (README: measured error). */
+Test(backend_single, equiangular_ode_within_documented_bound)
+{
+    const size_t n = 8, d = 8;
+    af_init_params ip = af_init_params_default();
+    ip.kind = AF_INIT_EQUIANGULAR;
+    ip.n = n;
+    ip.d = d;
+    ip.rho0 = 0.1;
+    double X[64];
+    cr_assert(af_init_cloud(&ip, NULL, X) == AF_SUCCESS);
+    af_flow_params p = af_flow_params_default(n, d);
+    p.geometry = AF_FLOW_SPHERE;
+    p.precision = AF_PRECISION_SINGLE;
+    af_flow_ws *ws = alloc_on(p, af_backend_tiled);
+    cr_assert(af_flow_integrate(ws, X, 3.0, 0.01) == AF_SUCCESS, "%s", af_last_error());
+    double e = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++) {
+            double s = 0;
+            for (size_t k = 0; k < d; k++)
+                s += X[i * d + k] * X[j * d + k];
+            e = fmax(e, fabs(s - 0.9860205734));
+        }
+    cr_expect(e < 1e-9, "max |<x_i, x_j> - rho(3)| = %.3g", e);
+    af_flow_free(ws);
+}
+
+Test(backend_single, dense_refuses_single)
+{
+    af_flow_params p = af_flow_params_default(10, 2);
+    p.precision = AF_PRECISION_SINGLE;
+    p.backend = af_backend_dense;
+    cr_expect_null(af_flow_alloc(&p));
+    cr_expect(strstr(af_last_error(), "tiled") != NULL, "%s", af_last_error());
+}
