@@ -150,8 +150,8 @@ static int read_options(const cli_args *a, convex_run *r)
         unsigned long h = strtoul(g, &end, 10), w = 0;
         if (*end == 'x')
             w = strtoul(end + 1, &end, 10);
-        if (*end || h == 0 || w == 0)
-            return cli_fail(CLI_EINPUT, "--grid: expected HxW with H, W >= 1 (got '%s')", g);
+        if (*end || *g == '-' || h == 0 || w == 0 || h > 65536 || w > 65536)
+            return cli_fail(CLI_EINPUT, "--grid: expected HxW with 1 <= H, W <= 65536 (got '%s')", g);
         r->grid_h = h;
         r->grid_w = w;
     }
