@@ -67,7 +67,7 @@ static af_convex_problem *problem(af_convex_loss loss, double **Xout, double **Y
     gsl_rng_set(rng, 1);
     af_convex_synth_params sp = af_convex_synth_params_default();
     double *X = malloc((size_t)N * n * d * sizeof *X), *Y = malloc((size_t)N * n * c * sizeof *Y);
-    af_convex_shape sh = {AF_CONVEX_LINEAR, loss, N, n, d, c, 1};
+    af_convex_shape sh = {AF_CONVEX_LINEAR, loss, N, n, d, c, 1, AF_CONVEX_ATTENTION, 0, 0, 0};
     af_convex_problem *p = NULL;
     if (af_convex_synth_tokens(&sp, N, n, d, rng, X, NULL) || af_convex_problem_alloc(&p, &sh, X, NULL)
         || af_convex_synth_targets(p, &sp, rng, Y) || af_convex_problem_set_targets(p, Y)) {

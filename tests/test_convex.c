@@ -12,6 +12,7 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include "attnflow/convex.h"
+#include "support/convex_kkt.h"
 
 typedef struct {
     af_convex_problem *p;
@@ -33,7 +34,7 @@ static fixture make(af_convex_kind kind, af_convex_loss loss, size_t N, size_t n
     f.Y = malloc(N * n * c * sizeof *f.Y);
     cr_assert_eq(af_convex_synth_tokens(&sp, N, n, d, f.rng, f.X, NULL), AF_SUCCESS);
     cr_assert_eq(af_convex_synth_gates(P, d, f.rng, f.H), AF_SUCCESS);
-    af_convex_shape sh = {kind, loss, N, n, d, c, P};
+    af_convex_shape sh = {kind, loss, N, n, d, c, P, AF_CONVEX_ATTENTION, 0, 0, 0};
     cr_assert_eq(af_convex_problem_alloc(&f.p, &sh, f.X, f.H), AF_SUCCESS, "%s", af_last_error());
     cr_assert_eq(af_convex_synth_targets(f.p, &sp, f.rng, f.Y), AF_SUCCESS, "%s", af_last_error());
     cr_assert_eq(af_convex_problem_set_targets(f.p, f.Y), AF_SUCCESS, "%s", af_last_error());
@@ -50,19 +51,6 @@ static void unmake(fixture *f)
     free(f->Y);
 }
 
-static void gaussian(gsl_rng *rng, size_t len, double s, double *a)
-{
-    for (size_t q = 0; q < len; q++)
-        a[q] = s * gsl_ran_gaussian(rng, 1.0);
-}
-
-static double maxabs(size_t len, const double *a)
-{
-    double m = 0;
-    for (size_t q = 0; q < len; q++)
-        m = fabs(a[q]) > m ? fabs(a[q]) : m;
-    return m;
-}
 
 /* ---- the identity between the head form and the Z form ---- */
 
@@ -75,12 +63,12 @@ static void identity_case(af_convex_kind kind)
     for (size_t h = 0; h < m; h++)
         gate_of[h] = kind == AF_CONVEX_GATED ? (h * 2) % P : 0;
     for (int rep = 0; rep < 5; rep++) {
-        gaussian(f.rng, m * d * d, 1.0, W1);
-        gaussian(f.rng, m * d * c, 1.0, W2);
+        fx_gaussian_fill(f.rng, m * d * d, 1.0, W1);
+        fx_gaussian_fill(f.rng, m * d * c, 1.0, W2);
         cr_assert_eq(af_convex_heads_predict(f.p, m, W1, W2, gate_of, F1), AF_SUCCESS);
         cr_assert_eq(af_convex_z_from_heads(f.p, m, W1, W2, gate_of, Z), AF_SUCCESS);
         cr_assert_eq(af_convex_predict(f.p, Z, F2), AF_SUCCESS);
-        double scale = maxabs(N * n * c, F1);
+        double scale = fx_maxabs(N * n * c, F1);
         cr_assert_gt(scale, 1e-3);
         for (size_t q = 0; q < N * n * c; q++)
             cr_assert_leq(fabs(F1[q] - F2[q]), 1e-12 * scale, "output %zu: heads %.17g, Z %.17g",
@@ -99,8 +87,8 @@ Test(convex, zform_matches_literal_formula)
     size_t N = 1, n = 4, d = 3, c = 2;
     fixture f = make(AF_CONVEX_LINEAR, AF_CONVEX_SQUARED, N, n, d, c, 1, 5, 0);
     double W1[d * d], W2[d * c], Z[f.zs], F[n * c];
-    gaussian(f.rng, d * d, 1, W1);
-    gaussian(f.rng, d * c, 1, W2);
+    fx_gaussian_fill(f.rng, d * d, 1, W1);
+    fx_gaussian_fill(f.rng, d * c, 1, W2);
     cr_assert_eq(af_convex_z_from_heads(f.p, 1, W1, W2, NULL, Z), AF_SUCCESS);
     cr_assert_eq(af_convex_predict(f.p, Z, F), AF_SUCCESS);
     const double *X = f.X;
@@ -129,8 +117,8 @@ Test(convex, nuclear_norm_bound_and_balanced_equality)
     size_t cap = d * c, mm;
     double V1[cap * d * d], V2[cap * d * c], sig[cap];
     for (int rep = 0; rep < 10; rep++) {
-        gaussian(f.rng, m * d * d, 1.0, W1);
-        gaussian(f.rng, m * d * c, 0.5 + rep, W2); /* unbalanced on purpose */
+        fx_gaussian_fill(f.rng, m * d * d, 1.0, W1);
+        fx_gaussian_fill(f.rng, m * d * c, 0.5 + rep, W2); /* unbalanced on purpose */
         af_convex_z_from_heads(f.p, m, W1, W2, NULL, Z);
         double nuc, reg = 0;
         cr_assert_eq(af_nuclear_norm(d * d, d * c, Z, &nuc), AF_SUCCESS);
@@ -160,7 +148,7 @@ Test(convex, nuclear_norm_bound_and_balanced_equality)
         }
         af_convex_z_from_heads(f.p, mm, V1, V2, NULL, Z2);
         for (size_t q = 0; q < f.zs; q++)
-            cr_assert_float_eq(Z2[q], Z[q], 1e-12 * maxabs(f.zs, Z));
+            cr_assert_float_eq(Z2[q], Z[q], 1e-12 * fx_maxabs(f.zs, Z));
     }
     unmake(&f);
 }
@@ -175,7 +163,7 @@ Test(convex, svt_against_eigenvalues)
     for (size_t k = 0; k < 3; k++) {
         size_t r = shapes[k][0], c = shapes[k][1], mn = r < c ? r : c;
         double A[r * c], B[r * c], sig[mn], rank0;
-        gaussian(rng, r * c, 1, A);
+        fx_gaussian_fill(rng, r * c, 1, A);
         /* singular values from the eigenvalues of A^T A (independent path) */
         gsl_matrix *AtA = gsl_matrix_alloc(c, c);
         for (size_t i = 0; i < c; i++)
@@ -228,8 +216,8 @@ static void gradient_case(af_convex_kind kind, af_convex_loss loss)
 {
     fixture f = make(kind, loss, 5, 4, 3, 3, 2, 21, 0.2);
     double Z[f.zs], G[f.zs], V[f.zs], Zp[f.zs];
-    gaussian(f.rng, f.zs, 0.3, Z);
-    gaussian(f.rng, f.zs, 1.0, V);
+    fx_gaussian_fill(f.rng, f.zs, 0.3, Z);
+    fx_gaussian_fill(f.rng, f.zs, 1.0, V);
     double L0, Lp, Lm;
     cr_assert_eq(af_convex_gradient(f.p, Z, &L0, G), AF_SUCCESS);
     double h = 1e-5, dir = 0;
@@ -262,8 +250,8 @@ static void heads_gradient_case(af_convex_kind kind, af_convex_loss loss)
     for (size_t h = 0; h < m; h++)
         gate_of[h] = h % P;
     size_t *go = kind == AF_CONVEX_GATED ? gate_of : NULL;
-    gaussian(f.rng, np, 0.7, W);
-    gaussian(f.rng, np, 1.0, V);
+    fx_gaussian_fill(f.rng, np, 0.7, W);
+    fx_gaussian_fill(f.rng, np, 1.0, V);
     double beta = 0.05, o0, op, om, dir = 0, h = 1e-5;
     size_t off = m * d * d;
     cr_assert_eq(af_convex_heads_objective(f.p, beta, m, W, W + off, go, &o0, G, G + off),
@@ -340,7 +328,7 @@ Test(convex, solver_closed_form_d1)
             err += (Z[o] - Zs[o]) * (Z[o] - Zs[o]);
         double bound = 2 * fmax(st.gap, 1e-16 * st.objective) / alpha;
         cr_assert_leq(err, bound * 1.01, "|Z - Z*|^2 = %.3g > %.3g", err, bound);
-        cr_assert_lt(sqrt(err), 1e-5 * maxabs(3, Zs));
+        cr_assert_lt(sqrt(err), 1e-5 * fx_maxabs(3, Zs));
         /* the objective at the closed form, computed independently */
         double loss = 0;
         for (size_t i = 0; i < N; i++) {
@@ -380,7 +368,7 @@ static void zero_case(af_convex_kind kind, af_convex_loss loss)
     memset(Z, 0, sizeof Z);
     cr_assert_eq(af_convex_solve(f.p, &opt, Z, &st), AF_SUCCESS);
     cr_assert_eq(st.rank, 0);
-    cr_assert_eq(maxabs(f.zs, Z), 0.0);
+    cr_assert_eq(fx_maxabs(f.zs, Z), 0.0);
     /* below it: a positive gap at 0, and a nonzero solution that beats 0 */
     cr_assert_eq(af_convex_certify(f.p, g0 * 0.98, Z0, &cert), AF_SUCCESS);
     cr_assert_gt(cert.gap, 1e-9 * cert.objective, "gap %.3g", cert.gap);
@@ -577,7 +565,7 @@ Test(convex, invalid_arguments)
 {
     double X[2 * 3 * 2] = {0}, H[4] = {1, 0, 0, 1}, Y[6] = {0.5, 0.5, 0.2, 0.9, 1, 0};
     af_convex_problem *p = NULL;
-    af_convex_shape sh = {AF_CONVEX_LINEAR, AF_CONVEX_SQUARED, 0, 3, 2, 2, 1};
+    af_convex_shape sh = {AF_CONVEX_LINEAR, AF_CONVEX_SQUARED, 0, 3, 2, 2, 1, AF_CONVEX_ATTENTION, 0, 0, 0};
     cr_assert_eq(af_convex_problem_alloc(&p, &sh, X, H), AF_EINVAL);
     cr_assert_null(p);
     sh.N = 2;
@@ -700,84 +688,21 @@ Test(convex, exact_fit_has_zero_gap)
     unmake(&f);
 }
 
-/* Optimality checked independently of the dual gap, through the
- * subdifferential of the nuclear norm: at Z* = A S B^T (A, B orthonormal,
- * from the extracted heads) the gradient must be G = -beta (A B^T + W) with
- * A^T W = 0, W B = 0, |W|_2 <= 1. */
+/* Optimality checked independently of the dual gap (support/convex_kkt.c). */
 static void kkt_case(af_convex_kind kind, af_convex_loss loss)
 {
-    size_t d = 3, c = 3, P = 2;
-    fixture f = make(kind, loss, 30, 5, d, c, P, 91, 0.2);
-    size_t R = d * d, C = d * c, zg = R * C;
-    double Z[f.zs], G[f.zs], beta = 5e-3;
+    fixture f = make(kind, loss, 30, 5, 3, 3, 2, 91, 0.2);
+    double Z[f.zs], beta = 5e-3;
     memset(Z, 0, sizeof Z);
     af_convex_options opt = af_convex_options_default();
     opt.beta = beta;
     opt.tol = 1e-12;
     af_convex_state st;
     cr_assert_eq(af_convex_solve(f.p, &opt, Z, &st), AF_SUCCESS, "%s", af_last_error());
-    cr_assert_eq(af_convex_gradient(f.p, Z, NULL, G), AF_SUCCESS);
-    size_t cap = P * C, m;
-    double W1[cap * R], W2[cap * C], sig[cap];
-    size_t gate_of[cap];
-    cr_assert_eq(af_convex_heads_from_z(f.p, Z, 1e-9, cap, &m, W1, W2, gate_of, sig), AF_SUCCESS);
-    cr_assert_geq(m, 1);
-    size_t gates = kind == AF_CONVEX_GATED ? P : 1;
-    for (size_t g = 0; g < gates; g++) {
-        /* unit singular vectors of Z_g from the balanced heads: a = u / sqrt(sigma) */
-        double A[R * cap], B[C * cap];
-        size_t r = 0;
-        for (size_t h = 0; h < m; h++) {
-            if (gate_of[h] != g)
-                continue;
-            double s = sqrt(sig[h]);
-            for (size_t l = 0; l < d; l++)
-                for (size_t k = 0; k < d; k++)
-                    A[(l * d + k) * cap + r] = W1[h * R + k * d + l] / s;
-            for (size_t q = 0; q < C; q++)
-                B[q * cap + r] = W2[h * C + q] / s;
-            r++;
-        }
-        const double *Gg = G + g * zg;
-        /* A^T G B = -beta I */
-        for (size_t i = 0; i < r; i++)
-            for (size_t j = 0; j < r; j++) {
-                double v = 0;
-                for (size_t a = 0; a < R; a++)
-                    for (size_t b = 0; b < C; b++)
-                        v += A[a * cap + i] * Gg[a * C + b] * B[b * cap + j];
-                cr_assert_float_eq(v, i == j ? -beta : 0.0, 1e-4 * beta, "gate %zu (%zu,%zu): %.10g",
-                                   g, i, j, v);
-            }
-        /* W = -(I - A A^T) G (I - B B^T) / beta has |W|_2 <= 1 */
-        double Wm[zg], T1[zg];
-        for (size_t a = 0; a < R; a++)
-            for (size_t b = 0; b < C; b++) {
-                double v = Gg[a * C + b];
-                for (size_t i = 0; i < r; i++) {
-                    double ag = 0;
-                    for (size_t q = 0; q < R; q++)
-                        ag += A[q * cap + i] * Gg[q * C + b];
-                    v -= A[a * cap + i] * ag;
-                }
-                T1[a * C + b] = v;
-            }
-        for (size_t a = 0; a < R; a++)
-            for (size_t b = 0; b < C; b++) {
-                double v = T1[a * C + b];
-                for (size_t i = 0; i < r; i++) {
-                    double tb = 0;
-                    for (size_t q = 0; q < C; q++)
-                        tb += T1[a * C + q] * B[q * cap + i];
-                    v -= tb * B[b * cap + i];
-                }
-                Wm[a * C + b] = -v / beta;
-            }
-        double sv[C];
-        size_t rk;
-        cr_assert_eq(af_svt(R, C, Wm, 0.0, sv, &rk), AF_SUCCESS);
-        cr_assert_leq(sv[0], 1 + 1e-6, "gate %zu: |W|_2 = %.10g", g, sv[0]);
-    }
+    fx_kkt_result k = fx_convex_kkt(f.p, Z, beta);
+    cr_assert_geq(k.heads, 1);
+    cr_assert_leq(k.align_err, 1e-4 * beta, "|A^T G B + beta I| = %.3g", k.align_err);
+    cr_assert_leq(k.w_norm, 1 + 1e-6, "|W|_2 = %.10g", k.w_norm);
     unmake(&f);
 }
 
@@ -798,7 +723,7 @@ Test(convex, synthetic_targets_not_finite)
     for (size_t q = 0; q < N * n * d; q++)
         cr_assert(isfinite(X[q]));
     af_convex_problem *p = NULL;
-    af_convex_shape sh = {AF_CONVEX_LINEAR, AF_CONVEX_SQUARED, N, n, d, c, 1};
+    af_convex_shape sh = {AF_CONVEX_LINEAR, AF_CONVEX_SQUARED, N, n, d, c, 1, AF_CONVEX_ATTENTION, 0, 0, 0};
     cr_assert_eq(af_convex_problem_alloc(&p, &sh, X, NULL), AF_SUCCESS, "%s", af_last_error());
     cr_assert_eq(af_convex_synth_targets(p, &sp, rng, Y), AF_ENUMERIC);
     cr_assert_not_null(strstr(af_last_error(), "not finite"), "%s", af_last_error());

@@ -53,12 +53,15 @@ extern "C" {
 /* Exported from libattnflow.so (built with -fvisibility=hidden). */
 #pragma GCC visibility push(default)
 
+/* Activation of a head (linear or gated ReLU) and the token mixing it sits on. */
 typedef enum { AF_CONVEX_LINEAR = 0, AF_CONVEX_GATED } af_convex_kind;
 typedef enum { AF_CONVEX_SQUARED = 0, AF_CONVEX_CE } af_convex_loss;
+typedef enum { AF_CONVEX_ATTENTION = 0, AF_CONVEX_MIXER, AF_CONVEX_FNO } af_convex_mixing;
 
-/* Parses "linear"/"gated" and "squared"/"ce". */
+/* Parses "linear"/"gated", "squared"/"ce" and "attention"/"mixer"/"fno". */
 af_status af_convex_kind_from_name(const char *name, af_convex_kind *kind);
 af_status af_convex_loss_from_name(const char *name, af_convex_loss *loss);
+af_status af_convex_mixing_from_name(const char *name, af_convex_mixing *mixing);
 
 /* ---- the problem: data, gates and the linear operator Z -> f ---- */
 
@@ -69,9 +72,28 @@ typedef struct {
     af_convex_loss loss;
     size_t N, n, d, c; /* samples, tokens per sample, token dimension, outputs */
     size_t gates;      /* gated: number of gate matrices P (linear: ignored, 1) */
+    af_convex_mixing mixing; /* default (0) attention */
+    size_t blocks;     /* fno: channel groups B of B-FNO (0 or 1: plain FNO); B | d, B | c */
+    size_t grid_h, grid_w; /* fno: tokens on an h x w grid, row-major (h w = n);
+                            * 0, 0: a 1-D sequence of n tokens */
 } af_convex_shape;
 
-/* Copies X (N x n x d) and, for gated, the gate matrices H (gates x d x d),
+/* How Z and a head are laid out (see docs/convex.md):
+ *   Z = blocks matrices Z_q of rows x cols, row-major, one nuclear norm each;
+ *   a head in block q is W1 (rows doubles) and W2 (cols doubles);
+ *   block q = g * groups + b (gate g, B-FNO channel group b).
+ * attention: W1 d x d, W2 d x c (rows d^2, cols d c), blocks = gates;
+ * mixer:     W1 n x n (token mixing, W1[u,t]: token t into u), W2 d x c,
+ *            Z row t n + u = W1[u,t], column k c + p = W2[k,p];
+ * fno:       W1 = w1 in R^{n d/B} (index delta (d/B) + k: shift delta, channel
+ *            k of the group), W2 = w2 in R^{c/B}; Z = sum w1 w2^T directly. */
+typedef struct {
+    size_t blocks, rows, cols, gates, groups;
+} af_convex_layout;
+/* Doubles per gate: attention d^2 (H_g), mixer n^2 (H_g, n x n), fno n d (h_g). */
+size_t af_convex_gate_size(const af_convex_shape *shape);
+
+/* Copies X (N x n x d) and, for gated, the gate weights H (gates x gate_size),
  * and precomputes the Gram features. Targets are set separately (the
  * synthetic teacher needs the problem to compute them). */
 af_status af_convex_problem_alloc(af_convex_problem **prob, const af_convex_shape *shape,
@@ -80,13 +102,25 @@ void af_convex_problem_free(af_convex_problem *prob);
 /* Y: N x n x c; for ce every row must be a probability vector. */
 af_status af_convex_problem_set_targets(af_convex_problem *prob, const double *Y);
 af_convex_shape af_convex_problem_shape(const af_convex_problem *prob);
-/* Number of doubles in Z: gates * d^2 * d c. */
+af_convex_layout af_convex_problem_layout(const af_convex_problem *prob);
+/* Number of doubles in Z: blocks * rows * cols. */
 size_t af_convex_z_size(const af_convex_problem *prob);
 /* Read access to the stored tokens, targets, and the gate masks of sample i
- * (gate g: mask + (g*N + i) * n * n, 1 = pass); masks NULL for linear. */
+ * (1 = pass; NULL for linear): attention gate g at mask + (g*N + i) n^2
+ * (n x n), mixer at (g*N + i) n d (n x d), fno at (g*N + i) n (one bit
+ * per token). */
 const double *af_convex_problem_tokens(const af_convex_problem *prob);
 const double *af_convex_problem_targets(const af_convex_problem *prob);
 const unsigned char *af_convex_problem_masks(const af_convex_problem *prob);
+
+/* FNO evaluation engine of the operator Z -> F and its adjoint: through
+ * FFTW over the token grid (default) or as dense circulant products (the
+ * reference). Attention and mixer problems ignore it. */
+typedef struct af_convex_fno_engine af_convex_fno_engine;
+extern const af_convex_fno_engine *const af_convex_fno_fftw;
+extern const af_convex_fno_engine *const af_convex_fno_dense;
+af_status af_convex_problem_set_fno_engine(af_convex_problem *prob,
+                                           const af_convex_fno_engine *engine);
 
 /* Outputs of the Z form: F = A Z (N x n x c). */
 af_status af_convex_predict(af_convex_problem *prob, const double *Z, double *F);
@@ -114,20 +148,21 @@ af_status af_convex_certify(af_convex_problem *prob, double beta, const double *
 
 /* ---- head form (the nonconvex parametrisation) ---- */
 
-/* Outputs of m heads: W1 (m x d x d), W2 (m x d x c) row-major; gate_of
- * (m entries, < gates) for gated, NULL for linear (or all heads in gate 0). */
+/* Outputs of m heads: W1 (m x rows), W2 (m x cols) (af_convex_layout);
+ * gate_of (m entries, the block q < blocks of each head) or NULL (all in
+ * block 0). */
 af_status af_convex_heads_predict(const af_convex_problem *prob, size_t m, const double *W1,
                                   const double *W2, const size_t *gate_of, double *F);
 /* Objective loss + (beta/2) sum |W|^2 and its gradients (dW1, dW2 may be NULL). */
 af_status af_convex_heads_objective(const af_convex_problem *prob, double beta, size_t m,
                                     const double *W1, const double *W2, const size_t *gate_of,
                                     double *objective, double *dW1, double *dW2);
-/* Z = sum_h u_h v_h^T per gate (the identity's map heads -> Z). */
+/* Z_q = sum_{h in q} u_h v_h^T (the identity's map heads -> Z). */
 af_status af_convex_z_from_heads(const af_convex_problem *prob, size_t m, const double *W1,
                                  const double *W2, const size_t *gate_of, double *Z);
 /* Balanced SVD factorisation of Z: one head per singular value above
  * rel_tol * (largest singular value of Z), scaled by sqrt(sigma). Writes at
- * most cap heads (cap >= gates * min(d^2, dc) always suffices); *m is the
+ * most cap heads (cap >= blocks * min(rows, cols) always suffices); *m is the
  * count. sigma (optional, cap entries) receives the singular values. */
 af_status af_convex_heads_from_z(const af_convex_problem *prob, const double *Z, double rel_tol,
                                  size_t cap, size_t *m, double *W1, double *W2, size_t *gate_of,
@@ -187,8 +222,8 @@ af_status af_convex_solver_set(af_convex_solver *s, const af_convex_options *opt
 af_status af_convex_solver_iterate(af_convex_solver *s);
 const af_convex_state *af_convex_solver_state(const af_convex_solver *s);
 const double *af_convex_solver_z(const af_convex_solver *s);
-/* Singular values of the current iterate, gate after gate, each block
- * min(d^2, dc) long, descending (exact: from the last prox). */
+/* Singular values of the current iterate, block after block, each
+ * min(rows, cols) long, descending (exact: from the last prox). */
 const double *af_convex_solver_sigma(const af_convex_solver *s);
 
 /* One-shot: iterates to tol or max_iter. Z (in: start or NULL-equivalent
@@ -215,16 +250,40 @@ af_convex_adam_options af_convex_adam_options_default(void);
 
 typedef struct af_convex_adam af_convex_adam;
 
-/* m heads; gated problems assign head h to gate h mod gates. */
+/* m heads; head h goes to block h mod blocks. */
 af_convex_adam *af_convex_adam_alloc(af_convex_problem *prob, size_t m);
 void af_convex_adam_free(af_convex_adam *a);
 af_status af_convex_adam_set(af_convex_adam *a, const af_convex_adam_options *opt, gsl_rng *rng);
 /* One full-batch Adam step; *objective is the value before the step. */
 af_status af_convex_adam_iterate(af_convex_adam *a, double *objective);
-/* The current heads (m x d x d, m x d x c) and gate assignment. */
+/* The current heads (m x rows, m x cols) and block assignment. */
 const double *af_convex_adam_w1(const af_convex_adam *a);
 const double *af_convex_adam_w2(const af_convex_adam *a);
 const size_t *af_convex_adam_gates(const af_convex_adam *a);
+
+/* ---- token features of a frozen backbone (attnflow train --features-out) ---- */
+
+typedef struct {
+    size_t n, d;            /* tokens per sample, features per token */
+    size_t grid_h, grid_w;  /* token grid (0 0: none given) */
+    size_t classes;         /* largest label + 1 */
+    size_t N[2];            /* samples: [0] train, [1] test */
+    double *x[2];           /* N[k] x n x d */
+    int *y[2];              /* N[k] labels */
+} af_convex_features;
+
+/* Reads a features file; AF_EFORMAT (file and reason) on wrong sizes,
+ * non-finite values, bad or missing labels, or a missing train/test set. */
+af_status af_convex_features_read(const char *path, af_convex_features *f);
+void af_convex_features_free(af_convex_features *f);
+/* Average pooling of the feature axis to dim (<= d) windows, in place. */
+af_status af_convex_features_pool(af_convex_features *f, size_t dim);
+/* Mean over the tokens of every sample, in place (n becomes 1, no grid). */
+void af_convex_features_pool_tokens(af_convex_features *f);
+/* Every feature centred and scaled to unit variance over the training
+ * tokens (the same map on the test set), then scaled by 1/sqrt(n) as the
+ * synthetic tokens are, so that X^T X stays O(1). */
+void af_convex_features_standardise(af_convex_features *f);
 
 /* ---- synthetic data ---- */
 
@@ -244,8 +303,11 @@ af_convex_synth_params af_convex_synth_params_default(void);
  * that the Gram matrices stay O(1); labels (N x n, optional) the clusters. */
 af_status af_convex_synth_tokens(const af_convex_synth_params *p, size_t N, size_t n, size_t d,
                                  gsl_rng *rng, double *X, size_t *cluster);
-/* Gate matrices (gates x d x d), standard Gaussian. */
+/* Gate matrices (gates x d x d), standard Gaussian (attention). */
 af_status af_convex_synth_gates(size_t gates, size_t d, gsl_rng *rng, double *H);
+/* Gate weights of any family: shape->gates x af_convex_gate_size(shape),
+ * standard Gaussian. */
+af_status af_convex_synth_gate_weights(const af_convex_shape *shape, gsl_rng *rng, double *H);
 /* Targets from a random teacher in head form on the problem's tokens (and
  * gates), normalised to unit RMS: squared: + noise; ce: one-hot argmax of
  * the logits (scaled to RMS temperature) plus Gaussian noise. Y: N x n x c. */

@@ -58,6 +58,9 @@ af_status af_digits_parse(const char *name, const char *text, size_t size, af_da
 af_status af_dataset_split(const af_dataset *all, size_t n_test, gsl_rng *rng,
                            af_dataset *train, af_dataset *test);
 
+/* The samples of classes lo..hi (labels kept), in their order. */
+af_status af_dataset_select_classes(const af_dataset *in, int lo, int hi, af_dataset *out);
+
 /* Synthetic 3-D point clouds. Classes: 0 sphere, 1 torus, 2 cube surface,
  * 3 cylinder surface, 4 cone surface, 5 ellipsoid. Each cloud: n_points
  * points drawn on the shape, scaled by a random factor in
@@ -140,6 +143,11 @@ void af_model_backward(af_model *m);
  * the last forward pass: the matrix the model uses (after n_it
  * normalisations). */
 const double *af_model_attention(const af_model *m, size_t b, size_t layer, size_t head);
+/* Token features of the frozen model: the n_in input tokens (CLS left
+ * out) after the last block, before pooling, for n samples (x: n * n_in *
+ * in_dim) in batches of the workspace size; out: n * n_in * dim. Replaces
+ * the last forward pass. */
+af_status af_model_token_features(af_model *m, size_t n, const double *x, double *out);
 /* Logits (batch x classes) of the last forward pass. */
 const double *af_model_logits(const af_model *m);
 

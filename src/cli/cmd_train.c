@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <libgen.h>
 #include <gsl/gsl_rng.h>
+#include "alloc.h"
 #include "attnflow/io.h"
 #include "attnflow/train.h"
 #include "cli.h"
@@ -38,6 +40,13 @@ static const cli_opt train_opts[] = {
     CLI_OPT("n-points", "N", "pointclouds: points per cloud (default 128)"),
     CLI_OPT("noise", "S", "pointclouds: Gaussian noise std (default 0.1)"),
     CLI_OPT("threads", "N", "OpenBLAS threads (default 1: small matrices, shared cores)"),
+    CLI_OPT("train-classes", "LO-HI", "digits: train (and test) the backbone on classes LO-HI only "
+                                      "(default all)"),
+    CLI_OUT("features-out", "FILE", "after training, write the frozen model's token features (after "
+                                    "the attention block, before pooling) of train and test samples "
+                                    "to FILE"),
+    CLI_OPT("features-classes", "LO-HI", "--features-out: samples of classes LO-HI only, labels "
+                                         "shifted to 0.. (default all)"),
     CLI_ALIAS("n-it", "iters"),
     CLI_END,
 };
@@ -163,6 +172,84 @@ static int size_or_zero(const cli_args *a, const char *name, size_t *out)
     return 0;
 }
 
+/* "LO-HI" (or one class "K") within 0..classes-1; *lo = -1 when not given. */
+static int class_range(const cli_args *a, const char *name, int *lo, int *hi)
+{
+    *lo = *hi = -1;
+    if (!cli_given(a, name))
+        return 0;
+    const char *v = cli_str(a, name, "");
+    char *end;
+    long l = strtol(v, &end, 10), h = l;
+    if (*end == '-')
+        h = strtol(end + 1, &end, 10);
+    if (end == v || *end || l < 0 || h < l || h > 9)
+        return cli_fail(CLI_EINPUT, "--%s: expected classes LO-HI within 0-9 (got '%s')", name, v);
+    *lo = (int)l;
+    *hi = (int)h;
+    return 0;
+}
+
+/* --features-out naming a file the run writes into its --out directory
+ * (epochs.dat, colsums.dat, checkpoint.bin): the outputs rule refuses two
+ * outputs of one run naming the same file. */
+static bool names_run_file(const char *dir, const char *path)
+{
+    static const char *const own[] = {"epochs.dat", "colsums.dat", "checkpoint.bin"};
+    char *copy = strdup(path);
+    char *rd = realpath(dir, NULL), *rp = copy ? realpath(dirname(copy), NULL) : NULL;
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    bool same = false;
+    if (rd && rp && strcmp(rd, rp) == 0)
+        for (size_t k = 0; k < sizeof own / sizeof own[0]; k++)
+            same = same || strcmp(base, own[k]) == 0;
+    free(copy);
+    free(rd);
+    free(rp);
+    return same;
+}
+
+/* The features file: one line per sample: set (0 train, 1 test), label,
+ * then the n_in x dim token features, token-major; fp is a declared output
+ * of the run (outputs.h), committed with the run. */
+static af_status write_features(FILE *fp, const cli_args *args, const run_info *ri,
+                                const af_train_options *o, af_trainer *t, const af_dataset *sets[2],
+                                int lo, int hi)
+{
+    size_t nt = o->model.n_in, D = o->model.dim, row = nt * D;
+    af_status s = AF_SUCCESS;
+    af_write_header(fp, args->command_line);
+    af_write_meta(fp, "seed", "%lu", ri->seed);
+    af_write_meta(fp, "task", "%s", ri->task);
+    af_write_meta(fp, "contents", "token features of the trained, frozen model: the %zu input "
+                  "tokens (no CLS) after the last block, before pooling", nt);
+    af_write_meta(fp, "feature_tokens", "%zu", nt);
+    af_write_meta(fp, "feature_dim", "%zu", D);
+    if (strcmp(ri->task, "digits") == 0)
+        af_write_meta(fp, "feature_grid", "4x4");
+    af_write_meta(fp, "feature_classes", "%d-%d (label = class - %d)", lo, hi, lo);
+    fputs("# columns: set(0 train, 1 test) label features(token-major)\n", fp);
+    for (int k = 0; k < 2 && !s; k++) {
+        const af_dataset *ds = sets[k];
+        double *F = cli_alloc(ds->n ? ds->n : 1, row, sizeof *F);
+        if (!F) {
+            s = af_error(AF_ENOMEM, "features: out of memory");
+            break;
+        }
+        s = af_model_token_features(af_trainer_model(t), ds->n, ds->x, F);
+        for (size_t i = 0; !s && i < ds->n; i++) {
+            fprintf(fp, "%d %d", k, ds->y[i] - lo);
+            for (size_t q = 0; q < row; q++) {
+                fputc(' ', fp);
+                af_write_double(fp, F[i * row + q]);
+            }
+            fputc('\n', fp);
+        }
+        free(F);
+    }
+    return s;
+}
+
 static int run_train(const cli_args *args)
 {
     static const char *const tasks[] = {"digits", "pointclouds", NULL};
@@ -199,6 +286,14 @@ static int run_train(const cli_args *args)
         return rc;
     if (ri.pc.noise < 0)
         return cli_fail(CLI_EINPUT, "--noise: must be >= 0 (got %g)", ri.pc.noise);
+    int tlo, thi, flo, fhi;
+    if ((rc = class_range(args, "train-classes", &tlo, &thi)) ||
+        (rc = class_range(args, "features-classes", &flo, &fhi)))
+        return rc;
+    if (task == 1 && tlo >= 0)
+        return cli_fail(CLI_EINPUT, "--train-classes: digits task only");
+    if (flo >= 0 && !cli_given(args, "features-out"))
+        return cli_fail(CLI_EUSAGE, "--features-classes: only with --features-out");
     if (task == 0 && (cli_given(args, "n-train") || cli_given(args, "n-points") ||
                       cli_given(args, "noise")))
         return cli_fail(CLI_EINPUT, "--n-train, --n-points, --noise: pointclouds task only");
@@ -234,6 +329,26 @@ static int run_train(const cli_args *args)
             s = af_pointclouds_generate(ri.n_test, &ri.pc, dr, &test);
     }
     gsl_rng_free(dr);
+    /* the features' samples are the split's, before the class selection of
+     * the backbone (a transfer experiment asks for classes it never saw) */
+    af_dataset ftrain = {0}, ftest = {0};
+    if (s == AF_SUCCESS && cli_given(args, "features-out")) {
+        if (flo < 0) {
+            flo = 0;
+            fhi = (int)train.classes - 1;
+        }
+        s = af_dataset_select_classes(&train, flo, fhi, &ftrain);
+        if (s == AF_SUCCESS)
+            s = af_dataset_select_classes(&test, flo, fhi, &ftest);
+    }
+    if (s == AF_SUCCESS && tlo >= 0) {
+        af_dataset a = train, b = test;
+        s = af_dataset_select_classes(&a, tlo, thi, &train);
+        if (s == AF_SUCCESS)
+            s = af_dataset_select_classes(&b, tlo, thi, &test);
+        af_dataset_free(&a);
+        af_dataset_free(&b);
+    }
     af_trainer *t = NULL;
     if (s == AF_SUCCESS && !(t = af_trainer_alloc(&o, &train, &test)))
         s = AF_EINVAL;
@@ -243,6 +358,17 @@ static int run_train(const cli_args *args)
     }
     if ((rc = cli_outputs_dir(&made, "out", dir)))
         goto done;
+    FILE *ff = NULL; /* --features-out, declared before the training it follows */
+    if (cli_given(args, "features-out")) {
+        const char *fpath = cli_str(args, "features-out", "");
+        if (names_run_file(dir, fpath)) {
+            rc = cli_fail(CLI_EUSAGE, "--features-out %s: a file of --out %s: give each output "
+                          "its own file", fpath, dir);
+            goto done;
+        }
+        if ((rc = cli_outputs_open(&made, "features-out", fpath, &ff)))
+            goto done;
+    }
     char ckpt[4200];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", dir);
     if (cli_flag(args, "resume")) {
@@ -304,11 +430,25 @@ static int run_train(const cli_args *args)
                     done_e ? el / (double)done_e * (double)left : 0.0);
         }
     }
-    cli_outputs_commit(&made, NULL); /* keeps the directory */
+    if (ff) {
+        const af_dataset *sets[2] = {&ftrain, &ftest};
+        if ((s = write_features(ff, args, &ri, &o, t, sets, flo, fhi)) != AF_SUCCESS) {
+            rc = cli_fail_status(s);
+            goto done;
+        }
+        if (!quiet)
+            fprintf(stderr, "train: token features of %zu + %zu samples (classes %d-%d) -> %s\n",
+                    ftrain.n, ftest.n, flo, fhi, cli_str(args, "features-out", ""));
+    }
+    /* keeps the directory; renames the features file into place */
+    if ((rc = cli_outputs_commit(&made, NULL)))
+        goto done;
 done:
     cli_stop_polling(0);
     cli_outputs_abort(&made); /* removes it if this run created it and left it empty */
     af_trainer_free(t);
+    af_dataset_free(&ftrain);
+    af_dataset_free(&ftest);
     af_dataset_free(&train);
     af_dataset_free(&test);
     return rc;

@@ -1,24 +1,17 @@
-/* Convex duality of attention: the problem, the linear operator Z -> f, the
- * losses and their conjugates, the certificate, and the head form.
+/* Convex duality of token-mixing heads: the problem (shared by the
+ * families attention, mixer and fno, see convex_internal.h), the losses and
+ * their conjugates, the certificate, and the head form on top of the
+ * families' one-head forward/backward.
  *
- * Derivation of the Z form (linear attention). With G = X^T X,
- *     f = X W1 G W2 = sum_{l,p} G[l,p] X W1[:,l] W2[p,:],
- * and W1[:,l] W2[p,:] is the (l,p) block (d x c) of u v^T when u stacks the
- * columns of W1 (u[l*d+k] = W1[k,l]) and v the rows of W2 (v[p*c+o] =
- * W2[p,o]). The model is linear in Z = sum_h u_h v_h^T. Each rank-one term
- * has |u v^T|_* = |u||v| <= (|u|^2 + |v|^2)/2 = (|W1|^2 + |W2|^2)/2, with
- * equality iff |u| = |v|, so the triangle inequality gives
- * |Z|_* <= (1/2) sum_h (|W1_h|^2 + |W2_h|^2), attained by the balanced SVD
- * factorisation u_h = sqrt(s_h) a_h, v_h = sqrt(s_h) b_h. Minimising the
- * weight decay over all factorisations of a fixed Z therefore gives
- * beta |Z|_*, and the nonconvex training problem equals the convex one when
- * the number of heads is at least rank(Z*).
- *
- * Gated ReLU: (D o X W1 X^T) X W2 at token t is
- *     sum_s D[t,s] (x_t^T W1 x_s) x_s^T W2 = x_t^T sum_{l,p} G_t[l,p] Z^{(l,p)},
- * G_t = sum_s D[t,s] x_s x_s^T, so each gate has its own Z_g and the
- * penalty is beta sum_g |Z_g|_*. Both cases are "rows of tokens times a
- * feature-weighted sum of blocks"; see convex_internal.h. */
+ * Why the convex program has the optimum of the head form: every family is
+ * linear in Z_q = sum_{h in q} w1_h w2_h^T (up to a fixed reindexing of
+ * w1), and each rank-one term has |w1 w2^T|_* = |w1||w2| <=
+ * (|w1|^2 + |w2|^2)/2 with equality iff |w1| = |w2|. The triangle
+ * inequality gives |Z_q|_* <= (1/2) sum_h (|w1_h|^2 + |w2_h|^2), attained
+ * by the balanced SVD factorisation w1_h = sqrt(s_h) a_h, w2_h = sqrt(s_h) b_h.
+ * Minimising the weight decay over all factorisations of a fixed Z
+ * therefore gives beta sum_q |Z_q|_*, and the nonconvex training problem
+ * equals the convex one when every block has at least rank(Z_q*) heads. */
 #include "convex_internal.h" /* first: it settles the cblas.h / gsl_cblas.h clash */
 #include <math.h>
 #include <stdlib.h>
@@ -50,58 +43,50 @@ af_status af_convex_loss_from_name(const char *name, af_convex_loss *loss)
 
 /* ---- problem ---- */
 
+af_status af_convex_mixing_from_name(const char *name, af_convex_mixing *mixing)
+{
+    if (strcmp(name, "attention") == 0)
+        *mixing = AF_CONVEX_ATTENTION;
+    else if (strcmp(name, "mixer") == 0)
+        *mixing = AF_CONVEX_MIXER;
+    else if (strcmp(name, "fno") == 0)
+        *mixing = AF_CONVEX_FNO;
+    else
+        return af_error(AF_EINVAL, "unknown token mixing '%s' (attention|mixer|fno)", name);
+    return AF_SUCCESS;
+}
+
+static const cx_family *family_of(af_convex_mixing m)
+{
+    static const cx_family *const table[] = {&cx_attention, &cx_mixer, &cx_fno};
+    return (size_t)m < sizeof table / sizeof table[0] ? table[m] : NULL;
+}
+
+size_t af_convex_gate_size(const af_convex_shape *sh)
+{
+    const cx_family *f = family_of(sh->mixing);
+    return f ? f->gate_size(sh) : 0;
+}
+
+af_convex_layout af_convex_problem_layout(const af_convex_problem *p)
+{
+    af_convex_layout l = {p->P, p->zr, p->zc, p->gates, p->B};
+    return l;
+}
+
 void af_convex_problem_free(af_convex_problem *p)
 {
     if (!p)
         return;
+    if (p->fam)
+        p->fam->release(p);
     free(p->X);
     free(p->Y);
     free(p->H);
     free(p->D);
-    free(p->feat);
-    free(p->M);
-    free(p->Zp);
     free(p->F);
     free(p->res);
     free(p);
-}
-
-static void gated_features(af_convex_problem *p)
-{
-    size_t N = p->sh.N, n = p->sh.n, d = p->sh.d, P = p->P, K = p->K;
-    memset(p->feat, 0, p->R * K * sizeof *p->feat);
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < N; i++) {
-        const double *X = p->X + i * n * d;
-        double hx[d];
-        for (size_t g = 0; g < P; g++) {
-            const double *H = p->H + g * d * d;
-            unsigned char *D = p->D + (g * N + i) * n * n;
-            for (size_t t = 0; t < n; t++) {
-                const double *xt = X + t * d;
-                for (size_t l = 0; l < d; l++) { /* hx = H^T x_t, so x_t^T H x_s = hx . x_s */
-                    double acc = 0;
-                    for (size_t k = 0; k < d; k++)
-                        acc += xt[k] * H[k * d + l];
-                    hx[l] = acc;
-                }
-                double *f = p->feat + (i * n + t) * K + g * p->ds;
-                for (size_t s = 0; s < n; s++) {
-                    const double *xs = X + s * d;
-                    double score = 0;
-                    for (size_t l = 0; l < d; l++)
-                        score += hx[l] * xs[l];
-                    unsigned char on = score >= 0;
-                    D[t * n + s] = on;
-                    if (!on)
-                        continue;
-                    for (size_t l = 0, e = 0; l < d; l++)
-                        for (size_t q = l; q < d; q++)
-                            f[e++] += xs[l] * xs[q];
-                }
-            }
-        }
-    }
 }
 
 af_status af_convex_problem_alloc(af_convex_problem **prob, const af_convex_shape *sh,
@@ -115,12 +100,17 @@ af_status af_convex_problem_alloc(af_convex_problem **prob, const af_convex_shap
                         sh->N, sh->n, sh->d, sh->c);
     if (sh->kind != AF_CONVEX_LINEAR && sh->kind != AF_CONVEX_GATED)
         return af_error(AF_EINVAL, "convex problem: unknown kind %d", (int)sh->kind);
+    const cx_family *fam = family_of(sh->mixing);
+    if (!fam)
+        return af_error(AF_EINVAL, "convex problem: unknown token mixing %d", (int)sh->mixing);
     if (sh->loss != AF_CONVEX_SQUARED && sh->loss != AF_CONVEX_CE)
         return af_error(AF_EINVAL, "convex problem: unknown loss %d", (int)sh->loss);
     if (sh->loss == AF_CONVEX_CE && sh->c < 2)
         return af_error(AF_EINVAL, "convex problem: cross-entropy needs c >= 2 classes (got %zu)", sh->c);
     if (sh->kind == AF_CONVEX_GATED && (sh->gates == 0 || !H))
-        return af_error(AF_EINVAL, "convex problem: gated attention needs gates >= 1 and gate matrices");
+        return af_error(AF_EINVAL, "convex problem: gated heads need gates >= 1 and gate weights");
+    if (sh->mixing != AF_CONVEX_FNO && sh->blocks > 1)
+        return af_error(AF_EINVAL, "convex problem: --blocks (B-FNO) needs the fno mixing");
     size_t T = sh->N * sh->n;
     af_status st = af_check_finite("tokens", T * sh->d, X);
     if (st)
@@ -130,58 +120,45 @@ af_status af_convex_problem_alloc(af_convex_problem **prob, const af_convex_shap
         return af_error(AF_ENOMEM, "convex problem: out of memory");
     p->sh = *sh;
     size_t d = sh->d, c = sh->c;
-    p->P = sh->kind == AF_CONVEX_GATED ? sh->gates : 1;
-    p->sh.gates = p->P;
-    p->d2 = d * d;
-    p->dc = d * c;
-    p->zg = p->d2 * p->dc;
+    p->gates = sh->kind == AF_CONVEX_GATED ? sh->gates : 1;
+    p->sh.gates = p->gates;
+    p->B = 1;
     p->T = T;
     p->w = 1.0 / (double)T;
-    p->ds = d * (d + 1) / 2;
-    p->K = p->P * p->ds;
-    if (sh->kind == AF_CONVEX_LINEAR) {
-        p->R = sh->N;
-        p->nr = sh->n;
-    } else {
-        p->R = T;
-        p->nr = 1;
+    st = fam->setup(p);
+    if (st) {
+        free(p);
+        return st;
     }
+    p->fam = fam;
+    p->zg = p->zr * p->zc;
+    size_t gs = fam->gate_size(&p->sh), ms = fam->mask_size(p);
     p->X = malloc(T * d * sizeof *p->X);
     p->Y = calloc(T * c, sizeof *p->Y);
-    p->feat = calloc(p->R * p->K, sizeof *p->feat);
-    p->M = malloc(p->R * p->dc * sizeof *p->M);
-    p->Zp = malloc(p->P * p->ds * p->dc * sizeof *p->Zp);
     p->F = malloc(T * c * sizeof *p->F);
     p->res = malloc(T * c * sizeof *p->res);
     if (sh->kind == AF_CONVEX_GATED) {
-        p->H = malloc(p->P * d * d * sizeof *p->H);
-        p->D = malloc(p->P * T * sh->n * sizeof *p->D);
+        p->H = malloc(p->gates * gs * sizeof *p->H);
+        p->D = malloc(ms ? ms : 1);
     }
-    if (!p->X || !p->Y || !p->feat || !p->M || !p->Zp || !p->F || !p->res
-        || (sh->kind == AF_CONVEX_GATED && (!p->H || !p->D))) {
+    if (!p->X || !p->Y || !p->F || !p->res || (sh->kind == AF_CONVEX_GATED && (!p->H || !p->D))) {
         af_convex_problem_free(p);
         return af_error(AF_ENOMEM, "convex problem: out of memory (N=%zu n=%zu d=%zu c=%zu)",
                         sh->N, sh->n, d, c);
     }
     memcpy(p->X, X, T * d * sizeof *p->X);
-    if (sh->kind == AF_CONVEX_LINEAR) {
-        for (size_t i = 0; i < sh->N; i++) {
-            const double *Xi = X + i * sh->n * d;
-            /* G_i = X_i^T X_i, its upper triangle packed row by row */
-            double *f = p->feat + i * p->K;
-            for (size_t t = 0; t < sh->n; t++)
-                for (size_t l = 0, e = 0; l < d; l++)
-                    for (size_t q = l; q < d; q++)
-                        f[e++] += Xi[t * d + l] * Xi[t * d + q];
-        }
-    } else {
-        st = af_check_finite("gate matrices", p->P * d * d, H);
+    if (sh->kind == AF_CONVEX_GATED) {
+        st = af_check_finite("gate weights", p->gates * gs, H);
         if (st) {
             af_convex_problem_free(p);
             return st;
         }
-        memcpy(p->H, H, p->P * d * d * sizeof *p->H);
-        gated_features(p);
+        memcpy(p->H, H, p->gates * gs * sizeof *p->H);
+    }
+    st = fam->init(p);
+    if (st) {
+        af_convex_problem_free(p);
+        return st;
     }
     *prob = p;
     return AF_SUCCESS;
@@ -219,85 +196,18 @@ const unsigned char *af_convex_problem_masks(const af_convex_problem *p) { retur
 
 /* ---- the operator ---- */
 
-/* G is symmetric, so only Z^{(l,p)} + Z^{(p,l)} reaches the outputs:
- *   M = sum_{l<=p} G[l,p] S^{(l,p)},  S^{(l,p)} = Z^{(l,p)} + Z^{(p,l)} (l < p), Z^{(l,l)},
- * which halves the inner dimension of both GEMMs. Zp holds the S blocks,
- * Zp[(g ds + e(l,p)) dc + k c + o] with e the packed upper-triangle index.
- * Backward, dL/dZ^{(l,p)} = dL/dZ^{(p,l)} = dL/dS^{(l,p)}. (The antisymmetric
- * part of the blocks is invisible to the data: the operator has a null space.) */
-static void to_sym(const af_convex_problem *p, const double *Z, double *Zp)
-{
-    size_t d = p->sh.d, c = p->sh.c, dc = p->dc;
-    for (size_t g = 0; g < p->P; g++) {
-        const double *Zg = Z + g * p->zg;
-        for (size_t l = 0, e = 0; l < d; l++)
-            for (size_t q = l; q < d; q++, e++) {
-                double *row = Zp + (g * p->ds + e) * dc;
-                for (size_t k = 0; k < d; k++) {
-                    const double *a = Zg + (l * d + k) * dc + q * c, *b = Zg + (q * d + k) * dc + l * c;
-                    for (size_t o = 0; o < c; o++)
-                        row[k * c + o] = q == l ? a[o] : a[o] + b[o];
-                }
-            }
-    }
-}
+void cx_forward(af_convex_problem *p, const double *Z, double *F) { p->fam->forward(p, Z, F); }
 
-static void from_sym(const af_convex_problem *p, const double *Zp, double *G)
+void cx_apply_mask(const af_convex_problem *p, size_t g, size_t i, size_t len, double *A)
 {
-    size_t d = p->sh.d, c = p->sh.c, dc = p->dc;
-    for (size_t g = 0; g < p->P; g++) {
-        double *Gg = G + g * p->zg;
-        for (size_t l = 0, e = 0; l < d; l++)
-            for (size_t q = l; q < d; q++, e++) {
-                const double *row = Zp + (g * p->ds + e) * dc;
-                for (size_t k = 0; k < d; k++) {
-                    memcpy(Gg + (l * d + k) * dc + q * c, row + k * c, c * sizeof *G);
-                    memcpy(Gg + (q * d + k) * dc + l * c, row + k * c, c * sizeof *G);
-                }
-            }
-    }
+    if (!p->D)
+        return;
+    const unsigned char *D = p->D + (g * p->sh.N + i) * len;
+    for (size_t q = 0; q < len; q++)
+        if (!D[q])
+            A[q] = 0;
 }
-
-void cx_forward(af_convex_problem *p, const double *Z, double *F)
-{
-    size_t d = p->sh.d, c = p->sh.c, dc = p->dc, nr = p->nr;
-    to_sym(p, Z, p->Zp);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)p->R, (int)dc, (int)p->K, 1.0,
-                p->feat, (int)p->K, p->Zp, (int)dc, 0.0, p->M, (int)dc);
-#pragma omp parallel for schedule(static) if (p->T * p->dc > AF_CX_OMP_WORK)
-    for (size_t r = 0; r < p->R; r++) {
-        const double *M = p->M + r * dc;
-        for (size_t t = r * nr; t < (r + 1) * nr; t++) {
-            const double *x = p->X + t * d;
-            double *f = F + t * c;
-            for (size_t o = 0; o < c; o++)
-                f[o] = 0;
-            for (size_t k = 0; k < d; k++)
-                for (size_t o = 0; o < c; o++)
-                    f[o] += x[k] * M[k * c + o];
-        }
-    }
-}
-
-void cx_backward(af_convex_problem *p, const double *res, double *G)
-{
-    size_t d = p->sh.d, c = p->sh.c, dc = p->dc, nr = p->nr;
-#pragma omp parallel for schedule(static) if (p->T * p->dc > AF_CX_OMP_WORK)
-    for (size_t r = 0; r < p->R; r++) {
-        double *M = p->M + r * dc;
-        for (size_t q = 0; q < dc; q++)
-            M[q] = 0;
-        for (size_t t = r * nr; t < (r + 1) * nr; t++) {
-            const double *x = p->X + t * d, *e = res + t * c;
-            for (size_t k = 0; k < d; k++)
-                for (size_t o = 0; o < c; o++)
-                    M[k * c + o] += x[k] * e[o];
-        }
-    }
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)p->K, (int)dc, (int)p->R, p->w,
-                p->feat, (int)p->K, p->M, (int)dc, 0.0, p->Zp, (int)dc);
-    from_sym(p, p->Zp, G);
-}
+void cx_backward(af_convex_problem *p, const double *res, double *G) { p->fam->backward(p, res, G); }
 
 /* ---- losses and conjugates ---- */
 
@@ -460,7 +370,7 @@ af_status af_convex_certify(af_convex_problem *p, double beta, const double *Z,
         return af_error(AF_EINVAL, "certificate: beta must be > 0 (got %g)", beta);
     size_t zs = p->P * p->zg;
     double *G = malloc(zs * sizeof *G);
-    cx_svd *s = cx_svd_alloc(p->d2, p->dc, AF_CONVEX_SVD_LAPACK);
+    cx_svd *s = cx_svd_alloc(p->zr, p->zc, AF_CONVEX_SVD_LAPACK);
     af_status st = (!G || !s) ? af_error(AF_ENOMEM, "certificate: out of memory") : AF_SUCCESS;
     double loss = 0, nuc = 0, gn = 0;
     if (!st)
@@ -502,16 +412,16 @@ static af_status check_heads(const af_convex_problem *p, size_t m, const double 
             if (gate_of[h] >= p->P)
                 return af_error(AF_EINVAL, "heads: head %zu is in gate %zu, but there are %zu gates",
                                 h, gate_of[h], p->P);
-    af_status st = af_check_finite("W1", m * p->d2, W1);
+    af_status st = af_check_finite("W1", m * p->zr, W1);
     if (st)
         return st;
-    return af_check_finite("W2", m * p->dc, W2);
+    return af_check_finite("W2", m * p->zc, W2);
 }
 
 /* Row-major C = alpha op(A) op(B) + beta C for the tiny per-sample products
  * of the head form (n, d, c of a few units to tens): a plain loop beats the
  * call overhead of cblas_dgemm by a wide margin there. */
-static void small_gemm(int ta, int tb, size_t M, size_t N, size_t K, double alpha, const double *A,
+void cx_small_gemm(int ta, int tb, size_t M, size_t N, size_t K, double alpha, const double *A,
                        size_t lda, const double *B, size_t ldb, double beta, double *C, size_t ldc)
 {
     for (size_t i = 0; i < M; i++) {
@@ -538,35 +448,20 @@ static void small_gemm(int ta, int tb, size_t M, size_t N, size_t K, double alph
     }
 }
 
-/* S = mask o (X W1 X^T) (n x n) and B = X W2 (n x c) for one sample and head. */
-static void head_scores(const af_convex_problem *p, size_t i, const double *W1, const double *W2,
-                        size_t g, double *A, double *S, double *B)
-{
-    size_t n = p->sh.n, d = p->sh.d, c = p->sh.c;
-    const double *X = p->X + i * n * d;
-    small_gemm(0, 0, n, d, d, 1.0, X, d, W1, d, 0.0, A, d);
-    small_gemm(0, 1, n, n, d, 1.0, A, d, X, d, 0.0, S, n);
-    if (p->D) {
-        const unsigned char *D = p->D + (g * p->sh.N + i) * n * n;
-        for (size_t q = 0; q < n * n; q++)
-            if (!D[q])
-                S[q] = 0;
-    }
-    small_gemm(0, 0, n, c, d, 1.0, X, d, W2, c, 0.0, B, c);
-}
-
-/* F of the head form; work: n d + n^2 + n c doubles. */
+/* F of the head form; work: n c + head_work doubles. */
 static void heads_predict(const af_convex_problem *p, size_t m, const double *W1, const double *W2,
                           const size_t *gate_of, double *F, double *work)
 {
-    size_t n = p->sh.n, d = p->sh.d, c = p->sh.c;
-    double *A = work, *S = A + n * d, *B = S + n * n;
+    size_t n = p->sh.n, c = p->sh.c;
+    double *Fh = work, *hw = Fh + n * c;
     for (size_t i = 0; i < p->sh.N; i++) {
         double *Fi = F + i * n * c;
         memset(Fi, 0, n * c * sizeof *Fi);
         for (size_t h = 0; h < m; h++) {
-            head_scores(p, i, W1 + h * p->d2, W2 + h * p->dc, gate_of ? gate_of[h] : 0, A, S, B);
-            small_gemm(0, 0, n, c, n, 1.0, S, n, B, c, 1.0, Fi, c);
+            p->fam->head_forward(p, i, W1 + h * p->zr, W2 + h * p->zc, gate_of ? gate_of[h] : 0,
+                                 Fh, hw);
+            for (size_t q = 0; q < n * c; q++)
+                Fi[q] += Fh[q];
         }
     }
 }
@@ -577,8 +472,7 @@ af_status af_convex_heads_predict(const af_convex_problem *p, size_t m, const do
     af_status st = check_heads(p, m, W1, W2, gate_of);
     if (st)
         return st;
-    size_t n = p->sh.n;
-    double *work = malloc((n * p->sh.d + n * n + n * p->sh.c) * sizeof *work);
+    double *work = malloc((p->sh.n * p->sh.c + p->fam->head_work(p)) * sizeof *work);
     if (!work)
         return af_error(AF_ENOMEM, "heads: out of memory");
     heads_predict(p, m, W1, W2, gate_of, F, work);
@@ -588,50 +482,35 @@ af_status af_convex_heads_predict(const af_convex_problem *p, size_t m, const do
 
 size_t cx_heads_work(const af_convex_problem *p)
 {
-    size_t n = p->sh.n, d = p->sh.d, c = p->sh.c;
-    return 2 * p->T * c + n * d + 2 * n * n + 2 * n * c + d * n;
+    return 2 * p->T * p->sh.c + p->sh.n * p->sh.c + p->fam->head_work(p);
 }
 
 void cx_heads_objective(const af_convex_problem *p, double beta, size_t m, const double *W1,
                         const double *W2, const size_t *gate_of, double *objective, double *dW1,
                         double *dW2, double *work)
 {
-    size_t n = p->sh.n, d = p->sh.d, c = p->sh.c, T = p->T;
-    double *F = work, *res = F + T * c, *A = res + T * c, *S = A + n * d, *dS = S + n * n;
-    double *B = dS + n * n, *dB = B + n * c, *XtdS = dB + n * c;
-    heads_predict(p, m, W1, W2, gate_of, F, A);
+    size_t n = p->sh.n, c = p->sh.c, T = p->T;
+    double *F = work, *res = F + T * c, *hw = res + T * c;
+    heads_predict(p, m, W1, W2, gate_of, F, hw);
     double loss = cx_loss(p, F, res);
     double reg = 0;
-    for (size_t q = 0; q < m * p->d2; q++)
+    for (size_t q = 0; q < m * p->zr; q++)
         reg += W1[q] * W1[q];
-    for (size_t q = 0; q < m * p->dc; q++)
+    for (size_t q = 0; q < m * p->zc; q++)
         reg += W2[q] * W2[q];
     *objective = loss + 0.5 * beta * reg;
     if (dW1 && dW2) {
-        for (size_t q = 0; q < m * p->d2; q++)
+        for (size_t q = 0; q < m * p->zr; q++)
             dW1[q] = beta * W1[q];
-        for (size_t q = 0; q < m * p->dc; q++)
+        for (size_t q = 0; q < m * p->zc; q++)
             dW2[q] = beta * W2[q];
-        for (size_t i = 0; i < p->sh.N; i++) {
-            const double *X = p->X + i * n * d, *Ri = res + i * n * c;
-            for (size_t h = 0; h < m; h++) {
-                size_t g = gate_of ? gate_of[h] : 0;
-                head_scores(p, i, W1 + h * p->d2, W2 + h * p->dc, g, A, S, B);
-                /* F = S B: dS = w R B^T (masked), dB = w S^T R */
-                small_gemm(0, 1, n, n, c, p->w, Ri, c, B, c, 0.0, dS, n);
-                if (p->D) {
-                    const unsigned char *D = p->D + (g * p->sh.N + i) * n * n;
-                    for (size_t q = 0; q < n * n; q++)
-                        if (!D[q])
-                            dS[q] = 0;
-                }
-                small_gemm(1, 0, n, c, n, p->w, S, n, Ri, c, 0.0, dB, c);
-                /* B = X W2: dW2 += X^T dB;  S = X W1 X^T: dW1 += X^T dS X */
-                small_gemm(1, 0, d, c, n, 1.0, X, d, dB, c, 1.0, dW2 + h * p->dc, c);
-                small_gemm(1, 0, d, n, n, 1.0, X, d, dS, n, 0.0, XtdS, n);
-                small_gemm(0, 0, d, d, n, 1.0, XtdS, n, X, d, 1.0, dW1 + h * p->d2, d);
-            }
-        }
+        for (size_t q = 0; q < T * c; q++) /* d loss / dF */
+            res[q] *= p->w;
+        for (size_t i = 0; i < p->sh.N; i++)
+            for (size_t h = 0; h < m; h++)
+                p->fam->head_backward(p, i, W1 + h * p->zr, W2 + h * p->zc,
+                                      gate_of ? gate_of[h] : 0, res + i * n * c, dW1 + h * p->zr,
+                                      dW2 + h * p->zc, hw);
     }
 }
 
@@ -652,6 +531,12 @@ af_status af_convex_heads_objective(const af_convex_problem *p, double beta, siz
     return isfinite(*objective) ? AF_SUCCESS : af_error(AF_ENUMERIC, "head objective is not finite");
 }
 
+/* Row index of Z for entry q of w1: with side > 0, w1 is a side x side
+ * row-major matrix and the row index is its column-major vec. */
+static size_t w1_row(size_t side, size_t q)
+{
+    return side ? (q % side) * side + q / side : q;
+}
 
 af_status af_convex_z_from_heads(const af_convex_problem *p, size_t m, const double *W1,
                                  const double *W2, const size_t *gate_of, double *Z)
@@ -659,18 +544,17 @@ af_status af_convex_z_from_heads(const af_convex_problem *p, size_t m, const dou
     af_status st = check_heads(p, m, W1, W2, gate_of);
     if (st)
         return st;
-    size_t d = p->sh.d, dc = p->dc;
+    size_t zr = p->zr, zc = p->zc, side = p->fam->w1_side(p);
     memset(Z, 0, p->P * p->zg * sizeof *Z);
     for (size_t h = 0; h < m; h++) {
         double *Zg = Z + (gate_of ? gate_of[h] : 0) * p->zg;
-        const double *w1 = W1 + h * p->d2, *v = W2 + h * dc;
-        for (size_t l = 0; l < d; l++)
-            for (size_t k = 0; k < d; k++) {
-                double u = w1[k * d + l]; /* u[l d + k] = W1[k, l] */
-                double *row = Zg + (l * d + k) * dc;
-                for (size_t q = 0; q < dc; q++)
-                    row[q] += u * v[q];
-            }
+        const double *w1 = W1 + h * zr, *v = W2 + h * zc;
+        for (size_t q = 0; q < zr; q++) {
+            double u = w1[q];
+            double *row = Zg + w1_row(side, q) * zc;
+            for (size_t o = 0; o < zc; o++)
+                row[o] += u * v[o];
+        }
     }
     return AF_SUCCESS;
 }
@@ -681,7 +565,7 @@ af_status af_convex_heads_from_z(const af_convex_problem *p, const double *Z, do
 {
     if (!(rel_tol >= 0))
         return af_error(AF_EINVAL, "head extraction: rel_tol must be >= 0 (got %g)", rel_tol);
-    cx_svd *s = cx_svd_alloc(p->d2, p->dc, AF_CONVEX_SVD_LAPACK);
+    cx_svd *s = cx_svd_alloc(p->zr, p->zc, AF_CONVEX_SVD_LAPACK);
     if (!s)
         return af_error(AF_ENOMEM, "head extraction: out of memory");
     af_status st = AF_SUCCESS;
@@ -691,7 +575,7 @@ af_status af_convex_heads_from_z(const af_convex_problem *p, const double *Z, do
         if (!st)
             smax = s->sv[0] > smax ? s->sv[0] : smax;
     }
-    size_t d = p->sh.d, dc = p->dc, count = 0, k = s->k;
+    size_t zr = p->zr, zc = p->zc, count = 0, k = s->k, side = p->fam->w1_side(p);
     for (size_t g = 0; !st && g < p->P; g++) {
         st = cx_svd_run(s, Z + g * p->zg, 1);
         for (size_t j = 0; !st && j < k; j++) {
@@ -703,12 +587,11 @@ af_status af_convex_heads_from_z(const af_convex_problem *p, const double *Z, do
                 break;
             }
             double r = sqrt(sv);
-            /* left vectors index rows (l d + k) of Z, right ones columns (p c + o) */
-            for (size_t l = 0; l < d; l++)
-                for (size_t q = 0; q < d; q++)
-                    W1[count * p->d2 + q * d + l] = r * s->U[(l * d + q) * k + j];
-            for (size_t q = 0; q < dc; q++)
-                W2[count * dc + q] = r * s->Vt[j * dc + q];
+            /* left vectors index the rows of Z, right ones its columns */
+            for (size_t q = 0; q < zr; q++)
+                W1[count * zr + q] = r * s->U[w1_row(side, q) * k + j];
+            for (size_t q = 0; q < zc; q++)
+                W2[count * zc + q] = r * s->Vt[j * zc + q];
             if (gate_of)
                 gate_of[count] = g;
             if (sigma)
@@ -732,14 +615,13 @@ af_status af_convex_head_contributions(const af_convex_problem *p, size_t m, con
     if (sample >= p->sh.N)
         return af_error(AF_EINVAL, "head contributions: sample %zu out of range (N = %zu)", sample,
                         p->sh.N);
-    size_t n = p->sh.n, d = p->sh.d, c = p->sh.c;
-    double *A = malloc((n * d + n * n + 2 * n * c) * sizeof *A);
-    if (!A)
+    size_t n = p->sh.n, c = p->sh.c;
+    double *Fh = malloc((n * c + p->fam->head_work(p)) * sizeof *Fh);
+    if (!Fh)
         return af_error(AF_ENOMEM, "head contributions: out of memory");
-    double *S = A + n * d, *B = S + n * n, *Fh = B + n * c;
     for (size_t h = 0; h < m; h++) {
-        head_scores(p, sample, W1 + h * p->d2, W2 + h * p->dc, gate_of ? gate_of[h] : 0, A, S, B);
-        small_gemm(0, 0, n, c, n, 1.0, S, n, B, c, 0.0, Fh, c);
+        p->fam->head_forward(p, sample, W1 + h * p->zr, W2 + h * p->zc, gate_of ? gate_of[h] : 0,
+                             Fh, Fh + n * c);
         for (size_t t = 0; t < n; t++) {
             double v = 0;
             for (size_t o = 0; o < c; o++)
@@ -747,6 +629,6 @@ af_status af_convex_head_contributions(const af_convex_problem *p, size_t m, con
             C[t * m + h] = sqrt(v);
         }
     }
-    free(A);
+    free(Fh);
     return AF_SUCCESS;
 }

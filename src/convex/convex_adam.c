@@ -12,7 +12,7 @@ struct af_convex_adam {
     af_convex_problem *p;
     af_convex_adam_options opt;
     size_t m, np; /* heads, parameters */
-    double *w, *g, *mom1, *mom2; /* parameters: W1 (m d^2) then W2 (m dc) */
+    double *w, *g, *mom1, *mom2; /* parameters: W1 (m zr) then W2 (m zc) */
     double *work;                /* head-form objective, allocated once */
     size_t *gate_of;
     size_t step;
@@ -57,7 +57,7 @@ af_convex_adam *af_convex_adam_alloc(af_convex_problem *p, size_t m)
     }
     a->p = p;
     a->m = m;
-    a->np = m * (p->d2 + p->dc);
+    a->np = m * (p->zr + p->zc);
     a->w = calloc(a->np, sizeof *a->w);
     a->g = calloc(a->np, sizeof *a->g);
     a->mom1 = calloc(a->np, sizeof *a->mom1);
@@ -100,7 +100,7 @@ af_status af_convex_adam_iterate(af_convex_adam *a, double *objective)
     if (!a->ready)
         return af_error(AF_EINVAL, "adam: call af_convex_adam_set first");
     af_convex_problem *p = a->p;
-    size_t m = a->m, off = m * p->d2;
+    size_t m = a->m, off = m * p->zr;
     double obj;
     cx_heads_objective(p, a->opt.beta, m, a->w, a->w + off, a->gate_of, &obj, a->g, a->g + off,
                        a->work);
@@ -120,7 +120,7 @@ af_status af_convex_adam_iterate(af_convex_adam *a, double *objective)
 }
 
 const double *af_convex_adam_w1(const af_convex_adam *a) { return a->w; }
-const double *af_convex_adam_w2(const af_convex_adam *a) { return a->w + a->m * a->p->d2; }
+const double *af_convex_adam_w2(const af_convex_adam *a) { return a->w + a->m * a->p->zr; }
 const size_t *af_convex_adam_gates(const af_convex_adam *a) { return a->gate_of; }
 
 /* ---- synthetic data ---- */
@@ -175,6 +175,16 @@ af_status af_convex_synth_gates(size_t gates, size_t d, gsl_rng *rng, double *H)
     return AF_SUCCESS;
 }
 
+af_status af_convex_synth_gate_weights(const af_convex_shape *sh, gsl_rng *rng, double *H)
+{
+    size_t size = af_convex_gate_size(sh);
+    if (!rng || sh->gates == 0 || size == 0)
+        return af_error(AF_EINVAL, "synthetic gates: need a rng, gates >= 1 and a known mixing");
+    for (size_t q = 0; q < sh->gates * size; q++)
+        H[q] = gsl_ran_gaussian(rng, 1.0);
+    return AF_SUCCESS;
+}
+
 af_status af_convex_synth_targets(const af_convex_problem *p, const af_convex_synth_params *sp,
                                   gsl_rng *rng, double *Y)
 {
@@ -182,15 +192,15 @@ af_status af_convex_synth_targets(const af_convex_problem *p, const af_convex_sy
         return af_error(AF_EINVAL, "synthetic targets: need a rng, teacher_heads >= 1, noise >= 0, "
                         "temperature > 0");
     size_t m = sp->teacher_heads, T = p->T, c = p->sh.c;
-    double *W1 = malloc(m * (p->d2 + p->dc) * sizeof *W1);
+    double *W1 = malloc(m * (p->zr + p->zc) * sizeof *W1);
     size_t *gate_of = malloc(m * sizeof *gate_of);
     if (!W1 || !gate_of) {
         free(W1);
         free(gate_of);
         return af_error(AF_ENOMEM, "synthetic targets: out of memory");
     }
-    double *W2 = W1 + m * p->d2;
-    for (size_t q = 0; q < m * (p->d2 + p->dc); q++)
+    double *W2 = W1 + m * p->zr;
+    for (size_t q = 0; q < m * (p->zr + p->zc); q++)
         W1[q] = gsl_ran_gaussian(rng, 1.0);
     for (size_t h = 0; h < m; h++)
         gate_of[h] = h % p->P;

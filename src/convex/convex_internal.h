@@ -12,9 +12,18 @@
 #include "attnflow/convex.h"
 #include "attnflow/io.h"
 
-/* The operator Z -> f in one shape for both kinds. The outputs are cut into
- * R "rows"; row r owns nr consecutive tokens (X + r*nr*d, F + r*nr*c) and a
- * feature vector feat_r of length K = P d^2, and
+typedef struct cx_family cx_family;
+
+/* One problem: N samples of n tokens (d features), c outputs, and a
+ * token-mixing family (attention, mixer, fno) behind the type object fam.
+ * Every family has P "blocks" Z_q of zr x zc (one nuclear norm each): the
+ * gates (and for B-FNO the channel groups, q = g B + b); a head in block q
+ * is a pair (w1 in R^zr, w2 in R^zc) with Z_q = sum_h w1_h w2_h^T up to the
+ * fixed reindexing of w1 described by fam->w1_side.
+ *
+ * Attention. The outputs are cut into R "rows"; row r owns nr consecutive
+ * tokens (X + r*nr*d, F + r*nr*c) and a feature vector feat_r of length
+ * K = P d^2, and
  *     F_r = Xblk_r M_r,   M_r (d x c) = sum_q feat_r[q] Zp[q]   (one GEMM),
  * where Zp holds the symmetrised blocks of Z (rows (g, l <= p), columns (k, o);
  * see to_sym in convex.c).
@@ -22,31 +31,72 @@
  * gated:  R = N n, nr = 1, feat_t = (vec G_{1,t}, ..., vec G_{P,t}). */
 struct af_convex_problem {
     af_convex_shape sh;
-    size_t P;        /* gates (1 for linear) */
-    size_t d2, dc;   /* d^2, d c */
+    const cx_family *fam;
+    size_t P;        /* nuclear-norm blocks (gates x channel groups) */
+    size_t gates;    /* gates (1 for linear) */
+    size_t B;        /* fno channel groups (1 otherwise) */
+    size_t zr, zc;   /* rows and columns of one block = sizes of w1 and w2 */
     size_t ds;       /* d (d + 1) / 2: packed symmetric Gram features */
-    size_t zg;       /* doubles per gate block: d2 * dc */
-    size_t R, nr, K; /* rows, tokens per row, feature length */
+    size_t zg;       /* doubles per block: zr * zc */
+    size_t R, nr, K; /* attention: rows, tokens per row, feature length */
     size_t T;        /* tokens N n */
     double w;        /* 1 / T: the loss is a mean over tokens */
     double *X, *Y, *H;
-    unsigned char *D; /* gated masks, P x N x n x n */
-    double *feat;     /* R x K */
-    double *M;        /* R x dc work */
-    double *Zp;       /* P ds x dc work */
+    unsigned char *D; /* gated masks (layout per family, see convex.h) */
+    double *feat;     /* attention: R x K */
+    double *M;        /* attention: R x zc work */
+    double *Zp;       /* attention: P ds x zc work; mixer: permuted Z */
     double *F, *res;  /* T x c work */
+    void *ext;        /* family-specific workspace (mixer, fno) */
     int has_targets;
 };
+
+/* The type object of a token-mixing family: the convex operator and its
+ * adjoint, and one head of the nonconvex form (forward and the
+ * backpropagation of an output gradient). */
+struct cx_family {
+    const char *name;
+    /* sizes (zr, zc, P, ...) from p->sh; gate arrays of gate_size doubles */
+    af_status (*setup)(af_convex_problem *p);
+    size_t (*gate_size)(const af_convex_shape *sh);
+    /* after X and H are copied: masks, features, plans */
+    af_status (*init)(af_convex_problem *p);
+    void (*release)(af_convex_problem *p);
+    void (*forward)(af_convex_problem *p, const double *Z, double *F);
+    void (*backward)(af_convex_problem *p, const double *res, double *G); /* (1/T) A^* res */
+    /* one head's outputs on sample i (Fh: n x c, all of it written) */
+    void (*head_forward)(const af_convex_problem *p, size_t i, const double *w1, const double *w2,
+                         size_t block, double *Fh, double *work);
+    /* dw1 += d<R, Fh>/dw1, dw2 likewise, for an output gradient R (n x c) */
+    void (*head_backward)(const af_convex_problem *p, size_t i, const double *w1,
+                          const double *w2, size_t block, const double *R, double *dw1,
+                          double *dw2, double *work);
+    size_t (*head_work)(const af_convex_problem *p); /* doubles of work for one head */
+    /* > 0: w1 is a side x side row-major matrix whose column-major vec is
+     * the row index of Z (attention: d, mixer: n); 0: w1 is the row index */
+    size_t (*w1_side)(const af_convex_problem *p);
+    size_t (*mask_size)(const af_convex_problem *p); /* bytes of D */
+};
+
+extern const cx_family cx_attention, cx_mixer, cx_fno;
 
 /* OpenMP only pays off for loops of at least this many flops: below it the
  * fork/join (and spinning threads on a loaded machine) cost more than the
  * loop itself (measured: 25x slower on a 16x4x4 gated problem). */
 #define AF_CX_OMP_WORK ((size_t)1 << 22)
 
-/* F = A Z. */
+/* F = A Z (dispatches to the family). */
 void cx_forward(af_convex_problem *p, const double *Z, double *F);
 /* G = (1/T) A^* res (res: unweighted per-token loss gradients). */
 void cx_backward(af_convex_problem *p, const double *res, double *G);
+/* Row-major C = alpha op(A) op(B) + beta C by plain loops, for the tiny
+ * per-sample products of the head forms. */
+void cx_small_gemm(int ta, int tb, size_t M, size_t N, size_t K, double alpha, const double *A,
+                   size_t lda, const double *B, size_t ldb, double beta, double *C, size_t ldc);
+/* Zeroes the entries of A (len doubles) whose gate bit in the masks of
+ * (gate g, sample i) is 0; the masks of one (g, i) are len bytes at
+ * p->D + (g N + i) len. No-op for linear problems (p->D NULL). */
+void cx_apply_mask(const af_convex_problem *p, size_t g, size_t i, size_t len, double *A);
 /* Mean loss of F; res (nullable) receives grad h per token. */
 double cx_loss(const af_convex_problem *p, const double *F, double *res);
 /* Bregman divergence of the loss, L(F1) - L(F0) - <grad L(F0), F1 - F0>,

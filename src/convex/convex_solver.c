@@ -81,7 +81,7 @@ af_convex_solver *af_convex_solver_alloc(af_convex_problem *p)
     s->p = p;
     s->zs = p->P * p->zg;
     s->fs = p->T * p->sh.c;
-    s->kmin = p->d2 < p->dc ? p->d2 : p->dc;
+    s->kmin = p->zr < p->zc ? p->zr : p->zc;
     double **zb[] = {&s->Z, &s->Zold, &s->Yk, &s->G, &s->Zn, &s->Gz, &s->Gzold};
     double **fb[] = {&s->FZ, &s->FZold, &s->FY, &s->Fn, &s->resY, &s->resZ, &s->resN};
     int ok = 1;
@@ -91,7 +91,7 @@ af_convex_solver *af_convex_solver_alloc(af_convex_problem *p)
         ok &= (*fb[k] = malloc(s->fs * sizeof(double))) != NULL;
     ok &= (s->sig = calloc(p->P * s->kmin, sizeof(double))) != NULL;
     ok &= (s->sign = calloc(p->P * s->kmin, sizeof(double))) != NULL;
-    ok &= (s->svd = cx_svd_alloc(p->d2, p->dc, AF_CONVEX_SVD_LAPACK)) != NULL;
+    ok &= (s->svd = cx_svd_alloc(p->zr, p->zc, AF_CONVEX_SVD_LAPACK)) != NULL;
     if (!ok) {
         af_convex_solver_free(s);
         af_error(AF_ENOMEM, "convex solver: out of memory (Z has %zu entries)", s->zs);

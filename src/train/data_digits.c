@@ -246,3 +246,24 @@ af_status af__dataset_alloc(af_dataset *ds, size_t n, size_t n_tok, size_t in_di
 {
     return dataset_alloc(ds, n, n_tok, in_dim, classes);
 }
+
+af_status af_dataset_select_classes(const af_dataset *in, int lo, int hi, af_dataset *out)
+{
+    memset(out, 0, sizeof *out);
+    if (lo > hi || lo < 0 || (size_t)hi >= in->classes)
+        return af_error(AF_EINVAL, "class selection %d-%d outside 0-%zu", lo, hi, in->classes - 1);
+    size_t keep = 0, row = in->n_tok * in->in_dim;
+    for (size_t i = 0; i < in->n; i++)
+        keep += in->y[i] >= lo && in->y[i] <= hi;
+    if (keep == 0)
+        return af_error(AF_EINVAL, "class selection %d-%d: no sample", lo, hi);
+    af_status st = dataset_alloc(out, keep, in->n_tok, in->in_dim, in->classes);
+    if (st)
+        return st;
+    for (size_t i = 0, k = 0; i < in->n; i++)
+        if (in->y[i] >= lo && in->y[i] <= hi) {
+            memcpy(out->x + k * row, in->x + i * row, row * sizeof *out->x);
+            out->y[k++] = in->y[i];
+        }
+    return AF_SUCCESS;
+}

@@ -520,3 +520,22 @@ const double *af_model_attention(const af_model *m, size_t b, size_t layer, size
 }
 
 const double *af_model_logits(const af_model *m) { return m->logits; }
+
+af_status af_model_token_features(af_model *m, size_t n, const double *x, double *out)
+{
+    const af_model_config *c = &m->cfg;
+    size_t D = c->dim, T = m->T, ct = c->cls ? 1 : 0, row = c->n_in * c->in_dim;
+    int *y = calloc(m->max_batch, sizeof *y); /* labels only feed the loss, unused here */
+    if (!y)
+        return af_error(AF_ENOMEM, "token features: out of memory");
+    af_status st = AF_SUCCESS;
+    for (size_t b0 = 0; b0 < n && !st; b0 += m->max_batch) {
+        size_t nb = n - b0 < m->max_batch ? n - b0 : m->max_batch;
+        st = af_model_forward(m, nb, x + b0 * row, y, NULL, NULL);
+        const double *ZL = m->Z[c->layers];
+        for (size_t b = 0; !st && b < nb; b++)
+            memcpy(out + (b0 + b) * c->n_in * D, ZL + (b * T + ct) * D, c->n_in * D * sizeof *out);
+    }
+    free(y);
+    return st;
+}
