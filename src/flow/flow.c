@@ -13,9 +13,8 @@
 #include <gsl/gsl_odeiv2.h>
 #include "attnflow/flow.h"
 #include "flow/flow_pm.h"
+#include "potential_history.h"
 
-/* Cubic extrapolation of the Sinkhorn potentials, per integrator stage. */
-#define FLOW_HIST 4
 
 /* Most doubles in one array (see check_params). */
 #define FLOW_MAX_ELEMS (SIZE_MAX / (4 * sizeof(double)))
@@ -32,15 +31,12 @@ struct af_flow_ws {
     int cold_next;        /* 1: the next Sinkhorn solve starts from zero potentials */
 
     /* Warm-start predictor: for each stage of the fixed-step integrators, the
-     * potentials of its last FLOW_HIST solves (slot 0 newest). The stage
+     * potentials of its last POT_HIST solves (slot 0 newest). The stage
      * points of step n are smooth functions of X_n, so each stage's
      * potentials form a smooth sequence in n and extrapolate with error
-     * O(h^FLOW_HIST) (one sequence for all stages would only give O(h^2):
+     * O(h^POT_HIST) (one sequence for all stages would only give O(h^2):
      * intermediate stages lie O(h^2) off the trajectory). */
-    struct {
-        double *f[FLOW_HIST], *g[FLOW_HIST], t[FLOW_HIST];
-        size_t len;
-    } hist[FLOW_STAGES];
+    pot_history hist[FLOW_STAGES];
     double *pred_f, *pred_g;
     double clock;         /* time of the fixed-step integrators (for the predictor) */
 
@@ -191,10 +187,7 @@ af_flow_ws *af_flow_alloc(const af_flow_params *p)
         ok &= (*bufs[k] = malloc(nd * sizeof(double))) != NULL;
     if (ok && !ws->pm && p->norm == AF_FLOW_SINKHORN) {
         for (size_t s = 0; s < FLOW_STAGES; s++)
-            for (size_t k = 0; k < FLOW_HIST; k++) {
-                ok &= (ws->hist[s].f[k] = malloc(n * sizeof(double))) != NULL;
-                ok &= (ws->hist[s].g[k] = malloc(n * sizeof(double))) != NULL;
-            }
+            ok &= pot_history_alloc(&ws->hist[s], n);
         ok &= (ws->pred_f = malloc(n * sizeof(double))) != NULL;
         ok &= (ws->pred_g = malloc(n * sizeof(double))) != NULL;
     }
@@ -231,10 +224,7 @@ void af_flow_free(af_flow_ws *ws)
     free(ws->tmp);
     af_flow_pm_free(ws->pm);
     for (size_t s = 0; s < FLOW_STAGES; s++)
-        for (size_t k = 0; k < FLOW_HIST; k++) {
-            free(ws->hist[s].f[k]);
-            free(ws->hist[s].g[k]);
-        }
+        pot_history_free(&ws->hist[s]);
     free(ws->pred_f);
     free(ws->pred_g);
     if (ws->ode_evolve)
@@ -269,54 +259,6 @@ af_status af_flow_pm_info(const af_flow_ws *ws, af_pm_info *info)
 
 /* ---- attention ---- */
 
-/* Sets the Sinkhorn potentials to the extrapolation of stage s's history
- * to time t (Lagrange polynomial through the stored solves). */
-static void predict_potentials(af_flow_ws *ws, int s, double t)
-{
-    const size_t n = ws->p.n, m = ws->hist[s].len;
-    const double *ht = ws->hist[s].t;
-    if (m < 2 || !(t > ht[0]))
-        return; /* plain warm start from the last solve */
-    double w[FLOW_HIST];
-    for (size_t a = 0; a < m; a++) {
-        w[a] = 1;
-        for (size_t b = 0; b < m; b++)
-            if (b != a)
-                w[a] *= (t - ht[b]) / (ht[a] - ht[b]);
-    }
-    for (size_t i = 0; i < n; i++) {
-        double f = 0, g = 0;
-        for (size_t a = 0; a < m; a++) {
-            f += w[a] * ws->hist[s].f[a][i];
-            g += w[a] * ws->hist[s].g[a][i];
-        }
-        ws->pred_f[i] = f;
-        ws->pred_g[i] = g;
-    }
-    af_attn_set_potentials(ws->attn, ws->pred_f, ws->pred_g);
-}
-
-/* Records the converged potentials of stage s solved at time t. */
-static void record_potentials(af_flow_ws *ws, int s, double t)
-{
-    const size_t n = ws->p.n;
-    if (ws->hist[s].len > 0 && !(t > ws->hist[s].t[0]))
-        ws->hist[s].len = 0; /* time went back: a new integration */
-    double *f = ws->hist[s].f[FLOW_HIST - 1], *g = ws->hist[s].g[FLOW_HIST - 1];
-    for (size_t k = FLOW_HIST - 1; k > 0; k--) {
-        ws->hist[s].f[k] = ws->hist[s].f[k - 1];
-        ws->hist[s].g[k] = ws->hist[s].g[k - 1];
-        ws->hist[s].t[k] = ws->hist[s].t[k - 1];
-    }
-    ws->hist[s].f[0] = f;
-    ws->hist[s].g[0] = g;
-    ws->hist[s].t[0] = t;
-    if (ws->hist[s].len < FLOW_HIST)
-        ws->hist[s].len++;
-    memcpy(f, af_attn_f(ws->attn), n * sizeof(double));
-    memcpy(g, af_attn_g(ws->attn), n * sizeof(double));
-}
-
 /* The Sinkhorn options of one evaluation (warm start, symmetry). */
 static af_sinkhorn_options sinkhorn_options(af_flow_ws *ws)
 {
@@ -336,12 +278,13 @@ static af_status solve_sinkhorn(af_flow_ws *ws, const double *X, int stage, doub
 {
     af_sinkhorn_options opt = sinkhorn_options(ws);
     const int extrapolate = opt.warm_start && ws->p.warm_start >= 2 && stage >= 0;
-    if (extrapolate)
-        predict_potentials(ws, stage, t);
+    /* fewer than two solves stored: a plain warm start from the last one */
+    if (extrapolate && pot_history_predict(&ws->hist[stage], ws->p.n, t, ws->pred_f, ws->pred_g))
+        af_attn_set_potentials(ws->attn, ws->pred_f, ws->pred_g);
     af_sinkhorn_info info;
     af_status st = af_attn_sinkhorn(ws->attn, X, &opt, &info);
     if (st == AF_SUCCESS && extrapolate)
-        record_potentials(ws, stage, t);
+        pot_history_record(&ws->hist[stage], ws->p.n, t, af_attn_f(ws->attn), af_attn_g(ws->attn));
     ws->stats.last_iterations = info.iterations;
     ws->stats.sinkhorn_iterations += info.iterations;
     if (st == AF_EMAXITER)

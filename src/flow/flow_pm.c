@@ -1,6 +1,6 @@
 /* Flows with particle-mesh attention: SoftMax or Sinkhorn solved by Gauss
  * transforms (attnflow/pm.h), K X by one more. Sinkhorn warm starts as in
- * flow.c: each integrator stage extrapolates its last PM_HIST solves in time
+ * flow.c: each integrator stage extrapolates its last POT_HIST solves in time
  * (Lagrange polynomial) to the stage time (warm_start 2), or the last solve
  * is reused (warm_start 1). */
 #include <math.h>
@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "flow/flow_pm.h"
+#include "potential_history.h"
 
 #define PM_STAGES 4
-#define PM_HIST 4
 
 struct af_flow_pm {
     size_t n, d;
@@ -19,10 +19,7 @@ struct af_flow_pm {
     int warm;        /* af_flow_params.warm_start */
     int cold_next;   /* the next solve starts from zero potentials */
     af_pm_attn *at;
-    struct {
-        double *f[PM_HIST], *g[PM_HIST], t[PM_HIST]; /* slot 0 newest */
-        size_t len;
-    } hist[PM_STAGES];
+    pot_history hist[PM_STAGES];
     double *pf, *pg; /* predicted potentials */
 };
 
@@ -67,10 +64,7 @@ af_flow_pm *af_flow_pm_alloc(const af_flow_params *p)
     int ok = (pm->at = af_pm_attn_alloc(n, p->d, &p->scores, p->pm_tol)) != NULL;
     if (ok && p->norm == AF_FLOW_SINKHORN && p->warm_start >= 2) {
         for (int s = 0; s < PM_STAGES; s++)
-            for (int k = 0; k < PM_HIST; k++) {
-                ok &= (pm->hist[s].f[k] = malloc(n * sizeof(double))) != NULL;
-                ok &= (pm->hist[s].g[k] = malloc(n * sizeof(double))) != NULL;
-            }
+            ok &= pot_history_alloc(&pm->hist[s], n);
         ok &= (pm->pf = malloc(n * sizeof(double))) != NULL;
         ok &= (pm->pg = malloc(n * sizeof(double))) != NULL;
     }
@@ -88,10 +82,7 @@ void af_flow_pm_free(af_flow_pm *pm)
         return;
     af_pm_attn_free(pm->at);
     for (int s = 0; s < PM_STAGES; s++)
-        for (int k = 0; k < PM_HIST; k++) {
-            free(pm->hist[s].f[k]);
-            free(pm->hist[s].g[k]);
-        }
+        pot_history_free(&pm->hist[s]);
     free(pm->pf);
     free(pm->pg);
     free(pm);
@@ -113,53 +104,20 @@ void af_flow_pm_get_info(const af_flow_pm *pm, af_pm_info *info)
  * (the last one alone while the history is that short). 0: no history. */
 static int predict(af_flow_pm *pm, int s, double t)
 {
-    const size_t n = pm->n, m = pm->hist[s].len;
-    const double *ht = pm->hist[s].t;
-    if (!pm->hist[s].f[0] || m == 0)
+    const pot_history *h = &pm->hist[s];
+    if (!h->f[0] || h->len == 0)
         return 0;
-    if (m < 2 || !(t > ht[0])) {
-        af_pm_attn_set_potentials(pm->at, pm->hist[s].f[0], pm->hist[s].g[0]);
-        return 1;
-    }
-    double c[PM_HIST];
-    for (size_t a = 0; a < m; a++) {
-        c[a] = 1;
-        for (size_t b = 0; b < m; b++)
-            if (b != a)
-                c[a] *= (t - ht[b]) / (ht[a] - ht[b]);
-    }
-    for (size_t i = 0; i < n; i++) {
-        double f = 0, g = 0;
-        for (size_t a = 0; a < m; a++) {
-            f += c[a] * pm->hist[s].f[a][i];
-            g += c[a] * pm->hist[s].g[a][i];
-        }
-        pm->pf[i] = f;
-        pm->pg[i] = g;
-    }
-    af_pm_attn_set_potentials(pm->at, pm->pf, pm->pg);
+    if (pot_history_predict(h, pm->n, t, pm->pf, pm->pg))
+        af_pm_attn_set_potentials(pm->at, pm->pf, pm->pg);
+    else
+        af_pm_attn_set_potentials(pm->at, h->f[0], h->g[0]);
     return 1;
 }
 
 static void record(af_flow_pm *pm, int s, double t)
 {
-    if (!pm->hist[s].f[0])
-        return;
-    if (pm->hist[s].len > 0 && !(t > pm->hist[s].t[0]))
-        pm->hist[s].len = 0; /* time went back: a new integration */
-    double *f = pm->hist[s].f[PM_HIST - 1], *g = pm->hist[s].g[PM_HIST - 1];
-    for (size_t k = PM_HIST - 1; k > 0; k--) {
-        pm->hist[s].f[k] = pm->hist[s].f[k - 1];
-        pm->hist[s].g[k] = pm->hist[s].g[k - 1];
-        pm->hist[s].t[k] = pm->hist[s].t[k - 1];
-    }
-    pm->hist[s].f[0] = f;
-    pm->hist[s].g[0] = g;
-    pm->hist[s].t[0] = t;
-    if (pm->hist[s].len < PM_HIST)
-        pm->hist[s].len++;
-    memcpy(f, af_pm_attn_f(pm->at), pm->n * sizeof(double));
-    memcpy(g, af_pm_attn_g(pm->at), pm->n * sizeof(double));
+    if (pm->hist[s].f[0])
+        pot_history_record(&pm->hist[s], pm->n, t, af_pm_attn_f(pm->at), af_pm_attn_g(pm->at));
 }
 
 af_status af_flow_pm_attend(af_flow_pm *pm, const double *X, int stage, double t, double *KX,
