@@ -198,6 +198,7 @@ uninstall:
 # `make fuzz FUZZ_SECONDS=N` builds the library with Debian's clang into its
 # own folder and runs every harness N seconds from its checked-in seed corpus
 # (tests/fuzz/corpus/<name>/); scripts/run_fuzz.sh prints the executions.
+# The harnesses read files on one process: built without MPI (MPI=0).
 FUZZ_SECONDS ?= 20
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SRC      = $(wildcard tests/fuzz/fuzz_*.c)
@@ -211,7 +212,7 @@ endif
 .PHONY: fuzz fuzz-build
 fuzz:
 	@sh scripts/bootstrap.sh clang libclang-rt-dev libomp-dev
-	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang FUZZ=1 fuzz-build
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang FUZZ=1 MPI=0 fuzz-build
 	@sh scripts/run_fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 fuzz-build: $(FUZZ_BIN)
