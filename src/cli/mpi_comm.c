@@ -170,7 +170,10 @@ int cli_mpi_finalize(int rc)
         return rc;
     rc = cli_mpi_agree(rc);
     MPI_Finalize();
-    return rc;
+    /* The job's status is rank 0's. The other ranks end with 0: mpirun kills
+     * the ranks still running when one ends non-zero, and rank 0, killed
+     * while it finishes, would print a second line ('interrupted'). */
+    return the_rank == 0 ? rc : 0;
 }
 
 #else /* one process */

@@ -17,7 +17,8 @@
 /* Before the command runs. 0, or an exit status (after one error line). */
 int cli_mpi_init(int *argc, char ***argv);
 /* After it: agrees on the exit status (the lowest failing rank's, its
- * message printed by rank 0 if rank 0 had none) and finalises MPI. */
+ * message printed by rank 0 if rank 0 had none) and finalises MPI; returns
+ * it on rank 0 and 0 on the other ranks (the job's status is rank 0's). */
 int cli_mpi_finalize(int rc);
 
 int cli_mpi_rank(void);
