@@ -61,7 +61,10 @@ Test(cli_pm, flow_matches_dense)
 {
     const size_t n = 300, d = 2;
     char out[4096], args[512];
-    const char *paths[2] = {"/tmp/af_cli_pm_dense.dat", "/tmp/af_cli_pm_pm.dat"};
+    /* per-process names: several checkouts may run the suite at once */
+    char paths[2][64];
+    snprintf(paths[0], sizeof paths[0], "/tmp/af_cli_pm_dense.%ld.dat", (long)getpid());
+    snprintf(paths[1], sizeof paths[1], "/tmp/af_cli_pm_pm.%ld.dat", (long)getpid());
     for (int k = 0; k < 2; k++) {
         snprintf(args, sizeof args, "flow --quiet --init gaussian --n %zu --d %zu --norm sinkhorn "
                  "--scores l2 --eps 0.2 --T 0.1 --dt 0.02 --tol 1e-11 --out %s %s", n, d, paths[k],
@@ -91,7 +94,8 @@ Test(cli_pm, flow_matches_dense)
 Test(cli_pm, attention_marginals)
 {
     char out[4096];
-    const char *path = "/tmp/af_cli_pm_att.dat";
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/af_cli_pm_att.%ld.dat", (long)getpid());
     char args[512];
     snprintf(args, sizeof args, "attention --init gaussian --n 400 --d 3 --norm sinkhorn --scores "
              "l2 --eps 0.5 --backend pm --pm-tol 1e-7 --out %s", path);
