@@ -581,6 +581,34 @@ Test(backend_pm, softmax_and_sinkhorn_match_dense)
             }
 }
 
+/* K X of the pm workspace ws against an af_pm_attn engine made afresh for
+ * the scores sp: bit for bit, with the same iteration count and
+ * potentials. opt NULL: SoftMax. */
+static void same_as_engine(af_attn_ws *ws, const af_scores_params *sp, double tol,
+                           const double *X, size_t n, size_t d,
+                           const af_sinkhorn_options *opt, const char *what)
+{
+    double *KX = malloc(n * d * sizeof *KX), *ref = malloc(n * d * sizeof *ref);
+    af_pm_attn *at = af_pm_attn_alloc(n, d, sp, tol);
+    cr_assert(at, "%s", af_last_error());
+    af_sinkhorn_info iw = {0}, ia = {0};
+    attend_kx(ws, X, opt, KX, &iw);
+    cr_assert_eq(af_pm_attn_set(at, X), AF_SUCCESS);
+    cr_assert_eq(opt ? af_pm_attn_sinkhorn(at, opt, &ia) : af_pm_attn_softmax(at), AF_SUCCESS);
+    cr_assert_eq(af_pm_attn_apply(at, d, X, ref), AF_SUCCESS);
+    cr_expect(memcmp(KX, ref, n * d * sizeof *KX) == 0, "%s: K X differs by %.3g", what,
+              fx_max_abs_diff(n * d, KX, ref));
+    cr_expect_eq(iw.iterations, ia.iterations, "%s", what);
+    cr_expect(!opt || iw.iterations > 2, "%s: %zu iterations", what, iw.iterations);
+    if (opt) {
+        cr_expect(memcmp(af_attn_f(ws), af_pm_attn_f(at), n * sizeof(double)) == 0, "%s", what);
+        cr_expect(memcmp(af_attn_g(ws), af_pm_attn_g(at), n * sizeof(double)) == 0, "%s", what);
+    }
+    af_pm_attn_free(at);
+    free(KX);
+    free(ref);
+}
+
 /* The backend is af_pm_attn (what the flows called before the backend
  * existed) behind the af_attn_* calls: the same K X bit for bit, the same
  * iteration counts and potentials, for SoftMax, the symmetric and the
@@ -589,45 +617,22 @@ Test(backend_pm, softmax_and_sinkhorn_match_dense)
 Test(backend_pm, same_results_as_pm_attention)
 {
     const size_t n = 90, d = 2;
-    double *X = cloud(n, d, 71, 1.0), A[4], KX[180], ref[180];
-    const af_sinkhorn_type *paths[3] = {NULL, af_sinkhorn_scaling, NULL};
+    double *X = cloud(n, d, 71, 1.0), A[4];
+    const char *names[4] = {"softmax", "symmetric", "scaling", "3 normalisations"};
+    const af_sinkhorn_type *paths[4] = {NULL, NULL, af_sinkhorn_scaling, NULL};
     for (int c = 0; c < 4; c++) {
         af_attn_params ap = pm_params(n, d, 1, A, c ? AF_ATTN_SINKHORN : AF_ATTN_SOFTMAX, 1e-9);
         af_sinkhorn_options o = af_sinkhorn_options_default();
         o.tol = 1e-11;
-        if (c)
-            o.path = paths[c - 1];
-        if (c == 3)
-            o.iters = 3;
+        o.path = paths[c];
+        o.iters = c == 3 ? 3 : 0;
         af_attn_ws *ws = af_attn_alloc(af_backend_pm, &ap);
-        af_pm_attn *at = af_pm_attn_alloc(n, d, &ap.scores, ap.pm_tol);
-        cr_assert(ws && at, "%s", af_last_error());
-        af_sinkhorn_info iw = {0}, ia = {0};
-        attend_kx(ws, X, c ? &o : NULL, KX, &iw);
-        cr_assert_eq(af_pm_attn_set(at, X), AF_SUCCESS);
-        cr_assert_eq(c ? af_pm_attn_sinkhorn(at, &o, &ia) : af_pm_attn_softmax(at), AF_SUCCESS);
-        cr_assert_eq(af_pm_attn_apply(at, d, X, ref), AF_SUCCESS);
-        cr_expect(memcmp(KX, ref, sizeof KX) == 0, "case %d: K X differs by %.3g", c,
-                  fx_max_abs_diff(n * d, KX, ref));
-        cr_expect_eq(iw.iterations, ia.iterations, "case %d", c);
-        cr_expect(c == 0 || iw.iterations > 2, "case %d: %zu iterations", c, iw.iterations);
-        if (c) {
-            cr_expect(memcmp(af_attn_f(ws), af_pm_attn_f(at), n * sizeof(double)) == 0);
-            cr_expect(memcmp(af_attn_g(ws), af_pm_attn_g(at), n * sizeof(double)) == 0);
-        }
-        af_pm_attn_free(at);
-        /* new scores: eps 0.5 */
+        cr_assert(ws, "%s", af_last_error());
+        same_as_engine(ws, &ap.scores, ap.pm_tol, X, n, d, c ? &o : NULL, names[c]);
         af_scores_params sp = ap.scores;
         sp.eps = 0.5;
         cr_assert_eq(af_attn_set_scores(ws, &sp), AF_SUCCESS, "%s", af_last_error());
-        at = af_pm_attn_alloc(n, d, &sp, ap.pm_tol);
-        attend_kx(ws, X, c ? &o : NULL, KX, &iw);
-        cr_assert_eq(af_pm_attn_set(at, X), AF_SUCCESS);
-        cr_assert_eq(c ? af_pm_attn_sinkhorn(at, &o, &ia) : af_pm_attn_softmax(at), AF_SUCCESS);
-        cr_assert_eq(af_pm_attn_apply(at, d, X, ref), AF_SUCCESS);
-        cr_expect(memcmp(KX, ref, sizeof KX) == 0, "case %d, new scores: %.3g", c,
-                  fx_max_abs_diff(n * d, KX, ref));
-        af_pm_attn_free(at);
+        same_as_engine(ws, &sp, ap.pm_tol, X, n, d, c ? &o : NULL, names[c]);
         af_attn_free(ws);
     }
     free(X);
