@@ -504,17 +504,6 @@ Test(backend_single, dense_refuses_single)
 
 /* ---- the particle-mesh backend (af_backend_pm) ---- */
 
-/* max |a - b| / max |b| */
-static double rel_diff(size_t m, const double *a, const double *b)
-{
-    double e = 0, s = 0;
-    for (size_t k = 0; k < m; k++) {
-        e = fmax(e, fabs(a[k] - b[k]));
-        s = fmax(s, fabs(b[k]));
-    }
-    return e / s;
-}
-
 /* Scores PM can take: L2 (eps 0.3) or dot with A = 0.8 I (A must hold d x d). */
 static af_attn_params pm_params(size_t n, size_t d, int l2, double *A, af_attn_norm norm,
                                 double tol)
@@ -569,7 +558,7 @@ Test(backend_pm, softmax_and_sinkhorn_match_dense)
                     cr_assert(wp, "%s", af_last_error());
                     cr_assert_eq(af_attn_backend(wp), af_backend_pm);
                     attend_kx(wp, X, sk ? &o : NULL, KX, NULL);
-                    e[t] = rel_diff(n * d, KX, ref);
+                    e[t] = rel_err(n * d, KX, ref);
                     cr_expect(e[t] <= tols[t], "d %zu, %s, %s: pm tol %g, error %.3g", d,
                               l2 ? "l2" : "dot", sk ? "sinkhorn" : "softmax", tols[t], e[t]);
                     af_attn_free(wp);
@@ -685,14 +674,14 @@ Test(backend_pm, marginals_and_colsums_match_dense)
         cr_assert_eq(af_attn_softmax_colsums(ws, X, cs[k]), AF_SUCCESS, "%s", af_last_error());
         af_attn_free(ws);
     }
-    cr_expect(rel_diff(n, r[1], r[0]) < 1e-10, "row sums %.3g", rel_diff(n, r[1], r[0]));
-    cr_expect(rel_diff(n, c[1], c[0]) < 1e-10, "col sums %.3g", rel_diff(n, c[1], c[0]));
-    cr_expect(rel_diff(n * d, kx[1], kx[0]) < 1e-10, "K X %.3g", rel_diff(n * d, kx[1], kx[0]));
-    cr_expect(rel_diff(n * d, ktx[1], ktx[0]) < 1e-10, "K^T X %.3g",
-              rel_diff(n * d, ktx[1], ktx[0]));
-    cr_expect(rel_diff(n * d, ktx[0], kx[0]) > 1e-3, "K is not symmetric here");
-    cr_expect(rel_diff(n, cs[1], cs[0]) < 1e-10, "SoftMax column sums %.3g",
-              rel_diff(n, cs[1], cs[0]));
+    cr_expect(rel_err(n, r[1], r[0]) < 1e-10, "row sums %.3g", rel_err(n, r[1], r[0]));
+    cr_expect(rel_err(n, c[1], c[0]) < 1e-10, "col sums %.3g", rel_err(n, c[1], c[0]));
+    cr_expect(rel_err(n * d, kx[1], kx[0]) < 1e-10, "K X %.3g", rel_err(n * d, kx[1], kx[0]));
+    cr_expect(rel_err(n * d, ktx[1], ktx[0]) < 1e-10, "K^T X %.3g",
+              rel_err(n * d, ktx[1], ktx[0]));
+    cr_expect(rel_err(n * d, ktx[0], kx[0]) > 1e-3, "K is not symmetric here");
+    cr_expect(rel_err(n, cs[1], cs[0]) < 1e-10, "SoftMax column sums %.3g",
+              rel_err(n, cs[1], cs[0]));
     free(X);
 }
 
@@ -765,4 +754,30 @@ Test(backend_pm, name_info_and_linear_bytes)
     cr_expect(info.d == 2 && info.points > 0 && info.tol == 1e-7 && info.wrap_mass <= 1e-7);
     af_attn_free(wp);
     af_attn_free(wd);
+}
+
+/* The OT energy and its gradient (Sinkhorn potentials, K X, K^T X, row
+ * and column sums) on the pm backend at its default tolerance 1e-8, L2
+ * scores, against the dense backend; cold, then warm-started. */
+Test(backend_pm, energy_and_gradient_match_dense)
+{
+    const size_t n = 80, d = 3;
+    double *X = cloud(n, d, 75, 1.0);
+    af_energy_params ep = af_energy_params_default();
+    ep.scores.kind = AF_SCORES_L2;
+    ep.scores.eps = 0.5;
+    af_energy_ws *wd = af_energy_alloc_backend(n, d, af_backend_dense);
+    af_energy_ws *wp = af_energy_alloc_backend(n, d, af_backend_pm);
+    cr_assert(wd && wp, "%s", af_last_error());
+    double Fd, Fp, gd[240], gp[240];
+    for (int call = 0; call < 2; call++) {
+        cr_assert(af_energy(wd, &ep, X, &Fd, gd) == AF_SUCCESS, "%s", af_last_error());
+        cr_assert(af_energy(wp, &ep, X, &Fp, gp) == AF_SUCCESS, "%s", af_last_error());
+        cr_expect(fabs(Fp - Fd) <= 1e-8 * fabs(Fd), "F %.17g vs %.17g", Fp, Fd);
+        cr_expect(rel_err(n * d, gp, gd) <= 1e-8, "gradients: %.3g", rel_err(n * d, gp, gd));
+        X[0] += 1e-3;
+    }
+    af_energy_free(wd);
+    af_energy_free(wp);
+    free(X);
 }
