@@ -309,9 +309,12 @@ Test(pm_flow, pm_tol_is_the_pm_backend)
     cr_expect(strstr(af_last_error(), "USA"), "%s", af_last_error());
     p.usa = 0;
     p.backend = NULL;
-    p.pm_tol = -1;
-    cr_expect_null(af_flow_alloc(&p));
-    cr_expect(strstr(af_last_error(), "pm tolerance"), "%s", af_last_error());
+    for (int k = 0; k < 3; k++) {
+        const double bad[3] = {-1, NAN, 0.1};
+        p.pm_tol = bad[k];
+        cr_expect_null(af_flow_alloc(&p), "pm_tol %g", bad[k]);
+        cr_expect(strstr(af_last_error(), "pm tolerance"), "%s", af_last_error());
+    }
     free(X[0]);
     free(X[1]);
 }

@@ -138,10 +138,10 @@ static af_status check_params(const af_flow_params *p)
             return st;
     }
     /* pm_tol > 0 is the compatibility spelling of backend = af_backend_pm
-     * with that tolerance (the backend checks the rest) */
-    if (p->pm_tol != 0 && !(p->pm_tol >= 1e-15 && p->pm_tol <= 1e-2))
-        return af_error(AF_EINVAL, "flow: pm tolerance must be in [1e-15, 1e-2] (got %g)",
-                        p->pm_tol);
+     * with that tolerance (the backend checks its range and the rest) */
+    if (!(p->pm_tol >= 0))
+        return af_error(AF_EINVAL, "flow: pm tolerance must be >= 0 (got %g; > 0 selects the "
+                                   "particle-mesh backend)", p->pm_tol);
     return AF_SUCCESS;
 }
 
