@@ -501,3 +501,283 @@ Test(backend_single, dense_refuses_single)
     cr_expect_null(af_flow_alloc(&p));
     cr_expect(strstr(af_last_error(), "tiled") != NULL, "%s", af_last_error());
 }
+
+/* ---- the particle-mesh backend (af_backend_pm) ---- */
+
+/* Scores PM can take: L2 (eps 0.3) or dot with A = 0.8 I (A must hold d x d). */
+static af_attn_params pm_params(size_t n, size_t d, int l2, double *A, af_attn_norm norm,
+                                double tol)
+{
+    af_attn_params ap = af_attn_params_default(n, d);
+    memset(A, 0, d * d * sizeof *A);
+    for (size_t k = 0; k < d; k++)
+        A[k * d + k] = 0.8;
+    ap.scores.kind = l2 ? AF_SCORES_L2 : AF_SCORES_DOT;
+    ap.scores.eps = l2 ? 0.3 : 1.0;
+    ap.scores.A = l2 ? NULL : A;
+    ap.norm = norm;
+    ap.pm_tol = tol;
+    return ap;
+}
+
+/* K X of a workspace: SoftMax, or a Sinkhorn solve with opt and apply. */
+static void attend_kx(af_attn_ws *ws, const double *X, const af_sinkhorn_options *opt,
+                      double *KX, af_sinkhorn_info *info)
+{
+    if (!opt) {
+        cr_assert_eq(af_attn_softmax(ws, X, KX), AF_SUCCESS, "%s", af_last_error());
+        return;
+    }
+    cr_assert_eq(af_attn_sinkhorn(ws, X, opt, info), AF_SUCCESS, "%s", af_last_error());
+    cr_assert_eq(af_attn_apply(ws, KX), AF_SUCCESS, "%s", af_last_error());
+}
+
+/* SoftMax K X and Sinkhorn K X (to 1e-12) on the pm backend against the
+ * dense ones, d = 1, 2, 3, L2 and dot scores: within the PM tolerance, and
+ * the tolerance controls the error (1e-9 gives a thousand times less than 1e-5). */
+Test(backend_pm, softmax_and_sinkhorn_match_dense)
+{
+    const size_t n = 120;
+    af_sinkhorn_options o = af_sinkhorn_options_default();
+    o.tol = 1e-12;
+    for (size_t d = 1; d <= 3; d++)
+        for (int l2 = 0; l2 < 2; l2++)
+            for (int sk = 0; sk < 2; sk++) {
+                double *X = cloud(n, d, 60 + d, 1.0), A[9];
+                double *ref = malloc(n * d * sizeof *ref), *KX = malloc(n * d * sizeof *KX);
+                const af_attn_norm norm = sk ? AF_ATTN_SINKHORN : AF_ATTN_SOFTMAX;
+                af_attn_params ap = pm_params(n, d, l2, A, norm, 0);
+                af_attn_ws *wd = af_attn_alloc(af_backend_dense, &ap);
+                cr_assert(wd, "%s", af_last_error());
+                attend_kx(wd, X, sk ? &o : NULL, ref, NULL);
+                double e[2];
+                const double tols[2] = {1e-5, 1e-9};
+                for (int t = 0; t < 2; t++) {
+                    ap.pm_tol = tols[t];
+                    af_attn_ws *wp = af_attn_alloc(af_backend_pm, &ap);
+                    cr_assert(wp, "%s", af_last_error());
+                    cr_assert_eq(af_attn_backend(wp), af_backend_pm);
+                    attend_kx(wp, X, sk ? &o : NULL, KX, NULL);
+                    e[t] = rel_err(n * d, KX, ref);
+                    cr_expect(e[t] <= tols[t], "d %zu, %s, %s: pm tol %g, error %.3g", d,
+                              l2 ? "l2" : "dot", sk ? "sinkhorn" : "softmax", tols[t], e[t]);
+                    af_attn_free(wp);
+                }
+                cr_expect(e[1] < 1e-3 * e[0], "d %zu: the tolerance does not control the "
+                          "error (%.3g, %.3g)", d, e[0], e[1]);
+                af_attn_free(wd);
+                free(X), free(ref), free(KX);
+            }
+}
+
+/* K X of the pm workspace ws against an af_pm_attn engine made afresh for
+ * the scores sp: bit for bit, with the same iteration count and
+ * potentials. opt NULL: SoftMax. */
+static void same_as_engine(af_attn_ws *ws, const af_scores_params *sp, double tol,
+                           const double *X, size_t n, size_t d,
+                           const af_sinkhorn_options *opt, const char *what)
+{
+    double *KX = malloc(n * d * sizeof *KX), *ref = malloc(n * d * sizeof *ref);
+    af_pm_attn *at = af_pm_attn_alloc(n, d, sp, tol);
+    cr_assert(at, "%s", af_last_error());
+    af_sinkhorn_info iw = {0}, ia = {0};
+    attend_kx(ws, X, opt, KX, &iw);
+    cr_assert_eq(af_pm_attn_set(at, X), AF_SUCCESS);
+    cr_assert_eq(opt ? af_pm_attn_sinkhorn(at, opt, &ia) : af_pm_attn_softmax(at), AF_SUCCESS);
+    cr_assert_eq(af_pm_attn_apply(at, d, X, ref), AF_SUCCESS);
+    cr_expect(memcmp(KX, ref, n * d * sizeof *KX) == 0, "%s: K X differs by %.3g", what,
+              fx_max_abs_diff(n * d, KX, ref));
+    cr_expect_eq(iw.iterations, ia.iterations, "%s", what);
+    cr_expect(!opt || iw.iterations > 2, "%s: %zu iterations", what, iw.iterations);
+    if (opt) {
+        cr_expect(memcmp(af_attn_f(ws), af_pm_attn_f(at), n * sizeof(double)) == 0, "%s", what);
+        cr_expect(memcmp(af_attn_g(ws), af_pm_attn_g(at), n * sizeof(double)) == 0, "%s", what);
+    }
+    af_pm_attn_free(at);
+    free(KX);
+    free(ref);
+}
+
+/* The backend is af_pm_attn (what the flows called before the backend
+ * existed) behind the af_attn_* calls: the same K X bit for bit, the same
+ * iteration counts and potentials, for SoftMax, the symmetric and the
+ * alternating Sinkhorn and a fixed count; new scores (af_attn_set_scores)
+ * act like a new engine. */
+Test(backend_pm, same_results_as_pm_attention)
+{
+    const size_t n = 90, d = 2;
+    double *X = cloud(n, d, 71, 1.0), A[4];
+    const char *names[4] = {"softmax", "symmetric", "scaling", "3 normalisations"};
+    const af_sinkhorn_type *paths[4] = {NULL, NULL, af_sinkhorn_scaling, NULL};
+    for (int c = 0; c < 4; c++) {
+        af_attn_params ap = pm_params(n, d, 1, A, c ? AF_ATTN_SINKHORN : AF_ATTN_SOFTMAX, 1e-9);
+        af_sinkhorn_options o = af_sinkhorn_options_default();
+        o.tol = 1e-11;
+        o.path = paths[c];
+        o.iters = c == 3 ? 3 : 0;
+        af_attn_ws *ws = af_attn_alloc(af_backend_pm, &ap);
+        cr_assert(ws, "%s", af_last_error());
+        same_as_engine(ws, &ap.scores, ap.pm_tol, X, n, d, c ? &o : NULL, names[c]);
+        af_scores_params sp = ap.scores;
+        sp.eps = 0.5;
+        cr_assert_eq(af_attn_set_scores(ws, &sp), AF_SUCCESS, "%s", af_last_error());
+        same_as_engine(ws, &sp, ap.pm_tol, X, n, d, c ? &o : NULL, names[c]);
+        af_attn_free(ws);
+    }
+    free(X);
+}
+
+/* Warm starts through af_attn_set_potentials: from the converged
+ * potentials of a solve, a second workspace needs at most one update. */
+Test(backend_pm, warm_start_from_set_potentials)
+{
+    const size_t n = 100, d = 3;
+    double *X = cloud(n, d, 72, 1.0), A[9];
+    af_attn_params ap = pm_params(n, d, 0, A, AF_ATTN_SINKHORN, 1e-10);
+    af_attn_ws *w1 = af_attn_alloc(af_backend_pm, &ap), *w2 = af_attn_alloc(af_backend_pm, &ap);
+    cr_assert(w1 && w2, "%s", af_last_error());
+    af_sinkhorn_options o = af_sinkhorn_options_default();
+    o.tol = 1e-10;
+    af_sinkhorn_info i1, i2;
+    cr_assert_eq(af_attn_sinkhorn(w1, X, &o, &i1), AF_SUCCESS, "%s", af_last_error());
+    af_attn_set_potentials(w2, af_attn_f(w1), af_attn_g(w1));
+    o.warm_start = 1;
+    cr_assert_eq(af_attn_sinkhorn(w2, X, &o, &i2), AF_SUCCESS, "%s", af_last_error());
+    cr_expect(i1.iterations > 5 && i2.iterations <= 1, "cold %zu, warm %zu", i1.iterations,
+              i2.iterations);
+    af_attn_free(w1);
+    af_attn_free(w2);
+    free(X);
+}
+
+/* Row and column sums, K X and K^T X of an unbalanced kernel (two
+ * alternating normalisations: f != g) and the SoftMax column sums, against
+ * the dense backend. */
+Test(backend_pm, marginals_and_colsums_match_dense)
+{
+    const size_t n = 100, d = 2;
+    double *X = cloud(n, d, 73, 1.0), A[4];
+    double r[2][100], c[2][100], kx[2][200], ktx[2][200], cs[2][100];
+    const af_backend_type *b[2] = {af_backend_dense, af_backend_pm};
+    af_sinkhorn_options o = af_sinkhorn_options_default();
+    o.iters = 2;
+    for (int k = 0; k < 2; k++) {
+        af_attn_params ap = pm_params(n, d, 1, A, AF_ATTN_SINKHORN, 1e-11);
+        af_attn_ws *ws = af_attn_alloc(b[k], &ap);
+        cr_assert(ws, "%s", af_last_error());
+        cr_assert_eq(af_attn_sinkhorn(ws, X, &o, NULL), AF_SUCCESS, "%s", af_last_error());
+        cr_assert_eq(af_attn_marginals(ws, r[k], c[k], kx[k], ktx[k]), AF_SUCCESS, "%s",
+                     af_last_error());
+        af_attn_free(ws);
+        ap.norm = AF_ATTN_SOFTMAX;
+        ws = af_attn_alloc(b[k], &ap);
+        cr_assert_eq(af_attn_softmax_colsums(ws, X, cs[k]), AF_SUCCESS, "%s", af_last_error());
+        af_attn_free(ws);
+    }
+    cr_expect(rel_err(n, r[1], r[0]) < 1e-10, "row sums %.3g", rel_err(n, r[1], r[0]));
+    cr_expect(rel_err(n, c[1], c[0]) < 1e-10, "col sums %.3g", rel_err(n, c[1], c[0]));
+    cr_expect(rel_err(n * d, kx[1], kx[0]) < 1e-10, "K X %.3g", rel_err(n * d, kx[1], kx[0]));
+    cr_expect(rel_err(n * d, ktx[1], ktx[0]) < 1e-10, "K^T X %.3g",
+              rel_err(n * d, ktx[1], ktx[0]));
+    cr_expect(rel_err(n * d, ktx[0], kx[0]) > 1e-3, "K is not symmetric here");
+    cr_expect(rel_err(n, cs[1], cs[0]) < 1e-10, "SoftMax column sums %.3g",
+              rel_err(n, cs[1], cs[0]));
+    free(X);
+}
+
+/* What the pm backend cannot do: AF_EINVAL (AF_EDOM for non-finite tokens)
+ * and a message that names the reason. */
+Test(backend_pm, refusals_with_messages)
+{
+    double A[16], B[4], X[40], K[400];
+    for (int k = 0; k < 40; k++)
+        X[k] = 0.05 * k - 1;
+    struct { af_attn_params p; const char *msg; } bad[6];
+    bad[0].p = pm_params(10, 4, 1, A, AF_ATTN_SOFTMAX, 1e-8), bad[0].msg = "d <= 3";
+    bad[1].p = pm_params(10, 2, 0, B, AF_ATTN_SOFTMAX, 1e-8), bad[1].msg = "A = a I";
+    B[1] = 0.1; /* not a scalar matrix */
+    bad[2].p = pm_params(10, 2, 1, A, AF_ATTN_USA, 1e-8), bad[2].msg = "USA";
+    bad[3].p = pm_params(10, 2, 1, A, AF_ATTN_SOFTMAX, 0.1), bad[3].msg = "tolerance";
+    bad[4].p = pm_params(10, 2, 1, A, AF_ATTN_SOFTMAX, 1e-8), bad[4].msg = "precision";
+    bad[4].p.precision = AF_PRECISION_SINGLE;
+    const af_comm two = {.rank = 0, .size = 2};
+    bad[5].p = pm_params(10, 2, 1, A, AF_ATTN_SOFTMAX, 1e-8), bad[5].msg = "one process";
+    bad[5].p.comm = &two;
+    for (int k = 0; k < 6; k++) {
+        cr_expect_null(af_attn_alloc(af_backend_pm, &bad[k].p), "case %d", k);
+        cr_expect(strstr(af_last_error(), bad[k].msg), "case %d: %s", k, af_last_error());
+    }
+    af_attn_params ap = pm_params(20, 2, 1, A, AF_ATTN_SINKHORN, 1e-8);
+    af_attn_ws *ws = af_attn_alloc(af_backend_pm, &ap);
+    cr_assert(ws, "%s", af_last_error());
+    af_sinkhorn_options o = af_sinkhorn_options_default();
+    cr_expect_eq(af_attn_kernel(ws, X, &o, K), AF_EINVAL);
+    cr_expect(strstr(af_last_error(), "never forms") && strstr(af_last_error(), "dense"), "%s",
+              af_last_error());
+    cr_expect_eq(af_attn_apply(ws, K), AF_EINVAL); /* no solve yet */
+    o.compute_bound = 2; /* sigma_2 / the exact Hilbert diameter need the matrix */
+    cr_expect_eq(af_attn_sinkhorn(ws, X, &o, NULL), AF_EINVAL);
+    cr_expect(strstr(af_last_error(), "Hilbert"), "%s", af_last_error());
+    o.compute_bound = 1;
+    af_sinkhorn_info info;
+    cr_expect_eq(af_attn_sinkhorn(ws, X, &o, &info), AF_SUCCESS, "%s", af_last_error());
+    cr_expect(isnan(info.hilbert_diam)); /* not computed (no score range) */
+    X[7] = NAN;
+    cr_expect_eq(af_attn_sinkhorn(ws, X, &o, NULL), AF_EDOM);
+    cr_expect(strstr(af_last_error(), "non-finite"), "%s", af_last_error());
+    cr_expect_eq(af_attn_apply(ws, K), AF_EINVAL); /* the failed set forgot the solve */
+    af_attn_free(ws);
+}
+
+/* The name, the grid info, and the O(n) allocation formula. */
+Test(backend_pm, name_info_and_linear_bytes)
+{
+    const af_backend_type *b;
+    cr_expect(af_backend_from_name("pm", &b) == AF_SUCCESS && b == af_backend_pm);
+    cr_expect_str_eq(af_backend_name(af_backend_pm), "pm");
+    cr_expect(af_backend_from_name("fast", &b) == AF_EINVAL
+              && strstr(af_last_error(), "dense|tiled|pm"), "%s", af_last_error());
+    double b6 = af_backend_bytes(af_backend_pm, 1000000, 3, AF_ATTN_SINKHORN, 2);
+    double b5 = af_backend_bytes(af_backend_pm, 100000, 3, AF_ATTN_SINKHORN, 2);
+    cr_expect(fabs(b6 / b5 - 10) < 0.01 && b6 < 1e9, "%.3g, %.3g bytes", b6, b5);
+    double A[4], X[20], KX[20], *Xd = cloud(10, 2, 74, 1.0);
+    memcpy(X, Xd, sizeof X);
+    free(Xd);
+    af_attn_params ap = pm_params(10, 2, 1, A, AF_ATTN_SOFTMAX, 1e-7);
+    af_attn_ws *wp = af_attn_alloc(af_backend_pm, &ap), *wd = af_attn_alloc(af_backend_dense, &ap);
+    cr_assert(wp && wd);
+    af_pm_info info;
+    cr_expect_eq(af_attn_pm_info(wd, &info), AF_EINVAL);
+    cr_expect(strstr(af_last_error(), "dense"), "%s", af_last_error());
+    cr_assert_eq(af_attn_softmax(wp, X, KX), AF_SUCCESS);
+    cr_assert_eq(af_attn_pm_info(wp, &info), AF_SUCCESS);
+    cr_expect(info.d == 2 && info.points > 0 && info.tol == 1e-7 && info.wrap_mass <= 1e-7);
+    af_attn_free(wp);
+    af_attn_free(wd);
+}
+
+/* The OT energy and its gradient (Sinkhorn potentials, K X, K^T X, row
+ * and column sums) on the pm backend at its default tolerance 1e-8, L2
+ * scores, against the dense backend; cold, then warm-started. */
+Test(backend_pm, energy_and_gradient_match_dense)
+{
+    const size_t n = 80, d = 3;
+    double *X = cloud(n, d, 75, 1.0);
+    af_energy_params ep = af_energy_params_default();
+    ep.scores.kind = AF_SCORES_L2;
+    ep.scores.eps = 0.5;
+    af_energy_ws *wd = af_energy_alloc_backend(n, d, af_backend_dense);
+    af_energy_ws *wp = af_energy_alloc_backend(n, d, af_backend_pm);
+    cr_assert(wd && wp, "%s", af_last_error());
+    double Fd, Fp, gd[240], gp[240];
+    for (int call = 0; call < 2; call++) {
+        cr_assert(af_energy(wd, &ep, X, &Fd, gd) == AF_SUCCESS, "%s", af_last_error());
+        cr_assert(af_energy(wp, &ep, X, &Fp, gp) == AF_SUCCESS, "%s", af_last_error());
+        cr_expect(fabs(Fp - Fd) <= 1e-8 * fabs(Fd), "F %.17g vs %.17g", Fp, Fd);
+        cr_expect(rel_err(n * d, gp, gd) <= 1e-8, "gradients: %.3g", rel_err(n * d, gp, gd));
+        X[0] += 1e-3;
+    }
+    af_energy_free(wd);
+    af_energy_free(wp);
+    free(X);
+}

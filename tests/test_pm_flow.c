@@ -268,3 +268,53 @@ Test(pm_flow, fixed_counts)
         free(v[k]);
     free(X);
 }
+
+/* pm_tol > 0 is the compatibility spelling of backend = af_backend_pm with
+ * that tolerance: both give the same trajectory bit for bit; the backend
+ * alone takes AF_PM_TOL_DEFAULT; the parameters in use say so. */
+Test(pm_flow, pm_tol_is_the_pm_backend)
+{
+    const size_t n = 80, d = 2;
+    double *X[2];
+    for (int k = 0; k < 2; k++) {
+        X[k] = cloud(n, d, 15);
+        af_flow_params p = af_flow_params_default(n, d);
+        p.norm = AF_FLOW_SINKHORN;
+        p.scores.kind = AF_SCORES_L2;
+        p.scores.eps = 0.3;
+        if (k)
+            p.backend = af_backend_pm;
+        else
+            p.pm_tol = AF_PM_TOL_DEFAULT, p.backend = af_backend_tiled; /* pm_tol wins */
+        af_flow_ws *ws = af_flow_alloc(&p);
+        cr_assert(ws, "%s", af_last_error());
+        const af_flow_params *q = af_flow_get_params(ws);
+        cr_expect(q->backend == af_backend_pm && q->pm_tol == AF_PM_TOL_DEFAULT);
+        cr_assert_eq(af_flow_integrate(ws, X[k], 0.1, 0.02), AF_SUCCESS, "%s", af_last_error());
+        af_pm_info info;
+        cr_expect_eq(af_flow_pm_info(ws, &info), AF_SUCCESS);
+        cr_expect(info.points > 0 && info.tol == AF_PM_TOL_DEFAULT);
+        af_flow_free(ws);
+    }
+    cr_expect(memcmp(X[0], X[1], n * d * sizeof(double)) == 0);
+    af_flow_params p = af_flow_params_default(n, d);
+    af_flow_ws *ws = af_flow_alloc(&p);
+    af_pm_info info;
+    cr_expect_eq(af_flow_pm_info(ws, &info), AF_EINVAL);
+    cr_expect(strstr(af_last_error(), "dense backend"), "%s", af_last_error());
+    af_flow_free(ws);
+    p.usa = 1;
+    p.backend = af_backend_pm;
+    cr_expect_null(af_flow_alloc(&p));
+    cr_expect(strstr(af_last_error(), "USA"), "%s", af_last_error());
+    p.usa = 0;
+    p.backend = NULL;
+    for (int k = 0; k < 3; k++) {
+        const double bad[3] = {-1, NAN, 0.1};
+        p.pm_tol = bad[k];
+        cr_expect_null(af_flow_alloc(&p), "pm_tol %g", bad[k]);
+        cr_expect(strstr(af_last_error(), "pm tolerance"), "%s", af_last_error());
+    }
+    free(X[0]);
+    free(X[1]);
+}

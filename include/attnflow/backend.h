@@ -9,12 +9,22 @@
  *                     scaling paths: alternating rows first, or the averaged
  *                     symmetric update), one pass over the scores per
  *                     normalisation.
- * Both compute the same attention (to round-off): SoftMax (SA), USA
- * (exp(C) / n) and Sinkhorn with a tolerance or a fixed count (count 1 =
- * SoftMax bit for bit on each backend), warm-started from the potentials
- * of the previous solve. What needs the n x n matrix itself (writing K, its
- * second singular value, the exact Hilbert diameter) is refused by the
- * tiled backend with AF_EINVAL and a message that says so.
+ *   af_backend_pm     particle-mesh (attnflow/pm.h): every sum over tokens
+ *                     is a Gauss transform on a grid (FFTW), O(n) memory and
+ *                     time, accurate to the relative tolerance
+ *                     af_attn_params.pm_tol. Only where the kernel is a
+ *                     Gaussian: d <= 3, L2 scores or dot scores with
+ *                     A = a I (a beta > 0). Sinkhorn to a tolerance runs its
+ *                     own over-relaxed symmetric update (weight 2/3; the
+ *                     scaling and log paths alternate rows and columns).
+ * Dense and tiled compute the same attention (to round-off): SoftMax (SA),
+ * USA (exp(C) / n) and Sinkhorn with a tolerance or a fixed count (count 1
+ * = SoftMax bit for bit on each backend), warm-started from the potentials
+ * of the previous solve; pm agrees with them to its tolerance. What needs
+ * the n x n matrix itself (writing K, its second singular value, the exact
+ * Hilbert diameter) is refused by the tiled and pm backends with AF_EINVAL
+ * and a message that says so; pm also refuses USA, scores that are not a
+ * Gaussian kernel, single precision and several MPI ranks.
  *
  * Usage (self-attention of X, n x d, row-major):
  *   af_attn_params p = af_attn_params_default(n, d);    (scores, norm)
@@ -30,6 +40,7 @@
 #include "attnflow/comm.h"
 #include "attnflow/error.h"
 #include "attnflow/normalize.h"
+#include "attnflow/pm.h"
 #include "attnflow/scores.h"
 
 #ifdef __cplusplus
@@ -41,9 +52,10 @@ extern "C" {
 typedef struct af_backend_type af_backend_type; /* opaque backend descriptor */
 extern const af_backend_type *const af_backend_dense;
 extern const af_backend_type *const af_backend_tiled;
+extern const af_backend_type *const af_backend_pm;
 
 const char *af_backend_name(const af_backend_type *t);
-/* "dense" or "tiled" (AF_EINVAL otherwise). */
+/* "dense", "tiled" or "pm" (AF_EINVAL otherwise). */
 af_status af_backend_from_name(const char *name, const af_backend_type **out);
 
 typedef enum {
@@ -71,13 +83,19 @@ typedef struct {
      * outlive the workspace. af_attn_marginals, af_attn_softmax_colsums and
      * af_attn_kernel stay one-process (AF_EINVAL). */
     const af_comm *comm;
+    /* af_backend_pm only: relative accuracy of its Gauss transforms, in
+     * [1e-15, 1e-2] (default AF_PM_TOL_DEFAULT); the other backends ignore it. */
+    double pm_tol;
 } af_attn_params;
 
 af_attn_params af_attn_params_default(size_t n, size_t d);
 
 /* Bytes af_attn_alloc allocates for these sizes with `threads` OpenMP
  * threads: the allocation size formula (no allocation is made). Dense
- * Sinkhorn ~ 16 n^2; tiled O(n (d + threads)). */
+ * Sinkhorn ~ 16 n^2; tiled O(n (d + threads)); pm O(n (d + threads)) for
+ * the tokens and their windows at the default tolerance, plus its grid,
+ * which follows the extent of the cloud over the kernel width and is not
+ * counted (af_attn_pm_info gives it once the tokens are set). */
 double af_backend_bytes(const af_backend_type *t, size_t n, size_t d, af_attn_norm norm,
                         int threads);
 /* The backend "auto" picks: dense while its bytes stay below `budget`
@@ -122,9 +140,13 @@ af_status af_attn_marginals(af_attn_ws *ws, double *r, double *c, double *KX, do
 af_status af_attn_softmax_colsums(af_attn_ws *ws, const double *X, double *cs);
 
 /* The attention matrix K(X) (n x n) of the workspace's normalisation
- * (Sinkhorn: one solve with opt). Tiled: AF_EINVAL (it never holds K). */
+ * (Sinkhorn: one solve with opt). Tiled, pm: AF_EINVAL (they never hold K). */
 af_status af_attn_kernel(af_attn_ws *ws, const double *X, const af_sinkhorn_options *opt,
                          double *K);
+
+/* The grid, window and measured wrap of a pm workspace (after its first
+ * af_attn_softmax / af_attn_sinkhorn). AF_EINVAL for the other backends. */
+af_status af_attn_pm_info(const af_attn_ws *ws, af_pm_info *info);
 
 #pragma GCC visibility pop
 #ifdef __cplusplus

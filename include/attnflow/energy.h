@@ -54,7 +54,9 @@ af_energy_params af_energy_params_default(void); /* dot, A = I, eps = 1, tol 1e-
 typedef struct af_energy_ws af_energy_ws;
 af_energy_ws *af_energy_alloc(size_t n, size_t d); /* NULL: see af_last_error() */
 /* The same on a given attention backend (af_energy_alloc: dense). Tiled:
- * O(n d) memory, F_n and its gradient in one extra pass over the scores. */
+ * O(n d) memory, F_n and its gradient in one extra pass over the scores.
+ * pm: O(n), to AF_PM_TOL_DEFAULT; L2 scores or A = a I, d <= 3 (the first
+ * af_energy with other scores returns AF_EINVAL). */
 af_energy_ws *af_energy_alloc_backend(size_t n, size_t d, const af_backend_type *backend);
 void af_energy_free(af_energy_ws *ws);
 /* Forget the potentials: the next call starts cold. */

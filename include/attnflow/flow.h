@@ -71,12 +71,17 @@ typedef struct {
                                * last four solves of the same stage cubically (Lagrange
                                * polynomial; fewer while the history fills) to the stage
                                * time (other calls fall back to 1) */
-    const af_backend_type *backend; /* af_backend_dense (default, NULL) or af_backend_tiled
-                                     * (matrix-free, O(n d) memory; no af_flow_kernel) */
+    const af_backend_type *backend; /* af_backend_dense (default, NULL), af_backend_tiled
+                                     * (matrix-free, O(n d) memory; no af_flow_kernel) or
+                                     * af_backend_pm (particle-mesh, attnflow/pm.h: d <= 3,
+                                     * L2 or dot scores with A = a I, no USA, O(n) memory,
+                                     * no af_flow_kernel; tolerance AF_PM_TOL_DEFAULT unless
+                                     * pm_tol says otherwise) */
     af_precision precision;         /* AF_PRECISION_SINGLE: float32 exps (tiled only) */
-    double pm_tol;            /* > 0: particle-mesh attention (attnflow/pm.h; d <= 3, L2 or
-                               * dot scores with A = a I, no USA) to this relative accuracy,
-                               * O(n) memory, no K; 0 (default): the dense O(n^2) kernel */
+    double pm_tol;            /* compatibility spelling of the pm backend: > 0 selects
+                               * af_backend_pm (whatever backend says) with this relative
+                               * accuracy, in [1e-15, 1e-2]; 0 (default): backend decides.
+                               * af_flow_get_params reports the tolerance in use. */
     const af_comm *comm;            /* NULL: one process. Several ranks (attnflow/comm.h;
                                      * tiled backend, the default then): each computes its
                                      * row block of K X, the blocks are all-gathered, and
@@ -135,7 +140,7 @@ af_status af_flow_integrate(af_flow_ws *ws, double *X, double T, double h);
 af_status af_flow_pure_layer(af_flow_ws *ws, double *X);
 
 /* Grid, window and measured wrap of the particle-mesh backend (AF_EINVAL
- * when the workspace is dense or has not evaluated yet). */
+ * on another backend; zeros before the first evaluation). */
 af_status af_flow_pm_info(const af_flow_ws *ws, af_pm_info *info);
 
 void af_flow_get_stats(const af_flow_ws *ws, af_flow_stats *stats);

@@ -46,7 +46,8 @@ typedef struct {
     int energy;                  /* 1: compute F_n (default 1; NaN if scores not symmetric) */
     af_sinkhorn_options sinkhorn;/* for F_n (tol 1e-12, warm-started between calls) */
     double cluster_tol;          /* default 1e-3 */
-    const af_backend_type *backend; /* colsum_err and F_n: dense (default, NULL) or tiled */
+    const af_backend_type *backend; /* colsum_err and F_n: dense (default, NULL), tiled
+                                     * or pm (L2 scores or A = a I, d <= 3) */
 } af_obs_params;
 
 af_obs_params af_obs_params_default(size_t n, size_t d);

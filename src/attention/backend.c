@@ -11,18 +11,19 @@
 
 const af_backend_type *const af_backend_dense = &af_backend_type_dense;
 const af_backend_type *const af_backend_tiled = &af_backend_type_tiled;
+const af_backend_type *const af_backend_pm = &af_backend_type_pm;
 
 const char *af_backend_name(const af_backend_type *t) { return t ? t->name : "auto"; }
 
 af_status af_backend_from_name(const char *name, const af_backend_type **out)
 {
-    const af_backend_type *all[] = {af_backend_dense, af_backend_tiled};
+    const af_backend_type *all[] = {af_backend_dense, af_backend_tiled, af_backend_pm};
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
         if (name && strcmp(name, all[k]->name) == 0) {
             *out = all[k];
             return AF_SUCCESS;
         }
-    return af_error(AF_EINVAL, "unknown backend '%s' (dense|tiled)", name ? name : "(null)");
+    return af_error(AF_EINVAL, "unknown backend '%s' (dense|tiled|pm)", name ? name : "(null)");
 }
 
 af_attn_params af_attn_params_default(size_t n, size_t d)
@@ -33,6 +34,7 @@ af_attn_params af_attn_params_default(size_t n, size_t d)
     p.d = d;
     p.scores = af_scores_params_default();
     p.norm = AF_ATTN_SOFTMAX;
+    p.pm_tol = AF_PM_TOL_DEFAULT;
     return p;
 }
 
@@ -175,6 +177,8 @@ af_status af_attn_set_scores(af_attn_ws *ws, const af_scores_params *sp)
     af_attn_params q = ws->p;
     q.scores = *sp;
     af_status st = check_params(&q);
+    if (!st && ws->type->set_scores)
+        st = ws->type->set_scores(ws, sp);
     if (st)
         return st;
     ws->p.scores = *sp;
@@ -221,6 +225,12 @@ af_status af__attn_softmax_failed(const af_attn_ws *ws)
 
 /* ---- entry points: forward to the backend ---- */
 
+/* A Sinkhorn solve is ready for af_attn_apply / af_attn_marginals. */
+static int solved(const af_attn_ws *ws)
+{
+    return ws->type->solved ? ws->type->solved(ws) : ws->sk && ws->sk->ready;
+}
+
 /* Distributed: every rank computed the rows of its block; agree on the
  * status (a non-finite row is seen by one rank only), then all-gather. */
 static af_status share_rows(af_attn_ws *ws, af_status st, double *KX)
@@ -252,7 +262,7 @@ af_status af_attn_softmax(af_attn_ws *ws, const double *X, double *KX)
 af_status af_attn_sinkhorn(af_attn_ws *ws, const double *X, const af_sinkhorn_options *opt,
                            af_sinkhorn_info *info)
 {
-    if (!ws->sk)
+    if (ws->p.norm != AF_ATTN_SINKHORN)
         return af_error(AF_EINVAL, "attention: the workspace was not made for Sinkhorn");
     ws->X = X;
     af_sinkhorn_info tmp;
@@ -273,22 +283,32 @@ af_status af_attn_sinkhorn(af_attn_ws *ws, const double *X, const af_sinkhorn_op
 
 af_status af_attn_apply(af_attn_ws *ws, double *KX)
 {
-    if (!ws->sk || !ws->sk->ready || !ws->X)
+    if (!solved(ws) || !ws->X)
         return af_error(AF_EINVAL, "attention: apply needs a Sinkhorn solve first");
     return share_rows(ws, ws->type->apply(ws, KX), KX);
 }
 
-const double *af_attn_f(af_attn_ws *ws) { return af_sinkhorn_f(ws->sk); }
-const double *af_attn_g(af_attn_ws *ws) { return af_sinkhorn_g(ws->sk); }
+const double *af_attn_f(af_attn_ws *ws)
+{
+    return ws->type->potential ? ws->type->potential(ws, 0) : af_sinkhorn_f(ws->sk);
+}
+
+const double *af_attn_g(af_attn_ws *ws)
+{
+    return ws->type->potential ? ws->type->potential(ws, 1) : af_sinkhorn_g(ws->sk);
+}
 
 void af_attn_set_potentials(af_attn_ws *ws, const double *f, const double *g)
 {
-    af_sinkhorn_set_potentials(ws->sk, f, g);
+    if (ws->type->set_potentials)
+        ws->type->set_potentials(ws, f, g);
+    else
+        af_sinkhorn_set_potentials(ws->sk, f, g);
 }
 
 af_status af_attn_marginals(af_attn_ws *ws, double *r, double *c, double *KX, double *KtX)
 {
-    if (!ws->sk || !ws->sk->ready || !ws->X)
+    if (!solved(ws) || !ws->X)
         return af_error(AF_EINVAL, "attention: marginals need a Sinkhorn solve first");
     af_status st = one_process(ws, "af_attn_marginals");
     return st ? st : ws->type->marginals(ws, r, c, KX, KtX);

@@ -24,6 +24,15 @@ struct af_backend_type {
     af_status (*marginals)(af_attn_ws *ws, double *r, double *c, double *KX, double *KtX);
     af_status (*softmax_colsums)(af_attn_ws *ws, const double *X, double *cs);
     int distributes;  /* 1: computes row blocks across ranks (af_attn_params.comm) */
+    /* Optional (NULL: the Sinkhorn workspace ws->sk holds the state, as on
+     * dense and tiled): a backend with its own Sinkhorn state says whether
+     * a solve is ready to apply and gives or sets its potentials. */
+    int (*solved)(const af_attn_ws *ws);
+    const double *(*potential)(const af_attn_ws *ws, int col); /* 0: f, 1: g */
+    void (*set_potentials)(af_attn_ws *ws, const double *f, const double *g);
+    /* Optional: checks and takes new scores sp before af_attn_set_scores
+     * stores them (NULL: nothing depends on the scores beyond ws->p). */
+    af_status (*set_scores)(af_attn_ws *ws, const af_scores_params *sp);
 };
 
 struct af_attn_ws {
@@ -54,6 +63,9 @@ struct af_attn_ws {
     double *K;            /* n x n, on first use (marginals) */
     /* tiled */
     double *acc;          /* nthreads x (d + 1) x n column accumulators, on first use */
+    /* pm */
+    af_pm_attn *pm;       /* the particle-mesh attention (attnflow/pm.h) */
+    int pm_solved;        /* its potentials are those of a Sinkhorn solve of X */
 };
 
 /* AF_ENUMERIC with the message of a non-finite SoftMax / USA kernel. */
@@ -70,5 +82,6 @@ double af__sinkhorn_bytes(size_t n, size_t m, size_t d, int threads, int matrix_
 
 extern const af_backend_type af_backend_type_dense;
 extern const af_backend_type af_backend_type_tiled;
+extern const af_backend_type af_backend_type_pm;
 
 #endif

@@ -1,6 +1,6 @@
 /* Particle flows: velocity fields and integrators on one workspace.
  * The O(n^2) work of a velocity evaluation (scores, normalisation, K X) is
- * the attention backend's (attnflow/backend.h: dense or tiled); the flow
+ * the attention backend's (attnflow/backend.h: dense, tiled or pm); the flow
  * asks it for K X and keeps the Sinkhorn warm-start predictor, the value
  * map, skip, the sphere projection and the integrators. */
 #include "core/af_blas.h"
@@ -12,7 +12,6 @@
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_odeiv2.h>
 #include "attnflow/flow.h"
-#include "flow/flow_pm.h"
 #include "potential_history.h"
 
 
@@ -26,7 +25,6 @@ struct af_flow_ws {
     af_attn_ws *attn;     /* the backend's workspace: scores, normalisation, K X */
     double *KX;           /* n x d */
     double *k1, *k2, *k3, *k4, *tmp; /* n x d stage buffers */
-    af_flow_pm *pm;       /* particle-mesh attention (pm_tol > 0): replaces the backend */
     af_flow_stats stats;
     int cold_next;        /* 1: the next Sinkhorn solve starts from zero potentials */
 
@@ -139,8 +137,11 @@ static af_status check_params(const af_flow_params *p)
         if (st)
             return st;
     }
-    if (p->pm_tol != 0)
-        return af_flow_pm_check(p);
+    /* pm_tol > 0 is the compatibility spelling of backend = af_backend_pm
+     * with that tolerance (the backend checks its range and the rest) */
+    if (!(p->pm_tol >= 0))
+        return af_error(AF_EINVAL, "flow: pm tolerance must be >= 0 (got %g; > 0 selects the "
+                                   "particle-mesh backend)", p->pm_tol);
     return AF_SUCCESS;
 }
 
@@ -162,15 +163,16 @@ af_flow_ws *af_flow_alloc(const af_flow_params *p)
         ok &= (ws->V = dup_matrix(d, p->V)) != NULL;
     ws->p.scores.A = ws->A;
     ws->p.V = ws->V;
+    if (p->pm_tol > 0)
+        ws->p.backend = af_backend_pm;
     if (!ws->p.backend)
         ws->p.backend = af_comm_distributed(p->comm) ? af_backend_tiled : af_backend_dense;
-    if (ok && p->pm_tol > 0) {
-        if (!(ws->pm = af_flow_pm_alloc(p))) {
-            af_flow_free(ws); /* af_flow_pm_alloc's message stays */
-            return NULL;
-        }
-    } else if (ok) {
+    if (ok) {
         af_attn_params ap = af_attn_params_default(n, d);
+        if (p->pm_tol > 0)
+            ap.pm_tol = p->pm_tol;
+        if (ws->p.backend == af_backend_pm) /* the tolerance in use */
+            ws->p.pm_tol = ap.pm_tol;
         ap.scores = ws->p.scores;
         ap.precision = p->precision;
         ap.comm = p->comm;
@@ -185,7 +187,7 @@ af_flow_ws *af_flow_alloc(const af_flow_params *p)
     double **bufs[] = {&ws->KX, &ws->k1, &ws->k2, &ws->k3, &ws->k4, &ws->tmp};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
         ok &= (*bufs[k] = malloc(nd * sizeof(double))) != NULL;
-    if (ok && !ws->pm && p->norm == AF_FLOW_SINKHORN) {
+    if (ok && p->norm == AF_FLOW_SINKHORN) {
         for (size_t s = 0; s < FLOW_STAGES; s++)
             ok &= pot_history_alloc(&ws->hist[s], n);
         ok &= (ws->pred_f = malloc(n * sizeof(double))) != NULL;
@@ -222,7 +224,6 @@ void af_flow_free(af_flow_ws *ws)
     free(ws->k3);
     free(ws->k4);
     free(ws->tmp);
-    af_flow_pm_free(ws->pm);
     for (size_t s = 0; s < FLOW_STAGES; s++)
         pot_history_free(&ws->hist[s]);
     free(ws->pred_f);
@@ -245,16 +246,14 @@ void af_flow_reset_potentials(af_flow_ws *ws)
     ws->cold_next = 1;
     for (size_t s = 0; s < FLOW_STAGES; s++)
         ws->hist[s].len = 0;
-    if (ws->pm)
-        af_flow_pm_reset(ws->pm);
 }
 
 af_status af_flow_pm_info(const af_flow_ws *ws, af_pm_info *info)
 {
-    if (!ws->pm)
-        return af_error(AF_EINVAL, "flow: this workspace uses the dense kernel, not particle-mesh");
-    af_flow_pm_get_info(ws->pm, info);
-    return AF_SUCCESS;
+    if (ws->p.backend != af_backend_pm)
+        return af_error(AF_EINVAL, "flow: this workspace uses the %s backend, not particle-mesh",
+                        af_backend_name(ws->p.backend));
+    return af_attn_pm_info(ws->attn, info);
 }
 
 /* ---- attention ---- */
@@ -297,8 +296,6 @@ static af_status solve_sinkhorn(af_flow_ws *ws, const double *X, int stage, doub
 /* ws->KX = K(X) X: SoftMax / USA, or Sinkhorn (solve, then apply). */
 static af_status attend(af_flow_ws *ws, const double *X, int stage, double t)
 {
-    if (ws->pm)
-        return af_flow_pm_attend(ws->pm, X, stage, t, ws->KX, &ws->stats);
     ws->stats.evaluations++;
     ws->stats.last_iterations = 0;
     if (ws->p.norm != AF_FLOW_SINKHORN)
@@ -375,9 +372,6 @@ af_status af_flow_velocity(af_flow_ws *ws, const double *X, double *vel)
 
 af_status af_flow_kernel(af_flow_ws *ws, const double *X, double *K)
 {
-    if (ws->pm)
-        return af_error(AF_EINVAL, "flow: the particle-mesh backend never forms the n x n "
-                                   "kernel K (use the dense backend)");
     af_sinkhorn_options opt = ws->p.norm == AF_FLOW_SINKHORN ? sinkhorn_options(ws)
                                                              : af_sinkhorn_options_default();
     af_status st = af_attn_kernel(ws->attn, X, &opt, K);

@@ -1,7 +1,7 @@
 /* Warm starts of the Sinkhorn solves along a flow (private to src/flow/):
  * the potentials of the last POT_HIST solves of one integrator stage,
- * newest first, and their extrapolation to the next stage time. Shared by
- * the backend path (flow.c) and the particle-mesh path (flow_pm.c). */
+ * newest first, and their extrapolation to the next stage time, for
+ * flow.c (every attention backend, particle-mesh included). */
 #ifndef AF_FLOW_POTENTIAL_HISTORY_H
 #define AF_FLOW_POTENTIAL_HISTORY_H
 
