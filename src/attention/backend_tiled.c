@@ -153,7 +153,7 @@ static void block_pass(const af_attn_ws *ws, size_t i0, size_t i1, const double 
                     *m = tm;
                 }
             }
-            af__row_exp_p(single, len, tile, gt, *m, tile);
+            af__row_exp_flushed(single, len, tile, gt, *m, tile);
             S[i - i0] += af__row_sum(len, tile);
             for (size_t k = 0; k < d; k++)
                 o[k] += af__row_dot(len, tile, ws->Xt + k * n + j0);
