@@ -1,15 +1,18 @@
-/* The tiled (matrix-free) backend: nothing n x n is ever stored. Each
- * thread regenerates one score row at a time into its own n-vector (the
- * tile: 0.8 MB at n = 1e5, cache resident while it is exponentiated,
- * summed and multiplied into K X), on every pass. Sinkhorn runs
- * af_sinkhorn on the same row generator: the alternating iteration in log
- * space (one pass of scores + exp per normalisation), the symmetric one in
- * scaling form on upper triangles (sinkhorn_tiled.c, half the exps); the
- * potentials carry the warm start.
+/* The tiled (matrix-free) backend: nothing n x n is ever stored. SoftMax,
+ * USA and K X from Sinkhorn potentials run one fused pass per block of rows
+ * over L1-sized column tiles (block_pass: scores, exp, sum and K X of a
+ * tile together, the shift a running row maximum). The energy's marginals
+ * and the SoftMax column sums regenerate one score row at a time into a
+ * per-thread n-vector (0.8 MB at n = 1e5). Sinkhorn runs af_sinkhorn on the
+ * same row generator: the alternating iteration in log space (one pass of
+ * scores + exp per normalisation), the symmetric one in scaling form on
+ * upper triangles (sinkhorn_tiled.c, half the exps); the potentials carry
+ * the warm start.
  *
- * SoftMax and the Sinkhorn output share one row kernel (af__row_max_shifted,
- * af__row_exp, af__row_sum, af__row_dot), so a single Sinkhorn
- * normalisation gives SoftMax bit for bit on this backend too. */
+ * SoftMax and the Sinkhorn output after a row normalisation go through the
+ * same block_pass (with g = 0 after one normalisation, C + g == C exactly),
+ * so a single Sinkhorn normalisation gives SoftMax bit for bit. The SoftMax
+ * and K X blocks cover this rank's rows [row_begin, row_end) only. */
 #include "core/af_simd_math.h"
 #include <omp.h>
 #include <stdlib.h>
