@@ -174,6 +174,59 @@ Test(backend_tiled, small_eps_log_domain_matches_dense)
     }
 }
 
+/* The fused row pass of the tiled backend works on 512-column tiles with a
+ * running row maximum (earlier tiles rescaled when a later one raises it)
+ * and blocks of 16 rows: n = 1100 gives three tiles per row (the last one
+ * partial) and a partial last block. The cloud is sorted by its first
+ * coordinate so that with dot scores the maximum of most rows moves from
+ * tile to tile. SoftMax, USA and the Sinkhorn output against dense. */
+static int by_first(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+Test(backend_tiled, row_tiles_and_running_max_match_dense)
+{
+    const size_t n = 1100, d = 2;
+    double *X = cloud(n, d, 21, 2.0);
+    qsort(X, n, d * sizeof *X, by_first);
+    for (int kind = 0; kind < 2; kind++)
+        for (int variant = 0; variant < 3; variant++) {
+            af_flow_params p = af_flow_params_default(n, d);
+            p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+            /* USA is not normalised: velocities ~ exp(max C); eps 4 keeps
+             * them O(1) so that 1e-12 is a relative bound here too */
+            p.scores.eps = variant == 1 ? 4.0 : 0.5;
+            p.usa = variant == 1;
+            p.norm = variant == 2 ? AF_FLOW_SINKHORN : AF_FLOW_SOFTMAX;
+            p.sinkhorn.tol = 1e-10;
+            p.integrator = AF_FLOW_EULER;
+            char what[64];
+            snprintf(what, sizeof what, "n = 1100, kind %d, variant %d", kind, variant);
+            same_flow(&p, X, 1, 0.01, 1e-12, what);
+        }
+    free(X);
+}
+
+/* Far scores (eps small: most exp arguments below -708, where glibc's
+ * vector exp is slow and the result subnormal or 0): the tiled pass writes
+ * those terms as 0, the dense backend computes them; same velocity and
+ * trajectory to 1e-12. */
+Test(backend_tiled, flushed_far_terms_match_dense)
+{
+    const size_t n = 600, d = 2;
+    double *X = cloud(n, d, 22, 3.0);
+    for (int kind = 0; kind < 2; kind++) {
+        af_flow_params p = af_flow_params_default(n, d);
+        p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+        p.scores.eps = kind ? 0.002 : 0.01; /* score ranges ~1e4 and ~2e3 */
+        p.integrator = AF_FLOW_EULER;
+        same_flow(&p, X, 2, 1e-4, 1e-12, kind ? "far scores, l2" : "far scores, dot");
+    }
+    free(X);
+}
+
 /* The per-thread tiles: two threads, a cloud large enough for a team. */
 Test(backend_tiled, two_threads_match_dense)
 {
@@ -458,6 +511,30 @@ Test(backend_single, velocity_within_documented_bound)
             af_flow_free(wd);
             af_flow_free(ws);
         }
+    free(vs);
+    free(vd);
+    free(X);
+}
+
+/* Float exp arguments below -87 (eps small, L2 scores): flushed to 0 in
+ * the tiled pass; still within the documented single bound of double. */
+Test(backend_single, flushed_far_terms_within_documented_bound)
+{
+    const size_t n = 600, d = 2;
+    double *X = cloud(n, d, 23, 1.0);
+    double *vs = malloc(n * d * sizeof *vs), *vd = malloc(n * d * sizeof *vd);
+    af_flow_params p = af_flow_params_default(n, d);
+    p.scores.kind = AF_SCORES_L2;
+    p.scores.eps = 0.01; /* score range ~800 */
+    af_flow_ws *wd = alloc_on(p, af_backend_tiled);
+    p.precision = AF_PRECISION_SINGLE;
+    af_flow_ws *ws = alloc_on(p, af_backend_tiled);
+    cr_assert(af_flow_velocity(wd, X, vd) == AF_SUCCESS, "%s", af_last_error());
+    cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS, "%s", af_last_error());
+    double e = rel_err(n * d, vs, vd);
+    cr_expect(e < 1e-7 && e > 0, "relative error %.3g", e);
+    af_flow_free(wd);
+    af_flow_free(ws);
     free(vs);
     free(vd);
     free(X);

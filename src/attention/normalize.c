@@ -67,6 +67,66 @@ void af__row_exp_single(size_t m, const double *c, const double *g, double shift
     }
 }
 
+/* glibc's vector exp leaves its fast path for arguments below about -708.4
+ * (expf: -87.3), where the result is subnormal or 0, and finishes every
+ * such lane with the scalar function: 15-25x slower per exp. Attention
+ * rows at small eps are mostly there (L2 scores / eps reach -1e3 and
+ * beyond), so the exp bound was missed by that much. The flushed kernel
+ * clamps the argument into the fast range and writes 0 for the lanes below
+ * it: each such term changes by less than the smallest normal number
+ * (2.3e-308, float 1.2e-38), nothing next to a row sum >= 1 (every
+ * max-shifted row) or a Sinkhorn row of mass ~ 1/n. */
+#define AF_EXP_FAST_MIN (-708.0)
+#define AF_EXPF_FAST_MIN (-87.0)
+
+/* Three short loops (clamp, exp, flush) rather than one: gcc 12 leaves the
+ * float call scalar when clamp, conversion and select share its loop. The
+ * clamped lanes come out as exactly exp(min), so the flush tests the
+ * result: terms <= exp(min) (2.3e-308 in double, 1.6e-38 in float) are 0. */
+#define AF_FLUSHED_EXP_LOOP(ARG)                                                        \
+    {                                                                               \
+        const double lo = single ? AF_EXPF_FAST_MIN : AF_EXP_FAST_MIN;              \
+        const double tiny = single ? (double)expf((float)AF_EXPF_FAST_MIN) : exp(AF_EXP_FAST_MIN); \
+        _Pragma("omp simd") for (size_t j = 0; j < m; j++)                          \
+        {                                                                           \
+            const double x = ARG;                                                   \
+            out[j] = x < lo ? lo : x;                                               \
+        }                                                                           \
+        if (single) {                                                               \
+            _Pragma("omp simd") for (size_t j = 0; j < m; j++)                      \
+                out[j] = (double)expf((float)out[j]);                               \
+        } else {                                                                    \
+            _Pragma("omp simd") for (size_t j = 0; j < m; j++)                      \
+                out[j] = exp(out[j]);                                               \
+        }                                                                           \
+        _Pragma("omp simd") for (size_t j = 0; j < m; j++)                          \
+            out[j] = out[j] <= tiny ? 0.0 : out[j];                                 \
+    }
+
+void af__row_exp_flushed(int single, size_t m, const double *c, const double *g, double shift,
+                         double *out)
+{
+    /* the plain kernel when nothing reaches the slow range (one cheap pass) */
+    double mn = INFINITY;
+    if (g) {
+#pragma omp simd reduction(min : mn)
+        for (size_t j = 0; j < m; j++)
+            mn = c[j] + g[j] < mn ? c[j] + g[j] : mn;
+    } else {
+#pragma omp simd reduction(min : mn)
+        for (size_t j = 0; j < m; j++)
+            mn = c[j] < mn ? c[j] : mn;
+    }
+    if (!(mn - shift < (single ? AF_EXPF_FAST_MIN : AF_EXP_FAST_MIN))) {
+        af__row_exp_p(single, m, c, g, shift, out);
+        return;
+    }
+    if (g)
+        AF_FLUSHED_EXP_LOOP(c[j] + g[j] - shift)
+    else
+        AF_FLUSHED_EXP_LOOP(c[j] - shift)
+}
+
 /* Sums with AF_LANES independent partial sums: one accumulator chain would
  * make the reductions latency-bound (an add every 4 cycles) instead of
  * bandwidth-bound. row_dot(a, ones) and row_sum(a) associate identically,

@@ -164,6 +164,10 @@ static inline void af__row_exp_p(int single, size_t m, const double *c, const do
 {
     (single ? af__row_exp_single : af__row_exp)(m, c, g, shift, out);
 }
+/* af__row_exp_p with the terms below the smallest normal number written as
+ * 0, which keeps glibc's vector exp on its fast path (normalize.c). */
+void af__row_exp_flushed(int single, size_t m, const double *c, const double *g, double shift,
+                         double *out);
 double af__row_sum(size_t m, const double *a);
 double af__row_dot(size_t m, const double *a, const double *b);
 
