@@ -6,7 +6,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import Summary, mean_sd, outdir, table  # noqa: E402
-import train_findings  # noqa: E402
+import train_runs  # noqa: E402
 
 MODELS = [('tf', 'Transformer'), ('sk3', 'Sinkformer n_it = 3'),
           ('sk5', 'Sinkformer n_it = 5'), ('sk9', 'Sinkformer n_it = 9')]
@@ -42,6 +42,6 @@ def main(name):
     s.add('tf_range', '%.3f-%.3f' % (min(tf), max(tf)), '-', 'Transformer runs: lowest-highest final accuracy')
     s.add('ranges', 'overlap' if max(sk) >= min(tf) and max(tf) >= min(sk) else 'do not overlap', '-',
           'whether the Sinkformer and Transformer accuracy ranges overlap')
-    train_findings.transformer(s, per_model['tf'])
-    train_findings.sinkformer(s, {tag: per_model[tag] for tag in per_model if tag != 'tf'})
+    train_runs.transformer(s, per_model['tf'])
+    train_runs.sinkformer(s, {tag: per_model[tag] for tag in per_model if tag != 'tf'})
     s.write()

@@ -1,7 +1,7 @@
 """Per-run quantities behind the README's "What we find" bullets of the
 training experiments (train_digits, train_pointclouds), from every run's
 epochs.dat: colsum_std and its null control, row entropy and the distance to
-the Sinkhorn projection, per model, seed and epoch. Called by train.py."""
+the Sinkhorn projection, per model, seed and epoch. Called by train.py (a helper, not an experiment: there is no out/train_runs)."""
 
 # columns of epochs.dat (see README, 'Outputs')
 TEST_ACC, COLSUM, NULL, ENTROPY, SK_DIST, NULL_SK_DIST = 4, 5, 7, 9, 12, 13
