@@ -3,7 +3,9 @@
 # configuration. In a scratch folder it runs train_digits with one epoch per
 # run (its '; quick:' line replaced), then checks that
 #   - scripts/summarize/train_digits.py reports the final accuracies of
-#     epochs.dat (mean and population sd recomputed here with awk);
+#     epochs.dat (mean and population sd recomputed here with awk) and the
+#     findings ranges at epoch 1 (recomputed with awk); every key of the
+#     README's findings blocks (train_findings, train_bullets) exists;
 #   - scripts/readme_numbers.py renders them into a README block, --check
 #     passes on the result and fails on a changed number, an unknown key is an
 #     error, and a QUICK run's summary is never rendered;
@@ -47,6 +49,23 @@ sed 's/^Accuracy [0-9.]*/Accuracy 0.123/' README.md > README.bad
 $PY scripts/readme_numbers.py --readme README.bad --out out --templates tables --check 2>/dev/null && bad "--check passes a changed number" || ok "--check fails on a changed number"
 printf '{{train_digits.no_such_key}}\n' > tables/acc.md
 $PY scripts/readme_numbers.py --readme README.md --out out --templates tables 2>/dev/null && bad "an unknown key passes" || ok "an unknown key is an error"
+
+# the findings keys: lowest-highest over the Transformer seeds at epoch 1
+for c in 6:colsum 8:null; do
+  col=${c%%:*}; key=tf_all_${c#*:}_e1
+  expect=$(for s in 1 2 3; do grep -v '^#' out/train_digits/tf_s$s/epochs.dat | awk -v c=$col '$1==1{print $c}'; done |
+    awk 'NR==1{lo=$1; hi=$1} {if($1<lo)lo=$1; if($1>hi)hi=$1} END{a=sprintf("%.3f",lo); b=sprintf("%.3f",hi); print (a==b ? a : a "-" b)}')
+  got=$(awk -F'\t' -v k=$key '$1==k{print $2}' out/train_digits/summary.dat)
+  [ "$got" = "$expect" ] && ok "summary $key = $got" || bad "summary $key '$got' != '$expect'"
+done
+# every key of the findings blocks exists (train_pointclouds stood in by the digits
+# runs; the table block 'train' needs epochs a 1-epoch run does not have)
+cp -r out/train_digits out/train_pointclouds
+$PY scripts/summarize/train_pointclouds.py out/train_pointclouds > out/train_pointclouds/summary.dat
+printf '<!-- numbers:train_findings begin -->\n<!-- numbers:train_findings end -->\n<!-- numbers:train_bullets begin -->\n<!-- numbers:train_bullets end -->\n' > README.train
+if $PY scripts/readme_numbers.py --readme README.train --out out > /dev/null && ! grep -q '{{' README.train && grep -q 'runs that get stuck' README.train; then
+  ok "the README's findings blocks render from a training summary"
+else bad "training blocks do not render"; fi
 
 $PY scripts/gallery.py --out out --experiments experiments
 grep -q 'src="../figures/train_digits.png"' out/gallery/index.html && ok "gallery shows the figure" || bad "gallery shows the figure"

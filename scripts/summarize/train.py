@@ -6,6 +6,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import Summary, mean_sd, outdir, table  # noqa: E402
+import train_runs  # noqa: E402
 
 MODELS = [('tf', 'Transformer'), ('sk3', 'Sinkformer n_it = 3'),
           ('sk5', 'Sinkformer n_it = 5'), ('sk9', 'Sinkformer n_it = 9')]
@@ -17,11 +18,12 @@ def main(name):
     s = Summary(name)
     tf1 = table(os.path.join(d, 'tf_s1', 'epochs.dat'))
     s.add('epochs', '%d' % int(tf1[-1][0]), '-', 'epochs trained')
-    finals = {}
+    finals, per_model = {}, {}
     for tag, label in MODELS:
         runs = [table(os.path.join(d, '%s_s%d' % (tag, k), 'epochs.dat')) for k in (1, 2, 3)]
         acc = [r[-1][4] for r in runs]
         finals[tag] = acc
+        per_model[tag] = dict(enumerate(runs, 1))
         m, sd = mean_sd(acc)
         s.add('acc_%s' % tag, '%.3f +- %.3f' % (m, sd), '-', '%s: final test accuracy, mean +- sd over seeds 1-3' % label)
         s.add('acc_%s_seeds' % tag, ' '.join('%.3f' % a for a in acc), '-', '%s: final test accuracy of seeds 1, 2, 3' % label)
@@ -40,4 +42,6 @@ def main(name):
     s.add('tf_range', '%.3f-%.3f' % (min(tf), max(tf)), '-', 'Transformer runs: lowest-highest final accuracy')
     s.add('ranges', 'overlap' if max(sk) >= min(tf) and max(tf) >= min(sk) else 'do not overlap', '-',
           'whether the Sinkformer and Transformer accuracy ranges overlap')
+    train_runs.transformer(s, per_model['tf'])
+    train_runs.sinkformer(s, {tag: per_model[tag] for tag in per_model if tag != 'tf'})
     s.write()
