@@ -76,8 +76,6 @@ void af__row_exp_single(size_t m, const double *c, const double *g, double shift
  * it: each such term changes by less than the smallest normal number
  * (2.3e-308, float 1.2e-38), nothing next to a row sum >= 1 (every
  * max-shifted row) or a Sinkhorn row of mass ~ 1/n. */
-#define AF_EXP_FAST_MIN (-708.0)
-#define AF_EXPF_FAST_MIN (-87.0)
 
 /* Three short loops (clamp, exp, flush) rather than one: gcc 12 leaves the
  * float call scalar when clamp, conversion and select share its loop. The

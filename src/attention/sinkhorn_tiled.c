@@ -37,9 +37,34 @@ static af_status ensure_buffers(af_sinkhorn_ws *ws)
     return AF_SUCCESS;
 }
 
+/* May this pass flush the exps below glibc's fast range (see
+ * af__row_exp_flushed)? Only when it provably cannot show in a row sum.
+ * Called after a <- a / sqrt(r) with ws->t still holding the last pass's
+ * r: then every new row sum is r'_j = a'_j sum_k K0_jk a'_k >= sqrt(r_j /
+ * max r) =: L_j, since a'_k >= a_k / sqrt(max r). A flushed term of row j
+ * is a'_j a'_k K0_jk with K0_jk <= tiny (the exp of the fast-range bound),
+ * so row j loses at most n a'_j max(a') tiny. Flush when that is below
+ * res L_j for every j, res far under the precision's resolution (2^-60
+ * double, 2^-30 single, halved for the rounding of the last r). */
+int af__sym_tiled_flush_allowed(size_t n, const double *a, const double *r, int single)
+{
+    double rmax = 0, amax = 0, worst = -INFINITY;
+    for (size_t j = 0; j < n; j++) {
+        if (!(r[j] > 0) || !isfinite(r[j]) || !(a[j] > 0) || !isfinite(a[j]))
+            return 0;
+        rmax = fmax(rmax, r[j]);
+        amax = fmax(amax, a[j]);
+    }
+    for (size_t j = 0; j < n; j++)
+        worst = fmax(worst, log(a[j]) - 0.5 * (log(r[j]) - log(rmax)));
+    const double log_tiny = single ? AF_EXPF_FAST_MIN : AF_EXP_FAST_MIN;
+    const double log_res = (single ? -30.0 : -60.0) * M_LN2 - M_LN2;
+    return log((double)n) + log(amax) + worst + log_tiny <= log_res;
+}
+
 /* t = r = a * (K0 a) into ws->t, K0 (a Y) into apply_buf; errors. 1 if a
- * row sum is not positive and finite. */
-static int symt_pass(af_sinkhorn_ws *ws)
+ * row sum is not positive and finite. flush: see af__sym_tiled_flush_allowed. */
+static int symt_pass(af_sinkhorn_ws *ws, int flush)
 {
     const size_t n = ws->n, p = ws->src.Yt ? ws->src.p : 0, stride = (p + 1) * n;
     const double *a = ws->u, *s = ws->shift, *Yt = ws->src.Yt;
@@ -56,7 +81,12 @@ static int symt_pass(af_sinkhorn_ws *ws)
             const size_t len = n - i;
             const double *c = af__score_row_from(ws, i, i, tid), hi = 0.5 * s[i];
             const double *sj = s + i, *aj = a + i;
-            if (ws->src.single) {
+            if (flush) {
+#pragma omp simd
+                for (size_t q = 0; q < len; q++)
+                    e[q] = c[q] - hi - 0.5 * sj[q];
+                af__row_exp_flushed(ws->src.single, len, e, NULL, 0.0, e);
+            } else if (ws->src.single) {
 #pragma omp simd
                 for (size_t q = 0; q < len; q++)
                     e[q] = (double)expf((float)(c[q] - hi - 0.5 * sj[q]));
@@ -110,13 +140,24 @@ static int symt_pass(af_sinkhorn_ws *ws)
     return bad;
 }
 
+/* The first pass has no last r to bound the row sums with: exact. */
+static int symt_pass_exact(af_sinkhorn_ws *ws) { return symt_pass(ws, 0); }
+
+static int symt_pass_bounded(af_sinkhorn_ws *ws)
+{
+    return symt_pass(ws, af__sym_tiled_flush_allowed(ws->n, ws->u, ws->t, ws->src.single));
+}
+
 static af_status symt_start(af_sinkhorn_ws *ws)
 {
     af_status st = ensure_buffers(ws);
-    return st ? st : af__sym_scaling_begin(ws, symt_pass);
+    return st ? st : af__sym_scaling_begin(ws, symt_pass_exact);
 }
 
-static af_status symt_step(af_sinkhorn_ws *ws) { return af__sym_scaling_advance(ws, symt_pass); }
+static af_status symt_step(af_sinkhorn_ws *ws)
+{
+    return af__sym_scaling_advance(ws, symt_pass_bounded);
+}
 
 /* K_ij = a_i K0_ij a_j from regenerated rows (small n: tests). */
 static void symt_matrix(const af_sinkhorn_ws *ws, double *K)
