@@ -62,6 +62,64 @@ int af__sym_tiled_flush_allowed(size_t n, const double *a, const double *r, int 
     return log((double)n) + log(amax) + worst + log_tiny <= log_res;
 }
 
+/* Row i's upper segment e (len = n - i terms from column i) into the
+ * accumulators: row i directly, rows j > i through the symmetry, for t
+ * and each of the p right-hand sides. */
+static void symt_accumulate(size_t n, size_t p, size_t i, size_t len, const double *e,
+                            const double *a, const double *Yt, double *acc)
+{
+    const double *aj = a + i, *eq = e + 1, ai = a[i];
+    /* row i (diagonal included) */
+    acc[i] += af__row_dot(len, e, aj);
+    double *at = acc + i + 1;
+#pragma omp simd
+    for (size_t q = 0; q < len - 1; q++)
+        at[q] += ai * eq[q];
+    for (size_t k = 0; k < p; k++) {
+        const double *yt = Yt + k * n + i;
+        double *ak = acc + (k + 1) * n, row = 0;
+#pragma omp simd reduction(+ : row)
+        for (size_t q = 0; q < len; q++)
+            row += e[q] * (aj[q] * yt[q]);
+        ak[i] += row;
+        const double w = ai * yt[0];
+        double *akt = ak + i + 1;
+#pragma omp simd
+        for (size_t q = 0; q < len - 1; q++)
+            akt[q] += w * eq[q];
+    }
+}
+
+/* The same for two right-hand sides (d = 2, the common case) with the
+ * three row sums in one loop and the three column updates in another:
+ * two sweeps over the segment instead of six, which halves the memory
+ * traffic that kept the pass well above its exp bound. */
+static void symt_accumulate_p2(size_t n, size_t i, size_t len, const double *e, const double *a,
+                               const double *Yt, double *acc)
+{
+    const double *aj = a + i, *eq = e + 1, ai = a[i];
+    const double *y0 = Yt + i, *y1 = Yt + n + i;
+    double r = 0, r0 = 0, r1 = 0;
+#pragma omp simd reduction(+ : r, r0, r1)
+    for (size_t q = 0; q < len; q++) {
+        const double w = e[q] * aj[q];
+        r += w;
+        r0 += w * y0[q];
+        r1 += w * y1[q];
+    }
+    acc[i] += r;
+    acc[n + i] += r0;
+    acc[2 * n + i] += r1;
+    const double w0 = ai * y0[0], w1 = ai * y1[0];
+    double *at = acc + i + 1, *a0 = acc + n + i + 1, *a1 = acc + 2 * n + i + 1;
+#pragma omp simd
+    for (size_t q = 0; q < len - 1; q++) {
+        at[q] += ai * eq[q];
+        a0[q] += w0 * eq[q];
+        a1[q] += w1 * eq[q];
+    }
+}
+
 /* t = r = a * (K0 a) into ws->t, K0 (a Y) into apply_buf; errors. 1 if a
  * row sum is not positive and finite. flush: see af__sym_tiled_flush_allowed. */
 static int symt_pass(af_sinkhorn_ws *ws, int flush)
@@ -80,12 +138,18 @@ static int symt_pass(af_sinkhorn_ws *ws, int flush)
         for (size_t i = 0; i < n; i++) {
             const size_t len = n - i;
             const double *c = af__score_row_from(ws, i, i, tid), hi = 0.5 * s[i];
-            const double *sj = s + i, *aj = a + i;
+            const double *sj = s + i;
             if (flush) {
-#pragma omp simd
-                for (size_t q = 0; q < len; q++)
+                double mn = INFINITY;
+#pragma omp simd reduction(min : mn)
+                for (size_t q = 0; q < len; q++) {
                     e[q] = c[q] - hi - 0.5 * sj[q];
-                af__row_exp_flushed(ws->src.single, len, e, NULL, 0.0, e);
+                    mn = e[q] < mn ? e[q] : mn;
+                }
+                if (mn < (ws->src.single ? AF_EXPF_FAST_MIN : AF_EXP_FAST_MIN))
+                    af__row_exp_flushed(ws->src.single, len, e, NULL, 0.0, e);
+                else
+                    af__row_exp_p(ws->src.single, len, e, NULL, 0.0, e);
             } else if (ws->src.single) {
 #pragma omp simd
                 for (size_t q = 0; q < len; q++)
@@ -95,28 +159,10 @@ static int symt_pass(af_sinkhorn_ws *ws, int flush)
                 for (size_t q = 0; q < len; q++)
                     e[q] = exp(c[q] - hi - 0.5 * sj[q]);
             }
-            /* row i (diagonal included) */
-            acc[i] += af__row_dot(len, e, aj);
-            /* rows j > i through the symmetry */
-            const double ai = a[i];
-            double *at = acc + i + 1;
-            const double *eq = e + 1;
-#pragma omp simd
-            for (size_t q = 0; q < len - 1; q++)
-                at[q] += ai * eq[q];
-            for (size_t k = 0; k < p; k++) {
-                const double *yt = Yt + k * n + i;
-                double *ak = acc + (k + 1) * n, row = 0;
-#pragma omp simd reduction(+ : row)
-                for (size_t q = 0; q < len; q++)
-                    row += e[q] * (aj[q] * yt[q]);
-                ak[i] += row;
-                const double w = ai * yt[0];
-                double *akt = ak + i + 1;
-#pragma omp simd
-                for (size_t q = 0; q < len - 1; q++)
-                    akt[q] += w * eq[q];
-            }
+            if (p == 2)
+                symt_accumulate_p2(n, i, len, e, a, Yt, acc);
+            else
+                symt_accumulate(n, p, i, len, e, a, Yt, acc);
         }
     }
     double err = 0;
