@@ -172,6 +172,14 @@ static void block_pass(const af_attn_ws *ws, size_t i0, size_t i1, const double 
                 }
             }
             af__row_exp_flushed(single, len, tile, gt, *m, tile);
+            if (d == 2) {
+                double sums[3];
+                af__row_sum_dot2(len, tile, ws->Xt + j0, ws->Xt + n + j0, sums);
+                S[i - i0] += sums[0];
+                o[0] += sums[1];
+                o[1] += sums[2];
+                continue;
+            }
             S[i - i0] += af__row_sum(len, tile);
             for (size_t k = 0; k < d; k++)
                 o[k] += af__row_dot(len, tile, ws->Xt + k * n + j0);
