@@ -16,6 +16,7 @@ void openblas_set_num_threads(int num_threads); /* OpenBLAS (its cblas.h clashes
 #include "attnflow/init.h"
 #include "attnflow/observables.h"
 #include "support/fixtures.h"
+#include "attention/normalize_internal.h"
 
 /* Small clouds: one thread by default (a shared 2-core machine); the
  * per-thread tiles are exercised by the two-thread test below. */
@@ -225,6 +226,54 @@ Test(backend_tiled, flushed_far_terms_match_dense)
         same_flow(&p, X, 2, 1e-4, 1e-12, kind ? "far scores, l2" : "far scores, dot");
     }
     free(X);
+}
+
+/* The symmetric tiled Sinkhorn passes flush far exps when the bound on the
+ * row sums allows it (most arguments below -708 here): same trajectory as
+ * the dense backend, which computes every term, to 1e-12. */
+Test(backend_tiled, sinkhorn_flushed_far_terms_match_dense)
+{
+    const size_t n = 600, d = 2;
+    double *X = cloud(n, d, 23, 3.0);
+    af_flow_params p = af_flow_params_default(n, d);
+    p.norm = AF_FLOW_SINKHORN;
+    p.scores.kind = AF_SCORES_L2;
+    p.scores.eps = 0.002;
+    p.sinkhorn.tol = 1e-11;
+    p.integrator = AF_FLOW_EULER;
+    same_flow(&p, X, 2, 1e-4, 1e-12, "far scores, sinkhorn");
+    /* the state of that case (a ~ 1, r ~ 1) is one where flushing is allowed */
+    double *one = malloc(n * sizeof *one);
+    for (size_t j = 0; j < n; j++)
+        one[j] = 1.0;
+    cr_expect(af__sym_tiled_flush_allowed(n, one, one, 0));
+    cr_expect(af__sym_tiled_flush_allowed(n, one, one, 1));
+    free(one);
+    free(X);
+}
+
+/* Where a dropped term could show in a row sum the bound forbids flushing:
+ * a scaling so large that a_i a_j exp(-708) reaches the row sums'
+ * resolution, or last row sums so uneven that the next ones have no useful
+ * lower bound; single precision (terms below exp(-87)) refuses sooner. */
+Test(backend_tiled, sinkhorn_flush_bound_refuses_when_terms_could_show)
+{
+    const size_t n = 4;
+    double a[4] = {1, 1, 1, 1}, r[4] = {1, 1, 1, 1};
+    cr_assert(af__sym_tiled_flush_allowed(n, a, r, 0));
+    a[2] = exp(300.0); /* n a_j max(a) e^-708 ~ e^-106 relative to L ~ 1 */
+    cr_expect(af__sym_tiled_flush_allowed(n, a, r, 0), "e^-106 is below 2^-61");
+    a[2] = exp(340.0); /* ~ e^-26: could show */
+    cr_expect(!af__sym_tiled_flush_allowed(n, a, r, 0));
+    a[2] = 1.0;
+    r[1] = exp(-1300.0); /* L_1 = sqrt(r_1 / max r) ~ e^-650 */
+    cr_expect(!af__sym_tiled_flush_allowed(n, a, r, 0));
+    r[1] = 1.0;
+    a[0] = exp(40.0); /* float: ln n + 80 - 87 > -21.5; double: far below */
+    cr_expect(af__sym_tiled_flush_allowed(n, a, r, 0));
+    cr_expect(!af__sym_tiled_flush_allowed(n, a, r, 1));
+    a[0] = 0.0; /* not a valid state: never flush */
+    cr_expect(!af__sym_tiled_flush_allowed(n, a, r, 0));
 }
 
 /* The per-thread tiles: two threads, a cloud large enough for a team. */

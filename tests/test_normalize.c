@@ -330,6 +330,50 @@ Test(sinkhorn, huge_scores_take_log_path_and_stay_finite)
     free(X); free(C); free(K);
 }
 
+/* The symmetric log passes flush the exps below -708 of their max-shifted
+ * rows (sums >= 1). Scores where most terms are that far: the same plan as
+ * a plain reference of the averaged update f <- (f - LSE_j(C_ij + f_j)) / 2
+ * that computes every term with scalar exp (subnormals included). */
+Test(sinkhorn, symmetric_log_flushed_far_terms_match_reference)
+{
+    size_t n = 60, d = 2, far = 0;
+    double *X = fx_gaussian_cloud(n, d, 1.0, 12), *C = dot_scores(n, d, X, 1e-3);
+    for (size_t i = 0; i < n; i++) {
+        double mx = -INFINITY;
+        for (size_t j = 0; j < n; j++)
+            mx = fmax(mx, C[i * n + j]);
+        for (size_t j = 0; j < n; j++)
+            far += C[i * n + j] - mx < -708.0;
+    }
+    cr_assert_gt(far, n * n / 2, "most exp arguments below -708 (%zu of %zu)", far, n * n);
+    double *K = malloc(n * n * sizeof *K), *f = calloc(n, sizeof *f), *lse = malloc(n * sizeof *lse);
+    af_sinkhorn_ws *ws = af_sinkhorn_alloc(n, n);
+    af_sinkhorn_options o = af_sinkhorn_options_default();
+    o.tol = 1e-12;
+    af_sinkhorn_info info;
+    cr_assert_eq(af_sinkhorn(ws, C, &o, K, &info), AF_SUCCESS, "%s", af_last_error());
+    cr_assert_str_eq(af_sinkhorn_type_name(info.path), "symmetric-log");
+    for (int it = 0; it < 500; it++) {
+        for (size_t i = 0; i < n; i++) {
+            double mx = -INFINITY, sum = 0;
+            for (size_t j = 0; j < n; j++)
+                mx = fmax(mx, C[i * n + j] + f[j]);
+            for (size_t j = 0; j < n; j++)
+                sum += exp(C[i * n + j] + f[j] - mx);
+            lse[i] = mx + log(sum);
+        }
+        for (size_t i = 0; i < n; i++)
+            f[i] = 0.5 * (f[i] - lse[i]);
+    }
+    double diff = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            diff = fmax(diff, fabs(K[i * n + j] - exp(C[i * n + j] + f[i] + f[j])));
+    cr_expect_leq(diff, 1e-11, "symmetric-log vs reference: %.3g", diff);
+    af_sinkhorn_free(ws);
+    free(X); free(C); free(K); free(f); free(lse);
+}
+
 Test(sinkhorn, warm_start_cuts_iterations)
 {
     size_t n = 200, d = 2;

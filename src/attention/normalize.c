@@ -76,8 +76,6 @@ void af__row_exp_single(size_t m, const double *c, const double *g, double shift
  * it: each such term changes by less than the smallest normal number
  * (2.3e-308, float 1.2e-38), nothing next to a row sum >= 1 (every
  * max-shifted row) or a Sinkhorn row of mass ~ 1/n. */
-#define AF_EXP_FAST_MIN (-708.0)
-#define AF_EXPF_FAST_MIN (-87.0)
 
 /* Three short loops (clamp, exp, flush) rather than one: gcc 12 leaves the
  * float call scalar when clamp, conversion and select share its loop. The
@@ -161,6 +159,35 @@ double af__row_dot(size_t m, const double *a, const double *b)
     for (size_t k = 0; k < AF_LANES; k++)
         s += acc[k];
     return s;
+}
+
+/* row_sum(a), row_dot(a, x0), row_dot(a, x1) in one sweep over a (d = 2
+ * rows of the fused passes), associated exactly as those: the same bits. */
+void af__row_sum_dot2(size_t m, const double *a, const double *x0, const double *x1, double out[3])
+{
+    double s0[AF_LANES] = {0}, s1[AF_LANES] = {0}, s2[AF_LANES] = {0};
+    size_t j = 0;
+    for (; j + AF_LANES <= m; j += AF_LANES)
+        for (size_t k = 0; k < AF_LANES; k++) {
+            const double v = a[j + k];
+            s0[k] += v;
+            s1[k] += v * x0[j + k];
+            s2[k] += v * x1[j + k];
+        }
+    double t0 = 0, t1 = 0, t2 = 0;
+    for (; j < m; j++) {
+        t0 += a[j];
+        t1 += a[j] * x0[j];
+        t2 += a[j] * x1[j];
+    }
+    for (size_t k = 0; k < AF_LANES; k++) {
+        t0 += s0[k];
+        t1 += s1[k];
+        t2 += s2[k];
+    }
+    out[0] = t0;
+    out[1] = t1;
+    out[2] = t2;
 }
 
 /* ---- SoftMax ---- */

@@ -166,6 +166,14 @@ static inline void af__row_exp_p(int single, size_t m, const double *c, const do
 }
 /* af__row_exp_p with the terms below the smallest normal number written as
  * 0, which keeps glibc's vector exp on its fast path (normalize.c). */
+/* row_sum(a), row_dot(a, x0), row_dot(a, x1) in one sweep, same bits. */
+void af__row_sum_dot2(size_t m, const double *a, const double *x0, const double *x1, double out[3]);
+/* Bounds of glibc's fast vector exp range (see af__row_exp_flushed). */
+#define AF_EXP_FAST_MIN (-708.0)
+#define AF_EXPF_FAST_MIN (-87.0)
+/* 1 if the next symmetric tiled pass may flush far exps (a: scalings after
+ * the update, r: the last pass's row sums); sinkhorn_tiled.c. */
+int af__sym_tiled_flush_allowed(size_t n, const double *a, const double *r, int single);
 void af__row_exp_flushed(int single, size_t m, const double *c, const double *g, double shift,
                          double *out);
 double af__row_sum(size_t m, const double *a);

@@ -422,7 +422,9 @@ static void sym_log_pass(af_sinkhorn_ws *ws)
         for (size_t i = ws->row_begin; i < ws->row_end; i++) {
             const double *c = af__score_row(ws, i, tid);
             double mx = af__row_max_shifted(n, c, ws->f);
-            af__row_exp_p(ws->src.single, n, c, ws->f, mx, e);
+            /* max-shifted: the sum is >= 1, so the far terms flushed to 0
+             * (each < 2.3e-308) cannot show in it */
+            af__row_exp_flushed(ws->src.single, n, c, ws->f, mx, e);
             double lse = mx + log(af__row_sum(n, e));
             ws->f_next[i] = lse;
             err = fmax(err, fabs(exp(ws->f[i] + lse) - 1.0));

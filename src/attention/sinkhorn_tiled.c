@@ -37,9 +37,92 @@ static af_status ensure_buffers(af_sinkhorn_ws *ws)
     return AF_SUCCESS;
 }
 
+/* May this pass flush the exps below glibc's fast range (see
+ * af__row_exp_flushed)? Only when it provably cannot show in a row sum.
+ * Called after a <- a / sqrt(r) with ws->t still holding the last pass's
+ * r: then every new row sum is r'_j = a'_j sum_k K0_jk a'_k >= sqrt(r_j /
+ * max r) =: L_j, since a'_k >= a_k / sqrt(max r). A flushed term of row j
+ * is a'_j a'_k K0_jk with K0_jk <= tiny (the exp of the fast-range bound),
+ * so row j loses at most n a'_j max(a') tiny. Flush when that is below
+ * res L_j for every j, res far under the precision's resolution (2^-60
+ * double, 2^-30 single, halved for the rounding of the last r). */
+int af__sym_tiled_flush_allowed(size_t n, const double *a, const double *r, int single)
+{
+    double rmax = 0, amax = 0, worst = -INFINITY;
+    for (size_t j = 0; j < n; j++) {
+        if (!(r[j] > 0) || !isfinite(r[j]) || !(a[j] > 0) || !isfinite(a[j]))
+            return 0;
+        rmax = fmax(rmax, r[j]);
+        amax = fmax(amax, a[j]);
+    }
+    for (size_t j = 0; j < n; j++)
+        worst = fmax(worst, log(a[j]) - 0.5 * (log(r[j]) - log(rmax)));
+    const double log_tiny = single ? AF_EXPF_FAST_MIN : AF_EXP_FAST_MIN;
+    const double log_res = (single ? -30.0 : -60.0) * M_LN2 - M_LN2;
+    return log((double)n) + log(amax) + worst + log_tiny <= log_res;
+}
+
+/* Row i's upper segment e (len = n - i terms from column i) into the
+ * accumulators: row i directly, rows j > i through the symmetry, for t
+ * and each of the p right-hand sides. */
+static void symt_accumulate(size_t n, size_t p, size_t i, size_t len, const double *e,
+                            const double *a, const double *Yt, double *acc)
+{
+    const double *aj = a + i, *eq = e + 1, ai = a[i];
+    /* row i (diagonal included) */
+    acc[i] += af__row_dot(len, e, aj);
+    double *at = acc + i + 1;
+#pragma omp simd
+    for (size_t q = 0; q < len - 1; q++)
+        at[q] += ai * eq[q];
+    for (size_t k = 0; k < p; k++) {
+        const double *yt = Yt + k * n + i;
+        double *ak = acc + (k + 1) * n, row = 0;
+#pragma omp simd reduction(+ : row)
+        for (size_t q = 0; q < len; q++)
+            row += e[q] * (aj[q] * yt[q]);
+        ak[i] += row;
+        const double w = ai * yt[0];
+        double *akt = ak + i + 1;
+#pragma omp simd
+        for (size_t q = 0; q < len - 1; q++)
+            akt[q] += w * eq[q];
+    }
+}
+
+/* The same for two right-hand sides (d = 2, the common case) with the
+ * three row sums in one loop and the three column updates in another:
+ * two sweeps over the segment instead of six, which halves the memory
+ * traffic that kept the pass well above its exp bound. */
+static void symt_accumulate_p2(size_t n, size_t i, size_t len, const double *e, const double *a,
+                               const double *Yt, double *acc)
+{
+    const double *aj = a + i, *eq = e + 1, ai = a[i];
+    const double *y0 = Yt + i, *y1 = Yt + n + i;
+    double r = 0, r0 = 0, r1 = 0;
+#pragma omp simd reduction(+ : r, r0, r1)
+    for (size_t q = 0; q < len; q++) {
+        const double w = e[q] * aj[q];
+        r += w;
+        r0 += w * y0[q];
+        r1 += w * y1[q];
+    }
+    acc[i] += r;
+    acc[n + i] += r0;
+    acc[2 * n + i] += r1;
+    const double w0 = ai * y0[0], w1 = ai * y1[0];
+    double *at = acc + i + 1, *a0 = acc + n + i + 1, *a1 = acc + 2 * n + i + 1;
+#pragma omp simd
+    for (size_t q = 0; q < len - 1; q++) {
+        at[q] += ai * eq[q];
+        a0[q] += w0 * eq[q];
+        a1[q] += w1 * eq[q];
+    }
+}
+
 /* t = r = a * (K0 a) into ws->t, K0 (a Y) into apply_buf; errors. 1 if a
- * row sum is not positive and finite. */
-static int symt_pass(af_sinkhorn_ws *ws)
+ * row sum is not positive and finite. flush: see af__sym_tiled_flush_allowed. */
+static int symt_pass(af_sinkhorn_ws *ws, int flush)
 {
     const size_t n = ws->n, p = ws->src.Yt ? ws->src.p : 0, stride = (p + 1) * n;
     const double *a = ws->u, *s = ws->shift, *Yt = ws->src.Yt;
@@ -55,8 +138,19 @@ static int symt_pass(af_sinkhorn_ws *ws)
         for (size_t i = 0; i < n; i++) {
             const size_t len = n - i;
             const double *c = af__score_row_from(ws, i, i, tid), hi = 0.5 * s[i];
-            const double *sj = s + i, *aj = a + i;
-            if (ws->src.single) {
+            const double *sj = s + i;
+            if (flush) {
+                double mn = INFINITY;
+#pragma omp simd reduction(min : mn)
+                for (size_t q = 0; q < len; q++) {
+                    e[q] = c[q] - hi - 0.5 * sj[q];
+                    mn = e[q] < mn ? e[q] : mn;
+                }
+                if (mn < (ws->src.single ? AF_EXPF_FAST_MIN : AF_EXP_FAST_MIN))
+                    af__row_exp_flushed(ws->src.single, len, e, NULL, 0.0, e);
+                else
+                    af__row_exp_p(ws->src.single, len, e, NULL, 0.0, e);
+            } else if (ws->src.single) {
 #pragma omp simd
                 for (size_t q = 0; q < len; q++)
                     e[q] = (double)expf((float)(c[q] - hi - 0.5 * sj[q]));
@@ -65,28 +159,10 @@ static int symt_pass(af_sinkhorn_ws *ws)
                 for (size_t q = 0; q < len; q++)
                     e[q] = exp(c[q] - hi - 0.5 * sj[q]);
             }
-            /* row i (diagonal included) */
-            acc[i] += af__row_dot(len, e, aj);
-            /* rows j > i through the symmetry */
-            const double ai = a[i];
-            double *at = acc + i + 1;
-            const double *eq = e + 1;
-#pragma omp simd
-            for (size_t q = 0; q < len - 1; q++)
-                at[q] += ai * eq[q];
-            for (size_t k = 0; k < p; k++) {
-                const double *yt = Yt + k * n + i;
-                double *ak = acc + (k + 1) * n, row = 0;
-#pragma omp simd reduction(+ : row)
-                for (size_t q = 0; q < len; q++)
-                    row += e[q] * (aj[q] * yt[q]);
-                ak[i] += row;
-                const double w = ai * yt[0];
-                double *akt = ak + i + 1;
-#pragma omp simd
-                for (size_t q = 0; q < len - 1; q++)
-                    akt[q] += w * eq[q];
-            }
+            if (p == 2)
+                symt_accumulate_p2(n, i, len, e, a, Yt, acc);
+            else
+                symt_accumulate(n, p, i, len, e, a, Yt, acc);
         }
     }
     double err = 0;
@@ -110,13 +186,24 @@ static int symt_pass(af_sinkhorn_ws *ws)
     return bad;
 }
 
+/* The first pass has no last r to bound the row sums with: exact. */
+static int symt_pass_exact(af_sinkhorn_ws *ws) { return symt_pass(ws, 0); }
+
+static int symt_pass_bounded(af_sinkhorn_ws *ws)
+{
+    return symt_pass(ws, af__sym_tiled_flush_allowed(ws->n, ws->u, ws->t, ws->src.single));
+}
+
 static af_status symt_start(af_sinkhorn_ws *ws)
 {
     af_status st = ensure_buffers(ws);
-    return st ? st : af__sym_scaling_begin(ws, symt_pass);
+    return st ? st : af__sym_scaling_begin(ws, symt_pass_exact);
 }
 
-static af_status symt_step(af_sinkhorn_ws *ws) { return af__sym_scaling_advance(ws, symt_pass); }
+static af_status symt_step(af_sinkhorn_ws *ws)
+{
+    return af__sym_scaling_advance(ws, symt_pass_bounded);
+}
 
 /* K_ij = a_i K0_ij a_j from regenerated rows (small n: tests). */
 static void symt_matrix(const af_sinkhorn_ws *ws, double *K)
