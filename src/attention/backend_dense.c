@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backend_internal.h"
+#include "normalize_internal.h"
 
 /* Up to this d, SoftMax rows are computed by hand inside one OpenMP team
  * (X^T stays in cache); above it, by dgemm on blocks of rows. Mixing
@@ -60,6 +61,33 @@ static void dense_release(af_attn_ws *ws)
     free(ws->rinv);
 }
 
+/* One SoftMax row for d = 2 in three sweeps over it, with the tiled
+ * backend's kernels: scores and their maximum together; the exp with the
+ * terms below exp(-708) flushed (the row sum is >= 1, so a dropped term
+ * < 2.3e-308 cannot show); row sum and both dots with X together. Returns
+ * 1 if the row is not finite. */
+static int softmax_row_d2(size_t n, double a0, double a1, const double *cbias, const double *x0,
+                          const double *x1, double *e, double kx[2])
+{
+    double mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (size_t j = 0; j < n; j++) {
+        const double c = cbias[j] + a0 * x0[j] + a1 * x1[j];
+        e[j] = c;
+        mx = c > mx ? c : mx;
+    }
+    if (!isfinite(mx))
+        return 1;
+    af__row_exp_flushed(0, n, e, NULL, mx, e);
+    double sd[3];
+    af__row_sum_dot2(n, e, x0, x1, sd);
+    if (!isfinite(sd[0]) || !(sd[0] > 0))
+        return 1;
+    kx[0] = sd[1] / sd[0];
+    kx[1] = sd[2] / sd[0];
+    return 0;
+}
+
 /* Fused SoftMax / USA: KX = K X, block by block. r_i cancels in SoftMax
  * and is the USA row shift. */
 static af_status dense_softmax(af_attn_ws *ws, const double *X, double *KX)
@@ -79,6 +107,11 @@ static af_status dense_softmax(af_attn_ws *ws, const double *X, double *KX)
             double *e = ws->rows + (size_t)omp_get_thread_num() * n;
 #pragma omp for schedule(static)
             for (size_t i = 0; i < n; i++) {
+                if (d == 2 && !usa) {
+                    bad |= softmax_row_d2(n, s * L[2 * i], s * L[2 * i + 1], ws->cbias, Xt,
+                                          Xt + n, e, KX + 2 * i);
+                    continue;
+                }
                 memcpy(e, ws->cbias, n * sizeof *e);
                 for (size_t k = 0; k < d; k++) {
                     const double a = s * L[i * d + k], *xt = Xt + k * n;
