@@ -228,8 +228,9 @@ Test(backend_tiled, flushed_far_terms_match_dense)
     free(X);
 }
 
-/* The dense SoftMax row kernel for d = 2 (scores and max in one sweep,
- * flushed exp, sum and dots in one sweep) against the same backend's
+/* The dense SoftMax kernels for d = 2 (dot scores: scores and max in one sweep,
+ * flushed exp, sum and dots in one sweep; L2 scores: the symmetric upper
+ * triangle, each exp for two rows) against the same backend's
  * stored kernel (af_softmax: every exp computed, no flush) times X, on
  * near and far scores (most arguments below -708 at the small eps). */
 Test(backend_dense, d2_softmax_rows_match_stored_kernel)
