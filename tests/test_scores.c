@@ -58,6 +58,37 @@ Test(scores, l2_rectangular_matches_naive)
     free(X); free(Y); free(C); free(w);
 }
 
+/* L2 self-scores are written row by row (d = 2: its own vectorised loop;
+ * small d: a generic one): against the definition, exactly symmetric, a
+ * zero diagonal and nothing above 0. */
+Test(scores, l2_self_scores_match_naive)
+{
+    for (size_t d = 2; d <= 3; d++) {
+        size_t n = 41;
+        double *X = fx_gaussian_cloud(n, d, 1.5, 6 + (int)d), *C = malloc(n * n * sizeof *C);
+        double *w = malloc(AF_SCORES_WORK(n, n, d) * sizeof *w);
+        af_scores_params p = af_scores_params_default();
+        p.kind = AF_SCORES_L2;
+        p.eps = 0.5;
+        p.beta = 2;
+        cr_assert_eq(af_scores(&p, n, n, d, X, X, C, w), AF_SUCCESS);
+        double e = 0;
+        for (size_t i = 0; i < n; i++) {
+            cr_expect_eq(C[i * n + i], 0.0, "d %zu: diagonal %zu is %.3g", d, i, C[i * n + i]);
+            for (size_t j = 0; j < n; j++) {
+                double s = 0;
+                for (size_t k = 0; k < d; k++)
+                    s += pow(X[i * d + k] - X[j * d + k], 2);
+                e = fmax(e, fabs(C[i * n + j] - (-2.0 * s / (2 * 0.5))));
+                cr_assert_eq(C[i * n + j], C[j * n + i], "d %zu: not symmetric at %zu %zu", d, i, j);
+                cr_assert_leq(C[i * n + j], 0.0);
+            }
+        }
+        cr_expect_leq(e, 1e-12, "d %zu: %.3g from the definition", d, e);
+        free(X); free(C); free(w);
+    }
+}
+
 Test(scores, bad_parameters)
 {
     double X[2] = {1, 2}, C[4], w[8];
