@@ -228,6 +228,43 @@ Test(backend_tiled, flushed_far_terms_match_dense)
     free(X);
 }
 
+/* The dense SoftMax kernels for d = 2 (dot scores: scores and max in one sweep,
+ * flushed exp, sum and dots in one sweep; L2 scores: the symmetric upper
+ * triangle, each exp for two rows) against the same backend's
+ * stored kernel (af_softmax: every exp computed, no flush) times X, on
+ * near and far scores (most arguments below -708 at the small eps). */
+Test(backend_dense, d2_softmax_rows_match_stored_kernel)
+{
+    const size_t n = 301, d = 2;
+    static const double A2[4] = {1.1, 0.3, 0.3, 0.7};
+    double *X = cloud(n, d, 23, 3.0), *K = malloc(n * n * sizeof *K);
+    double KX[301 * 2];
+    for (int kind = 0; kind < 2; kind++)
+        for (int far = 0; far < 2; far++) {
+            af_attn_params ap = af_attn_params_default(n, d);
+            ap.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+            ap.scores.A = kind ? A2 : NULL;
+            ap.scores.eps = far ? (kind ? 0.002 : 0.01) : 1.0;
+            af_attn_ws *w = af_attn_alloc(af_backend_dense, &ap);
+            cr_assert(w, "%s", af_last_error());
+            cr_assert(af_attn_softmax(w, X, KX) == AF_SUCCESS, "%s", af_last_error());
+            cr_assert(af_attn_kernel(w, X, NULL, K) == AF_SUCCESS, "%s", af_last_error());
+            double err = 0;
+            for (size_t i = 0; i < n; i++)
+                for (size_t k = 0; k < d; k++) {
+                    double ref = 0;
+                    for (size_t j = 0; j < n; j++)
+                        ref += K[i * n + j] * X[j * d + k];
+                    err = fmax(err, fabs(KX[i * d + k] - ref));
+                }
+            cr_expect(err < 1e-12, "kind %d far %d: K X differs from the stored kernel by %.3g",
+                      kind, far, err);
+            af_attn_free(w);
+        }
+    free(X);
+    free(K);
+}
+
 /* The symmetric tiled Sinkhorn passes flush far exps when the bound on the
  * row sums allows it (most arguments below -708 here): same trajectory as
  * the dense backend, which computes every term, to 1e-12. */

@@ -36,26 +36,62 @@ Test(scores, symmetric_cases_are_exactly_symmetric)
     free(X); free(C); free(w);
 }
 
+/* L2 scores at beta = 2, eps = 0.5 and their definition, -2 |x - y|^2 / 1. */
+static af_scores_params l2_params(void)
+{
+    af_scores_params p = af_scores_params_default();
+    p.kind = AF_SCORES_L2;
+    p.eps = 0.5;
+    p.beta = 2;
+    return p;
+}
+
+static double naive_l2(size_t d, const double *x, const double *y)
+{
+    double s = 0;
+    for (size_t k = 0; k < d; k++)
+        s += pow(x[k] - y[k], 2);
+    return -2.0 * s / (2 * 0.5);
+}
+
 Test(scores, l2_rectangular_matches_naive)
 {
     size_t n = 9, m = 14, d = 3;
     double *X = fx_gaussian_cloud(n, d, 1.0, 4), *Y = fx_gaussian_cloud(m, d, 1.0, 5);
     double *C = malloc(n * m * sizeof *C), *w = malloc(AF_SCORES_WORK(n, m, d) * sizeof *w);
-    af_scores_params p = af_scores_params_default();
-    p.kind = AF_SCORES_L2;
-    p.eps = 0.5;
-    p.beta = 2;
+    af_scores_params p = l2_params();
     cr_assert_eq(af_scores(&p, n, m, d, X, Y, C, w), AF_SUCCESS);
     double e = 0;
     for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < m; j++) {
-            double s = 0;
-            for (size_t k = 0; k < d; k++)
-                s += pow(X[i * d + k] - Y[j * d + k], 2);
-            e = fmax(e, fabs(C[i * m + j] - (-2.0 * s / (2 * 0.5))));
-        }
+        for (size_t j = 0; j < m; j++)
+            e = fmax(e, fabs(C[i * m + j] - naive_l2(d, X + i * d, Y + j * d)));
     cr_expect_leq(e, 1e-12);
     free(X); free(Y); free(C); free(w);
+}
+
+/* L2 self-scores are written row by row (d = 2: its own vectorised loop;
+ * small d: a generic one): against the definition, exactly symmetric, a
+ * zero diagonal and nothing above 0. */
+Test(scores, l2_self_scores_match_naive)
+{
+    for (size_t d = 2; d <= 3; d++) {
+        size_t n = 41;
+        double *X = fx_gaussian_cloud(n, d, 1.5, 6 + (int)d), *C = malloc(n * n * sizeof *C);
+        double *w = malloc(AF_SCORES_WORK(n, n, d) * sizeof *w);
+        af_scores_params p = l2_params();
+        cr_assert_eq(af_scores(&p, n, n, d, X, X, C, w), AF_SUCCESS);
+        double e = 0;
+        for (size_t i = 0; i < n; i++) {
+            cr_expect_eq(C[i * n + i], 0.0, "d %zu: diagonal %zu is %.3g", d, i, C[i * n + i]);
+            for (size_t j = 0; j < n; j++) {
+                e = fmax(e, fabs(C[i * n + j] - naive_l2(d, X + i * d, X + j * d)));
+                cr_assert_eq(C[i * n + j], C[j * n + i], "d %zu: not symmetric at %zu %zu", d, i, j);
+                cr_assert_leq(C[i * n + j], 0.0);
+            }
+        }
+        cr_expect_leq(e, 1e-12, "d %zu: %.3g from the definition", d, e);
+        free(X); free(C); free(w);
+    }
 }
 
 Test(scores, bad_parameters)

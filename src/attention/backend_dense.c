@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backend_internal.h"
+#include "normalize_internal.h"
 
 /* Up to this d, SoftMax rows are computed by hand inside one OpenMP team
  * (X^T stays in cache); above it, by dgemm on blocks of rows. Mixing
@@ -27,6 +28,8 @@ static double dense_bytes(size_t n, size_t d, af_attn_norm norm, int threads)
 {
     const double N = (double)n, B = (double)dense_tile(n);
     double b = 8.0 * (AF_SCORES_WORK((double)n, (double)n, (double)d) + B * N + B);
+    if (d == 2)
+        b += 8.0 * 3.0 * N * threads;
     if (norm == AF_ATTN_SINKHORN)
         b += 8.0 * N * N + af__sinkhorn_bytes(n, n, d, threads, 0);
     return b;
@@ -39,6 +42,8 @@ static af_status dense_init(af_attn_ws *ws)
     int ok = (ws->swork = malloc(AF_SCORES_WORK(n, n, d) * sizeof(double))) != NULL;
     ok = ok && (ws->E = malloc(ws->tile * n * sizeof(double)));
     ok = ok && (ws->rinv = malloc(ws->tile * sizeof(double)));
+    if (d == 2)
+        ok = ok && (ws->colacc = malloc((size_t)ws->nthreads * 3 * n * sizeof(double)));
     if (ok && ws->p.norm == AF_ATTN_SINKHORN) {
         ok = (ws->C = malloc(n * n * sizeof(double))) != NULL;
         ok = ok && (ws->sk = af_sinkhorn_alloc(n, n));
@@ -58,6 +63,93 @@ static void dense_release(af_attn_ws *ws)
     free(ws->swork);
     free(ws->E);
     free(ws->rinv);
+    free(ws->colacc);
+}
+
+/* One SoftMax row for d = 2 in three sweeps over it, with the tiled
+ * backend's kernels: scores and their maximum together; the exp with the
+ * terms below exp(-708) flushed (the row sum is >= 1, so a dropped term
+ * < 2.3e-308 cannot show); row sum and both dots with X together. Returns
+ * 1 if the row is not finite. */
+static int softmax_row_d2(size_t n, double a0, double a1, const double *cbias, const double *x0,
+                          const double *x1, double *e, double kx[2])
+{
+    double mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (size_t j = 0; j < n; j++) {
+        const double c = cbias[j] + a0 * x0[j] + a1 * x1[j];
+        e[j] = c;
+        mx = c > mx ? c : mx;
+    }
+    if (!isfinite(mx))
+        return 1;
+    af__row_exp_flushed(0, n, e, NULL, mx, e);
+    double sd[3];
+    af__row_sum_dot2(n, e, x0, x1, sd);
+    if (!isfinite(sd[0]) || !(sd[0] > 0))
+        return 1;
+    kx[0] = sd[1] / sd[0];
+    kx[1] = sd[2] / sd[0];
+    return 0;
+}
+
+/* SoftMax for d = 2 and L2 scores (s > 0): C_ij = -s |x_i - x_j|^2 / 2 is
+ * symmetric with its row maximum on the diagonal (C_ii = 0 up to
+ * rounding), so the shift 0 serves every row and each exp(C_ij) serves row
+ * i and row j: half the exps. Row i sweeps j > i once: scores, flushed exp
+ * (every row sum is >= exp(C_ii) ~ 1, so a dropped term < 2.3e-308 cannot
+ * show), its own sum and dots, and the same terms added to the rows j in
+ * per-thread column accumulators, summed at the end. Returns 1 if a row is
+ * not finite. */
+static int softmax_symmetric_l2_d2(af_attn_ws *ws, double *KX)
+{
+    const size_t n = ws->p.n, T = (size_t)ws->nthreads;
+    const double s = ws->s, *x0 = ws->Xt, *x1 = ws->Xt + n, *q = ws->cbias;
+    double *acc = ws->colacc;
+    int bad = 0;
+    memset(acc, 0, T * 3 * n * sizeof *acc);
+#pragma omp parallel num_threads(ws->nthreads) reduction(| : bad) if (n > 256)
+    {
+        const size_t t = (size_t)omp_get_thread_num();
+        double *e = ws->rows + t * n, *a0 = acc + t * 3 * n, *a1 = a0 + n, *a2 = a1 + n;
+        /* cyclic chunks: the triangle balanced, and the same rows on the same
+         * thread every run (reproducible sums) */
+#pragma omp for schedule(static, 32)
+        for (size_t i = 0; i < n; i++) {
+            const size_t m = n - i - 1;
+            const double qi = q[i], b0 = s * x0[i], b1 = s * x1[i];
+            const double *y0 = x0 + i + 1, *y1 = x1 + i + 1, *qj = q + i + 1;
+#pragma omp simd
+            for (size_t j = 0; j < m; j++)
+                e[j] = (qi + qj[j]) + (b0 * y0[j] + b1 * y1[j]);
+            af__row_exp_flushed(0, m, e, NULL, 0.0, e);
+            double sd[3];
+            af__row_sum_dot2(m, e, y0, y1, sd);
+            const double eii = exp((qi + qi) + (b0 * x0[i] + b1 * x1[i]));
+            a0[i] += sd[0] + eii;
+            a1[i] += sd[1] + eii * x0[i];
+            a2[i] += sd[2] + eii * x1[i];
+            const double u0 = x0[i], u1 = x1[i];
+            double *c0 = a0 + i + 1, *c1 = a1 + i + 1, *c2 = a2 + i + 1;
+#pragma omp simd
+            for (size_t j = 0; j < m; j++) {
+                c0[j] += e[j];
+                c1[j] += e[j] * u0;
+                c2[j] += e[j] * u1;
+            }
+        }
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            double r[3] = {0, 0, 0};
+            for (size_t u = 0; u < T; u++)
+                for (int k = 0; k < 3; k++)
+                    r[k] += acc[u * 3 * n + (size_t)k * n + i];
+            bad |= !isfinite(r[0]) || !(r[0] > 0);
+            KX[2 * i] = r[1] / r[0];
+            KX[2 * i + 1] = r[2] / r[0];
+        }
+    }
+    return bad;
 }
 
 /* Fused SoftMax / USA: KX = K X, block by block. r_i cancels in SoftMax
@@ -70,6 +162,11 @@ static af_status dense_softmax(af_attn_ws *ws, const double *X, double *KX)
     const double s = ws->s, *L = ws->L;
     const double inv_n = 1.0 / (double)n;
     int bad = 0;
+    if (d == 2 && !usa && ws->l2 && s > 0) {
+        if (softmax_symmetric_l2_d2(ws, KX))
+            return af__attn_softmax_failed(ws);
+        return AF_SUCCESS;
+    }
     if (small_d) {
         /* Row kernels: c_j = s L_i . x_j + c_j as d axpys over X^T, then
          * exp, then d dot products with X^T; all in cache for small d. */
@@ -79,6 +176,11 @@ static af_status dense_softmax(af_attn_ws *ws, const double *X, double *KX)
             double *e = ws->rows + (size_t)omp_get_thread_num() * n;
 #pragma omp for schedule(static)
             for (size_t i = 0; i < n; i++) {
+                if (d == 2 && !usa) {
+                    bad |= softmax_row_d2(n, s * L[2 * i], s * L[2 * i + 1], ws->cbias, Xt,
+                                          Xt + n, e, KX + 2 * i);
+                    continue;
+                }
                 memcpy(e, ws->cbias, n * sizeof *e);
                 for (size_t k = 0; k < d; k++) {
                     const double a = s * L[i * d + k], *xt = Xt + k * n;
