@@ -28,8 +28,6 @@ int cli_backend(const cli_args *a, size_t n, size_t d, af_attn_norm norm, cli_ba
         return cli_fail(CLI_EUSAGE, "--precision single is a mode of the tiled backend (not "
                                     "--backend %s)", names[k]);
     c->pm = k == 3;
-    if (!c->pm && cli_given(a, "pm-tol"))
-        return cli_fail(CLI_EUSAGE, "--pm-tol goes with --backend pm");
     const int threads = omp_get_max_threads();
     c->budget = memory_budget();
     c->automatic = k == 0;

@@ -23,6 +23,7 @@
 #include "tokens.h"
 #include "density_opts.h"
 #include "outputs.h"
+#include "pm_opts.h"
 
 static const cli_opt gradflow_opts[] = {
     CLI_OPT("mode", "KIND", "energy|jacobian (default energy)"),
@@ -43,14 +44,6 @@ static const cli_opt gradflow_opts[] = {
     CLI_BACKEND_OPTS,
     CLI_END,
 };
-
-/* The energy and Jacobian checks need the exact field: no particle-mesh. */
-static int no_pm(const cli_backend_choice *bk)
-{
-    return bk->pm ? cli_fail(CLI_EUSAGE, "--backend pm applies to flow, compare and attention, "
-                                         "not gradflow (its checks need the exact field)")
-                  : 0;
-}
 
 /* --A: a FILE or inline rows, as in attention and flow; symmetric here. */
 static int read_A(const cli_args *a, size_t d, double *A)
@@ -127,7 +120,7 @@ static int energy_mode(const cli_args *a)
         return cli_fail(CLI_EINPUT, "--n: at most %zu tokens in %zu-D (got %zu)",
                         (size_t)INT_MAX / d, d, n);
     cli_backend_choice bk;
-    if ((rc = cli_backend(a, n, d, AF_ATTN_SINKHORN, &bk)) || (rc = no_pm(&bk)))
+    if ((rc = cli_backend(a, n, d, AF_ATTN_SINKHORN, &bk)))
         return rc;
     const size_t N = n * d;
     double *X0 = malloc(N * sizeof *X0), *Xs = malloc(N * sizeof *Xs), *Xm = malloc(N * sizeof *Xm),
@@ -318,7 +311,7 @@ static int jacobian_mode(const cli_args *a)
             for (int c = 0; c < 3 && !rc; c++) {
                 /* cold starts: a warm start would make T depend on the order of evaluation */
                 cli_backend_choice bk;
-                if ((rc = cli_backend(a, n, d, AF_ATTN_SINKHORN, &bk)) || (rc = no_pm(&bk)))
+                if ((rc = cli_backend(a, n, d, AF_ATTN_SINKHORN, &bk)))
                     break;
                 af_clear_error();
                 af_flow_ws *fw = make_flow(n, d, c == 1 ? AF_FLOW_SOFTMAX : AF_FLOW_SINKHORN, A, eps,
@@ -378,6 +371,13 @@ static int gradflow_run(const cli_args *a)
         if (cli_given(a, foreign[k]))
             return cli_fail(CLI_EUSAGE, "--%s applies to --mode %s only", foreign[k],
                             modes[1 - mode]);
+    /* the energy and Jacobian checks need the exact field: no particle-mesh */
+    double pm_tol;
+    if ((rc = cli_pm_options(a, &pm_tol)))
+        return rc;
+    if (pm_tol > 0)
+        return cli_fail(CLI_EUSAGE, "--backend pm applies to flow, compare and attention, "
+                                    "not gradflow (its checks need the exact field)");
     return mode == 0 ? energy_mode(a) : jacobian_mode(a);
 }
 
