@@ -57,7 +57,7 @@ LIB       = $(BUILD)/libattnflow.a
 CLI       = $(BUILD)/attnflow
 DEPS      = $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SUPP_OBJ:.o=.d)
 
-.PHONY: all bootstrap demo test test-only bench check-long clean FORCE
+.PHONY: all bootstrap demo test test-only bench check-long check-portable clean FORCE
 .SECONDARY:
 all: $(LIB) $(CLI) shared
 
@@ -86,7 +86,9 @@ $(BUILD)/tests/%: tests/%.c $(SUPP_OBJ) $(LIB)
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(AF_CFLAGS) -MMD -MP $< $(LIB) $(AF_LIBS) -o $@
+	$(CC) $(AF_CFLAGS) -MMD -MP $< $(LIB) $(AF_LIBS) $(BENCH_LIBS) -o $@
+# bench_vecmath compares glibc's vector exp with SLEEF (libsleef-dev).
+$(BUILD)/bench/bench_vecmath: BENCH_LIBS = -lsleef
 
 -include $(DEPS) $(TEST_BIN:=.d) $(LONG_BIN:=.d) $(BENCH_BIN:=.d)
 
@@ -110,16 +112,22 @@ test-only: all $(TEST_BIN)
 
 # Baselines need numpy and POT (Debian's python3 packages); PyTorch
 # (python3-torch, large) is used by bench_train only if it is installed.
-bench: all $(BENCH_BIN)
-	@sh scripts/bootstrap.sh python3-numpy python3-pot
+bench:
+	@sh scripts/bootstrap.sh python3-numpy python3-pot libsleef-dev
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; BENCH_CLI=$(CLI) $$b || exit 1; done
+
+# The suite built for CPUs without AVX-512 (x86-64-v3) and without AVX
+# (x86-64-v2), each in its own folder under $(BUILD)-portable/ (CI runs it).
+check-portable:
+	@sh scripts/check_portable.sh $(BUILD)-portable
 
 # Long reference runs (full-size THEORY.md cases): tests/long_*.c.
 check-long: all $(LONG_BIN)
 	@sh scripts/run_tests.sh $(BUILD) $(LONG_BIN)
 
 clean:
-	rm -rf $(BUILD) out
+	rm -rf $(BUILD) $(BUILD)-portable out
 
 # ---- shared library, pkg-config, man pages, install (issue 14) -------------
 # The version has one source: AF_VERSION in include/attnflow/version.h.

@@ -3,7 +3,8 @@
 # installs the missing ones with apt-get; otherwise it prints the exact
 # apt-get line and fails. Extra package names may be given as arguments:
 # `make fuzz` (and so CI) adds clang libclang-rt-dev libomp-dev (libFuzzer,
-# ASan/UBSan runtimes and OpenMP for Debian's clang), `make bench` numpy/POT.
+# ASan/UBSan runtimes and OpenMP for Debian's clang), `make bench` numpy, POT
+# and SLEEF (bench_vecmath compares its vector exp with glibc's).
 set -u
 need="libgsl-dev libfftw3-dev libopenblas-dev libcriterion-dev pkg-config zlib1g-dev python3-sklearn python3-numpy python3-pytest python3-pot libopenmpi-dev openmpi-bin $*"
 missing=""
