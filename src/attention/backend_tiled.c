@@ -1,7 +1,9 @@
 /* The tiled (matrix-free) backend: nothing n x n is ever stored. SoftMax,
  * USA and K X from Sinkhorn potentials run one fused pass per block of rows
  * over L1-sized column tiles (block_pass: scores, exp, sum and K X of a
- * tile together, the shift a running row maximum). The energy's marginals
+ * tile together, the shift a running row maximum); on L2 self-scores
+ * (d = 2) the upper triangle only, each exp serving two rows
+ * (softmax_sym_tiled.c). The energy's marginals
  * and the SoftMax column sums regenerate one score row at a time into a
  * per-thread n-vector (0.8 MB at n = 1e5). Sinkhorn runs af_sinkhorn on the
  * same row generator: the alternating iteration in log space (one pass of
@@ -11,7 +13,8 @@
  *
  * SoftMax and the Sinkhorn output after a row normalisation go through the
  * same block_pass (with g = 0 after one normalisation, C + g == C exactly),
- * so a single Sinkhorn normalisation gives SoftMax bit for bit. The SoftMax
+ * so a single Sinkhorn normalisation gives SoftMax bit for bit (on L2
+ * self-scores both take the symmetric pass). The SoftMax
  * and K X blocks cover this rank's rows [row_begin, row_end) only. */
 #include "core/af_simd_math.h"
 #include <omp.h>
@@ -19,9 +22,27 @@
 #include <string.h>
 #include "backend_internal.h"
 
+/* Column accumulators (T (d + 1) n doubles): allocated with a SoftMax /
+ * USA workspace (the symmetric L2 pass, softmax_sym_tiled.c); a Sinkhorn
+ * workspace takes them on first use (its one-normalisation output on L2
+ * self-scores, af_attn_marginals) in place of the symmetric path's
+ * accumulators, which a fixed-count solve never allocates: counted once in
+ * af__sinkhorn_bytes. The float copy of X^T (single precision) is counted
+ * whatever the precision (bytes() does not know it): 4 d n. */
 static double tiled_bytes(size_t n, size_t d, af_attn_norm norm, int threads)
 {
-    return norm == AF_ATTN_SINKHORN ? af__sinkhorn_bytes(n, n, d, threads, 1) : 0.0;
+    const double N = (double)n, D = (double)d;
+    return 4.0 * D * N + (norm == AF_ATTN_SINKHORN ? af__sinkhorn_bytes(n, n, d, threads, 1)
+                                                   : 8.0 * threads * (D + 1) * N);
+}
+
+/* ws->acc, allocated if it is not yet (not cleared). */
+static af_status ensure_accumulators(af_attn_ws *ws)
+{
+    const size_t len = (size_t)ws->nthreads * (ws->p.d + 1) * ws->p.n;
+    if (!ws->acc && !(ws->acc = malloc(len * sizeof(double))))
+        return af_error(AF_ENOMEM, "attention: out of memory (tiled column accumulators)");
+    return AF_SUCCESS;
 }
 
 static af_status tiled_init(af_attn_ws *ws)
@@ -29,17 +50,27 @@ static af_status tiled_init(af_attn_ws *ws)
     const size_t n = ws->p.n;
     if (ws->p.norm == AF_ATTN_SINKHORN && !(ws->sk = af__sinkhorn_alloc_matrix_free(n, n)))
         return af_error(AF_ENOMEM, "attention: out of memory (tiled backend, n = %zu)", n);
+    if (ws->p.norm != AF_ATTN_SINKHORN && ensure_accumulators(ws))
+        return AF_ENOMEM;
+    if (ws->p.precision == AF_PRECISION_SINGLE
+        && !(ws->Xtf = malloc(ws->p.d * n * sizeof *ws->Xtf)))
+        return af_error(AF_ENOMEM, "attention: out of memory (tiled backend, n = %zu)", n);
     return AF_SUCCESS;
 }
 
-static void tiled_release(af_attn_ws *ws) { free(ws->acc); }
+static void tiled_release(af_attn_ws *ws)
+{
+    free(ws->acc);
+    free(ws->Xtf);
+}
 
-/* Per-thread column accumulators (d + 1 rows of n each) on first use. */
+/* Per-thread column accumulators (d + 1 rows of n each), cleared. */
 static af_status column_accumulators(af_attn_ws *ws)
 {
     const size_t len = (size_t)ws->nthreads * (ws->p.d + 1) * ws->p.n;
-    if (!ws->acc && !(ws->acc = malloc(len * sizeof(double))))
-        return af_error(AF_ENOMEM, "attention: out of memory (tiled column accumulators)");
+    af_status st = ensure_accumulators(ws);
+    if (st)
+        return st;
     memset(ws->acc, 0, len * sizeof(double));
     return AF_SUCCESS;
 }
@@ -257,7 +288,9 @@ static af_status tiled_softmax(af_attn_ws *ws, const double *X, double *KX)
     const size_t n = ws->p.n;
     const int usa = ws->p.norm == AF_ATTN_USA;
     af__attn_prepare(ws, X, 1);
-    const int bad = rows_times_x(ws, NULL, NULL, !usa, 1.0 / (double)n, KX);
+    const int bad = af__tiled_sym_l2_applies(ws) ? af__tiled_softmax_sym_l2(ws, usa, KX)
+                                                 : rows_times_x(ws, NULL, NULL, !usa,
+                                                                1.0 / (double)n, KX);
     if (bad)
         return af__attn_softmax_failed(ws);
     return AF_SUCCESS;
@@ -270,6 +303,14 @@ static af_status tiled_sinkhorn(af_attn_ws *ws, const double *X, const af_sinkho
     const af__score_source src = {score_row_from, score_entry, ws, ws->Xt, ws->p.d,
                                   ws->p.precision == AF_PRECISION_SINGLE};
     return af__sinkhorn_solve_source(ws->sk, &src, opt, info);
+}
+
+static int all_zero(size_t n, const double *g)
+{
+    for (size_t j = 0; j < n; j++)
+        if (g[j] != 0)
+            return 0;
+    return 1;
 }
 
 /* K X from the potentials, K_ij = exp(f_i + C_ij + g_j); right after a row
@@ -293,7 +334,16 @@ static af_status tiled_apply(af_attn_ws *ws, double *KX)
     }
     const double *f = af_sinkhorn_f(sk), *g = af_sinkhorn_g(sk);
     const int rows_last = !sk->type->symmetric && !sk->next_is_row;
-    bad = rows_times_x(ws, g, f, rows_last, 1.0, KX);
+    if (rows_last && all_zero(n, g) && af__tiled_sym_l2_applies(ws)) {
+        /* the row SoftMax of C + 0 = C (one normalisation from g = 0):
+         * SoftMax's own pass, so that the result is SoftMax bit for bit */
+        af_status st = ensure_accumulators(ws);
+        if (st)
+            return st;
+        bad = af__tiled_softmax_sym_l2(ws, 0, KX);
+    } else {
+        bad = rows_times_x(ws, g, f, rows_last, 1.0, KX);
+    }
     if (bad)
         return af_error(AF_ENUMERIC, "attention: the Sinkhorn kernel is not finite");
     return AF_SUCCESS;

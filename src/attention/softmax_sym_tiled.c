@@ -1,0 +1,205 @@
+/* SoftMax and USA on the tiled backend for L2 self-scores (keys = queries,
+ * s = beta / eps > 0), d = 2: C_ij = -(s / 2) |x_i - x_j|^2 is symmetric,
+ * <= 0, and 0 on the diagonal. So the diagonal is every row's maximum (no
+ * running maximum: the shift is 0 for SoftMax as for USA), every row sum
+ * is >= exp(C_ii) = 1, and each exp(C_ij) serves row i and row j: the pass
+ * visits the upper triangle only, n (n - 1) / 2 exps instead of n^2.
+ *
+ * Rows go in blocks of SYM_BLOCK against column tiles of SYM_TILE from the
+ * block's first row on. Row i's own terms add up in registers; the terms
+ * it gives to the rows j > i (exp(C_ij) and exp(C_ij) x_i) gather over the
+ * block in a tile-sized column buffer (L1), which is then added into the
+ * thread's column accumulators (3 n doubles). Blocks are dealt to the
+ * threads cyclically in a fixed order and the threads' accumulators are
+ * summed in thread order at the end: the same bits on every run with the
+ * same number of threads.
+ *
+ * The scores are formed from differences, -(s / 2) ((x_i0 - x_j0)^2 +
+ * (x_i1 - x_j1)^2), not as c_j + r_i + s x_i . x_j: exactly 0 on the
+ * diagonal, never positive, and in float without the cancellation of the
+ * bias form (|x|^2 s / 2 against a difference of order 1).
+ *
+ * Far terms: arguments are clamped at the bottom of the vector exp's fast
+ * range and the results at or below exp(bottom) written as 0 (as
+ * af__row_exp_flushed does): each such term is below the smallest normal
+ * number (float: 1.6e-38) next to a row sum >= 1.
+ *
+ * Single precision: coordinates as float (ws->Xtf), float scores, 16-wide
+ * expf, and each tile's row sums and K X partials (at most SYM_TILE terms)
+ * and each column's partials over a block (at most SYM_BLOCK terms) summed
+ * in float; those partials are then added into double row totals and
+ * double column accumulators (the double accumulation of the sums and of
+ * K X: the float sums never span more than one tile). */
+#include "core/af_simd_math.h"
+#include <float.h>
+#include <omp.h>
+#include <string.h>
+#include "backend_internal.h"
+
+#define SYM_TILE 512
+#define SYM_BLOCK 16
+
+int af__tiled_sym_l2_applies(const af_attn_ws *ws)
+{
+    return ws->p.d == 2 && ws->p.scores.kind == AF_SCORES_L2 && ws->p.scores.beta > 0
+           && !ws->p.comm && ws->row_begin == 0 && ws->row_end == ws->p.n;
+}
+
+/* Row i (coordinates xi0, xi1) against columns [a, b) of the tile at y0,
+ * y1 (column buffer c0, c1, c2 indexed like y): row sums into r[3], the
+ * column terms into c. e: scratch of the tile's length. */
+static void row_tile_double(double h, double xi0, double xi1, size_t a, size_t b,
+                            const double *y0, const double *y1, double *e, double *c0,
+                            double *c1, double *c2, double r[3])
+{
+    const double lo = AF_EXP_FAST_MIN, tiny = exp(AF_EXP_FAST_MIN);
+#pragma omp simd
+    for (size_t j = a; j < b; j++) {
+        const double u = xi0 - y0[j], v = xi1 - y1[j];
+        const double x = -h * (u * u + v * v);
+        e[j] = x < lo ? lo : x;
+    }
+#pragma omp simd
+    for (size_t j = a; j < b; j++)
+        e[j] = exp(e[j]);
+    double s0 = 0, s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2)
+    for (size_t j = a; j < b; j++) {
+        const double k = e[j] <= tiny ? 0.0 : e[j];
+        s0 += k;
+        s1 += k * y0[j];
+        s2 += k * y1[j];
+        c0[j] += k;
+        c1[j] += k * xi0;
+        c2[j] += k * xi1;
+    }
+    r[0] += s0;
+    r[1] += s1;
+    r[2] += s2;
+}
+
+/* The same in float: float partial sums over the tile, added to the
+ * double row totals r. */
+static void row_tile_float(float h, float xi0, float xi1, size_t a, size_t b, const float *y0,
+                           const float *y1, float *e, float *c0, float *c1, float *c2,
+                           double r[3])
+{
+    const float lo = (float)AF_EXPF_FAST_MIN, tiny = expf((float)AF_EXPF_FAST_MIN);
+#pragma omp simd
+    for (size_t j = a; j < b; j++) {
+        const float u = xi0 - y0[j], v = xi1 - y1[j];
+        const float x = -h * (u * u + v * v);
+        e[j] = x < lo ? lo : x;
+    }
+#pragma omp simd
+    for (size_t j = a; j < b; j++)
+        e[j] = expf(e[j]);
+    float s0 = 0, s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2)
+    for (size_t j = a; j < b; j++) {
+        const float k = e[j] <= tiny ? 0.0f : e[j];
+        s0 += k;
+        s1 += k * y0[j];
+        s2 += k * y1[j];
+        c0[j] += k;
+        c1[j] += k * xi0;
+        c2[j] += k * xi1;
+    }
+    r[0] += (double)s0;
+    r[1] += (double)s1;
+    r[2] += (double)s2;
+}
+
+/* Rows [i0, i1) against the columns (i, n) of each row i: row totals and
+ * column terms into the thread's accumulators acc (3 n: sums, then K X by
+ * coordinate). The diagonal term exp(0) = 1 is added exactly. */
+static void block_upper(const af_attn_ws *ws, size_t i0, size_t i1, double *acc)
+{
+    const size_t n = ws->p.n;
+    const int single = ws->p.precision == AF_PRECISION_SINGLE;
+    const double h = 0.5 * ws->s, *x0 = ws->Xt, *x1 = ws->Xt + n;
+    const float *f0 = ws->Xtf, *f1 = ws->Xtf ? ws->Xtf + n : NULL;
+    double rows[SYM_BLOCK][3];
+    for (size_t i = i0; i < i1; i++) {
+        rows[i - i0][0] = 1.0; /* the diagonal: exp(C_ii) = 1 */
+        rows[i - i0][1] = x0[i];
+        rows[i - i0][2] = x1[i];
+    }
+    for (size_t j0 = i0; j0 < n; j0 += SYM_TILE) {
+        const size_t len = n - j0 < SYM_TILE ? n - j0 : SYM_TILE;
+        double *a0 = acc + j0, *a1 = acc + n + j0, *a2 = acc + 2 * n + j0;
+        if (single) {
+            float e[SYM_TILE], c[3][SYM_TILE];
+            memset(c, 0, sizeof c);
+            for (size_t i = i0; i < i1; i++) {
+                const size_t a = i + 1 > j0 ? i + 1 - j0 : 0;
+                if (a < len)
+                    row_tile_float((float)h, f0[i], f1[i], a, len, f0 + j0, f1 + j0, e, c[0],
+                                   c[1], c[2], rows[i - i0]);
+            }
+#pragma omp simd
+            for (size_t j = 0; j < len; j++) {
+                a0[j] += (double)c[0][j];
+                a1[j] += (double)c[1][j];
+                a2[j] += (double)c[2][j];
+            }
+        } else {
+            double e[SYM_TILE], c[3][SYM_TILE];
+            memset(c, 0, sizeof c);
+            for (size_t i = i0; i < i1; i++) {
+                const size_t a = i + 1 > j0 ? i + 1 - j0 : 0;
+                if (a < len)
+                    row_tile_double(h, x0[i], x1[i], a, len, x0 + j0, x1 + j0, e, c[0], c[1],
+                                    c[2], rows[i - i0]);
+            }
+#pragma omp simd
+            for (size_t j = 0; j < len; j++) {
+                a0[j] += c[0][j];
+                a1[j] += c[1][j];
+                a2[j] += c[2][j];
+            }
+        }
+    }
+    for (size_t i = i0; i < i1; i++)
+        for (int k = 0; k < 3; k++)
+            acc[(size_t)k * n + i] += rows[i - i0][k];
+}
+
+int af__tiled_softmax_sym_l2(af_attn_ws *ws, int usa, double *KX)
+{
+    const size_t n = ws->p.n, blocks = (n + SYM_BLOCK - 1) / SYM_BLOCK;
+    if (ws->Xtf)
+        for (size_t q = 0; q < 2 * n; q++)
+            ws->Xtf[q] = (float)ws->Xt[q];
+    int team = 1;
+#pragma omp parallel num_threads(ws->nthreads) AF_PAR_IF((double)n * n / 2)
+    {
+        const int t = omp_get_thread_num();
+        if (t == 0)
+            team = omp_get_num_threads();
+        double *acc = ws->acc + (size_t)t * 3 * n;
+        memset(acc, 0, 3 * n * sizeof *acc);
+        /* one block at a time, dealt in turn: the triangle balanced, the
+         * same blocks on the same thread every run */
+#pragma omp for schedule(static, 1)
+        for (size_t b = 0; b < blocks; b++) {
+            const size_t i0 = b * SYM_BLOCK, i1 = i0 + SYM_BLOCK < n ? i0 + SYM_BLOCK : n;
+            block_upper(ws, i0, i1, acc);
+        }
+    }
+    int bad = 0;
+    const double w = 1.0 / (double)n;
+    for (size_t i = 0; i < n; i++) {
+        double r[3] = {0, 0, 0};
+        for (int t = 0; t < team; t++)
+            for (int k = 0; k < 3; k++)
+                r[k] += ws->acc[(size_t)t * 3 * n + (size_t)k * n + i];
+        const double scale = usa ? w : 1.0 / r[0];
+        bad |= !usa && !(isfinite(r[0]) && r[0] > 0);
+        for (int k = 0; k < 2; k++) {
+            KX[2 * i + k] = r[k + 1] * scale;
+            bad |= !isfinite(KX[2 * i + k]);
+        }
+    }
+    return bad;
+}
