@@ -110,6 +110,51 @@ static void row_tile_float(float h, float xi0, float xi1, size_t a, size_t b, co
     r[2] += (double)s2;
 }
 
+/* Four rows (coordinates xi0[q], xi1[q]) against a whole tile of columns
+ * past the block, in float: the column data and the column partials are
+ * loaded and stored once for the four rows (the stores, not the exps,
+ * bounded the one-row loop). e: scratch of 4 len. */
+static void rows4_tile_float(float h, const float *xi0, const float *xi1, size_t len,
+                             const float *y0, const float *y1, float *e, float *c0, float *c1,
+                             float *c2, double (*r)[3])
+{
+    const float lo = (float)AF_EXPF_FAST_MIN, tiny = expf((float)AF_EXPF_FAST_MIN);
+    float *e0 = e, *e1 = e + len, *e2 = e + 2 * len, *e3 = e + 3 * len;
+#pragma omp simd
+    for (size_t j = 0; j < len; j++) {
+        float u = xi0[0] - y0[j], v = xi1[0] - y1[j], x = -h * fmaf(u, u, v * v);
+        e0[j] = x < lo ? lo : x;
+        u = xi0[1] - y0[j], v = xi1[1] - y1[j], x = -h * fmaf(u, u, v * v);
+        e1[j] = x < lo ? lo : x;
+        u = xi0[2] - y0[j], v = xi1[2] - y1[j], x = -h * fmaf(u, u, v * v);
+        e2[j] = x < lo ? lo : x;
+        u = xi0[3] - y0[j], v = xi1[3] - y1[j], x = -h * fmaf(u, u, v * v);
+        e3[j] = x < lo ? lo : x;
+    }
+#pragma omp simd
+    for (size_t j = 0; j < 4 * len; j++)
+        e[j] = expf(e[j]);
+    float s00 = 0, s01 = 0, s02 = 0, s10 = 0, s11 = 0, s12 = 0;
+    float s20 = 0, s21 = 0, s22 = 0, s30 = 0, s31 = 0, s32 = 0;
+#pragma omp simd reduction(+ : s00, s01, s02, s10, s11, s12, s20, s21, s22, s30, s31, s32)
+    for (size_t j = 0; j < len; j++) {
+        const float k0 = e0[j] <= tiny ? 0.0f : e0[j], k1 = e1[j] <= tiny ? 0.0f : e1[j];
+        const float k2 = e2[j] <= tiny ? 0.0f : e2[j], k3 = e3[j] <= tiny ? 0.0f : e3[j];
+        const float a = y0[j], b = y1[j];
+        s00 += k0, s01 = fmaf(k0, a, s01), s02 = fmaf(k0, b, s02);
+        s10 += k1, s11 = fmaf(k1, a, s11), s12 = fmaf(k1, b, s12);
+        s20 += k2, s21 = fmaf(k2, a, s21), s22 = fmaf(k2, b, s22);
+        s30 += k3, s31 = fmaf(k3, a, s31), s32 = fmaf(k3, b, s32);
+        c0[j] += (k0 + k1) + (k2 + k3);
+        c1[j] += fmaf(k0, xi0[0], k1 * xi0[1]) + fmaf(k2, xi0[2], k3 * xi0[3]);
+        c2[j] += fmaf(k0, xi1[0], k1 * xi1[1]) + fmaf(k2, xi1[2], k3 * xi1[3]);
+    }
+    const float sums[4][3] = {{s00, s01, s02}, {s10, s11, s12}, {s20, s21, s22}, {s30, s31, s32}};
+    for (int q = 0; q < 4; q++)
+        for (int k = 0; k < 3; k++)
+            r[q][k] += (double)sums[q][k];
+}
+
 /* Rows [i0, i1) against the columns (i, n) of each row i: row totals and
  * column terms into the thread's accumulators acc (3 n: sums, then K X by
  * coordinate). The diagonal term exp(0) = 1 is added exactly. */
@@ -125,13 +170,20 @@ static void block_upper(const af_attn_ws *ws, size_t i0, size_t i1, double *acc)
         rows[i - i0][1] = x0[i];
         rows[i - i0][2] = x1[i];
     }
-    for (size_t j0 = i0; j0 < n; j0 += SYM_TILE) {
-        const size_t len = n - j0 < SYM_TILE ? n - j0 : SYM_TILE;
+    /* the block's own triangle first (columns [i0, i1)), then whole tiles */
+    for (size_t j0 = i0; j0 < n; j0 = j0 == i0 ? i1 : j0 + SYM_TILE) {
+        const size_t end = j0 == i0 ? i1 : n - j0 < SYM_TILE ? n : j0 + SYM_TILE;
+        const size_t len = end - j0;
         double *a0 = acc + j0, *a1 = acc + n + j0, *a2 = acc + 2 * n + j0;
         if (single) {
-            float e[SYM_TILE], c[3][SYM_TILE];
+            float e[4 * SYM_TILE], c[3][SYM_TILE];
             memset(c, 0, sizeof c);
-            for (size_t i = i0; i < i1; i++) {
+            size_t i = i0;
+            if (j0 >= i1) /* past the block: four rows at a time */
+                for (; i + 4 <= i1; i += 4)
+                    rows4_tile_float((float)h, f0 + i, f1 + i, len, f0 + j0, f1 + j0, e, c[0],
+                                     c[1], c[2], rows + (i - i0));
+            for (; i < i1; i++) {
                 const size_t a = i + 1 > j0 ? i + 1 - j0 : 0;
                 if (a < len)
                     row_tile_float((float)h, f0[i], f1[i], a, len, f0 + j0, f1 + j0, e, c[0],
