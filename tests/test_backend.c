@@ -388,35 +388,43 @@ Test(backend_tiled, one_normalisation_is_softmax_bit_for_bit)
     check_count_one(AF_PRECISION_DOUBLE);
 }
 
-/* The same on L2 self-scores with d = 2 (the symmetric SoftMax pass: the
- * one-normalisation output must take it too), two threads, n = 1100. */
-static void check_count_one_symmetric(af_precision prec)
+/* The same with d = 2, two threads, n = 1100: on L2 self-scores (the
+ * symmetric SoftMax pass: the one-normalisation output must take it too)
+ * and on dot scores with a general A (single precision: the float tile
+ * step, which the output must reach with g = 0 as no g). */
+static void check_count_one_d2(af_precision prec)
 {
     omp_set_num_threads(2);
     const size_t n = 1100, d = 2;
+    static const double A2[4] = {0.9, 0.4, -0.3, 1.1};
     double *X = cloud(n, d, 8, 1.5);
-    af_flow_params p = af_flow_params_default(n, d);
-    p.scores.kind = AF_SCORES_L2;
-    p.scores.eps = 0.1;
-    p.precision = prec;
-    af_flow_ws *ws = alloc_on(p, af_backend_tiled);
-    p.norm = AF_FLOW_SINKHORN;
-    p.sinkhorn.iters = 1;
-    af_flow_ws *wk = alloc_on(p, af_backend_tiled);
-    double *vs = malloc(n * d * sizeof *vs), *vk = malloc(n * d * sizeof *vk);
-    cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS);
-    cr_assert(af_flow_velocity(wk, X, vk) == AF_SUCCESS);
-    cr_expect(memcmp(vs, vk, n * d * sizeof *vs) == 0, "precision %d: one normalisation "
-              "differs from SoftMax by %.3g", (int)prec, fx_max_abs_diff(n * d, vs, vk));
-    af_flow_free(ws);
-    af_flow_free(wk);
-    free(vs), free(vk), free(X);
+    for (int l2 = 0; l2 < 2; l2++) {
+        af_flow_params p = af_flow_params_default(n, d);
+        p.scores.kind = l2 ? AF_SCORES_L2 : AF_SCORES_DOT;
+        p.scores.A = l2 ? NULL : A2;
+        p.scores.eps = 0.1;
+        p.precision = prec;
+        af_flow_ws *ws = alloc_on(p, af_backend_tiled);
+        p.norm = AF_FLOW_SINKHORN;
+        p.sinkhorn.iters = 1;
+        af_flow_ws *wk = alloc_on(p, af_backend_tiled);
+        double *vs = malloc(n * d * sizeof *vs), *vk = malloc(n * d * sizeof *vk);
+        cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS);
+        cr_assert(af_flow_velocity(wk, X, vk) == AF_SUCCESS);
+        cr_expect(memcmp(vs, vk, n * d * sizeof *vs) == 0, "precision %d l2 %d: one "
+                  "normalisation differs from SoftMax by %.3g", (int)prec, l2,
+                  fx_max_abs_diff(n * d, vs, vk));
+        af_flow_free(ws);
+        af_flow_free(wk);
+        free(vs), free(vk);
+    }
+    free(X);
     omp_set_num_threads(1);
 }
 
-Test(backend_tiled, one_normalisation_is_symmetric_softmax_bit_for_bit)
+Test(backend_tiled, one_normalisation_is_d2_softmax_bit_for_bit)
 {
-    check_count_one_symmetric(AF_PRECISION_DOUBLE);
+    check_count_one_d2(AF_PRECISION_DOUBLE);
 }
 
 /* Potentials and paths: alternating (log space), symmetric (scaling form
@@ -626,82 +634,99 @@ Test(backend_single, one_normalisation_is_single_softmax_bit_for_bit)
     check_count_one(AF_PRECISION_SINGLE);
 }
 
-Test(backend_single, one_normalisation_is_symmetric_single_softmax_bit_for_bit)
+Test(backend_single, one_normalisation_is_d2_single_softmax_bit_for_bit)
 {
-    check_count_one_symmetric(AF_PRECISION_SINGLE);
+    check_count_one_d2(AF_PRECISION_SINGLE);
 }
 
 /* README bound: velocity relative error below 1e-7 (float32 rounding of each
- * exp is 6e-8 relative; the scores and sums are double) where the scores
- * stay in double: SoftMax on dot scores and Sinkhorn (single run to tol
- * 1e-7); and it is not exactly double (the mode really is single). L2
- * SoftMax / USA (float scores) have their own bound below. */
+ * exp is 6e-8 relative; the scores and sums are double) for Sinkhorn (single
+ * run to tol 1e-7), whose passes keep the scores in double; and it is not
+ * exactly double (the mode really is single). SoftMax and USA (float
+ * scores) have their own bound below. */
 Test(backend_single, velocity_within_documented_bound)
 {
     const size_t n = 200, d = 2;
     double *X = cloud(n, d, 13, 1.0);
     double *vs = malloc(n * d * sizeof *vs), *vd = malloc(n * d * sizeof *vd);
-    for (int norm = 0; norm < 2; norm++)
-        for (int kind = 0; kind < 2; kind++) {
-            if (!norm && kind)
-                continue; /* the float L2 pass: single_l2_error_bound */
-            af_flow_params p = af_flow_params_default(n, d);
-            p.norm = norm ? AF_FLOW_SINKHORN : AF_FLOW_SOFTMAX;
-            p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
-            p.scores.A = kind ? NULL : A_gen + 0; /* 2 x 2 block of a general A */
-            p.scores.eps = 0.2;
-            p.sinkhorn.tol = 1e-10;
-            af_flow_ws *wd = alloc_on(p, af_backend_tiled);
-            p.precision = AF_PRECISION_SINGLE;
-            p.sinkhorn.tol = 1e-7; /* above the alternating path's floor (~1e-8, README) */
-            af_flow_ws *ws = alloc_on(p, af_backend_tiled);
-            cr_assert(af_flow_velocity(wd, X, vd) == AF_SUCCESS, "%s", af_last_error());
-            cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS, "%s", af_last_error());
-            double e = rel_err(n * d, vs, vd);
-            cr_expect(e < 1e-7 && e > 0, "norm %d kind %d: relative error %.3g", norm, kind, e);
-            af_flow_free(wd);
-            af_flow_free(ws);
-        }
+    for (int kind = 0; kind < 2; kind++) {
+        af_flow_params p = af_flow_params_default(n, d);
+        p.norm = AF_FLOW_SINKHORN;
+        p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+        p.scores.A = kind ? NULL : A_gen + 0; /* 2 x 2 block of a general A */
+        p.scores.eps = 0.2;
+        p.sinkhorn.tol = 1e-10;
+        af_flow_ws *wd = alloc_on(p, af_backend_tiled);
+        p.precision = AF_PRECISION_SINGLE;
+        p.sinkhorn.tol = 1e-7; /* above the alternating path's floor (~1e-8, README) */
+        af_flow_ws *ws = alloc_on(p, af_backend_tiled);
+        cr_assert(af_flow_velocity(wd, X, vd) == AF_SUCCESS, "%s", af_last_error());
+        cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS, "%s", af_last_error());
+        double e = rel_err(n * d, vs, vd);
+        cr_expect(e < 1e-7 && e > 0, "sinkhorn kind %d: relative error %.3g", kind, e);
+        af_flow_free(wd);
+        af_flow_free(ws);
+    }
     free(vs);
     free(vd);
     free(X);
 }
 
-/* The error bound of the float L2 pass (softmax_sym_tiled.c; docs), first
- * order in the float unit roundoff u = 2^-24, term by term. A term
- * e_ij = exp(C_ij), C_ij = -(s/2) |x_i - x_j|^2, j != i (the diagonal is
- * exact), is perturbed relatively by at most
- *   u s sum_k |x_ik - x_jk| (|x_ik| + |x_jk|)  coordinates rounded to float,
- *                                             moving each difference by
- *                                             u (|x_ik| + |x_jk|);
- *   6 u |C_ij|       the subtractions (2 u |C|), squares, sum, product by h;
- *   4 u              expf (within 2 ulp);
- *   64 u             float additions after it: at most 512 / 16 + 15 + 4
- *                    in a tile's 16-lane row sum, 16 in a block's column
- *                    sum, both below 64 (then added to doubles);
- *   2 u              the float coordinate x_j (or x_i) of a K X term and
- *                    the product;
- * and a term with C_ij < -86 may be flushed: relative change 1. SoftMax
+/* The error bound of the float passes (softmax_sym_tiled.c for L2
+ * self-scores, dot_tile_float in backend_tiled.c for dot scores; docs),
+ * first order in the float unit roundoff u = 2^-24, term by term. A term
+ * e_ij = exp(C_ij - m_i) (m_i: the row maximum for SoftMax on dot scores,
+ * else 0) is perturbed relatively by at most r_ij = u times
+ *   L2, C_ij = -(s/2) |x_i - x_j|^2 (j != i; the diagonal is exact):
+ *     s sum_k |x_ik - x_jk| (|x_ik| + |x_jk|)  coordinates rounded to float,
+ *                                  each difference moved by u (|x_ik| + |x_jk|)
+ *     + 6 |C_ij|                   subtractions (2 u |C|), squares, sum, h;
+ *   dot, C_ij = s L_i . x_j (L = X A):
+ *     4 s sum_k |L_ik x_jk|        s L_ik and x_jk rounded to float, the
+ *                                  product and the fused sum
+ *     + |C_ij - m_i|               the shifted argument rounded;
+ *   and in both
+ *     + 4                          expf (within 2 ulp)
+ *     + 64                         float additions after it: at most
+ *                                  512 / 16 + 15 + 4 in a tile's 16-lane
+ *                                  row sum, 16 in an L2 block's column sum
+ *                                  (then added to doubles)
+ *     + 2                          the float coordinate of a K X term and
+ *                                  its product;
+ * a term with C_ij - m_i < -86 may be flushed: r_ij = 1. SoftMax
  * v_i = N_i / S_i then moves by at most sum_j w_ij r_ij (|x_jk| + |v_ik|)
  * (w = e / S), USA v_i = N_i / n by (1 / n) sum_j e_ij r_ij |x_jk|. The
  * factor 1.01 covers the second-order terms (r_ij < 1e-4 unless flushed).
  * Fills bound (n x 2) and checks that vd is the velocity the bound is
- * about (K X from the double pass, to 1e-12). */
-static void single_l2_error_bound(size_t n, const double *X, double s, int usa,
-                                  const double *vd, double *bound)
+ * about (K X from the double pass, to 1e-12). A: 2 x 2 (dot) or NULL. */
+static void single_error_bound(size_t n, const double *X, int l2, const double *A, double s,
+                               int usa, const double *vd, double *bound)
 {
     const double u = 0x1p-24;
+    double *L = malloc(2 * n * sizeof *L);
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < 2; k++)
+            L[2 * i + k] = A ? X[2 * i] * A[k] + X[2 * i + 1] * A[2 + k] : X[2 * i + k];
     for (size_t i = 0; i < n; i++) {
+        double m = 0;
+        for (size_t j = 0; !l2 && !usa && j < n; j++)
+            m = fmax(j ? m : -INFINITY, s * (L[2 * i] * X[2 * j] + L[2 * i + 1] * X[2 * j + 1]));
         double S = 0, KX[2] = {0, 0}, B[2] = {0, 0}, Bv = 0;
         for (size_t j = 0; j < n; j++) {
             const double d0 = X[2 * i] - X[2 * j], d1 = X[2 * i + 1] - X[2 * j + 1];
-            const double C = -0.5 * s * (d0 * d0 + d1 * d1), e = exp(C);
+            const double p0 = s * fabs(L[2 * i] * X[2 * j]), p1 = s * fabs(L[2 * i + 1] * X[2 * j + 1]);
+            const double C = l2 ? -0.5 * s * (d0 * d0 + d1 * d1)
+                                : s * (L[2 * i] * X[2 * j] + L[2 * i + 1] * X[2 * j + 1]);
+            const double e = exp(C - m);
             double r = 0;
-            if (j != i)
-                r = C < -86 ? 1.0
-                            : u * (s * (fabs(d0) * (fabs(X[2 * i]) + fabs(X[2 * j]))
-                                        + fabs(d1) * (fabs(X[2 * i + 1]) + fabs(X[2 * j + 1])))
-                                   + 6 * fabs(C) + 4 + 64 + 2);
+            if (C - m < -86)
+                r = 1.0;
+            else if (l2 && j != i)
+                r = u * (s * (fabs(d0) * (fabs(X[2 * i]) + fabs(X[2 * j]))
+                              + fabs(d1) * (fabs(X[2 * i + 1]) + fabs(X[2 * j + 1])))
+                         + 6 * fabs(C) + 4 + 64 + 2);
+            else if (!l2)
+                r = u * (4 * (p0 + p1) + fabs(C - m) + 4 + 64 + 2);
             S += e;
             Bv += e * r;
             for (int k = 0; k < 2; k++) {
@@ -716,47 +741,57 @@ static void single_l2_error_bound(size_t n, const double *X, double s, int usa,
             bound[2 * i + k] = 1.01 * (usa ? B[k] / (double)n : (B[k] + Bv * fabs(v)) / S);
         }
     }
+    free(L);
 }
 
-/* Single against double on the float L2 pass, checked component by
- * component against single_l2_error_bound; and the single result is not
+/* Single against double on the float passes, checked component by
+ * component against single_error_bound; and the single result is not
  * double's (the mode really is single). */
-static void check_single_l2(size_t n, double eps, int usa, unsigned long seed, double scale)
+static const double A_gen2[4] = {0.9, 0.4, -0.3, 1.1};
+
+static void check_single(size_t n, int l2, double eps, double beta, int usa, unsigned long seed,
+                         double scale)
 {
     const size_t d = 2;
     double *X = cloud(n, d, seed, scale);
     double *vs = malloc(n * d * sizeof *vs), *vd = malloc(n * d * sizeof *vd);
     double *bound = malloc(n * d * sizeof *bound);
     af_flow_params p = af_flow_params_default(n, d);
-    p.scores.kind = AF_SCORES_L2;
+    p.scores.kind = l2 ? AF_SCORES_L2 : AF_SCORES_DOT;
+    p.scores.A = l2 ? NULL : A_gen2;
     p.scores.eps = eps;
+    p.scores.beta = beta;
     p.usa = usa;
     af_flow_ws *wd = alloc_on(p, af_backend_tiled);
     p.precision = AF_PRECISION_SINGLE;
     af_flow_ws *ws = alloc_on(p, af_backend_tiled);
     cr_assert(af_flow_velocity(wd, X, vd) == AF_SUCCESS, "%s", af_last_error());
     cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS, "%s", af_last_error());
-    single_l2_error_bound(n, X, 1.0 / eps, usa, vd, bound);
+    single_error_bound(n, X, l2, p.scores.A, beta / eps, usa, vd, bound);
     size_t worst = 0;
     double ratio = 0;
     for (size_t k = 0; k < n * d; k++)
         if (fabs(vs[k] - vd[k]) > ratio * bound[k])
             ratio = fabs(vs[k] - vd[k]) / bound[k], worst = k;
-    cr_expect(ratio <= 1.0, "n %zu eps %g usa %d: component %zu off by %.3g, bound %.3g", n, eps,
-              usa, worst, fabs(vs[worst] - vd[worst]), bound[worst]);
+    cr_expect(ratio <= 1.0, "n %zu l2 %d eps %g usa %d: component %zu off by %.3g, bound %.3g", n,
+              l2, eps, usa, worst, fabs(vs[worst] - vd[worst]), bound[worst]);
     cr_expect(fx_max_abs_diff(n * d, vs, vd) > 0, "single equals double");
     af_flow_free(wd);
     af_flow_free(ws);
     free(vs), free(vd), free(bound), free(X);
 }
 
-/* SoftMax and USA, two threads, n = 1100 (several blocks and tiles). */
-Test(backend_single, l2_pass_within_error_bound)
+/* SoftMax and USA on L2 and dot scores (a general A), two threads,
+ * n = 1100 (several blocks and tiles), near and far scores. */
+Test(backend_single, float_passes_within_error_bound)
 {
     omp_set_num_threads(2);
     for (int usa = 0; usa < 2; usa++)
-        for (int e = 0; e < 2; e++)
-            check_single_l2(1100, e ? 0.05 : 0.5, usa, 13, 2.0);
+        for (int e = 0; e < 2; e++) {
+            check_single(1100, 1, e ? 0.05 : 0.5, 1.0, usa, 13, 2.0);
+            /* USA on dot scores: beta small enough for float exp(C) */
+            check_single(1100, 0, e ? 0.05 : 0.5, usa ? 0.02 : 1.0, usa, 14, 2.0);
+        }
     omp_set_num_threads(1);
 }
 
@@ -764,7 +799,7 @@ Test(backend_single, l2_pass_within_error_bound)
  * the tiled pass; still within the error bound. */
 Test(backend_single, flushed_far_terms_within_error_bound)
 {
-    check_single_l2(600, 0.01, 0, 23, 1.0); /* score range ~800 */
+    check_single(600, 1, 0.01, 1.0, 0, 23, 1.0); /* score range ~800 */
 }
 
 /* Equiangular tokens on the sphere (n = 8, d = 8, beta = 1, rho0 = 0.1):

@@ -86,7 +86,7 @@ double af__sinkhorn_bytes(size_t n, size_t m, size_t d, int threads, int matrix_
 /* Tiled SoftMax / USA on L2 self-scores (softmax_sym_tiled.c): whether
  * the symmetric upper-triangle pass applies (d = 2, s > 0, one process),
  * and the pass itself (after af__attn_prepare with X^T; needs ws->acc of
- * nthreads x 3 n, and ws->Xtf in single precision). Returns nonzero if a
+ * nthreads x 3 n, and ws->Xtf filled in single precision). Returns nonzero if a
  * row is not finite. */
 int af__tiled_sym_l2_applies(const af_attn_ws *ws);
 int af__tiled_softmax_sym_l2(af_attn_ws *ws, int usa, double *KX);

@@ -191,6 +191,60 @@ static void row_times_x(const af_attn_ws *ws, const double *e, double w, double 
 #define AF_ROW_TILE 512
 #define AF_ROW_BLOCK 16
 
+/* One row-tile step of block_pass in float (single precision, dot scores,
+ * d = 2, no g): scores s L_i . x_j from float coordinates (ws->Xtf) with
+ * their maximum, the running shift as in block_pass, expf of the clamped
+ * arguments (far terms written as 0, as af__row_exp_flushed does: the row
+ * holds a term exp(0) = 1 under a running maximum), and the tile's sum and
+ * K x partials summed in float (at most AF_ROW_TILE terms), then added into
+ * the double row totals S, o: the double accumulation of single precision. */
+static void dot_tile_float(const af_attn_ws *ws, size_t i, size_t j0, size_t len, int online,
+                           double *m, double *S, double *o)
+{
+    const size_t n = ws->p.n;
+    const float a0 = (float)(ws->s * ws->L[2 * i]), a1 = (float)(ws->s * ws->L[2 * i + 1]);
+    const float *y0 = ws->Xtf + j0, *y1 = ws->Xtf + n + j0;
+    const float lo = (float)AF_EXPF_FAST_MIN, tiny = expf((float)AF_EXPF_FAST_MIN);
+    float e[AF_ROW_TILE], mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (size_t j = 0; j < len; j++) {
+        const float c = fmaf(a1, y1[j], a0 * y0[j]);
+        e[j] = c;
+        mx = c > mx ? c : mx;
+    }
+    if (online) {
+        if (mx == -INFINITY)
+            return; /* every term of the tile is 0 */
+        if (mx > *m) {
+            const double scale = exp(*m - mx); /* 0 on the first tile */
+            *S *= scale;
+            o[0] *= scale;
+            o[1] *= scale;
+            *m = mx;
+        }
+    }
+    const float sh = (float)*m;
+#pragma omp simd
+    for (size_t j = 0; j < len; j++) {
+        const float x = e[j] - sh;
+        e[j] = x < lo ? lo : x;
+    }
+#pragma omp simd
+    for (size_t j = 0; j < len; j++)
+        e[j] = expf(e[j]);
+    float s0 = 0, s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2)
+    for (size_t j = 0; j < len; j++) {
+        const float k = e[j] <= tiny ? 0.0f : e[j];
+        s0 += k;
+        s1 = fmaf(k, y0[j], s1);
+        s2 = fmaf(k, y1[j], s2);
+    }
+    *S += (double)s0;
+    o[0] += (double)s1;
+    o[1] += (double)s2;
+}
+
 /* Rows [i0, i1) (at most AF_ROW_BLOCK) of K_ij = exp(C_ij + g_j - shift_i)
  * (g may be NULL): S[i - i0] = sum_j K_ij and out + i * d = sum_j K_ij x_j,
  * in one pass. With `online` the shift follows the running row maximum,
@@ -204,6 +258,7 @@ static void block_pass(const af_attn_ws *ws, size_t i0, size_t i1, const double 
 {
     const size_t n = ws->p.n, d = ws->p.d;
     const int single = ws->p.precision == AF_PRECISION_SINGLE;
+    const int in_float = single && d == 2 && !g && !ws->l2;
     double tile[AF_ROW_TILE];
     for (size_t i = i0; i < i1; i++) {
         S[i - i0] = 0;
@@ -215,6 +270,10 @@ static void block_pass(const af_attn_ws *ws, size_t i0, size_t i1, const double 
         const double *gt = g ? g + j0 : NULL;
         for (size_t i = i0; i < i1; i++) {
             double *m = shift + (i - i0), *o = out + i * d;
+            if (in_float) {
+                dot_tile_float(ws, i, j0, len, online, m, S + (i - i0), o);
+                continue;
+            }
             double lo = INFINITY, hi = -INFINITY;
             if (!gt && d == 2)
                 score_tile_range(ws, i, j0, len, tile, &lo, &hi);
@@ -283,11 +342,20 @@ static int rows_times_x(const af_attn_ws *ws, const double *g, const double *f, 
     return bad;
 }
 
+/* ws->Xtf = X^T in float (single precision: the float passes read it). */
+static void float_coordinates(af_attn_ws *ws)
+{
+    if (ws->Xtf)
+        for (size_t q = 0; q < ws->p.d * ws->p.n; q++)
+            ws->Xtf[q] = (float)ws->Xt[q];
+}
+
 static af_status tiled_softmax(af_attn_ws *ws, const double *X, double *KX)
 {
     const size_t n = ws->p.n;
     const int usa = ws->p.norm == AF_ATTN_USA;
     af__attn_prepare(ws, X, 1);
+    float_coordinates(ws);
     const int bad = af__tiled_sym_l2_applies(ws) ? af__tiled_softmax_sym_l2(ws, usa, KX)
                                                  : rows_times_x(ws, NULL, NULL, !usa,
                                                                 1.0 / (double)n, KX);
@@ -334,6 +402,7 @@ static af_status tiled_apply(af_attn_ws *ws, double *KX)
     }
     const double *f = af_sinkhorn_f(sk), *g = af_sinkhorn_g(sk);
     const int rows_last = !sk->type->symmetric && !sk->next_is_row;
+    float_coordinates(ws);
     if (rows_last && all_zero(n, g) && af__tiled_sym_l2_applies(ws)) {
         /* the row SoftMax of C + 0 = C (one normalisation from g = 0):
          * SoftMax's own pass, so that the result is SoftMax bit for bit */
@@ -342,7 +411,8 @@ static af_status tiled_apply(af_attn_ws *ws, double *KX)
             return st;
         bad = af__tiled_softmax_sym_l2(ws, 0, KX);
     } else {
-        bad = rows_times_x(ws, g, f, rows_last, 1.0, KX);
+        /* rows last from g = 0: C + g == C, so no g (SoftMax's own pass) */
+        bad = rows_times_x(ws, rows_last && all_zero(n, g) ? NULL : g, f, rows_last, 1.0, KX);
     }
     if (bad)
         return af_error(AF_ENUMERIC, "attention: the Sinkhorn kernel is not finite");

@@ -220,9 +220,6 @@ static void block_upper(const af_attn_ws *ws, size_t i0, size_t i1, double *acc)
 int af__tiled_softmax_sym_l2(af_attn_ws *ws, int usa, double *KX)
 {
     const size_t n = ws->p.n, blocks = (n + SYM_BLOCK - 1) / SYM_BLOCK;
-    if (ws->Xtf)
-        for (size_t q = 0; q < 2 * n; q++)
-            ws->Xtf[q] = (float)ws->Xt[q];
     int team = 1;
 #pragma omp parallel num_threads(ws->nthreads) AF_PAR_IF((double)n * n / 2)
     {
