@@ -617,7 +617,7 @@ Test(backend_tiled, observables_match_dense)
     free(X);
 }
 
-/* ---- single precision (float32 exps, double sums) ---- */
+/* ---- single precision (float32 exps and SoftMax/USA scores, sums accumulated in double) ---- */
 
 static double rel_err(size_t m, const double *a, const double *ref)
 {

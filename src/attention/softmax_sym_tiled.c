@@ -46,69 +46,41 @@ int af__tiled_sym_l2_applies(const af_attn_ws *ws)
 }
 
 /* Row i (coordinates xi0, xi1) against columns [a, b) of the tile at y0,
- * y1 (column buffer c0, c1, c2 indexed like y): row sums into r[3], the
- * column terms into c. e: scratch of the tile's length. */
-static void row_tile_double(double h, double xi0, double xi1, size_t a, size_t b,
-                            const double *y0, const double *y1, double *e, double *c0,
-                            double *c1, double *c2, double r[3])
-{
-    const double lo = AF_EXP_FAST_MIN, tiny = exp(AF_EXP_FAST_MIN);
-#pragma omp simd
-    for (size_t j = a; j < b; j++) {
-        const double u = xi0 - y0[j], v = xi1 - y1[j];
-        const double x = -h * (u * u + v * v);
-        e[j] = x < lo ? lo : x;
+ * y1 (column buffer c0, c1, c2 indexed like y), all in type T with the
+ * exponential EXP clamped at LO: the row's sums over the tile (in T, at
+ * most SYM_TILE terms) added into the double totals r[3], the column terms
+ * into c. e: scratch of the tile's length. One definition for double and
+ * float (row_tile_double, row_tile_float). */
+#define ROW_TILE(NAME, T, EXP, LO)                                                             \
+    static void NAME(T h, T xi0, T xi1, size_t a, size_t b, const T *y0, const T *y1, T *e,    \
+                     T *c0, T *c1, T *c2, double r[3])                                         \
+    {                                                                                          \
+        const T lo = (T)(LO), tiny = EXP((T)(LO));                                             \
+        _Pragma("omp simd") for (size_t j = a; j < b; j++)                                     \
+        {                                                                                      \
+            const T u = xi0 - y0[j], v = xi1 - y1[j];                                          \
+            const T x = -h * (u * u + v * v);                                                  \
+            e[j] = x < lo ? lo : x;                                                            \
+        }                                                                                      \
+        _Pragma("omp simd") for (size_t j = a; j < b; j++) e[j] = EXP(e[j]);                   \
+        T s0 = 0, s1 = 0, s2 = 0;                                                              \
+        _Pragma("omp simd reduction(+ : s0, s1, s2)") for (size_t j = a; j < b; j++)           \
+        {                                                                                      \
+            const T k = e[j] <= tiny ? (T)0 : e[j];                                            \
+            s0 += k;                                                                           \
+            s1 += k * y0[j];                                                                   \
+            s2 += k * y1[j];                                                                   \
+            c0[j] += k;                                                                        \
+            c1[j] += k * xi0;                                                                  \
+            c2[j] += k * xi1;                                                                  \
+        }                                                                                      \
+        r[0] += (double)s0;                                                                    \
+        r[1] += (double)s1;                                                                    \
+        r[2] += (double)s2;                                                                    \
     }
-#pragma omp simd
-    for (size_t j = a; j < b; j++)
-        e[j] = exp(e[j]);
-    double s0 = 0, s1 = 0, s2 = 0;
-#pragma omp simd reduction(+ : s0, s1, s2)
-    for (size_t j = a; j < b; j++) {
-        const double k = e[j] <= tiny ? 0.0 : e[j];
-        s0 += k;
-        s1 += k * y0[j];
-        s2 += k * y1[j];
-        c0[j] += k;
-        c1[j] += k * xi0;
-        c2[j] += k * xi1;
-    }
-    r[0] += s0;
-    r[1] += s1;
-    r[2] += s2;
-}
 
-/* The same in float: float partial sums over the tile, added to the
- * double row totals r. */
-static void row_tile_float(float h, float xi0, float xi1, size_t a, size_t b, const float *y0,
-                           const float *y1, float *e, float *c0, float *c1, float *c2,
-                           double r[3])
-{
-    const float lo = (float)AF_EXPF_FAST_MIN, tiny = expf((float)AF_EXPF_FAST_MIN);
-#pragma omp simd
-    for (size_t j = a; j < b; j++) {
-        const float u = xi0 - y0[j], v = xi1 - y1[j];
-        const float x = -h * (u * u + v * v);
-        e[j] = x < lo ? lo : x;
-    }
-#pragma omp simd
-    for (size_t j = a; j < b; j++)
-        e[j] = expf(e[j]);
-    float s0 = 0, s1 = 0, s2 = 0;
-#pragma omp simd reduction(+ : s0, s1, s2)
-    for (size_t j = a; j < b; j++) {
-        const float k = e[j] <= tiny ? 0.0f : e[j];
-        s0 += k;
-        s1 += k * y0[j];
-        s2 += k * y1[j];
-        c0[j] += k;
-        c1[j] += k * xi0;
-        c2[j] += k * xi1;
-    }
-    r[0] += (double)s0;
-    r[1] += (double)s1;
-    r[2] += (double)s2;
-}
+ROW_TILE(row_tile_double, double, exp, AF_EXP_FAST_MIN)
+ROW_TILE(row_tile_float, float, expf, AF_EXPF_FAST_MIN)
 
 /* Four rows (coordinates xi0[q], xi1[q]) against a whole tile of columns
  * past the block, in float: the column data and the column partials are
