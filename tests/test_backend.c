@@ -687,16 +687,19 @@ Test(backend_single, velocity_within_documented_bound)
  *     + |C_ij - m_i|               the shifted argument rounded;
  *   and in both
  *     + 4                          expf (within 2 ulp)
- *     + 64                         float additions after it: at most
- *                                  512 / 16 + 15 + 4 in a tile's 16-lane
- *                                  row sum, 16 in an L2 block's column sum
- *                                  (then added to doubles)
+ *     + 512                        float additions after it: at most
+ *                                  511 in a tile's row sum (512 terms, in
+ *                                  any order: whatever the vector width,
+ *                                  scalar builds included), 16 in an L2
+ *                                  block's column sum; then doubles
  *     + 2                          the float coordinate of a K X term and
  *                                  its product;
  * a term with C_ij - m_i < -86 may be flushed: r_ij = 1. SoftMax
  * v_i = N_i / S_i then moves by at most sum_j w_ij r_ij (|x_jk| + |v_ik|)
  * (w = e / S), USA v_i = N_i / n by (1 / n) sum_j e_ij r_ij |x_jk|. The
  * factor 1.01 covers the second-order terms (r_ij < 1e-4 unless flushed).
+ * (The 16-lane sums of an AVX-512 build add at most 512 / 16 + 15 + 4
+ * times after a term; the bound does not count on it.)
  * Fills bound (n x 2) and checks that vd is the velocity the bound is
  * about (K X from the double pass, to 1e-12). A: 2 x 2 (dot) or NULL. */
 static void single_error_bound(size_t n, const double *X, int l2, const double *A, double s,
@@ -724,9 +727,9 @@ static void single_error_bound(size_t n, const double *X, int l2, const double *
             else if (l2 && j != i)
                 r = u * (s * (fabs(d0) * (fabs(X[2 * i]) + fabs(X[2 * j]))
                               + fabs(d1) * (fabs(X[2 * i + 1]) + fabs(X[2 * j + 1])))
-                         + 6 * fabs(C) + 4 + 64 + 2);
+                         + 6 * fabs(C) + 4 + 512 + 2);
             else if (!l2)
-                r = u * (4 * (p0 + p1) + fabs(C - m) + 4 + 64 + 2);
+                r = u * (4 * (p0 + p1) + fabs(C - m) + 4 + 512 + 2);
             S += e;
             Bv += e * r;
             for (int k = 0; k < 2; k++) {

@@ -5,8 +5,10 @@
  * is >= exp(C_ii) = 1, and each exp(C_ij) serves row i and row j: the pass
  * visits the upper triangle only, n (n - 1) / 2 exps instead of n^2.
  *
- * Rows go in blocks of SYM_BLOCK against column tiles of SYM_TILE from the
- * block's first row on. Row i's own terms add up in registers; the terms
+ * Rows go in blocks of SYM_BLOCK: the block's own triangle first, then
+ * tiles of SYM_TILE columns from the block's end (in float four rows per
+ * sweep, so that the column data and partials are loaded and stored once
+ * for four rows). Row i's own terms add up in registers; the terms
  * it gives to the rows j > i (exp(C_ij) and exp(C_ij) x_i) gather over the
  * block in a tile-sized column buffer (L1), which is then added into the
  * thread's column accumulators (3 n doubles). Blocks are dealt to the
@@ -31,7 +33,6 @@
  * double column accumulators (the double accumulation of the sums and of
  * K X: the float sums never span more than one tile). */
 #include "core/af_simd_math.h"
-#include <float.h>
 #include <omp.h>
 #include <string.h>
 #include "backend_internal.h"
