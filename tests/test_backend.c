@@ -192,10 +192,14 @@ Test(backend_tiled, row_tiles_and_running_max_match_dense)
     const size_t n = 1100, d = 2;
     double *X = cloud(n, d, 21, 2.0);
     qsort(X, n, d * sizeof *X, by_first);
+    static const double A2[4] = {0.9, 0.4, -0.3, 1.1};
     for (int kind = 0; kind < 2; kind++)
-        for (int variant = 0; variant < 3; variant++) {
+        for (int variant = 0; variant < 4; variant++) {
             af_flow_params p = af_flow_params_default(n, d);
             p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+            /* variant 3: SoftMax with a general A (dot scores with A = I
+             * take the symmetric pass, which needs no running maximum) */
+            p.scores.A = variant == 3 ? A2 : NULL;
             /* USA is not normalised: velocities ~ exp(max C); eps 4 keeps
              * them O(1) so that 1e-12 is a relative bound here too */
             p.scores.eps = variant == 1 ? 4.0 : 0.5;
@@ -332,7 +336,7 @@ Test(backend_tiled, two_threads_match_dense)
     omp_set_num_threads(1);
 }
 
-/* L2 self-scores, d = 2: the upper-triangle pass (each exp serving row i
+/* Self-scores, d = 2: the upper-triangle pass (each exp serving row i
  * and row j, no running maximum; softmax_sym_tiled.c) with two threads and
  * n = 1100, not a multiple of its 16-row blocks or 512-column tiles, at an
  * eps where many terms are flushed (score range ~ 200 at eps 0.05);
@@ -354,6 +358,16 @@ Test(backend_tiled, symmetric_l2_pass_matches_dense)
             snprintf(what, sizeof what, "symmetric L2 usa %d eps %g", usa, p.scores.eps);
             same_flow(&p, X, 2, 0.01, 1e-12, what);
         }
+    /* SoftMax on dot scores with A = I: the same pass with column weights
+     * (score range ~ 16 and ~ 160) */
+    for (int e = 0; e < 2; e++) {
+        af_flow_params p = af_flow_params_default(n, d);
+        p.scores.eps = e ? 0.05 : 0.5;
+        p.integrator = AF_FLOW_EULER;
+        char what[64];
+        snprintf(what, sizeof what, "symmetric dot eps %g", p.scores.eps);
+        same_flow(&p, X, 2, 0.01, 1e-12, what);
+    }
     free(X);
     omp_set_num_threads(1);
 }
@@ -388,20 +402,21 @@ Test(backend_tiled, one_normalisation_is_softmax_bit_for_bit)
     check_count_one(AF_PRECISION_DOUBLE);
 }
 
-/* The same with d = 2, two threads, n = 1100: on L2 self-scores (the
- * symmetric SoftMax pass: the one-normalisation output must take it too)
- * and on dot scores with a general A (single precision: the float tile
- * step, which the output must reach with g = 0 as no g). */
+/* The same with d = 2, two threads, n = 1100: on L2 self-scores and dot
+ * scores with A = I (the symmetric SoftMax pass: the one-normalisation
+ * output must take it too) and on dot scores with a general A (single
+ * precision: the float tile step, which the output must reach with g = 0
+ * as no g). */
 static void check_count_one_d2(af_precision prec)
 {
     omp_set_num_threads(2);
     const size_t n = 1100, d = 2;
     static const double A2[4] = {0.9, 0.4, -0.3, 1.1};
     double *X = cloud(n, d, 8, 1.5);
-    for (int l2 = 0; l2 < 2; l2++) {
+    for (int l2 = 0; l2 < 3; l2++) { /* dot with A, L2, dot with A = I */
         af_flow_params p = af_flow_params_default(n, d);
-        p.scores.kind = l2 ? AF_SCORES_L2 : AF_SCORES_DOT;
-        p.scores.A = l2 ? NULL : A2;
+        p.scores.kind = l2 == 1 ? AF_SCORES_L2 : AF_SCORES_DOT;
+        p.scores.A = l2 == 0 ? A2 : NULL;
         p.scores.eps = 0.1;
         p.precision = prec;
         af_flow_ws *ws = alloc_on(p, af_backend_tiled);
@@ -685,6 +700,11 @@ Test(backend_single, velocity_within_documented_bound)
  *     4 s sum_k |L_ik x_jk|        s L_ik and x_jk rounded to float, the
  *                                  product and the fused sum
  *     + |C_ij - m_i|               the shifted argument rounded;
+ *   dot with A = I on the symmetric pass (sym: when the range of s |x|^2
+ *   allows, the rule of af__tiled_sym_prepare), terms E_ij w_j with
+ *   E_ij = exp(-(s/2) |x_i - x_j|^2): the L2 terms with C_ij replaced by
+ *   that exponent, + 2 for w_j rounded to float and the product E_ij w_j
+ *   (the diagonal, w_i in double, is exact to double rounding);
  *   and in both
  *     + 4                          expf (within 2 ulp)
  *     + 512                        float additions after it: at most
@@ -706,6 +726,12 @@ static void single_error_bound(size_t n, const double *X, int l2, const double *
                                int usa, const double *vd, double *bound)
 {
     const double u = 0x1p-24;
+    double qmin = INFINITY, qmax = -INFINITY;
+    for (size_t j = 0; j < n; j++) {
+        const double q = s * (X[2 * j] * X[2 * j] + X[2 * j + 1] * X[2 * j + 1]);
+        qmin = fmin(qmin, q), qmax = fmax(qmax, q);
+    }
+    const int sym = l2 || (!A && !usa && 0.5 * (qmax - qmin) <= 87 - log((double)n) - 30 * M_LN2);
     double *L = malloc(2 * n * sizeof *L);
     for (size_t i = 0; i < n; i++)
         for (int k = 0; k < 2; k++)
@@ -720,15 +746,15 @@ static void single_error_bound(size_t n, const double *X, int l2, const double *
             const double p0 = s * fabs(L[2 * i] * X[2 * j]), p1 = s * fabs(L[2 * i + 1] * X[2 * j + 1]);
             const double C = l2 ? -0.5 * s * (d0 * d0 + d1 * d1)
                                 : s * (L[2 * i] * X[2 * j] + L[2 * i + 1] * X[2 * j + 1]);
-            const double e = exp(C - m);
+            const double e = exp(C - m), E = -0.5 * s * (d0 * d0 + d1 * d1);
             double r = 0;
-            if (C - m < -86)
+            if (sym ? E < -86 : C - m < -86)
                 r = 1.0;
-            else if (l2 && j != i)
+            else if (sym && j != i)
                 r = u * (s * (fabs(d0) * (fabs(X[2 * i]) + fabs(X[2 * j]))
                               + fabs(d1) * (fabs(X[2 * i + 1]) + fabs(X[2 * j + 1])))
-                         + 6 * fabs(C) + 4 + 512 + 2);
-            else if (!l2)
+                         + 6 * fabs(E) + 4 + 512 + 2 + (l2 ? 0 : 2));
+            else if (!sym)
                 r = u * (4 * (p0 + p1) + fabs(C - m) + 4 + 512 + 2);
             S += e;
             Bv += e * r;
@@ -752,8 +778,8 @@ static void single_error_bound(size_t n, const double *X, int l2, const double *
  * double's (the mode really is single). */
 static const double A_gen2[4] = {0.9, 0.4, -0.3, 1.1};
 
-static void check_single(size_t n, int l2, double eps, double beta, int usa, unsigned long seed,
-                         double scale)
+static void check_single_with(size_t n, int l2, const double *A, double eps, double beta, int usa,
+                              unsigned long seed, double scale)
 {
     const size_t d = 2;
     double *X = cloud(n, d, seed, scale);
@@ -761,7 +787,7 @@ static void check_single(size_t n, int l2, double eps, double beta, int usa, uns
     double *bound = malloc(n * d * sizeof *bound);
     af_flow_params p = af_flow_params_default(n, d);
     p.scores.kind = l2 ? AF_SCORES_L2 : AF_SCORES_DOT;
-    p.scores.A = l2 ? NULL : A_gen2;
+    p.scores.A = A;
     p.scores.eps = eps;
     p.scores.beta = beta;
     p.usa = usa;
@@ -784,6 +810,18 @@ static void check_single(size_t n, int l2, double eps, double beta, int usa, uns
     free(vs), free(vd), free(bound), free(X);
 }
 
+static void check_single(size_t n, int l2, double eps, double beta, int usa, unsigned long seed,
+                         double scale)
+{
+    check_single_with(n, l2, l2 ? NULL : A_gen2, eps, beta, usa, seed, scale);
+}
+
+/* SoftMax on dot scores with A (NULL: I). */
+static void check_single_a(size_t n, double eps, const double *A, unsigned long seed, double scale)
+{
+    check_single_with(n, 0, A, eps, 1.0, 0, seed, scale);
+}
+
 /* SoftMax and USA on L2 and dot scores (a general A), two threads,
  * n = 1100 (several blocks and tiles), near and far scores. */
 Test(backend_single, float_passes_within_error_bound)
@@ -795,6 +833,10 @@ Test(backend_single, float_passes_within_error_bound)
             /* USA on dot scores: beta small enough for float exp(C) */
             check_single(1100, 0, e ? 0.05 : 0.5, usa ? 0.02 : 1.0, usa, 14, 2.0);
         }
+    /* dot scores with A = I: the symmetric pass (eps 0.5: range of s |x|^2
+     * ~ 16), the general one (eps 0.05: ~ 160, too wide for float weights) */
+    for (int e = 0; e < 2; e++)
+        check_single_a(1100, e ? 0.05 : 0.5, NULL, 15, 2.0);
     omp_set_num_threads(1);
 }
 

@@ -28,11 +28,13 @@
  * self-scores, af_attn_marginals) in place of the symmetric path's
  * accumulators, which a fixed-count solve never allocates: counted once in
  * af__sinkhorn_bytes. The float copy of X^T (single precision) is counted
- * whatever the precision (bytes() does not know it): 4 d n. */
+ * and the weights of the symmetric pass in float (single precision) are
+ * counted whatever the precision (bytes() does not know it): 4 (d + 1) n;
+ * the weights in double 8 n. */
 static double tiled_bytes(size_t n, size_t d, af_attn_norm norm, int threads)
 {
     const double N = (double)n, D = (double)d;
-    return 4.0 * D * N + (norm == AF_ATTN_SINKHORN ? af__sinkhorn_bytes(n, n, d, threads, 1)
+    return 4.0 * (D + 1) * N + 8.0 * N + (norm == AF_ATTN_SINKHORN ? af__sinkhorn_bytes(n, n, d, threads, 1)
                                                    : 8.0 * threads * (D + 1) * N);
 }
 
@@ -52,8 +54,10 @@ static af_status tiled_init(af_attn_ws *ws)
         return af_error(AF_ENOMEM, "attention: out of memory (tiled backend, n = %zu)", n);
     if (ws->p.norm != AF_ATTN_SINKHORN && ensure_accumulators(ws))
         return AF_ENOMEM;
-    if (ws->p.precision == AF_PRECISION_SINGLE
-        && !(ws->Xtf = malloc(ws->p.d * n * sizeof *ws->Xtf)))
+    const int single = ws->p.precision == AF_PRECISION_SINGLE;
+    if (!(ws->symw = malloc(n * sizeof *ws->symw))
+        || (single && !(ws->Xtf = malloc(ws->p.d * n * sizeof *ws->Xtf)))
+        || (single && !(ws->symwf = malloc(n * sizeof *ws->symwf))))
         return af_error(AF_ENOMEM, "attention: out of memory (tiled backend, n = %zu)", n);
     return AF_SUCCESS;
 }
@@ -62,6 +66,8 @@ static void tiled_release(af_attn_ws *ws)
 {
     free(ws->acc);
     free(ws->Xtf);
+    free(ws->symw);
+    free(ws->symwf);
 }
 
 /* Per-thread column accumulators (d + 1 rows of n each), cleared. */
@@ -356,7 +362,7 @@ static af_status tiled_softmax(af_attn_ws *ws, const double *X, double *KX)
     const int usa = ws->p.norm == AF_ATTN_USA;
     af__attn_prepare(ws, X, 1);
     float_coordinates(ws);
-    const int bad = af__tiled_sym_l2_applies(ws) ? af__tiled_softmax_sym_l2(ws, usa, KX)
+    const int bad = af__tiled_sym_prepare(ws, usa) ? af__tiled_softmax_sym(ws, usa, KX)
                                                  : rows_times_x(ws, NULL, NULL, !usa,
                                                                 1.0 / (double)n, KX);
     if (bad)
@@ -403,13 +409,13 @@ static af_status tiled_apply(af_attn_ws *ws, double *KX)
     const double *f = af_sinkhorn_f(sk), *g = af_sinkhorn_g(sk);
     const int rows_last = !sk->type->symmetric && !sk->next_is_row;
     float_coordinates(ws);
-    if (rows_last && all_zero(n, g) && af__tiled_sym_l2_applies(ws)) {
+    if (rows_last && all_zero(n, g) && af__tiled_sym_prepare(ws, 0)) {
         /* the row SoftMax of C + 0 = C (one normalisation from g = 0):
          * SoftMax's own pass, so that the result is SoftMax bit for bit */
         af_status st = ensure_accumulators(ws);
         if (st)
             return st;
-        bad = af__tiled_softmax_sym_l2(ws, 0, KX);
+        bad = af__tiled_softmax_sym(ws, 0, KX);
     } else {
         /* rows last from g = 0: C + g == C, so no g (SoftMax's own pass) */
         bad = rows_times_x(ws, rows_last && all_zero(n, g) ? NULL : g, f, rows_last, 1.0, KX);
