@@ -2,8 +2,8 @@
  * USA and K X from Sinkhorn potentials run one fused pass per block of rows
  * over L1-sized column tiles (block_pass: scores, exp, sum and K X of a
  * tile together, the shift a running row maximum); on L2 self-scores
- * (d = 2) the upper triangle only, each exp serving two rows
- * (softmax_sym_tiled.c). The energy's marginals
+ * and SoftMax on dot self-scores with A = I (d = 2) the upper triangle
+ * only, each exp serving two rows (softmax_sym_tiled.c). The energy's marginals
  * and the SoftMax column sums regenerate one score row at a time into a
  * per-thread n-vector (0.8 MB at n = 1e5). Sinkhorn runs af_sinkhorn on the
  * same row generator: the alternating iteration in log space (one pass of
@@ -13,8 +13,8 @@
  *
  * SoftMax and the Sinkhorn output after a row normalisation go through the
  * same block_pass (with g = 0 after one normalisation, C + g == C exactly),
- * so a single Sinkhorn normalisation gives SoftMax bit for bit (on L2
- * self-scores both take the symmetric pass). The SoftMax
+ * so a single Sinkhorn normalisation gives SoftMax bit for bit (where
+ * SoftMax takes the symmetric pass, so does that output). The SoftMax
  * and K X blocks cover this rank's rows [row_begin, row_end) only. */
 #include "core/af_simd_math.h"
 #include <omp.h>
@@ -23,19 +23,19 @@
 #include "backend_internal.h"
 
 /* Column accumulators (T (d + 1) n doubles): allocated with a SoftMax /
- * USA workspace (the symmetric L2 pass, softmax_sym_tiled.c); a Sinkhorn
- * workspace takes them on first use (its one-normalisation output on L2
- * self-scores, af_attn_marginals) in place of the symmetric path's
- * accumulators, which a fixed-count solve never allocates: counted once in
- * af__sinkhorn_bytes. The float copy of X^T (single precision) is counted
- * and the weights of the symmetric pass in float (single precision) are
- * counted whatever the precision (bytes() does not know it): 4 (d + 1) n;
- * the weights in double 8 n. */
+ * USA workspace (the symmetric pass, softmax_sym_tiled.c); a Sinkhorn
+ * workspace takes them on first use (its one-normalisation output on
+ * symmetric self-scores, af_attn_marginals) in place of the symmetric
+ * path's accumulators, which a fixed-count solve never allocates: counted
+ * once in af__sinkhorn_bytes. Besides: the symmetric pass's weights (8 n),
+ * and the float copies of X^T and of the weights (4 (d + 1) n, counted
+ * whatever the precision: bytes() does not know it). */
 static double tiled_bytes(size_t n, size_t d, af_attn_norm norm, int threads)
 {
     const double N = (double)n, D = (double)d;
-    return 4.0 * (D + 1) * N + 8.0 * N + (norm == AF_ATTN_SINKHORN ? af__sinkhorn_bytes(n, n, d, threads, 1)
-                                                   : 8.0 * threads * (D + 1) * N);
+    const double own = norm == AF_ATTN_SINKHORN ? af__sinkhorn_bytes(n, n, d, threads, 1)
+                                                : 8.0 * threads * (D + 1) * N;
+    return own + 8.0 * N + 4.0 * (D + 1) * N;
 }
 
 /* ws->acc, allocated if it is not yet (not cleared). */
