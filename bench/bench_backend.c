@@ -9,16 +9,22 @@
  *
  * Lines: name value unit baseline ratio.
  *   exp_bound_double / _float          ns per exp, all threads (baseline: 1 thread)
- *   tiled_softmax_velocity_n*_d2       s; baseline the bound n^2 exps; ratio time/bound
+ *   tiled_softmax_velocity_n*_d2       s, heat case (L2 self-scores: the symmetric pass,
+ *                                      n (n - 1) / 2 exps); baseline the bound n^2 exps
+ *                                      (the issue's yardstick); ratio time/bound
+ *   tiled_softmax_velocity_dot_*       the same on dot scores (eps 1, A = I: the general
+ *                                      pass, running row maxima, n^2 exps)
  *   tiled_sinkhorn_step_n*_d2          s per warm-started Euler step (Sinkhorn tol 1e-9,
  *                                      L2 scores eps 0.05 as the heat case); its iterations;
  *                                      ratio to the bound of (iterations + 1) n (n + 1) / 2
  *                                      exps (symmetric scores: half the pairs per pass)
  *   dense_*_step_n10000_d2             dense backend, s per step (numpy beside it: bench_flow)
  *   tiled_*_step_n10000_d2             tiled, same step, ratio tiled / dense
- *   tiled_softmax_velocity_single_*    float32 exps: ratio to the float bound; speed-up over
- *                                      double in the same run
- *   single_velocity_relerr_*, *_sinkhorn_marginal_floor_*: accuracy of single precision
+ *   tiled_softmax_velocity_single_*    float32 pass: ratio to the float bound (n^2 float
+ *                                      exps); speed-up over double in the same run
+ *   single_velocity_relerr_*, *_sinkhorn_marginal_floor_*: accuracy of single precision;
+ *   single_heat_velocity_relerr_*      the same for the heat-case velocity timed above
+ *                                      (-2/eps (K X - x): K X's error times 40)
  * Environment: BENCH_BACKEND_N (SoftMax velocity, default 100000),
  * BENCH_BACKEND_SK_N (Sinkhorn step, default 20000; 100000 takes minutes). */
 #include <math.h>
@@ -132,6 +138,31 @@ static double step_time(const af_backend_type *b, af_flow_norm norm, size_t n, s
     return sec;
 }
 
+/* Seconds of one tiled SoftMax velocity: the heat case (L2 scores,
+ * eps = 0.05, field -2 / eps with skip, as the steps below) or dot scores
+ * (eps = 1, A = I). */
+static double velocity_time(size_t n, int heat, af_precision prec, const double *X, double *V)
+{
+    af_flow_params p = af_flow_params_default(n, 2);
+    p.backend = af_backend_tiled;
+    p.precision = prec;
+    if (heat) {
+        p.scores.kind = AF_SCORES_L2;
+        p.scores.eps = 0.05;
+        p.value = -2.0 / 0.05;
+        p.skip = 1;
+    }
+    af_flow_ws *ws = af_flow_alloc(&p);
+    double t0 = now();
+    if (!ws || af_flow_velocity(ws, X, V)) {
+        fprintf(stderr, "bench_backend: %s\n", af_last_error());
+        exit(1);
+    }
+    double sec = now() - t0;
+    af_flow_free(ws);
+    return sec;
+}
+
 /* Single against double on the same tiled problem: velocity relative
  * error (SoftMax and Sinkhorn), and the Sinkhorn marginal error floor of
  * the alternating path (non-symmetric dot scores, 400 normalisations). */
@@ -199,23 +230,34 @@ int main(void)
     printf("exp_float_vs_double %.4g ns/exp %.4g %.2f\n", ef, ed, ed / ef);
     fflush(stdout);
 
-    /* SoftMax velocity: n^2 exps */
+    /* SoftMax velocity, heat case (L2 self-scores: the symmetric pass),
+     * double and single; then dot scores (the general pass) */
     {
         const size_t n = n_soft, d = 2;
-        af_flow_params p = af_flow_params_default(n, d);
-        p.backend = af_backend_tiled;
-        af_flow_ws *ws = af_flow_alloc(&p);
-        double *X = gaussian(n, d), *V = malloc(n * d * sizeof *V);
-        if (!ws || !V)
-            return 1;
-        double t0 = now();
-        if (af_flow_velocity(ws, X, V))
-            return 1;
-        double sec = now() - t0, bound = (double)n * n * ed * 1e-9;
-        printf("tiled_softmax_velocity_n%zu_d2 %.4g s %.4g %.2f\n", n, sec, bound, sec / bound);
-        af_flow_free(ws);
-        free(X);
-        free(V);
+        double *X = gaussian(n, d), *V[2];
+        double sec[2];
+        for (int prec = 0; prec < 2; prec++) {
+            V[prec] = malloc(n * d * sizeof *V[prec]);
+            sec[prec] = velocity_time(n, 1, (af_precision)prec, X, V[prec]);
+        }
+        const double bd = (double)n * n * ed * 1e-9, bf = (double)n * n * ef * 1e-9;
+        printf("tiled_softmax_velocity_n%zu_d2 %.4g s %.4g %.2f\n", n, sec[0], bd, sec[0] / bd);
+        printf("tiled_softmax_velocity_single_n%zu_d2 %.4g s %.4g %.2f\n", n, sec[1], bf,
+               sec[1] / bf);
+        printf("tiled_softmax_single_speedup_n%zu_d2 %.4g s %.4g %.2f\n", n, sec[1], sec[0],
+               sec[0] / sec[1]);
+        double e = 0, m = 0;
+        for (size_t k = 0; k < n * d; k++)
+            e = fmax(e, fabs(V[1][k] - V[0][k])), m = fmax(m, fabs(V[0][k]));
+        printf("single_heat_velocity_relerr_softmax_n%zu %.3g rel nan nan\n", n, e / m);
+        fflush(stdout);
+        for (int prec = 0; prec < 2; prec++)
+            sec[prec] = velocity_time(n, 0, (af_precision)prec, X, V[prec]);
+        printf("tiled_softmax_velocity_dot_n%zu_d2 %.4g s %.4g %.2f\n", n, sec[0], bd,
+               sec[0] / bd);
+        printf("tiled_softmax_velocity_dot_single_n%zu_d2 %.4g s %.4g %.2f\n", n, sec[1], bf,
+               sec[1] / bf);
+        free(X), free(V[0]), free(V[1]);
         fflush(stdout);
     }
     /* warm-started tiled Sinkhorn step */
@@ -230,31 +272,7 @@ int main(void)
         printf("tiled_sinkhorn_iters_n%zu_d2 %.3g iters/step nan nan\n", n, it);
         fflush(stdout);
     }
-    /* single precision: speed and accuracy */
-    {
-        const size_t n = n_soft, d = 2;
-        double sec[2];
-        for (int prec = 0; prec < 2; prec++) {
-            af_flow_params p = af_flow_params_default(n, d);
-            p.backend = af_backend_tiled;
-            p.precision = (af_precision)prec;
-            af_flow_ws *ws = af_flow_alloc(&p);
-            double *X = gaussian(n, d), *V = malloc(n * d * sizeof *V);
-            double t0 = now();
-            if (!ws || !V || af_flow_velocity(ws, X, V))
-                return 1;
-            sec[prec] = now() - t0;
-            af_flow_free(ws);
-            free(X);
-            free(V);
-        }
-        const double bound = (double)n * n * ef * 1e-9;
-        printf("tiled_softmax_velocity_single_n%zu_d2 %.4g s %.4g %.2f\n", n, sec[1], bound,
-               sec[1] / bound);
-        printf("tiled_softmax_single_speedup_n%zu_d2 %.4g s %.4g %.2f\n", n, sec[1], sec[0],
-               sec[0] / sec[1]);
-        accuracy(2000);
-    }
+    accuracy(2000);
     /* dense vs tiled at n = 1e4 */
     for (int norm = 0; norm < 2; norm++) {
         const size_t n = 10000;

@@ -192,10 +192,14 @@ Test(backend_tiled, row_tiles_and_running_max_match_dense)
     const size_t n = 1100, d = 2;
     double *X = cloud(n, d, 21, 2.0);
     qsort(X, n, d * sizeof *X, by_first);
+    static const double A2[4] = {0.9, 0.4, -0.3, 1.1};
     for (int kind = 0; kind < 2; kind++)
-        for (int variant = 0; variant < 3; variant++) {
+        for (int variant = 0; variant < 4; variant++) {
             af_flow_params p = af_flow_params_default(n, d);
             p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+            /* variant 3: SoftMax with a general A (dot scores with A = I
+             * take the symmetric pass, which needs no running maximum) */
+            p.scores.A = variant == 3 ? A2 : NULL;
             /* USA is not normalised: velocities ~ exp(max C); eps 4 keeps
              * them O(1) so that 1e-12 is a relative bound here too */
             p.scores.eps = variant == 1 ? 4.0 : 0.5;
@@ -332,6 +336,42 @@ Test(backend_tiled, two_threads_match_dense)
     omp_set_num_threads(1);
 }
 
+/* Self-scores, d = 2: the upper-triangle pass (each exp serving row i
+ * and row j, no running maximum; softmax_sym_tiled.c) with two threads and
+ * n = 1100, not a multiple of its 16-row blocks or 512-column tiles, at an
+ * eps where many terms are flushed (score range ~ 200 at eps 0.05);
+ * SoftMax and USA against the dense backend. */
+Test(backend_tiled, symmetric_l2_pass_matches_dense)
+{
+    omp_set_num_threads(2);
+    const size_t n = 1100, d = 2;
+    double *X = cloud(n, d, 31, 2.0);
+    for (int usa = 0; usa < 2; usa++)
+        for (int e = 0; e < 2; e++) {
+            af_flow_params p = af_flow_params_default(n, d);
+            p.scores.kind = AF_SCORES_L2;
+            p.scores.eps = e ? 0.05 : 0.5;
+            p.scores.beta = usa ? 0.3 : 1.0;
+            p.usa = usa;
+            p.integrator = AF_FLOW_EULER;
+            char what[64];
+            snprintf(what, sizeof what, "symmetric L2 usa %d eps %g", usa, p.scores.eps);
+            same_flow(&p, X, 2, 0.01, 1e-12, what);
+        }
+    /* SoftMax on dot scores with A = I: the same pass with column weights
+     * (score range ~ 16 and ~ 160) */
+    for (int e = 0; e < 2; e++) {
+        af_flow_params p = af_flow_params_default(n, d);
+        p.scores.eps = e ? 0.05 : 0.5;
+        p.integrator = AF_FLOW_EULER;
+        char what[64];
+        snprintf(what, sizeof what, "symmetric dot eps %g", p.scores.eps);
+        same_flow(&p, X, 2, 0.01, 1e-12, what);
+    }
+    free(X);
+    omp_set_num_threads(1);
+}
+
 /* Sinkhorn with one normalisation against SoftMax on the tiled backend,
  * compared bit for bit, at the given precision. */
 static void check_count_one(af_precision prec)
@@ -360,6 +400,46 @@ static void check_count_one(af_precision prec)
 Test(backend_tiled, one_normalisation_is_softmax_bit_for_bit)
 {
     check_count_one(AF_PRECISION_DOUBLE);
+}
+
+/* The same with d = 2, two threads, n = 1100: on L2 self-scores and dot
+ * scores with A = I (the symmetric SoftMax pass: the one-normalisation
+ * output must take it too) and on dot scores with a general A (single
+ * precision: the float tile step, which the output must reach with g = 0
+ * as no g). */
+static void check_count_one_d2(af_precision prec)
+{
+    omp_set_num_threads(2);
+    const size_t n = 1100, d = 2;
+    static const double A2[4] = {0.9, 0.4, -0.3, 1.1};
+    double *X = cloud(n, d, 8, 1.5);
+    for (int l2 = 0; l2 < 3; l2++) { /* dot with A, L2, dot with A = I */
+        af_flow_params p = af_flow_params_default(n, d);
+        p.scores.kind = l2 == 1 ? AF_SCORES_L2 : AF_SCORES_DOT;
+        p.scores.A = l2 == 0 ? A2 : NULL;
+        p.scores.eps = 0.1;
+        p.precision = prec;
+        af_flow_ws *ws = alloc_on(p, af_backend_tiled);
+        p.norm = AF_FLOW_SINKHORN;
+        p.sinkhorn.iters = 1;
+        af_flow_ws *wk = alloc_on(p, af_backend_tiled);
+        double *vs = malloc(n * d * sizeof *vs), *vk = malloc(n * d * sizeof *vk);
+        cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS);
+        cr_assert(af_flow_velocity(wk, X, vk) == AF_SUCCESS);
+        cr_expect(memcmp(vs, vk, n * d * sizeof *vs) == 0, "precision %d l2 %d: one "
+                  "normalisation differs from SoftMax by %.3g", (int)prec, l2,
+                  fx_max_abs_diff(n * d, vs, vk));
+        af_flow_free(ws);
+        af_flow_free(wk);
+        free(vs), free(vk);
+    }
+    free(X);
+    omp_set_num_threads(1);
+}
+
+Test(backend_tiled, one_normalisation_is_d2_softmax_bit_for_bit)
+{
+    check_count_one_d2(AF_PRECISION_DOUBLE);
 }
 
 /* Potentials and paths: alternating (log space), symmetric (scaling form
@@ -552,7 +632,7 @@ Test(backend_tiled, observables_match_dense)
     free(X);
 }
 
-/* ---- single precision (float32 exps, double sums) ---- */
+/* ---- single precision (float32 exps and SoftMax/USA scores, sums accumulated in double) ---- */
 
 static double rel_err(size_t m, const double *a, const double *ref)
 {
@@ -569,61 +649,202 @@ Test(backend_single, one_normalisation_is_single_softmax_bit_for_bit)
     check_count_one(AF_PRECISION_SINGLE);
 }
 
+Test(backend_single, one_normalisation_is_d2_single_softmax_bit_for_bit)
+{
+    check_count_one_d2(AF_PRECISION_SINGLE);
+}
+
 /* README bound: velocity relative error below 1e-7 (float32 rounding of each
- * exp is 6e-8 relative; the sums are double), for SoftMax and Sinkhorn
- * (single run to tol 1e-7); and it is not exactly double (the mode really
- * is single). */
+ * exp is 6e-8 relative; the scores and sums are double) for Sinkhorn (single
+ * run to tol 1e-7), whose passes keep the scores in double; and it is not
+ * exactly double (the mode really is single). SoftMax and USA (float
+ * scores) have their own bound below. */
 Test(backend_single, velocity_within_documented_bound)
 {
     const size_t n = 200, d = 2;
     double *X = cloud(n, d, 13, 1.0);
     double *vs = malloc(n * d * sizeof *vs), *vd = malloc(n * d * sizeof *vd);
-    for (int norm = 0; norm < 2; norm++)
-        for (int kind = 0; kind < 2; kind++) {
-            af_flow_params p = af_flow_params_default(n, d);
-            p.norm = norm ? AF_FLOW_SINKHORN : AF_FLOW_SOFTMAX;
-            p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
-            p.scores.A = kind ? NULL : A_gen + 0; /* 2 x 2 block of a general A */
-            p.scores.eps = 0.2;
-            p.sinkhorn.tol = 1e-10;
-            af_flow_ws *wd = alloc_on(p, af_backend_tiled);
-            p.precision = AF_PRECISION_SINGLE;
-            p.sinkhorn.tol = 1e-7; /* above the alternating path's floor (~1e-8, README) */
-            af_flow_ws *ws = alloc_on(p, af_backend_tiled);
-            cr_assert(af_flow_velocity(wd, X, vd) == AF_SUCCESS, "%s", af_last_error());
-            cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS, "%s", af_last_error());
-            double e = rel_err(n * d, vs, vd);
-            cr_expect(e < 1e-7 && e > 0, "norm %d kind %d: relative error %.3g", norm, kind, e);
-            af_flow_free(wd);
-            af_flow_free(ws);
-        }
+    for (int kind = 0; kind < 2; kind++) {
+        af_flow_params p = af_flow_params_default(n, d);
+        p.norm = AF_FLOW_SINKHORN;
+        p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+        p.scores.A = kind ? NULL : A_gen + 0; /* 2 x 2 block of a general A */
+        p.scores.eps = 0.2;
+        p.sinkhorn.tol = 1e-10;
+        af_flow_ws *wd = alloc_on(p, af_backend_tiled);
+        p.precision = AF_PRECISION_SINGLE;
+        p.sinkhorn.tol = 1e-7; /* above the alternating path's floor (~1e-8, README) */
+        af_flow_ws *ws = alloc_on(p, af_backend_tiled);
+        cr_assert(af_flow_velocity(wd, X, vd) == AF_SUCCESS, "%s", af_last_error());
+        cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS, "%s", af_last_error());
+        double e = rel_err(n * d, vs, vd);
+        cr_expect(e < 1e-7 && e > 0, "sinkhorn kind %d: relative error %.3g", kind, e);
+        af_flow_free(wd);
+        af_flow_free(ws);
+    }
     free(vs);
     free(vd);
     free(X);
 }
 
-/* Float exp arguments below -87 (eps small, L2 scores): flushed to 0 in
- * the tiled pass; still within the documented single bound of double. */
-Test(backend_single, flushed_far_terms_within_documented_bound)
+/* The error bound of the float passes (softmax_sym_tiled.c for L2
+ * self-scores, dot_tile_float in backend_tiled.c for dot scores; docs),
+ * first order in the float unit roundoff u = 2^-24, term by term. A term
+ * e_ij = exp(C_ij - m_i) (m_i: the row maximum for SoftMax on dot scores,
+ * else 0) is perturbed relatively by at most r_ij = u times
+ *   L2, C_ij = -(s/2) |x_i - x_j|^2 (j != i; the diagonal is exact):
+ *     s sum_k |x_ik - x_jk| (|x_ik| + |x_jk|)  coordinates rounded to float,
+ *                                  each difference moved by u (|x_ik| + |x_jk|)
+ *     + 6 |C_ij|                   subtractions (2 u |C|), squares, sum, h;
+ *   dot, C_ij = s L_i . x_j (L = X A):
+ *     4 s sum_k |L_ik x_jk|        s L_ik and x_jk rounded to float, the
+ *                                  product and the fused sum
+ *     + |C_ij - m_i|               the shifted argument rounded;
+ *   dot with A = I on the symmetric pass (sym: when the range of s |x|^2
+ *   allows, the rule of af__tiled_sym_prepare), terms E_ij w_j with
+ *   E_ij = exp(-(s/2) |x_i - x_j|^2): the L2 terms with C_ij replaced by
+ *   that exponent, + 2 for w_j rounded to float and the product E_ij w_j
+ *   (the diagonal, w_i in double, is exact to double rounding);
+ *   and in both
+ *     + 4                          expf (within 2 ulp)
+ *     + 512                        float additions after it: at most
+ *                                  511 in a tile's row sum (512 terms, in
+ *                                  any order: whatever the vector width,
+ *                                  scalar builds included), 16 in an L2
+ *                                  block's column sum; then doubles
+ *     + 2                          the float coordinate of a K X term and
+ *                                  its product;
+ * a term with C_ij - m_i < -86 may be flushed: r_ij = 1. SoftMax
+ * v_i = N_i / S_i then moves by at most sum_j w_ij r_ij (|x_jk| + |v_ik|)
+ * (w = e / S), USA v_i = N_i / n by (1 / n) sum_j e_ij r_ij |x_jk|. The
+ * factor 1.01 covers the second-order terms (r_ij < 1e-4 unless flushed).
+ * (The 16-lane sums of an AVX-512 build add at most 512 / 16 + 15 + 4
+ * times after a term; the bound does not count on it.)
+ * Fills bound (n x 2) and checks that vd is the velocity the bound is
+ * about (K X from the double pass, to 1e-12). A: 2 x 2 (dot) or NULL. */
+static void single_error_bound(size_t n, const double *X, int l2, const double *A, double s,
+                               int usa, const double *vd, double *bound)
 {
-    const size_t n = 600, d = 2;
-    double *X = cloud(n, d, 23, 1.0);
+    const double u = 0x1p-24;
+    double qmin = INFINITY, qmax = -INFINITY;
+    for (size_t j = 0; j < n; j++) {
+        const double q = s * (X[2 * j] * X[2 * j] + X[2 * j + 1] * X[2 * j + 1]);
+        qmin = fmin(qmin, q), qmax = fmax(qmax, q);
+    }
+    const int sym = l2 || (!A && !usa && 0.5 * (qmax - qmin) <= 87 - log((double)n) - 30 * M_LN2);
+    double *L = malloc(2 * n * sizeof *L);
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < 2; k++)
+            L[2 * i + k] = A ? X[2 * i] * A[k] + X[2 * i + 1] * A[2 + k] : X[2 * i + k];
+    for (size_t i = 0; i < n; i++) {
+        double m = 0;
+        for (size_t j = 0; !l2 && !usa && j < n; j++)
+            m = fmax(j ? m : -INFINITY, s * (L[2 * i] * X[2 * j] + L[2 * i + 1] * X[2 * j + 1]));
+        double S = 0, KX[2] = {0, 0}, B[2] = {0, 0}, Bv = 0;
+        for (size_t j = 0; j < n; j++) {
+            const double d0 = X[2 * i] - X[2 * j], d1 = X[2 * i + 1] - X[2 * j + 1];
+            const double p0 = s * fabs(L[2 * i] * X[2 * j]), p1 = s * fabs(L[2 * i + 1] * X[2 * j + 1]);
+            const double C = l2 ? -0.5 * s * (d0 * d0 + d1 * d1)
+                                : s * (L[2 * i] * X[2 * j] + L[2 * i + 1] * X[2 * j + 1]);
+            const double e = exp(C - m), E = -0.5 * s * (d0 * d0 + d1 * d1);
+            double r = 0;
+            if (sym ? E < -86 : C - m < -86)
+                r = 1.0;
+            else if (sym && j != i)
+                r = u * (s * (fabs(d0) * (fabs(X[2 * i]) + fabs(X[2 * j]))
+                              + fabs(d1) * (fabs(X[2 * i + 1]) + fabs(X[2 * j + 1])))
+                         + 6 * fabs(E) + 4 + 512 + 2 + (l2 ? 0 : 2));
+            else if (!sym)
+                r = u * (4 * (p0 + p1) + fabs(C - m) + 4 + 512 + 2);
+            S += e;
+            Bv += e * r;
+            for (int k = 0; k < 2; k++) {
+                KX[k] += e * X[2 * j + k];
+                B[k] += e * r * fabs(X[2 * j + k]);
+            }
+        }
+        for (int k = 0; k < 2; k++) {
+            const double v = usa ? KX[k] / (double)n : KX[k] / S;
+            cr_assert(fabs(vd[2 * i + k] - v) <= 1e-12 * (1 + fabs(v)), "token %zu: %.17g vs %.17g",
+                      i, vd[2 * i + k], v);
+            bound[2 * i + k] = 1.01 * (usa ? B[k] / (double)n : (B[k] + Bv * fabs(v)) / S);
+        }
+    }
+    free(L);
+}
+
+/* Single against double on the float passes, checked component by
+ * component against single_error_bound; and the single result is not
+ * double's (the mode really is single). */
+static const double A_gen2[4] = {0.9, 0.4, -0.3, 1.1};
+
+static void check_single_with(size_t n, int l2, const double *A, double eps, double beta, int usa,
+                              unsigned long seed, double scale)
+{
+    const size_t d = 2;
+    double *X = cloud(n, d, seed, scale);
     double *vs = malloc(n * d * sizeof *vs), *vd = malloc(n * d * sizeof *vd);
+    double *bound = malloc(n * d * sizeof *bound);
     af_flow_params p = af_flow_params_default(n, d);
-    p.scores.kind = AF_SCORES_L2;
-    p.scores.eps = 0.01; /* score range ~800 */
+    p.scores.kind = l2 ? AF_SCORES_L2 : AF_SCORES_DOT;
+    p.scores.A = A;
+    p.scores.eps = eps;
+    p.scores.beta = beta;
+    p.usa = usa;
     af_flow_ws *wd = alloc_on(p, af_backend_tiled);
     p.precision = AF_PRECISION_SINGLE;
     af_flow_ws *ws = alloc_on(p, af_backend_tiled);
     cr_assert(af_flow_velocity(wd, X, vd) == AF_SUCCESS, "%s", af_last_error());
     cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS, "%s", af_last_error());
-    double e = rel_err(n * d, vs, vd);
-    cr_expect(e < 1e-7 && e > 0, "relative error %.3g", e);
+    single_error_bound(n, X, l2, p.scores.A, beta / eps, usa, vd, bound);
+    size_t worst = 0;
+    double ratio = 0;
+    for (size_t k = 0; k < n * d; k++)
+        if (fabs(vs[k] - vd[k]) > ratio * bound[k])
+            ratio = fabs(vs[k] - vd[k]) / bound[k], worst = k;
+    cr_expect(ratio <= 1.0, "n %zu l2 %d eps %g usa %d: component %zu off by %.3g, bound %.3g", n,
+              l2, eps, usa, worst, fabs(vs[worst] - vd[worst]), bound[worst]);
+    cr_expect(fx_max_abs_diff(n * d, vs, vd) > 0, "single equals double");
     af_flow_free(wd);
     af_flow_free(ws);
-    free(vs);
-    free(vd);
-    free(X);
+    free(vs), free(vd), free(bound), free(X);
+}
+
+static void check_single(size_t n, int l2, double eps, double beta, int usa, unsigned long seed,
+                         double scale)
+{
+    check_single_with(n, l2, l2 ? NULL : A_gen2, eps, beta, usa, seed, scale);
+}
+
+/* SoftMax on dot scores with A (NULL: I). */
+static void check_single_a(size_t n, double eps, const double *A, unsigned long seed, double scale)
+{
+    check_single_with(n, 0, A, eps, 1.0, 0, seed, scale);
+}
+
+/* SoftMax and USA on L2 and dot scores (a general A), two threads,
+ * n = 1100 (several blocks and tiles), near and far scores. */
+Test(backend_single, float_passes_within_error_bound)
+{
+    omp_set_num_threads(2);
+    for (int usa = 0; usa < 2; usa++)
+        for (int e = 0; e < 2; e++) {
+            check_single(1100, 1, e ? 0.05 : 0.5, 1.0, usa, 13, 2.0);
+            /* USA on dot scores: beta small enough for float exp(C) */
+            check_single(1100, 0, e ? 0.05 : 0.5, usa ? 0.02 : 1.0, usa, 14, 2.0);
+        }
+    /* dot scores with A = I: the symmetric pass (eps 0.5: range of s |x|^2
+     * ~ 16), the general one (eps 0.05: ~ 160, too wide for float weights) */
+    for (int e = 0; e < 2; e++)
+        check_single_a(1100, e ? 0.05 : 0.5, NULL, 15, 2.0);
+    omp_set_num_threads(1);
+}
+
+/* Float exp arguments below -87 (eps small, L2 scores): flushed to 0 in
+ * the tiled pass; still within the error bound. */
+Test(backend_single, flushed_far_terms_within_error_bound)
+{
+    check_single(600, 1, 0.01, 1.0, 0, 23, 1.0); /* score range ~800 */
 }
 
 /* Equiangular tokens on the sphere (n = 8, d = 8, beta = 1, rho0 = 0.1):

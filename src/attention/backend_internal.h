@@ -63,7 +63,11 @@ struct af_attn_ws {
     size_t tile;
     double *K;            /* n x n, on first use (marginals) */
     /* tiled */
-    double *acc;          /* nthreads x (d + 1) x n column accumulators, on first use */
+    double *acc;          /* nthreads x (d + 1) x n column accumulators (SoftMax / USA:
+                           * allocated with the workspace; otherwise on first use) */
+    float *Xtf;           /* d x n: X^T in float (single precision only) */
+    double *symw;         /* n: column weights of the symmetric pass */
+    float *symwf;         /* n: the same in float (single precision only) */
     /* pm */
     af_pm_attn *pm;       /* the particle-mesh attention (attnflow/pm.h) */
     int pm_solved;        /* its potentials are those of a Sinkhorn solve of X */
@@ -80,6 +84,16 @@ double af__attn_common_bytes(size_t n, size_t d, int threads);
 /* Bytes of a Sinkhorn workspace: stored (K0) or matrix-free (with the
  * symmetric path's accumulators for p = d right-hand sides). */
 double af__sinkhorn_bytes(size_t n, size_t m, size_t d, int threads, int matrix_free);
+
+/* Tiled SoftMax / USA on symmetric self-scores (softmax_sym_tiled.c):
+ * af__tiled_sym_prepare says whether the upper-triangle pass applies (d = 2,
+ * s > 0, one process; L2 scores, or SoftMax on dot scores with A = I whose
+ * squared norms s |x|^2 span a range the precision can weight) and sets
+ * its column weights; then the pass itself (after af__attn_prepare with
+ * X^T; needs ws->acc of nthreads x 3 n, and ws->Xtf filled in single
+ * precision). Returns nonzero if a row is not finite. */
+int af__tiled_sym_prepare(af_attn_ws *ws, int usa);
+int af__tiled_softmax_sym(af_attn_ws *ws, int usa, double *KX);
 
 extern const af_backend_type af_backend_type_dense;
 extern const af_backend_type af_backend_type_tiled;

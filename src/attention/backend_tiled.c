@@ -1,7 +1,9 @@
 /* The tiled (matrix-free) backend: nothing n x n is ever stored. SoftMax,
  * USA and K X from Sinkhorn potentials run one fused pass per block of rows
  * over L1-sized column tiles (block_pass: scores, exp, sum and K X of a
- * tile together, the shift a running row maximum). The energy's marginals
+ * tile together, the shift a running row maximum); on L2 self-scores
+ * and SoftMax on dot self-scores with A = I (d = 2) the upper triangle
+ * only, each exp serving two rows (softmax_sym_tiled.c). The energy's marginals
  * and the SoftMax column sums regenerate one score row at a time into a
  * per-thread n-vector (0.8 MB at n = 1e5). Sinkhorn runs af_sinkhorn on the
  * same row generator: the alternating iteration in log space (one pass of
@@ -11,7 +13,8 @@
  *
  * SoftMax and the Sinkhorn output after a row normalisation go through the
  * same block_pass (with g = 0 after one normalisation, C + g == C exactly),
- * so a single Sinkhorn normalisation gives SoftMax bit for bit. The SoftMax
+ * so a single Sinkhorn normalisation gives SoftMax bit for bit (where
+ * SoftMax takes the symmetric pass, so does that output). The SoftMax
  * and K X blocks cover this rank's rows [row_begin, row_end) only. */
 #include "core/af_simd_math.h"
 #include <omp.h>
@@ -19,9 +22,29 @@
 #include <string.h>
 #include "backend_internal.h"
 
+/* Column accumulators (T (d + 1) n doubles): allocated with a SoftMax /
+ * USA workspace (the symmetric pass, softmax_sym_tiled.c); a Sinkhorn
+ * workspace takes them on first use (its one-normalisation output on
+ * symmetric self-scores, af_attn_marginals) in place of the symmetric
+ * path's accumulators, which a fixed-count solve never allocates: counted
+ * once in af__sinkhorn_bytes. Besides: the symmetric pass's weights (8 n),
+ * and the float copies of X^T and of the weights (4 (d + 1) n, counted
+ * whatever the precision: bytes() does not know it). */
 static double tiled_bytes(size_t n, size_t d, af_attn_norm norm, int threads)
 {
-    return norm == AF_ATTN_SINKHORN ? af__sinkhorn_bytes(n, n, d, threads, 1) : 0.0;
+    const double N = (double)n, D = (double)d;
+    const double own = norm == AF_ATTN_SINKHORN ? af__sinkhorn_bytes(n, n, d, threads, 1)
+                                                : 8.0 * threads * (D + 1) * N;
+    return own + 8.0 * N + 4.0 * (D + 1) * N;
+}
+
+/* ws->acc, allocated if it is not yet (not cleared). */
+static af_status ensure_accumulators(af_attn_ws *ws)
+{
+    const size_t len = (size_t)ws->nthreads * (ws->p.d + 1) * ws->p.n;
+    if (!ws->acc && !(ws->acc = malloc(len * sizeof(double))))
+        return af_error(AF_ENOMEM, "attention: out of memory (tiled column accumulators)");
+    return AF_SUCCESS;
 }
 
 static af_status tiled_init(af_attn_ws *ws)
@@ -29,17 +52,31 @@ static af_status tiled_init(af_attn_ws *ws)
     const size_t n = ws->p.n;
     if (ws->p.norm == AF_ATTN_SINKHORN && !(ws->sk = af__sinkhorn_alloc_matrix_free(n, n)))
         return af_error(AF_ENOMEM, "attention: out of memory (tiled backend, n = %zu)", n);
+    if (ws->p.norm != AF_ATTN_SINKHORN && ensure_accumulators(ws))
+        return AF_ENOMEM;
+    const int single = ws->p.precision == AF_PRECISION_SINGLE;
+    if (!(ws->symw = malloc(n * sizeof *ws->symw))
+        || (single && !(ws->Xtf = malloc(ws->p.d * n * sizeof *ws->Xtf)))
+        || (single && !(ws->symwf = malloc(n * sizeof *ws->symwf))))
+        return af_error(AF_ENOMEM, "attention: out of memory (tiled backend, n = %zu)", n);
     return AF_SUCCESS;
 }
 
-static void tiled_release(af_attn_ws *ws) { free(ws->acc); }
+static void tiled_release(af_attn_ws *ws)
+{
+    free(ws->acc);
+    free(ws->Xtf);
+    free(ws->symw);
+    free(ws->symwf);
+}
 
-/* Per-thread column accumulators (d + 1 rows of n each) on first use. */
+/* Per-thread column accumulators (d + 1 rows of n each), cleared. */
 static af_status column_accumulators(af_attn_ws *ws)
 {
     const size_t len = (size_t)ws->nthreads * (ws->p.d + 1) * ws->p.n;
-    if (!ws->acc && !(ws->acc = malloc(len * sizeof(double))))
-        return af_error(AF_ENOMEM, "attention: out of memory (tiled column accumulators)");
+    af_status st = ensure_accumulators(ws);
+    if (st)
+        return st;
     memset(ws->acc, 0, len * sizeof(double));
     return AF_SUCCESS;
 }
@@ -160,6 +197,60 @@ static void row_times_x(const af_attn_ws *ws, const double *e, double w, double 
 #define AF_ROW_TILE 512
 #define AF_ROW_BLOCK 16
 
+/* One row-tile step of block_pass in float (single precision, dot scores,
+ * d = 2, no g): scores s L_i . x_j from float coordinates (ws->Xtf) with
+ * their maximum, the running shift as in block_pass, expf of the clamped
+ * arguments (far terms written as 0, as af__row_exp_flushed does: the row
+ * holds a term exp(0) = 1 under a running maximum), and the tile's sum and
+ * K x partials summed in float (at most AF_ROW_TILE terms), then added into
+ * the double row totals S, o: the double accumulation of single precision. */
+static void dot_tile_float(const af_attn_ws *ws, size_t i, size_t j0, size_t len, int online,
+                           double *m, double *S, double *o)
+{
+    const size_t n = ws->p.n;
+    const float a0 = (float)(ws->s * ws->L[2 * i]), a1 = (float)(ws->s * ws->L[2 * i + 1]);
+    const float *y0 = ws->Xtf + j0, *y1 = ws->Xtf + n + j0;
+    const float lo = (float)AF_EXPF_FAST_MIN, tiny = expf((float)AF_EXPF_FAST_MIN);
+    float e[AF_ROW_TILE], mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (size_t j = 0; j < len; j++) {
+        const float c = fmaf(a1, y1[j], a0 * y0[j]);
+        e[j] = c;
+        mx = c > mx ? c : mx;
+    }
+    if (online) {
+        if (mx == -INFINITY)
+            return; /* every term of the tile is 0 */
+        if (mx > *m) {
+            const double scale = exp(*m - mx); /* 0 on the first tile */
+            *S *= scale;
+            o[0] *= scale;
+            o[1] *= scale;
+            *m = mx;
+        }
+    }
+    const float sh = (float)*m;
+#pragma omp simd
+    for (size_t j = 0; j < len; j++) {
+        const float x = e[j] - sh;
+        e[j] = x < lo ? lo : x;
+    }
+#pragma omp simd
+    for (size_t j = 0; j < len; j++)
+        e[j] = expf(e[j]);
+    float s0 = 0, s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2)
+    for (size_t j = 0; j < len; j++) {
+        const float k = e[j] <= tiny ? 0.0f : e[j];
+        s0 += k;
+        s1 = fmaf(k, y0[j], s1);
+        s2 = fmaf(k, y1[j], s2);
+    }
+    *S += (double)s0;
+    o[0] += (double)s1;
+    o[1] += (double)s2;
+}
+
 /* Rows [i0, i1) (at most AF_ROW_BLOCK) of K_ij = exp(C_ij + g_j - shift_i)
  * (g may be NULL): S[i - i0] = sum_j K_ij and out + i * d = sum_j K_ij x_j,
  * in one pass. With `online` the shift follows the running row maximum,
@@ -173,6 +264,7 @@ static void block_pass(const af_attn_ws *ws, size_t i0, size_t i1, const double 
 {
     const size_t n = ws->p.n, d = ws->p.d;
     const int single = ws->p.precision == AF_PRECISION_SINGLE;
+    const int in_float = single && d == 2 && !g && !ws->l2;
     double tile[AF_ROW_TILE];
     for (size_t i = i0; i < i1; i++) {
         S[i - i0] = 0;
@@ -184,6 +276,10 @@ static void block_pass(const af_attn_ws *ws, size_t i0, size_t i1, const double 
         const double *gt = g ? g + j0 : NULL;
         for (size_t i = i0; i < i1; i++) {
             double *m = shift + (i - i0), *o = out + i * d;
+            if (in_float) {
+                dot_tile_float(ws, i, j0, len, online, m, S + (i - i0), o);
+                continue;
+            }
             double lo = INFINITY, hi = -INFINITY;
             if (!gt && d == 2)
                 score_tile_range(ws, i, j0, len, tile, &lo, &hi);
@@ -252,12 +348,23 @@ static int rows_times_x(const af_attn_ws *ws, const double *g, const double *f, 
     return bad;
 }
 
+/* ws->Xtf = X^T in float (single precision: the float passes read it). */
+static void float_coordinates(af_attn_ws *ws)
+{
+    if (ws->Xtf)
+        for (size_t q = 0; q < ws->p.d * ws->p.n; q++)
+            ws->Xtf[q] = (float)ws->Xt[q];
+}
+
 static af_status tiled_softmax(af_attn_ws *ws, const double *X, double *KX)
 {
     const size_t n = ws->p.n;
     const int usa = ws->p.norm == AF_ATTN_USA;
     af__attn_prepare(ws, X, 1);
-    const int bad = rows_times_x(ws, NULL, NULL, !usa, 1.0 / (double)n, KX);
+    float_coordinates(ws);
+    const int bad = af__tiled_sym_prepare(ws, usa) ? af__tiled_softmax_sym(ws, usa, KX)
+                                                 : rows_times_x(ws, NULL, NULL, !usa,
+                                                                1.0 / (double)n, KX);
     if (bad)
         return af__attn_softmax_failed(ws);
     return AF_SUCCESS;
@@ -270,6 +377,14 @@ static af_status tiled_sinkhorn(af_attn_ws *ws, const double *X, const af_sinkho
     const af__score_source src = {score_row_from, score_entry, ws, ws->Xt, ws->p.d,
                                   ws->p.precision == AF_PRECISION_SINGLE};
     return af__sinkhorn_solve_source(ws->sk, &src, opt, info);
+}
+
+static int all_zero(size_t n, const double *g)
+{
+    for (size_t j = 0; j < n; j++)
+        if (g[j] != 0)
+            return 0;
+    return 1;
 }
 
 /* K X from the potentials, K_ij = exp(f_i + C_ij + g_j); right after a row
@@ -293,7 +408,18 @@ static af_status tiled_apply(af_attn_ws *ws, double *KX)
     }
     const double *f = af_sinkhorn_f(sk), *g = af_sinkhorn_g(sk);
     const int rows_last = !sk->type->symmetric && !sk->next_is_row;
-    bad = rows_times_x(ws, g, f, rows_last, 1.0, KX);
+    float_coordinates(ws);
+    if (rows_last && all_zero(n, g) && af__tiled_sym_prepare(ws, 0)) {
+        /* the row SoftMax of C + 0 = C (one normalisation from g = 0):
+         * SoftMax's own pass, so that the result is SoftMax bit for bit */
+        af_status st = ensure_accumulators(ws);
+        if (st)
+            return st;
+        bad = af__tiled_softmax_sym(ws, 0, KX);
+    } else {
+        /* rows last from g = 0: C + g == C, so no g (SoftMax's own pass) */
+        bad = rows_times_x(ws, rows_last && all_zero(n, g) ? NULL : g, f, rows_last, 1.0, KX);
+    }
     if (bad)
         return af_error(AF_ENUMERIC, "attention: the Sinkhorn kernel is not finite");
     return AF_SUCCESS;

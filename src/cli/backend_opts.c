@@ -68,7 +68,7 @@ void cli_backend_meta(FILE *fp, const cli_backend_choice *c)
                   "the memory)", af_backend_name(c->type), c->bytes / 1e6,
                   cli_mpi_size() > 1 ? " per rank" : "", why, c->budget / 1e6);
     af_write_meta(fp, "precision", "%s", c->precision == AF_PRECISION_SINGLE
-                                             ? "single (float32 exps, double sums)"
+                                             ? "single (float32 exps, sums accumulated in double)"
                                              : "double");
     if (cli_mpi_size() > 1)
         af_write_meta(fp, "mpi", "%d ranks, each computing a contiguous block of rows of K X",
