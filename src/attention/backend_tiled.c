@@ -164,6 +164,11 @@ static const double *score_row_from(const void *ctx, size_t i, size_t j0, double
     return buf;
 }
 
+static void score_tile_cb(const void *ctx, size_t i, size_t j0, size_t len, double *buf)
+{
+    score_tile(ctx, i, j0, len, buf);
+}
+
 static const double *score_row(const void *ctx, size_t i, double *buf)
 {
     return score_row_from(ctx, i, 0, buf);
@@ -375,7 +380,7 @@ static af_status tiled_sinkhorn(af_attn_ws *ws, const double *X, const af_sinkho
 {
     af__attn_prepare(ws, X, 1);
     const af__score_source src = {score_row_from, score_entry, ws, ws->Xt, ws->p.d,
-                                  ws->p.precision == AF_PRECISION_SINGLE};
+                                  ws->p.precision == AF_PRECISION_SINGLE, score_tile_cb};
     return af__sinkhorn_solve_source(ws->sk, &src, opt, info);
 }
 

@@ -28,6 +28,10 @@ typedef struct {
     const double *Yt;
     size_t p;
     int single;     /* 1: exps in float32 (af__row_exp_single), sums in double */
+    /* tile(ctx, i, j0, len, buf): C_ij for j = j0 .. j0 + len - 1 into buf
+     * (may be NULL: row() is used). The symmetric matrix-free pass works on
+     * cache-sized tiles and would otherwise generate whole row tails. */
+    void (*tile)(const void *ctx, size_t i, size_t j0, size_t len, double *buf);
 } af__score_source;
 
 struct af_sinkhorn_ws {

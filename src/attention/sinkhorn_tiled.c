@@ -19,7 +19,7 @@
 static af_status ensure_buffers(af_sinkhorn_ws *ws)
 {
     const size_t n = ws->n, p = ws->src.Yt ? ws->src.p : 0;
-    const size_t need = (size_t)ws->nthreads * (p + 1) * n;
+    const size_t need = (size_t)ws->nthreads * (p + 1) * n + n; /* + the half shifts */
     if (ws->apply_acc_cap < need) {
         double *b = realloc(ws->apply_acc, need * sizeof(double));
         if (!b)
@@ -62,70 +62,82 @@ int af__sym_tiled_flush_allowed(size_t n, const double *a, const double *r, int 
     return log((double)n) + log(amax) + worst + log_tiny <= log_res;
 }
 
-/* Row i's upper segment e (len = n - i terms from column i) into the
- * accumulators: row i directly, rows j > i through the symmetry, for t
- * and each of the p right-hand sides. */
-static void symt_accumulate(size_t n, size_t p, size_t i, size_t len, const double *e,
-                            const double *a, const double *Yt, double *acc)
+/* The pass works on blocks of SYMT_BLOCK rows against tiles of SYMT_TILE
+ * columns of the upper triangle. Row by row, each pair (i, j > i) would
+ * stream the column data (a_j, s_j, y_j) and this thread's column
+ * accumulators through the cache once per row: at n = 1e5, d = 2 that is
+ * about 90 bytes per pair, and the pass was bound by memory bandwidth. On a
+ * tile they stay in L1 (256 columns x 8 arrays = 16 KB) and are reused by
+ * the block's rows. */
+#define SYMT_TILE 256
+#define SYMT_BLOCK 32
+
+/* Segment [js, js + len) of row i (js >= i; js == i: the diagonal is its
+ * first term): e_q = K0_{i,js+q} into the accumulators, row i directly and
+ * the columns j > i through the symmetry, for t and each right-hand side. */
+static void symt_segment(size_t n, size_t p, size_t i, size_t js, size_t len, const double *e,
+                         const double *a, const double *Yt, double *acc)
 {
-    const double *aj = a + i, *eq = e + 1, ai = a[i];
-    /* row i (diagonal included) */
-    acc[i] += af__row_dot(len, e, aj);
-    double *at = acc + i + 1;
+    const size_t q0 = js == i; /* the diagonal serves row i only */
+    const double *aj = a + js, *eq = e + q0, ai = a[i];
+    double *at = acc + js + q0;
+    const size_t cl = len - q0;
+    if (p == 2) {
+        /* d = 2: three row sums in one sweep, three column updates in another */
+        const double *y0 = Yt + js, *y1 = Yt + n + js;
+        double r = 0, r0 = 0, r1 = 0;
+#pragma omp simd reduction(+ : r, r0, r1)
+        for (size_t q = 0; q < len; q++) {
+            const double w = e[q] * aj[q];
+            r += w;
+            r0 += w * y0[q];
+            r1 += w * y1[q];
+        }
+        acc[i] += r;
+        acc[n + i] += r0;
+        acc[2 * n + i] += r1;
+        const double w0 = ai * Yt[i], w1 = ai * Yt[n + i];
+        double *a0 = acc + n + js + q0, *a1 = acc + 2 * n + js + q0;
 #pragma omp simd
-    for (size_t q = 0; q < len - 1; q++)
+        for (size_t q = 0; q < cl; q++) {
+            at[q] += ai * eq[q];
+            a0[q] += w0 * eq[q];
+            a1[q] += w1 * eq[q];
+        }
+        return;
+    }
+    acc[i] += af__row_dot(len, e, aj);
+#pragma omp simd
+    for (size_t q = 0; q < cl; q++)
         at[q] += ai * eq[q];
     for (size_t k = 0; k < p; k++) {
-        const double *yt = Yt + k * n + i;
+        const double *yt = Yt + k * n + js;
         double *ak = acc + (k + 1) * n, row = 0;
 #pragma omp simd reduction(+ : row)
         for (size_t q = 0; q < len; q++)
             row += e[q] * (aj[q] * yt[q]);
         ak[i] += row;
-        const double w = ai * yt[0];
-        double *akt = ak + i + 1;
+        const double w = ai * Yt[k * n + i];
+        double *akt = ak + js + q0;
 #pragma omp simd
-        for (size_t q = 0; q < len - 1; q++)
+        for (size_t q = 0; q < cl; q++)
             akt[q] += w * eq[q];
     }
 }
 
-/* The same for two right-hand sides (d = 2, the common case) with the
- * three row sums in one loop and the three column updates in another:
- * two sweeps over the segment instead of six, which halves the memory
- * traffic that kept the pass well above its exp bound. */
-static void symt_accumulate_p2(size_t n, size_t i, size_t len, const double *e, const double *a,
-                               const double *Yt, double *acc)
-{
-    const double *aj = a + i, *eq = e + 1, ai = a[i];
-    const double *y0 = Yt + i, *y1 = Yt + n + i;
-    double r = 0, r0 = 0, r1 = 0;
-#pragma omp simd reduction(+ : r, r0, r1)
-    for (size_t q = 0; q < len; q++) {
-        const double w = e[q] * aj[q];
-        r += w;
-        r0 += w * y0[q];
-        r1 += w * y1[q];
-    }
-    acc[i] += r;
-    acc[n + i] += r0;
-    acc[2 * n + i] += r1;
-    const double w0 = ai * y0[0], w1 = ai * y1[0];
-    double *at = acc + i + 1, *a0 = acc + n + i + 1, *a1 = acc + 2 * n + i + 1;
-#pragma omp simd
-    for (size_t q = 0; q < len - 1; q++) {
-        at[q] += ai * eq[q];
-        a0[q] += w0 * eq[q];
-        a1[q] += w1 * eq[q];
-    }
-}
-
 /* t = r = a * (K0 a) into ws->t, K0 (a Y) into apply_buf; errors. 1 if a
- * row sum is not positive and finite. flush: see af__sym_tiled_flush_allowed. */
+ * row sum is not positive and finite. flush: see af__sym_tiled_flush_allowed.
+ * Blocks go to threads cyclically (static, 1): the triangle's work is
+ * balanced and each thread's share, hence every sum, is the same on every
+ * run with the same team. */
 static int symt_pass(af_sinkhorn_ws *ws, int flush)
 {
     const size_t n = ws->n, p = ws->src.Yt ? ws->src.p : 0, stride = (p + 1) * n;
     const double *a = ws->u, *s = ws->shift, *Yt = ws->src.Yt;
+    double *hs = ws->apply_acc + (size_t)ws->nthreads * stride; /* -s_j / 2 */
+    for (size_t j = 0; j < n; j++)
+        hs[j] = -0.5 * s[j];
+    const size_t blocks = (n + SYMT_BLOCK - 1) / SYMT_BLOCK;
     int team = 1;
 #pragma omp parallel num_threads(af__team_size(ws)) AF_PAR_IF(n * n / 2)
     {
@@ -133,36 +145,25 @@ static int symt_pass(af_sinkhorn_ws *ws, int flush)
         if (tid == 0)
             team = omp_get_num_threads();
         double *acc = ws->apply_acc + (size_t)tid * stride, *e = ws->rowbuf + (size_t)tid * n;
+        double *cb = ws->cbuf + (size_t)tid * ws->m;
         memset(acc, 0, stride * sizeof(double));
-#pragma omp for schedule(dynamic, 16)
-        for (size_t i = 0; i < n; i++) {
-            const size_t len = n - i;
-            const double *c = af__score_row_from(ws, i, i, tid), hi = 0.5 * s[i];
-            const double *sj = s + i;
-            if (flush) {
-                double mn = INFINITY;
-#pragma omp simd reduction(min : mn)
-                for (size_t q = 0; q < len; q++) {
-                    e[q] = c[q] - hi - 0.5 * sj[q];
-                    mn = e[q] < mn ? e[q] : mn;
+#pragma omp for schedule(static, 1)
+        for (size_t b = 0; b < blocks; b++) {
+            const size_t i0 = b * SYMT_BLOCK, i1 = i0 + SYMT_BLOCK < n ? i0 + SYMT_BLOCK : n;
+            for (size_t j0 = i0; j0 < n; j0 += SYMT_TILE) {
+                const size_t j1 = j0 + SYMT_TILE < n ? j0 + SYMT_TILE : n;
+                for (size_t i = i0; i < i1 && i < j1; i++) {
+                    const size_t js = i > j0 ? i : j0, len = j1 - js;
+                    const double *c = ws->C             ? ws->C + i * ws->m + js
+                                      : ws->src.tile ? (ws->src.tile(ws->src.ctx, i, js, len, cb), cb)
+                                                     : ws->src.row(ws->src.ctx, i, js, cb);
+                    if (flush)
+                        af__row_exp_flushed(ws->src.single, len, c, hs + js, -hs[i], e);
+                    else
+                        af__row_exp_p(ws->src.single, len, c, hs + js, -hs[i], e);
+                    symt_segment(n, p, i, js, len, e, a, Yt, acc);
                 }
-                if (mn < (ws->src.single ? AF_EXPF_FAST_MIN : AF_EXP_FAST_MIN))
-                    af__row_exp_flushed(ws->src.single, len, e, NULL, 0.0, e);
-                else
-                    af__row_exp_p(ws->src.single, len, e, NULL, 0.0, e);
-            } else if (ws->src.single) {
-#pragma omp simd
-                for (size_t q = 0; q < len; q++)
-                    e[q] = (double)expf((float)(c[q] - hi - 0.5 * sj[q]));
-            } else {
-#pragma omp simd
-                for (size_t q = 0; q < len; q++)
-                    e[q] = exp(c[q] - hi - 0.5 * sj[q]);
             }
-            if (p == 2)
-                symt_accumulate_p2(n, i, len, e, a, Yt, acc);
-            else
-                symt_accumulate(n, p, i, len, e, a, Yt, acc);
         }
     }
     double err = 0;
