@@ -13,7 +13,7 @@ from common import Summary, blocks, outdir, slope  # noqa: E402
 
 # block 0 columns: 3 n, 6 var_inc, 7 var_inc_pde, 17 seconds, 18 var_inc_mf
 N, INC, PDE, SEC, MF = 2, 5, 6, 16, 17
-PARTS = ('small', 'large', 'xl', 'xxl')
+PARTS = ('small', 'large', 'xl', 'xxl', 'tiled')
 
 
 def runs(d, norm):
