@@ -32,6 +32,12 @@ typedef struct {
      * (may be NULL: row() is used). The symmetric matrix-free pass works on
      * cache-sized tiles and would otherwise generate whole row tails. */
     void (*tile)(const void *ctx, size_t i, size_t j0, size_t len, double *buf);
+    /* sym_pass(ctx, w, acc, threads) (may be NULL): for L2 self-scores with
+     * p = 2, acc[k m + i] = sum_j exp(C_ij) w_j y_jk for y = (1, Y), far
+     * terms (below the exp's fast range) flushed, using threads x 3 m of
+     * acc; the backend's own upper-triangle kernel, which the symmetric
+     * iteration uses for the passes where flushing is allowed. */
+    void (*sym_pass)(const void *ctx, const double *w, double *acc, int threads);
 } af__score_source;
 
 struct af_sinkhorn_ws {

@@ -190,9 +190,55 @@ static int symt_pass(af_sinkhorn_ws *ws, int flush)
 /* The first pass has no last r to bound the row sums with: exact. */
 static int symt_pass_exact(af_sinkhorn_ws *ws) { return symt_pass(ws, 0); }
 
+/* A bounded pass through the backend's upper-triangle kernel (L2
+ * self-scores, d = 2: src.sym_pass), which works on blocks x tiles with
+ * the scores formed from coordinate differences and the column partials
+ * kept in registers and L1. With weights w_j = a_j exp(-s_j / 2) it gives
+ * sum_j exp(C_ij) w_j (1, y_j) = exp(s_i / 2) (K0 a, K0 (a Y))_i. It
+ * flushes every term whose exp is below the fast range, i.e. K0_ij
+ * exp((s_i + s_j) / 2) <= tiny: the flush af__sym_tiled_flush_allowed
+ * bounds, up to the factor exp(-(s_i + s_j) / 2) <= 1 + 2e-6 that the
+ * caller's |s| <= 1e-6 allows (L2 self-scores: s_i = C_ii = 0 up to
+ * rounding). Same result as symt_pass(ws, 1) up to rounding. */
+static int symt_pass_kernel(af_sinkhorn_ws *ws)
+{
+    const size_t n = ws->n;
+    const double *a = ws->u, *s = ws->shift;
+    double *acc = ws->apply_acc, *w = acc + (size_t)ws->nthreads * 3 * n;
+    for (size_t j = 0; j < n; j++)
+        w[j] = a[j] * exp(-0.5 * s[j]);
+    ws->src.sym_pass(ws->src.ctx, w, acc, af__team_size(ws));
+    double err = 0;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double back = exp(-0.5 * s[i]), r = a[i] * (back * acc[i]);
+        bad |= !(r > 0) || !isfinite(r);
+        ws->t[i] = r;
+        err = fmax(err, fabs(r - 1.0));
+        ws->apply_buf[2 * i] = back * acc[n + i];
+        ws->apply_buf[2 * i + 1] = back * acc[2 * n + i];
+    }
+    ws->row_err = ws->col_err = err;
+    return bad;
+}
+
+/* May the kernel pass serve: a source that offers it, two right-hand
+ * sides, and shifts within 1e-6 of 0 (see symt_pass_kernel). */
+static int symt_kernel_applies(const af_sinkhorn_ws *ws)
+{
+    if (!ws->src.sym_pass || ws->C || !ws->src.Yt || ws->src.p != 2)
+        return 0;
+    for (size_t j = 0; j < ws->n; j++)
+        if (!(fabs(ws->shift[j]) <= 1e-6))
+            return 0;
+    return 1;
+}
+
 static int symt_pass_bounded(af_sinkhorn_ws *ws)
 {
-    return symt_pass(ws, af__sym_tiled_flush_allowed(ws->n, ws->u, ws->t, ws->src.single));
+    if (!af__sym_tiled_flush_allowed(ws->n, ws->u, ws->t, ws->src.single))
+        return symt_pass(ws, 0);
+    return symt_kernel_applies(ws) ? symt_pass_kernel(ws) : symt_pass(ws, 1);
 }
 
 static af_status symt_start(af_sinkhorn_ws *ws)

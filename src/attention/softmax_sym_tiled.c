@@ -125,6 +125,15 @@ int af__tiled_sym_prepare(af_attn_ws *ws, int usa)
 
 ROW_TILE(row_tile_double, double, exp, AF_EXP_FAST_MIN)
 ROW_TILE(row_tile_float, float, expf, AF_EXPF_FAST_MIN)
+/* float32 exps of double scores, everything else in double: the weighted
+ * Sinkhorn pass in single precision (its row sums must stay smooth in the
+ * weights, or the iteration stalls at the float resolution) */
+static inline double expf_widened(double x) { return (double)expf((float)x); }
+ROW_TILE(row_tile_mixed, double, expf_widened, AF_EXPF_FAST_MIN)
+
+/* How a pass computes: all double; float scores, exps and tile sums
+ * (SoftMax single); float exps only (Sinkhorn single). */
+typedef enum { SYM_DOUBLE, SYM_FLOAT, SYM_MIXED } sym_mode;
 
 /* Four rows (coordinates xi0[q], xi1[q]) against a whole tile of columns
  * past the block, in float: the column data and the column partials are
@@ -180,13 +189,13 @@ static void rows4_tile_float(float h, const float *xi0, const float *xi1, const 
 /* Rows [i0, i1) against the columns (i, n) of each row i: row totals and
  * column terms into the thread's accumulators acc (3 n: sums, then K X by
  * coordinate). The diagonal term exp(0) = 1 is added exactly. */
-static void block_upper(const af_attn_ws *ws, size_t i0, size_t i1, double *acc)
+static void block_upper(const af_attn_ws *ws, size_t i0, size_t i1, const double *w,
+                        const float *wf, sym_mode mode, double *acc)
 {
     const size_t n = ws->p.n;
-    const int single = ws->p.precision == AF_PRECISION_SINGLE;
+    const int single = mode == SYM_FLOAT;
     const double h = 0.5 * ws->s, *x0 = ws->Xt, *x1 = ws->Xt + n;
-    const float *f0 = ws->Xtf, *f1 = ws->Xtf ? ws->Xtf + n : NULL, *wf = ws->symwf;
-    const double *w = ws->symw;
+    const float *f0 = ws->Xtf, *f1 = ws->Xtf ? ws->Xtf + n : NULL;
     double rows[SYM_BLOCK][3];
     for (size_t i = i0; i < i1; i++) {
         rows[i - i0][0] = w[i]; /* the diagonal: E_ii = 1 */
@@ -224,8 +233,9 @@ static void block_upper(const af_attn_ws *ws, size_t i0, size_t i1, double *acc)
             for (size_t i = i0; i < i1; i++) {
                 const size_t a = i + 1 > j0 ? i + 1 - j0 : 0;
                 if (a < len)
-                    row_tile_double(h, x0[i], x1[i], w[i], a, len, x0 + j0, x1 + j0, w + j0, e,
-                                    c[0], c[1], c[2], rows[i - i0]);
+                    (mode == SYM_MIXED ? row_tile_mixed : row_tile_double)(
+                        h, x0[i], x1[i], w[i], a, len, x0 + j0, x1 + j0, w + j0, e, c[0], c[1],
+                        c[2], rows[i - i0]);
             }
 #pragma omp simd
             for (size_t j = 0; j < len; j++) {
@@ -240,32 +250,44 @@ static void block_upper(const af_attn_ws *ws, size_t i0, size_t i1, double *acc)
             acc[(size_t)k * n + i] += rows[i - i0][k];
 }
 
-int af__tiled_softmax_sym(af_attn_ws *ws, int usa, double *KX)
+/* The upper-triangle pass with weights w (wf: their float copy, SYM_FLOAT
+ * only): ws->acc[k n + i] = sum_j E_ij w_j y_jk for y = (1, x_0, x_1), the
+ * threads' accumulators summed into the first one's in thread order. */
+static void sym_pass(const af_attn_ws *ws, const double *w, const float *wf, sym_mode mode,
+                     double *accs, int threads)
 {
     const size_t n = ws->p.n, blocks = (n + SYM_BLOCK - 1) / SYM_BLOCK;
     int team = 1;
-#pragma omp parallel num_threads(ws->nthreads) AF_PAR_IF((double)n * n / 2)
+#pragma omp parallel num_threads(threads) AF_PAR_IF((double)n * n / 2)
     {
         const int t = omp_get_thread_num();
         if (t == 0)
             team = omp_get_num_threads();
-        double *acc = ws->acc + (size_t)t * 3 * n;
+        double *acc = accs + (size_t)t * 3 * n;
         memset(acc, 0, 3 * n * sizeof *acc);
         /* one block at a time, dealt in turn: the triangle balanced, the
          * same blocks on the same thread every run */
 #pragma omp for schedule(static, 1)
         for (size_t b = 0; b < blocks; b++) {
             const size_t i0 = b * SYM_BLOCK, i1 = i0 + SYM_BLOCK < n ? i0 + SYM_BLOCK : n;
-            block_upper(ws, i0, i1, acc);
+            block_upper(ws, i0, i1, w, wf, mode, acc);
         }
     }
+    for (int t = 1; t < team; t++)
+        for (size_t q = 0; q < 3 * n; q++)
+            accs[q] += accs[(size_t)t * 3 * n + q];
+}
+
+int af__tiled_softmax_sym(af_attn_ws *ws, int usa, double *KX)
+{
+    const size_t n = ws->p.n;
+    sym_pass(ws, ws->symw, ws->symwf,
+             ws->p.precision == AF_PRECISION_SINGLE ? SYM_FLOAT : SYM_DOUBLE, ws->acc,
+             ws->nthreads);
     int bad = 0;
     const double w = 1.0 / (double)n;
     for (size_t i = 0; i < n; i++) {
-        double r[3] = {0, 0, 0};
-        for (int t = 0; t < team; t++)
-            for (int k = 0; k < 3; k++)
-                r[k] += ws->acc[(size_t)t * 3 * n + (size_t)k * n + i];
+        const double r[3] = {ws->acc[i], ws->acc[n + i], ws->acc[2 * n + i]};
         const double scale = usa ? w : 1.0 / r[0];
         bad |= !usa && !(isfinite(r[0]) && r[0] > 0);
         for (int k = 0; k < 2; k++) {
@@ -274,4 +296,11 @@ int af__tiled_softmax_sym(af_attn_ws *ws, int usa, double *KX)
         }
     }
     return bad;
+}
+
+void af__tiled_sym_weighted(const void *ctx, const double *w, double *acc, int threads)
+{
+    const af_attn_ws *ws = ctx; /* the source's context: the backend workspace */
+    sym_pass(ws, w, NULL, ws->p.precision == AF_PRECISION_SINGLE ? SYM_MIXED : SYM_DOUBLE, acc,
+             threads);
 }
