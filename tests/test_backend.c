@@ -307,7 +307,7 @@ Test(backend_tiled, sinkhorn_flush_bound_refuses_when_terms_could_show)
     a[2] = exp(340.0); /* ~ e^-26: could show */
     cr_expect(!af__sym_tiled_flush_allowed(n, a, r, 0));
     a[2] = 1.0;
-    r[1] = exp(-1300.0); /* L_1 = sqrt(r_1 / max r) ~ e^-650 */
+    r[1] = exp(-2000.0); /* L_1 = r_1^(1/3) (max r)^(-2/3) ~ e^-667 */
     cr_expect(!af__sym_tiled_flush_allowed(n, a, r, 0));
     r[1] = 1.0;
     a[0] = exp(40.0); /* float: ln n + 80 - 87 > -21.5; double: far below */

@@ -5,6 +5,17 @@
 #include "attnflow/comm.h"
 #include "attnflow/normalize.h"
 
+/* The symmetric iteration's step, f <- (1 - w) f + w T(f) with T(f)_i =
+ * -LSE_j(C_ij + f_j), in scaling form a <- a r^-w (r the row sums of
+ * diag(a) K0 diag(a)). Linearised at the solution the error goes through
+ * (1 - w) I - w P, P the doubly stochastic limit; for PSD kernels (L2
+ * scores, dot scores with a PSD A: Schur product theorem) P's spectrum is
+ * in [0, 1], so the rate is max(|1 - w|, |1 - 2 w|): 1/2 for the plain
+ * average w = 1/2, 1/3 at the minimiser w = 2/3 (and no worse than w = 1/2
+ * for any spectrum in [-1, 1]). Measured on the heat reference case: 136
+ * instead of 200 normalisations over 10 flow steps, same increments. */
+#define AF_SYM_RELAX (2.0 / 3.0)
+
 /* A normalisation path, GSL style: a const object of function pointers. */
 struct af_sinkhorn_type {
     const char *name;

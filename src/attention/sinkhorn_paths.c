@@ -284,7 +284,8 @@ const af_sinkhorn_type af_sinkhorn_type_log = {
 };
 
 /* ------------------------------------------------------------------ symmetric
- * f = g; step f <- (f - LSE_j(C_ij + f_j)) / 2, in scaling form a <- a / sqrt(r)
+ * f = g; step f <- (1 - w) f - w LSE_j(C_ij + f_j), w = AF_SYM_RELAX, in
+ * scaling form a <- a r^-w
  * with r the row sums of diag(a) K0 diag(a), K0_ij = exp(C_ij - (s_i + s_j)/2)
  * (entries <= 1 since C_ij <= min(s_i, s_j)). */
 
@@ -377,7 +378,7 @@ af_status af__sym_scaling_begin(af_sinkhorn_ws *ws, int (*pass)(af_sinkhorn_ws *
 af_status af__sym_scaling_advance(af_sinkhorn_ws *ws, int (*pass)(af_sinkhorn_ws *ws))
 {
     for (size_t i = 0; i < ws->n; i++)
-        ws->u[i] /= sqrt(ws->t[i]);
+        ws->u[i] *= exp(-AF_SYM_RELAX * log(ws->t[i]));
     if (pass(ws))
         return af__sinkhorn_fall_back(ws);
     return AF_SUCCESS;
@@ -444,7 +445,7 @@ static af_status sym_log_start(af_sinkhorn_ws *ws)
 static af_status sym_log_step(af_sinkhorn_ws *ws)
 {
     for (size_t i = 0; i < ws->n; i++)
-        ws->f[i] = 0.5 * (ws->f[i] - ws->f_next[i]);
+        ws->f[i] = (1.0 - AF_SYM_RELAX) * ws->f[i] - AF_SYM_RELAX * ws->f_next[i];
     sym_log_pass(ws);
     return AF_SUCCESS;
 }

@@ -1,5 +1,5 @@
 /* The symmetric Sinkhorn iteration without a stored kernel. Same state and
- * update as the stored symmetric scaling path (a <- a / sqrt(r), r the row
+ * update as the stored symmetric scaling path (a <- a r^-w, r the row
  * sums of diag(a) K0 diag(a), K0_ij = exp(C_ij - (s_i + s_j) / 2) <= 1),
  * but each pass regenerates the upper triangle of the scores row by row:
  * exp(C_ij) is computed once for the pair (i, j) and serves row i directly
@@ -39,13 +39,14 @@ static af_status ensure_buffers(af_sinkhorn_ws *ws)
 
 /* May this pass flush the exps below glibc's fast range (see
  * af__row_exp_flushed)? Only when it provably cannot show in a row sum.
- * Called after a <- a / sqrt(r) with ws->t still holding the last pass's
- * r: then every new row sum is r'_j = a'_j sum_k K0_jk a'_k >= sqrt(r_j /
- * max r) =: L_j, since a'_k >= a_k / sqrt(max r). A flushed term of row j
- * is a'_j a'_k K0_jk with K0_jk <= tiny (the exp of the fast-range bound),
- * so row j loses at most n a'_j max(a') tiny. Flush when that is below
- * res L_j for every j, res far under the precision's resolution (2^-60
- * double, 2^-30 single, halved for the rounding of the last r). */
+ * Called after a <- a r^-w (w = AF_SYM_RELAX) with ws->t still holding the
+ * last pass's r: then every new row sum is r'_j = a'_j sum_k K0_jk a'_k >=
+ * r_j^(1 - w) / (max r)^w =: L_j, since a'_k >= a_k / (max r)^w. A flushed
+ * term of row j is a'_j a'_k K0_jk with K0_jk <= tiny (the exp of the
+ * fast-range bound), so row j loses at most n a'_j max(a') tiny. Flush when
+ * that is below res L_j for every j, res far under the precision's
+ * resolution (2^-60 double, 2^-30 single, halved for the rounding of the
+ * last r). */
 int af__sym_tiled_flush_allowed(size_t n, const double *a, const double *r, int single)
 {
     double rmax = 0, amax = 0, worst = -INFINITY;
@@ -55,8 +56,9 @@ int af__sym_tiled_flush_allowed(size_t n, const double *a, const double *r, int 
         rmax = fmax(rmax, r[j]);
         amax = fmax(amax, a[j]);
     }
+    const double w = AF_SYM_RELAX, lrmax = log(rmax);
     for (size_t j = 0; j < n; j++)
-        worst = fmax(worst, log(a[j]) - 0.5 * (log(r[j]) - log(rmax)));
+        worst = fmax(worst, log(a[j]) - ((1.0 - w) * log(r[j]) - w * lrmax));
     const double log_tiny = single ? AF_EXPF_FAST_MIN : AF_EXP_FAST_MIN;
     const double log_res = (single ? -30.0 : -60.0) * M_LN2 - M_LN2;
     return log((double)n) + log(amax) + worst + log_tiny <= log_res;
