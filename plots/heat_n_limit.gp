@@ -4,12 +4,13 @@
 # the PDE value, the fitted finite-n law var_inc = mf - c/n^a, and the seconds
 # each run took. Reads out/heat_n_limit/{sinkhorn,softmax}_{small,large}/
 # sweep.dat, {sinkhorn,softmax}_{xl,xxl}/sweep.dat and the tiled backend's
-# {sinkhorn,softmax}_tiled/sweep.dat (experiments/heat_n_limit.ini);
+# {sinkhorn,softmax}_tiled/sweep.dat and sinkhorn_tiled_xl/sweep.dat
+# (experiments/heat_n_limit.ini);
 # block 0 columns: 3 n, 6 var_inc,
 # 7 var_inc_pde, 17 seconds, 18 var_inc_mf. Writes
 # out/figures/heat_n_limit.png and .pdf.
 dir = 'out/heat_n_limit/'
-runs(norm) = sprintf("< cd %s && awk 'NF == 19 && $1 !~ /^#/' %s_small/sweep.dat %s_large/sweep.dat %s_xl/sweep.dat %s_xxl/sweep.dat %s_tiled/sweep.dat 2>/dev/null", dir, norm, norm, norm, norm, norm)
+runs(norm) = sprintf("< cd %s && awk 'NF == 19 && $1 !~ /^#/' %s_small/sweep.dat %s_large/sweep.dat %s_xl/sweep.dat %s_xxl/sweep.dat %s_tiled/sweep.dat %s_tiled_xl/sweep.dat 2>/dev/null", dir, norm, norm, norm, norm, norm, norm)
 set fit quiet
 set fit logfile '/dev/null'
 # finite-n shortfall against the exact mean-field value: mf - var_inc = c / n^a
