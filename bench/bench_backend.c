@@ -20,7 +20,8 @@
  *                                      double in the same run
  *   single_velocity_relerr_*, *_sinkhorn_marginal_floor_*: accuracy of single precision
  * Environment: BENCH_BACKEND_N (SoftMax velocity, default 100000),
- * BENCH_BACKEND_SK_N (Sinkhorn step, default 20000; 100000 takes minutes). */
+ * BENCH_BACKEND_SK_N (Sinkhorn step, default 20000; 100000 takes minutes),
+ * BENCH_BACKEND_ONLY=dense (the exp bound and the n = 1e4 dense / tiled steps only). */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -190,6 +191,8 @@ int main(void)
 {
     const char *e1 = getenv("BENCH_BACKEND_N"), *e2 = getenv("BENCH_BACKEND_SK_N");
     const size_t n_soft = e1 ? (size_t)atol(e1) : 100000, n_sk = e2 ? (size_t)atol(e2) : 20000;
+    const char *only = getenv("BENCH_BACKEND_ONLY");
+    const int dense_only = only && strcmp(only, "dense") == 0;
     const int T = omp_get_max_threads();
     printf("# bench_backend: %d OpenMP threads; d = 2, L2 scores eps = 0.05 (heat case), Euler "
            "h = 0.005\n# name value unit baseline ratio\n", T);
@@ -200,7 +203,7 @@ int main(void)
     fflush(stdout);
 
     /* SoftMax velocity: n^2 exps */
-    {
+    if (!dense_only) {
         const size_t n = n_soft, d = 2;
         af_flow_params p = af_flow_params_default(n, d);
         p.backend = af_backend_tiled;
@@ -219,7 +222,7 @@ int main(void)
         fflush(stdout);
     }
     /* warm-started tiled Sinkhorn step */
-    {
+    if (!dense_only) {
         double it;
         const size_t n = n_sk;
         double sec = step_time(af_backend_tiled, AF_FLOW_SINKHORN, n, 3, 1, &it);
@@ -231,7 +234,7 @@ int main(void)
         fflush(stdout);
     }
     /* single precision: speed and accuracy */
-    {
+    if (!dense_only) {
         const size_t n = n_soft, d = 2;
         double sec[2];
         for (int prec = 0; prec < 2; prec++) {

@@ -16,7 +16,7 @@ void openblas_set_num_threads(int num_threads); /* OpenBLAS (its cblas.h clashes
 #include "attnflow/init.h"
 #include "attnflow/observables.h"
 #include "support/fixtures.h"
-#include "attention/normalize_internal.h"
+#include "attention/backend_internal.h"
 
 /* Small clouds: one thread by default (a shared 2-core machine); the
  * per-thread tiles are exercised by the two-thread test below. */
@@ -263,6 +263,142 @@ Test(backend_dense, d2_softmax_rows_match_stored_kernel)
         }
     free(X);
     free(K);
+}
+
+/* Reference for the dense L2 Sinkhorn: af_sinkhorn's symmetric path on the
+ * stored scores (af_scores), K written out and K X by loops. */
+typedef struct {
+    af_sinkhorn_ws *sk;
+    double *C, *K, *work;
+} stored_ref;
+
+static void stored_solve(stored_ref *r, const af_attn_params *ap, const double *X,
+                         const af_sinkhorn_options *o, af_sinkhorn_info *info, double *KX)
+{
+    const size_t n = ap->n, d = ap->d;
+    cr_assert(af_scores(&ap->scores, n, n, d, X, X, r->C, r->work) == AF_SUCCESS);
+    af_sinkhorn_options so = *o;
+    so.path = af_sinkhorn_symmetric;
+    cr_assert(af_sinkhorn(r->sk, r->C, &so, r->K, info) == AF_SUCCESS, "%s", af_last_error());
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < d; k++) {
+            double v = 0;
+            for (size_t j = 0; j < n; j++)
+                v += r->K[i * n + j] * X[j * d + k];
+            KX[i * d + k] = v;
+        }
+}
+
+/* One dense solve (and K X) against the stored reference: same path,
+ * iteration count and fall-back, potentials and K X to 1e-12; whether the
+ * solve ran on the kernel built from the tokens. */
+static void dense_l2_against_stored(af_attn_ws *w, stored_ref *r, const af_attn_params *ap,
+                                    const double *X, const af_sinkhorn_options *o,
+                                    int want_fast, const char *what)
+{
+    const size_t n = ap->n, d = ap->d;
+    double *KX = malloc(n * d * sizeof *KX), *KR = malloc(n * d * sizeof *KR);
+    af_sinkhorn_info id, ir;
+    cr_assert(af_attn_sinkhorn(w, X, o, &id) == AF_SUCCESS, "%s: %s", what, af_last_error());
+    cr_assert(af_attn_apply(w, KX) == AF_SUCCESS, "%s: %s", what, af_last_error());
+    stored_solve(r, ap, X, o, &ir, KR);
+    cr_expect_eq(id.iterations, ir.iterations, "%s: %zu vs %zu iterations", what, id.iterations,
+                 ir.iterations);
+    cr_expect_eq(id.fell_back, ir.fell_back, "%s", what);
+    cr_expect_str_eq(af_sinkhorn_type_name(id.path), af_sinkhorn_type_name(ir.path), "%s", what);
+    const double ef = fx_max_abs_diff(n, af_attn_f(w), af_sinkhorn_f(r->sk));
+    const double ek = fx_max_abs_diff(n * d, KX, KR);
+    int finite = 1;
+    for (size_t i = 0; i < n; i++)
+        finite &= isfinite(af_attn_f(w)[i]) && isfinite(KX[i * d]);
+    cr_expect(finite, "%s: non-finite potentials or K X", what);
+    cr_expect(ef < 1e-12 && ek < 1e-12, "%s: potentials differ by %.3g, K X by %.3g", what, ef,
+              ek);
+    cr_expect_eq(af__sym_kernel_product(w->sk) != NULL, want_fast,
+                 "%s: solved on the kernel built from the tokens: %d", what, !want_fast);
+    free(KX);
+    free(KR);
+}
+
+/* The dense L2 Sinkhorn solve in tolerance mode builds K0 = exp(C) from
+ * the tokens (no stored scores) and carries K X through its passes: the
+ * same iterates as the stored symmetric path, for n = 4k and 4k + 3 (the
+ * triangle's corner rows), d = 1 and 2, one and two threads, cold and
+ * warm-started; a fixed count or the Hilbert bound keep the general route. */
+Test(backend_dense, l2_sinkhorn_kernel_from_tokens_matches_stored_scores)
+{
+    for (int threads = 1; threads <= 2; threads++)
+        for (size_t d = 1; d <= 2; d++)
+            for (size_t n = 200; n <= 203; n += 3) {
+                omp_set_num_threads(threads);
+                double *X = cloud(n, d, 31 + n, 1.5);
+                af_attn_params ap = af_attn_params_default(n, d);
+                ap.norm = AF_ATTN_SINKHORN;
+                ap.scores.kind = AF_SCORES_L2;
+                ap.scores.eps = 0.1;
+                af_attn_ws *w = af_attn_alloc(af_backend_dense, &ap);
+                stored_ref r = {af_sinkhorn_alloc(n, n), malloc(n * n * sizeof(double)),
+                                malloc(n * n * sizeof(double)),
+                                malloc(AF_SCORES_WORK(n, n, d) * sizeof(double))};
+                cr_assert(w && r.sk && r.C && r.K && r.work, "%s", af_last_error());
+                char what[96];
+                snprintf(what, sizeof what, "threads %d d %zu n %zu", threads, d, n);
+                af_sinkhorn_options o = af_sinkhorn_options_default();
+                o.compute_bound = 0;
+                o.tol = 1e-11;
+                dense_l2_against_stored(w, &r, &ap, X, &o, 1, what);
+                for (size_t k = 0; k < n * d; k++) /* a step of the tokens, warm started */
+                    X[k] *= 1.01;
+                o.warm_start = 1;
+                dense_l2_against_stored(w, &r, &ap, X, &o, 1, what);
+                o.warm_start = 0;
+                o.compute_bound = 1;
+                dense_l2_against_stored(w, &r, &ap, X, &o, 0, what);
+                af_attn_free(w);
+                af_sinkhorn_free(r.sk);
+                free(r.C), free(r.K), free(r.work), free(X);
+            }
+    omp_set_num_threads(1);
+}
+
+/* A warm start whose row sums leave double range (a = e^400, a^2 > 1e308)
+ * sends the solve to log space after its first pass: the scores are
+ * written then, and the result is the stored path's (which falls back the
+ * same way); so is K X, through the log path's kernel. The next solve,
+ * warm from there, stays in scaling form, and the kernel written out has
+ * unit row sums. */
+Test(backend_dense, l2_sinkhorn_kernel_falls_back_with_scores)
+{
+    const size_t n = 150, d = 2;
+    double *X = cloud(n, d, 41, 1.0), *big = malloc(n * sizeof *big);
+    af_attn_params ap = af_attn_params_default(n, d);
+    ap.norm = AF_ATTN_SINKHORN;
+    ap.scores.kind = AF_SCORES_L2;
+    ap.scores.eps = 0.2;
+    af_attn_ws *w = af_attn_alloc(af_backend_dense, &ap);
+    stored_ref r = {af_sinkhorn_alloc(n, n), malloc(n * n * sizeof(double)),
+                    malloc(n * n * sizeof(double)), malloc(AF_SCORES_WORK(n, n, d) * sizeof(double))};
+    cr_assert(w && r.sk && r.C && r.K && r.work);
+    for (size_t i = 0; i < n; i++)
+        big[i] = 400.0;
+    af_attn_set_potentials(w, big, big);
+    af_sinkhorn_set_potentials(r.sk, big, big);
+    af_sinkhorn_options o = af_sinkhorn_options_default();
+    o.compute_bound = 0;
+    o.warm_start = 1;
+    dense_l2_against_stored(w, &r, &ap, X, &o, 0, "fall-back");
+    cr_expect(af_sinkhorn_f(r.sk)[0] < 0 && af_attn_f(w)[0] < 0); /* fell back, then balanced */
+    af_sinkhorn_info info;
+    cr_assert(af_attn_sinkhorn(w, X, &o, &info) == AF_SUCCESS);
+    cr_expect(info.fell_back == 0 && af__sym_kernel_product(w->sk) != NULL,
+              "a warm start from the solution stays in scaling form");
+    cr_assert(af_attn_kernel(w, X, &o, r.K) == AF_SUCCESS, "%s", af_last_error());
+    double re, ce;
+    fx_marginal_errors(n, n, r.K, &re, &ce);
+    cr_expect(re < 1e-8 && ce < 1e-8, "kernel marginals %.3g %.3g", re, ce);
+    af_attn_free(w);
+    af_sinkhorn_free(r.sk);
+    free(r.C), free(r.K), free(r.work), free(X), free(big);
 }
 
 /* The symmetric tiled Sinkhorn passes flush far exps when the bound on the

@@ -256,10 +256,87 @@ static af_status dense_softmax(af_attn_ws *ws, const double *X, double *KX)
     return AF_SUCCESS;
 }
 
+/* Up to this d the L2 Sinkhorn kernel is built straight from the tokens
+ * and its passes carry K X along (the flows' d = 1, 2). */
+#define DENSE_L2_KERNEL_MAX_D 2
+
+/* The tolerance-mode symmetric solve of L2 self-scores (s = beta / eps > 0)
+ * can skip the stored scores: C_ij = -s |x_i - x_j|^2 / 2 <= 0 with C_ii = 0,
+ * so every row maximum is the diagonal's 0, K0 = exp(C) needs no shifts and
+ * no pass over C, and the averaged update never leaves the scaling form's
+ * range on its own (a_i <= 1). A requested path other than the symmetric
+ * one, a fixed count, the Hilbert bound (it reads C) or non-finite tokens
+ * (af_scores names the bad entry) take the general route. */
+static int l2_kernel_applies(const af_attn_ws *ws, const double *X, const af_sinkhorn_options *o)
+{
+    const size_t n = ws->p.n, d = ws->p.d;
+    if (ws->p.scores.kind != AF_SCORES_L2 || !(ws->p.scores.beta / ws->p.scores.eps > 0)
+        || d > DENSE_L2_KERNEL_MAX_D || o->iters != 0 || o->compute_bound != 0
+        || (o->path && o->path != af_sinkhorn_symmetric))
+        return 0;
+    for (size_t k = 0; k < n * d; k++)
+        if (!isfinite(X[k]))
+            return 0;
+    return 1;
+}
+
+/* K0_ij = exp(C_ij), j >= i, with C_ij exactly as af_scores writes the L2
+ * self-scores (s x_i . x_j - s (|x_i|^2 + |x_j|^2) / 2, clipped at 0, C_ii
+ * = 0): the scores never stored, each exp written once. nx: |x_i|^2. */
+static void build_l2_kernel(const af_attn_ws *ws, const double *X, double *nx, double *K0)
+{
+    const size_t n = ws->p.n, d = ws->p.d;
+    const double scale = ws->p.scores.beta / ws->p.scores.eps, h = 0.5 * scale;
+    for (size_t i = 0; i < n; i++) {
+        double q = 0;
+        for (size_t k = 0; k < d; k++)
+            q += X[i * d + k] * X[i * d + k];
+        nx[i] = q;
+    }
+#pragma omp parallel for schedule(dynamic, 16) num_threads(ws->nthreads) if (n > 256)
+    for (size_t i = 0; i < n; i++) {
+        const double *xi = X + i * d;
+        double *k = K0 + i * n;
+        k[i] = 1.0; /* exp(0) */
+        if (d == 2) {
+            const double a0 = xi[0], a1 = xi[1], hi = nx[i];
+#pragma omp simd
+            for (size_t j = i + 1; j < n; j++) {
+                const double v = scale * (a0 * X[2 * j] + a1 * X[2 * j + 1]) - h * (hi + nx[j]);
+                k[j] = exp(v > 0 ? 0 : v);
+            }
+            continue;
+        }
+        for (size_t j = i + 1; j < n; j++) {
+            const double *xj = X + j * d;
+            double dot = 0;
+            for (size_t c = 0; c < d; c++)
+                dot += xi[c] * xj[c];
+            const double v = scale * dot - h * (nx[i] + nx[j]);
+            k[j] = v > 0 ? 0 : v;
+        }
+        af__row_exp(n - i - 1, k + i + 1, NULL, 0.0, k + i + 1);
+    }
+}
+
+/* The stored scores, for the solve's fall-back to log space. */
+static void fill_scores(void *ctx)
+{
+    af_attn_ws *ws = ctx;
+    af_scores(&ws->p.scores, ws->p.n, ws->p.n, ws->p.d, ws->X, ws->X, ws->C, ws->swork);
+}
+
 static af_status dense_sinkhorn(af_attn_ws *ws, const double *X, const af_sinkhorn_options *opt,
                                 af_sinkhorn_info *info)
 {
     const size_t n = ws->p.n, d = ws->p.d;
+    if (l2_kernel_applies(ws, X, opt)) {
+        af__attn_prepare(ws, X, 1); /* X^T: the right-hand sides of K X */
+        build_l2_kernel(ws, X, ws->swork, ws->sk->K0);
+        ws->X = X;
+        return af__sinkhorn_solve_sym_kernel(ws->sk, ws->C, fill_scores, ws, ws->Xt, d, opt,
+                                             info);
+    }
     af_status st = af_scores(&ws->p.scores, n, n, d, X, X, ws->C, ws->swork);
     if (!st)
         st = af_sinkhorn(ws->sk, ws->C, opt, NULL, info);
@@ -268,7 +345,15 @@ static af_status dense_sinkhorn(af_attn_ws *ws, const double *X, const af_sinkho
 
 static af_status dense_apply(af_attn_ws *ws, double *KX)
 {
-    return af_sinkhorn_apply(ws->sk, ws->p.d, ws->X, KX);
+    const size_t n = ws->p.n, d = ws->p.d;
+    const double *P = af__sym_kernel_product(ws->sk), *a = ws->sk->u;
+    if (!P)
+        return af_sinkhorn_apply(ws->sk, d, ws->X, KX);
+    /* K X = diag(a) K0 (a X), K0 (a X) from the last pass of the solve */
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < d; k++)
+            KX[i * d + k] = a[i] * P[i * d + k];
+    return AF_SUCCESS;
 }
 
 static af_status dense_kernel(af_attn_ws *ws, const double *X, const af_sinkhorn_options *opt,
