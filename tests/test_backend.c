@@ -792,13 +792,67 @@ Test(backend_single, equiangular_ode_within_documented_bound)
     af_flow_free(ws);
 }
 
-Test(backend_single, dense_refuses_single)
+/* The dense backend in single precision, against dense double, with the
+ * README bound of the tiled mode (each term's float32 exp is within 6e-8
+ * relative, its rounded argument adds |C_ij| 6e-8 on terms weighted by
+ * exp(C_ij); the sums are double): velocity relative error below 1e-7 and
+ * not 0, for SoftMax (the symmetric L2 kernel, the d = 2 row kernel for
+ * dot scores), USA, and Sinkhorn (the L2 kernel built from the tokens and
+ * the stored-score paths for dot scores; single run to tol 1e-7); n = 203
+ * leaves a partial block of rows. */
+Test(backend_single, dense_within_documented_bound)
 {
-    af_flow_params p = af_flow_params_default(10, 2);
-    p.precision = AF_PRECISION_SINGLE;
-    p.backend = af_backend_dense;
-    cr_expect_null(af_flow_alloc(&p));
-    cr_expect(strstr(af_last_error(), "tiled") != NULL, "%s", af_last_error());
+    const size_t n = 203, d = 2;
+    double *X = cloud(n, d, 17, 1.0);
+    double *vs = malloc(n * d * sizeof *vs), *vd = malloc(n * d * sizeof *vd);
+    for (int norm = 0; norm < 3; norm++)
+        for (int kind = 0; kind < 2; kind++) {
+            af_flow_params p = af_flow_params_default(n, d);
+            p.norm = norm == 2 ? AF_FLOW_SINKHORN : AF_FLOW_SOFTMAX;
+            p.usa = norm == 1;
+            p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+            p.scores.A = kind ? NULL : A_gen;
+            p.scores.eps = 0.2;
+            p.sinkhorn.tol = 1e-10;
+            af_flow_ws *wd = alloc_on(p, af_backend_dense);
+            p.precision = AF_PRECISION_SINGLE;
+            p.sinkhorn.tol = 1e-7;
+            af_flow_ws *ws = alloc_on(p, af_backend_dense);
+            cr_assert(af_flow_velocity(wd, X, vd) == AF_SUCCESS, "%s", af_last_error());
+            cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS, "%s", af_last_error());
+            double e = rel_err(n * d, vs, vd);
+            cr_expect(e < 1e-7 && e > 0, "norm %d kind %d: relative error %.3g", norm, kind, e);
+            af_flow_free(wd);
+            af_flow_free(ws);
+        }
+    free(vs);
+    free(vd);
+    free(X);
+}
+
+/* The kernel written out and the SoftMax column sums honour single
+ * precision too: rows sum to 1, within the bound of the double kernel. */
+Test(backend_single, dense_kernel_and_colsums_within_documented_bound)
+{
+    const size_t n = 60, d = 2;
+    double *X = cloud(n, d, 19, 1.0), K[2][60 * 60], cs[2][60];
+    for (int prec = 0; prec < 2; prec++) {
+        af_attn_params ap = af_attn_params_default(n, d);
+        ap.scores.kind = AF_SCORES_L2;
+        ap.scores.eps = 0.2;
+        ap.precision = (af_precision)prec;
+        af_attn_ws *w = af_attn_alloc(af_backend_dense, &ap);
+        cr_assert(w, "%s", af_last_error());
+        cr_assert(af_attn_kernel(w, X, NULL, K[prec]) == AF_SUCCESS, "%s", af_last_error());
+        cr_assert(af_attn_softmax_colsums(w, X, cs[prec]) == AF_SUCCESS, "%s", af_last_error());
+        af_attn_free(w);
+    }
+    double re, ce;
+    fx_marginal_errors(n, n, K[1], &re, &ce);
+    cr_expect(re < 1e-14, "single kernel rows sum to 1 (%.3g)", re);
+    double ek = rel_err(n * n, K[1], K[0]), ec = rel_err(n, cs[1], cs[0]);
+    cr_expect(ek < 1e-7 && ek > 0 && ec < 1e-7 && ec > 0, "kernel %.3g, column sums %.3g", ek, ec);
+    free(X);
 }
 
 /* ---- the particle-mesh backend (af_backend_pm) ---- */

@@ -678,7 +678,6 @@ static af_status sym_kernel_set(af_sinkhorn_ws *ws, const double *C, void (*fill
     ws->fill_ctx = ctx;
     ws->src.Yt = Yt;
     ws->src.p = Yt ? p : 0;
-    ws->src.single = 0;
     memset(ws->shift, 0, ws->n * sizeof(double));
     ws->type = &af_sinkhorn_type_sym_kernel;
     ws->fell_back = 0;
