@@ -14,7 +14,10 @@
  *                                      L2 scores eps 0.05 as the heat case); its iterations;
  *                                      ratio to the bound of (iterations + 1) n (n + 1) / 2
  *                                      exps (symmetric scores: half the pairs per pass)
- *   dense_*_step_n10000_d2             dense backend, s per step (numpy beside it: bench_flow)
+ *   dense_*_step_n10000_d2             dense backend, s per step (numpy beside it: bench_flow);
+ *                                      ratio to the double exp bound of the step's exps
+ *   dense_*_step_single_n10000_d2      the same in single precision; baseline the double step,
+ *                                      ratio the speed-up; dense_*_iters_*: iterations per step
  *   tiled_*_step_n10000_d2             tiled, same step, ratio tiled / dense
  *   tiled_softmax_velocity_single_*    float32 exps: ratio to the float bound; speed-up over
  *                                      double in the same run
@@ -90,6 +93,9 @@ static double *gaussian(size_t n, size_t d)
     return X;
 }
 
+/* Precision of the steps step_time() runs (the dense single-precision lines). */
+static af_precision step_precision = AF_PRECISION_DOUBLE;
+
 /* Seconds per Euler step after `warmups` untimed steps; iterations per step. */
 static double step_time(const af_backend_type *b, af_flow_norm norm, size_t n, size_t warmups,
                         size_t steps, double *iters)
@@ -103,6 +109,7 @@ static double step_time(const af_backend_type *b, af_flow_norm norm, size_t n, s
     p.value = -2.0 / 0.05; /* the heat-limit field */
     p.skip = 1;
     p.integrator = AF_FLOW_EULER;
+    p.precision = step_precision;
     af_flow_ws *ws = af_flow_alloc(&p);
     double *X = gaussian(n, d);
     if (!ws) {
@@ -268,6 +275,12 @@ int main(void)
         double bound = (norm ? (itt + 1) * 0.5 : 1) * (double)n * n * ed * 1e-9;
         printf("dense_%s_step_n%zu_d2 %.4g s %.4g %.2f\n", name, n, sd, bound, sd / bound);
         printf("tiled_%s_step_n%zu_d2 %.4g s %.4g %.2f\n", name, n, stt, sd, stt / sd);
+        printf("dense_%s_iters_n%zu_d2 %.3g iters/step nan nan\n", name, n, itd);
+        step_precision = AF_PRECISION_SINGLE;
+        double its = 0, ss = step_time(af_backend_dense, (af_flow_norm)norm, n, 3, 2, &its);
+        step_precision = AF_PRECISION_DOUBLE;
+        printf("dense_%s_step_single_n%zu_d2 %.4g s %.4g %.2f\n", name, n, ss, sd, sd / ss);
+        printf("dense_%s_iters_single_n%zu_d2 %.3g iters/step nan nan\n", name, n, its);
         fflush(stdout);
     }
     return sink_d == 12345.0 && sink_f == 1.0f; /* keeps the exp loops alive */

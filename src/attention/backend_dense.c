@@ -140,14 +140,15 @@ static void sym4_sweep_double(size_t n, size_t i0, double s, const double *q, co
 
 /* Single precision: the same sweep in chunks of columns, with the float
  * exps in a loop of their own (gcc 12 leaves expf scalar when the clamp,
- * the conversions and the select share its loop): arguments rounded to
- * float32 into an L1 buffer, expf over it, then the double sums. */
+ * the conversions and the select share its loop): the clamped arguments
+ * into an L1 buffer, their float32 exps (of the rounded arguments) widened
+ * back into it, then the double sums. */
 #define SYM4_CHUNK 256
 static void sym4_sweep_single(size_t n, size_t i0, double s, const double *q, const double *x0,
                               const double *x1, double *a0, double *a1, double *a2)
 {
-    float e[4][SYM4_CHUNK];
-    const float lo = (float)AF_EXPF_FAST_MIN, tiny = expf(lo);
+    double e[4][SYM4_CHUNK];
+    const double lo = AF_EXPF_FAST_MIN, tiny = (double)expf((float)lo);
     double qi[4], p[4], w[4], b[4], c[4], r[4] = {0}, u[4] = {0}, v[4] = {0};
     for (int k = 0; k < 4; k++) {
         qi[k] = q[i0 + (size_t)k], p[k] = x0[i0 + (size_t)k], w[k] = x1[i0 + (size_t)k];
@@ -157,25 +158,26 @@ static void sym4_sweep_single(size_t n, size_t i0, double s, const double *q, co
         const size_t len = n - j0 < SYM4_CHUNK ? n - j0 : SYM4_CHUNK;
         const double *qj = q + j0, *y0 = x0 + j0, *y1 = x1 + j0;
         for (int k = 0; k < 4; k++) {
-            float *ek = e[k];
+            double *ek = e[k];
+            const double qk = qi[k], bk = b[k], ck = c[k];
 #pragma omp simd
             for (size_t j = 0; j < len; j++) {
-                const float x = (float)((qi[k] + qj[j]) + (b[k] * y0[j] + c[k] * y1[j]));
-                ek[j] = x < lo ? lo : x;
+                const double arg = (qk + qj[j]) + (bk * y0[j] + ck * y1[j]);
+                ek[j] = arg < lo ? lo : arg;
             }
 #pragma omp simd
             for (size_t j = 0; j < len; j++)
-                ek[j] = expf(ek[j]);
+                ek[j] = (double)expf((float)ek[j]);
         }
         double r0 = 0, r1 = 0, r2 = 0, r3 = 0, u0 = 0, u1 = 0, u2 = 0, u3 = 0;
         double v0 = 0, v1 = 0, v2 = 0, v3 = 0;
         double *c0 = a0 + j0, *c1 = a1 + j0, *c2 = a2 + j0;
 #pragma omp simd reduction(+ : r0, r1, r2, r3, u0, u1, u2, u3, v0, v1, v2, v3)
         for (size_t j = 0; j < len; j++) {
-            const double e0 = e[0][j] <= tiny ? 0.0 : (double)e[0][j];
-            const double e1 = e[1][j] <= tiny ? 0.0 : (double)e[1][j];
-            const double e2 = e[2][j] <= tiny ? 0.0 : (double)e[2][j];
-            const double e3 = e[3][j] <= tiny ? 0.0 : (double)e[3][j];
+            const double e0 = e[0][j] <= tiny ? 0.0 : e[0][j];
+            const double e1 = e[1][j] <= tiny ? 0.0 : e[1][j];
+            const double e2 = e[2][j] <= tiny ? 0.0 : e[2][j];
+            const double e3 = e[3][j] <= tiny ? 0.0 : e[3][j];
             r0 += e0, r1 += e1, r2 += e2, r3 += e3;
             u0 += e0 * y0[j], u1 += e1 * y0[j], u2 += e2 * y0[j], u3 += e3 * y0[j];
             v0 += e0 * y1[j], v1 += e1 * y1[j], v2 += e2 * y1[j], v3 += e3 * y1[j];
@@ -367,7 +369,9 @@ static void build_l2_kernel(const af_attn_ws *ws, const double *X, double *nx, d
 #pragma omp parallel for schedule(dynamic, 16) num_threads(ws->nthreads) if (n > 256)
     for (size_t i = 0; i < n; i++) {
         const double *xi = X + i * d;
-        double *k = K0 + i * n;
+        /* single: the row is formed in the thread's scratch row (the float
+         * rows of K0 overlap the double layout) */
+        double *k = single ? ws->rows + (size_t)omp_get_thread_num() * n : K0 + i * n;
         k[i] = 1.0; /* exp(0) */
         if (d == 2) {
             const double a0 = xi[0], a1 = xi[1], hi = nx[i];
@@ -394,6 +398,11 @@ static void build_l2_kernel(const af_attn_ws *ws, const double *X, double *nx, d
             k[j] = v > 0 ? 0 : v;
         }
         af__row_exp_p(single, n - i - 1, k + i + 1, NULL, 0.0, k + i + 1);
+        if (single) { /* float exps: stored exactly as float32, half the bytes */
+            float *kf = (float *)K0 + i * n;
+            for (size_t j = i; j < n; j++)
+                kf[j] = (float)k[j];
+        }
     }
 }
 

@@ -6,7 +6,8 @@
  * then the K0 build). Each pass reads the stored upper triangle once and
  * multiplies it with a and with a * x_k for the flow's right-hand sides,
  * so once the iteration has converged K X = diag(a) K0 (a X) is already
- * there: no extra pass over the 8 n^2 / 2 bytes for the product. The
+ * there: no extra pass over the 8 n^2 / 2 bytes (single precision: 4 n^2 / 2,
+ * the kernel stored as float32) for the product. The
  * scores themselves are written (by the caller's fill) only if the
  * scalings leave double range and the iteration falls back to log space. */
 #include "core/af_simd_math.h"
@@ -23,32 +24,43 @@
  * (w[c] = a * y_c by column, wi[c] the same at the four rows), in one
  * sweep: row i gets sum_j K0_ij w_j directly, and column j gets
  * sum_i K0_ij wi_i through the accumulators, so four rows share one load
- * and store of the column accumulators and of w. */
-static void symk_rows4(size_t n, size_t i0, const double *K0, const double *const w[3],
-                       const double wi[3][4], double rowsum[3][4], double *const acc[3])
+ * and store of the column accumulators and of w.
+ * The kernel is stored in double, or in single precision as float32 (its
+ * entries are float exps: exact in float, half the bytes per pass). */
+#define SYMK_ROWS4(NAME, T)                                                                      \
+static void NAME(size_t n, size_t i0, const T *K0, const double *const w[3],                     \
+             const double wi[3][4], double rowsum[3][4], double *const acc[3])                   \
+{                                                                                                \
+    const size_t j0 = i0 + 4;                                                                    \
+    const T *k0 = K0 + i0 * n, *k1 = k0 + n, *k2 = k1 + n, *k3 = k2 + n;                         \
+    const double *w0 = w[0], *w1 = w[1], *w2 = w[2];                                             \
+    double *c0 = acc[0], *c1 = acc[1], *c2 = acc[2];                                             \
+    const double u00 = wi[0][0], u01 = wi[0][1], u02 = wi[0][2], u03 = wi[0][3];                 \
+    const double u10 = wi[1][0], u11 = wi[1][1], u12 = wi[1][2], u13 = wi[1][3];                 \
+    const double u20 = wi[2][0], u21 = wi[2][1], u22 = wi[2][2], u23 = wi[2][3];                 \
+    double s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;               \
+    double s20 = 0, s21 = 0, s22 = 0, s23 = 0;                                                   \
+_Pragma("omp simd reduction(+ : s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23)")    \
+    for (size_t j = j0; j < n; j++) {                                                            \
+        const double a = (double)k0[j], b = (double)k1[j], c = (double)k2[j], e = (double)k3[j]; \
+        const double v0 = w0[j], v1 = w1[j], v2 = w2[j];                                         \
+        s00 += a * v0, s01 += b * v0, s02 += c * v0, s03 += e * v0;                              \
+        s10 += a * v1, s11 += b * v1, s12 += c * v1, s13 += e * v1;                              \
+        s20 += a * v2, s21 += b * v2, s22 += c * v2, s23 += e * v2;                              \
+        c0[j] += (u00 * a + u01 * b) + (u02 * c + u03 * e);                                      \
+        c1[j] += (u10 * a + u11 * b) + (u12 * c + u13 * e);                                      \
+        c2[j] += (u20 * a + u21 * b) + (u22 * c + u23 * e);                                      \
+    }                                                                                            \
+    const double s[3][4] = {{s00, s01, s02, s03}, {s10, s11, s12, s13}, {s20, s21, s22, s23}};   \
+    memcpy(rowsum, s, sizeof s);                                                                 \
+}
+SYMK_ROWS4(symk_rows4, double)
+SYMK_ROWS4(symk_rows4_float, float)
+
+/* Entry (i, j) of the stored kernel in either storage. */
+static inline double symk_entry(const af_sinkhorn_ws *ws, size_t i, size_t j)
 {
-    const size_t j0 = i0 + 4;
-    const double *k0 = K0 + i0 * n, *k1 = k0 + n, *k2 = k1 + n, *k3 = k2 + n;
-    const double *w0 = w[0], *w1 = w[1], *w2 = w[2];
-    double *c0 = acc[0], *c1 = acc[1], *c2 = acc[2];
-    const double u00 = wi[0][0], u01 = wi[0][1], u02 = wi[0][2], u03 = wi[0][3];
-    const double u10 = wi[1][0], u11 = wi[1][1], u12 = wi[1][2], u13 = wi[1][3];
-    const double u20 = wi[2][0], u21 = wi[2][1], u22 = wi[2][2], u23 = wi[2][3];
-    double s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
-    double s20 = 0, s21 = 0, s22 = 0, s23 = 0;
-#pragma omp simd reduction(+ : s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23)
-    for (size_t j = j0; j < n; j++) {
-        const double a = k0[j], b = k1[j], c = k2[j], e = k3[j];
-        const double v0 = w0[j], v1 = w1[j], v2 = w2[j];
-        s00 += a * v0, s01 += b * v0, s02 += c * v0, s03 += e * v0;
-        s10 += a * v1, s11 += b * v1, s12 += c * v1, s13 += e * v1;
-        s20 += a * v2, s21 += b * v2, s22 += c * v2, s23 += e * v2;
-        c0[j] += (u00 * a + u01 * b) + (u02 * c + u03 * e);
-        c1[j] += (u10 * a + u11 * b) + (u12 * c + u13 * e);
-        c2[j] += (u20 * a + u21 * b) + (u22 * c + u23 * e);
-    }
-    const double s[3][4] = {{s00, s01, s02, s03}, {s10, s11, s12, s13}, {s20, s21, s22, s23}};
-    memcpy(rowsum, s, sizeof s);
+    return ws->src.single ? (double)((const float *)ws->K0)[i * ws->n + j] : ws->K0[i * ws->n + j];
 }
 
 /* t = r = a * (K0 a) into ws->t, K0 (a x_k) into apply_buf (n x p); the
@@ -84,17 +96,20 @@ static int symk_pass(af_sinkhorn_ws *ws)
             for (int c = 0; c < 3; c++)
                 for (int r = 0; r < 4; r++)
                     wi[c][r] = wv[c][i0 + (size_t)r];
-            symk_rows4(n, i0, K0, wv, wi, rs, acc);
+            if (ws->src.single)
+                symk_rows4_float(n, i0, (const float *)K0, wv, wi, rs, acc);
+            else
+                symk_rows4(n, i0, K0, wv, wi, rs, acc);
             /* the 4 x 4 block on the diagonal: its upper triangle, each
              * entry for both of its rows */
             for (int r = 0; r < 4; r++) {
                 const size_t i = i0 + (size_t)r;
                 for (int c = 0; c < 3; c++)
-                    acc[c][i] += rs[c][r] + K0[i * n + i] * wv[c][i];
+                    acc[c][i] += rs[c][r] + symk_entry(ws, i, i) * wv[c][i];
                 for (size_t j = i + 1; j < i0 + 4; j++)
                     for (int c = 0; c < 3; c++) {
-                        acc[c][i] += K0[i * n + j] * wv[c][j];
-                        acc[c][j] += K0[i * n + j] * wv[c][i];
+                        acc[c][i] += symk_entry(ws, i, j) * wv[c][j];
+                        acc[c][j] += symk_entry(ws, i, j) * wv[c][i];
                     }
             }
         }
@@ -103,9 +118,9 @@ static int symk_pass(af_sinkhorn_ws *ws)
         for (size_t i = n - n % 4; i < n; i++)
             for (size_t j = i; j < n; j++)
                 for (int c = 0; c < 3; c++) {
-                    acc[c][i] += K0[i * n + j] * wv[c][j];
+                    acc[c][i] += symk_entry(ws, i, j) * wv[c][j];
                     if (j > i)
-                        acc[c][j] += K0[i * n + j] * wv[c][i];
+                        acc[c][j] += symk_entry(ws, i, j) * wv[c][i];
                 }
     }
     double err = 0;
@@ -146,7 +161,11 @@ static af_status symk_step(af_sinkhorn_ws *ws) { return af__sym_scaling_advance(
 
 static void symk_matrix(const af_sinkhorn_ws *ws, double *K)
 {
-    af_sinkhorn_type_sym_scaling.matrix(ws, K); /* the same stored upper triangle */
+    const size_t n = ws->n;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i; j < n; j++)
+            K[i * n + j] = ws->u[i] * symk_entry(ws, i, j) * ws->u[j];
+    af__mirror_upper(n, K);
 }
 
 const af_sinkhorn_type af_sinkhorn_type_sym_kernel = {
