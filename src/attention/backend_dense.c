@@ -397,12 +397,20 @@ static void build_l2_kernel(const af_attn_ws *ws, const double *X, double *nx, d
             const double v = scale * dot - h * (nx[i] + nx[j]);
             k[j] = v > 0 ? 0 : v;
         }
-        af__row_exp_p(single, n - i - 1, k + i + 1, NULL, 0.0, k + i + 1);
-        if (single) { /* float exps: stored exactly as float32, half the bytes */
-            float *kf = (float *)K0 + i * n;
-            for (size_t j = i; j < n; j++)
-                kf[j] = (float)k[j];
+        if (!single) {
+            af__row_exp(n - i - 1, k + i + 1, NULL, 0.0, k + i + 1);
+            continue;
         }
+        /* float exps, stored exactly as float32 (half the bytes per pass);
+         * those below the smallest normal float (1.2e-38) as 0, which keeps
+         * expf on its fast path: float32 storage holds no relative precision
+         * there anyway, and a row sum of diag(a) K0 diag(a) is at least its
+         * diagonal a_i^2, so they move it by less than n max(a) 1.2e-38 / a_i
+         * relative (a <= 1 after the first update) */
+        af__row_exp_flushed(1, n - i - 1, k + i + 1, NULL, 0.0, k + i + 1);
+        float *kf = (float *)K0 + i * n;
+        for (size_t j = i; j < n; j++)
+            kf[j] = (float)k[j];
     }
 }
 

@@ -43,6 +43,8 @@ struct af_sinkhorn_ws {
      * them): fill(fill_ctx) writes C before a fall-back to log space reads it. */
     void (*fill_scores)(void *ctx);
     void *fill_ctx;
+    double symk_prev_err; /* the error of the pass before the last (its rate) */
+    int symk_product;     /* the last pass left K0 (a Y) in apply_buf */
     af_sinkhorn_options opt;
     const af_sinkhorn_type *type;
 
@@ -158,8 +160,9 @@ af_status af__sinkhorn_solve_sym_kernel(af_sinkhorn_ws *ws, const double *C,
                                         size_t p, const af_sinkhorn_options *opt,
                                         af_sinkhorn_info *info);
 af_status af__sym_kernel_buffers(af_sinkhorn_ws *ws, size_t p);
-/* K0 (a Y) (n x p) of the last pass while the solve is on that path, else NULL. */
-const double *af__sym_kernel_product(const af_sinkhorn_ws *ws);
+/* K0 (a Y) (n x p) of the solve's final scalings while it is on that path
+ * (from its last pass, or one more pass that changes no state), else NULL. */
+const double *af__sym_kernel_product(af_sinkhorn_ws *ws);
 /* K Y (n x p) of the sym_tiled state, accumulated by its last pass. */
 const double *af__sym_tiled_product(const af_sinkhorn_ws *ws);
 

@@ -57,17 +57,39 @@ _Pragma("omp simd reduction(+ : s00, s01, s02, s03, s10, s11, s12, s13, s20, s21
 SYMK_ROWS4(symk_rows4, double)
 SYMK_ROWS4(symk_rows4_float, float)
 
+/* The same for the row sums alone (passes that do not carry K X). */
+#define SYMK_ROWS4_T(NAME, T)                                                                \
+static void NAME(size_t n, size_t i0, const T *K0, const double *w, const double wi[4],     \
+                 double rowsum[4], double *acc)                                             \
+{                                                                                           \
+    const T *k0 = K0 + i0 * n, *k1 = k0 + n, *k2 = k1 + n, *k3 = k2 + n;                    \
+    const double u0 = wi[0], u1 = wi[1], u2 = wi[2], u3 = wi[3];                            \
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                                  \
+_Pragma("omp simd reduction(+ : s0, s1, s2, s3)")                                           \
+    for (size_t j = i0 + 4; j < n; j++) {                                                   \
+        const double a = (double)k0[j], b = (double)k1[j], c = (double)k2[j], e = (double)k3[j]; \
+        s0 += a * w[j], s1 += b * w[j], s2 += c * w[j], s3 += e * w[j];                     \
+        acc[j] += (u0 * a + u1 * b) + (u2 * c + u3 * e);                                    \
+    }                                                                                       \
+    rowsum[0] = s0, rowsum[1] = s1, rowsum[2] = s2, rowsum[3] = s3;                         \
+}
+SYMK_ROWS4_T(symk_rows4_t, double)
+SYMK_ROWS4_T(symk_rows4_t_float, float)
+
 /* Entry (i, j) of the stored kernel in either storage. */
 static inline double symk_entry(const af_sinkhorn_ws *ws, size_t i, size_t j)
 {
     return ws->src.single ? (double)((const float *)ws->K0)[i * ws->n + j] : ws->K0[i * ws->n + j];
 }
 
-/* t = r = a * (K0 a) into ws->t, K0 (a x_k) into apply_buf (n x p); the
- * errors. 1 if a row sum is not positive and finite. */
-static int symk_pass(af_sinkhorn_ws *ws)
+/* One pass over the stored triangle. state: t = r = a * (K0 a) into ws->t
+ * and the errors (1 if a row sum is not positive and finite); rhs: K0 (a
+ * x_k) into apply_buf (n x p), which triples the arithmetic per entry, so
+ * the passes carry it only when they are expected to be the last. */
+static int symk_pass_with(af_sinkhorn_ws *ws, int state, int rhs)
 {
-    const size_t n = ws->n, p = ws->src.Yt ? ws->src.p : 0;
+    const size_t n = ws->n, p = rhs && ws->src.Yt ? ws->src.p : 0;
+    const int nc = p ? 3 : 1; /* accumulated columns: t, then K0 (a x_k) */
     const double *a = ws->u, *Yt = ws->src.Yt, *K0 = ws->K0;
     const size_t stride = 3 * n;
     /* after the per-thread accumulators: a, a y_0, a y_1 (zeros past p) */
@@ -86,7 +108,7 @@ static int symk_pass(af_sinkhorn_ws *ws)
         double *ab = ws->apply_acc + (size_t)tid * stride;
         double *const acc[3] = {ab, ab + n, ab + 2 * n};
         const double *const wv[3] = {w, w + n, w + 2 * n};
-        memset(ab, 0, stride * sizeof(double));
+        memset(ab, 0, (size_t)nc * n * sizeof(double));
         /* blocks of four rows, handed out cyclically (the triangle balanced,
          * the same rows on the same thread every run) */
 #pragma omp for schedule(static, 4)
@@ -96,7 +118,11 @@ static int symk_pass(af_sinkhorn_ws *ws)
             for (int c = 0; c < 3; c++)
                 for (int r = 0; r < 4; r++)
                     wi[c][r] = wv[c][i0 + (size_t)r];
-            if (ws->src.single)
+            if (nc == 1 && ws->src.single)
+                symk_rows4_t_float(n, i0, (const float *)K0, w, wi[0], rs[0], acc[0]);
+            else if (nc == 1)
+                symk_rows4_t(n, i0, K0, w, wi[0], rs[0], acc[0]);
+            else if (ws->src.single)
                 symk_rows4_float(n, i0, (const float *)K0, wv, wi, rs, acc);
             else
                 symk_rows4(n, i0, K0, wv, wi, rs, acc);
@@ -104,10 +130,10 @@ static int symk_pass(af_sinkhorn_ws *ws)
              * entry for both of its rows */
             for (int r = 0; r < 4; r++) {
                 const size_t i = i0 + (size_t)r;
-                for (int c = 0; c < 3; c++)
+                for (int c = 0; c < nc; c++)
                     acc[c][i] += rs[c][r] + symk_entry(ws, i, i) * wv[c][i];
                 for (size_t j = i + 1; j < i0 + 4; j++)
-                    for (int c = 0; c < 3; c++) {
+                    for (int c = 0; c < nc; c++) {
                         acc[c][i] += symk_entry(ws, i, j) * wv[c][j];
                         acc[c][j] += symk_entry(ws, i, j) * wv[c][i];
                     }
@@ -117,7 +143,7 @@ static int symk_pass(af_sinkhorn_ws *ws)
 #pragma omp single
         for (size_t i = n - n % 4; i < n; i++)
             for (size_t j = i; j < n; j++)
-                for (int c = 0; c < 3; c++) {
+                for (int c = 0; c < nc; c++) {
                     acc[c][i] += symk_entry(ws, i, j) * wv[c][j];
                     if (j > i)
                         acc[c][j] += symk_entry(ws, i, j) * wv[c][i];
@@ -128,19 +154,44 @@ static int symk_pass(af_sinkhorn_ws *ws)
     for (size_t i = 0; i < n; i++) {
         double v[3] = {0, 0, 0};
         for (int th = 0; th < team; th++)
-            for (int c = 0; c < 3; c++)
+            for (int c = 0; c < nc; c++)
                 v[c] += ws->apply_acc[(size_t)th * stride + (size_t)c * n + i];
+        for (size_t k = 0; k < p; k++)
+            ws->apply_buf[i * p + k] = v[k + 1];
+        if (!state)
+            continue;
         const double r = a[i] * v[0];
         bad |= !(r > 0) || !isfinite(r);
         ws->t[i] = r;
         err = fmax(err, fabs(r - 1.0));
-        for (size_t k = 0; k < p; k++)
-            ws->apply_buf[i * p + k] = v[k + 1];
     }
+    ws->symk_product = p > 0;
+    if (!state)
+        return 0;
+    ws->symk_prev_err = ws->row_err;
     ws->row_err = ws->col_err = err;
     if (bad && ws->fill_scores)
         ws->fill_scores(ws->fill_ctx); /* the log path that follows reads C */
     return bad;
+}
+
+/* Carry K X when this pass is likely the last: the error falls by a steady
+ * factor (about 1/2 for the averaged update), so the next one is predicted
+ * from the last two; or the iteration cap is next. A wrong guess costs one
+ * pass with the product (af__sym_kernel_product_pass) or a pass with
+ * arithmetic that was not needed; the iterates are the same either way. */
+static int symk_pass(af_sinkhorn_ws *ws)
+{
+    const double e = ws->row_err, e0 = ws->symk_prev_err;
+    const double rate = e0 > 0 && e < e0 ? e / e0 : 1.0;
+    const int last = (isfinite(e) && rate * e <= ws->opt.tol) || ws->iter + 1 >= ws->opt.max_iters;
+    return symk_pass_with(ws, 1, last);
+}
+
+static int symk_first_pass(af_sinkhorn_ws *ws)
+{
+    ws->symk_prev_err = INFINITY;
+    return symk_pass_with(ws, 1, 0);
 }
 
 static af_status symk_start(af_sinkhorn_ws *ws)
@@ -154,7 +205,7 @@ static af_status symk_start(af_sinkhorn_ws *ws)
     }
     if (bad && ws->fill_scores)
         ws->fill_scores(ws->fill_ctx);
-    return af__sym_scaling_begin(ws, symk_pass);
+    return af__sym_scaling_begin(ws, symk_first_pass);
 }
 
 static af_status symk_step(af_sinkhorn_ws *ws) { return af__sym_scaling_advance(ws, symk_pass); }
@@ -172,9 +223,13 @@ const af_sinkhorn_type af_sinkhorn_type_sym_kernel = {
     "symmetric", 1, symk_start, symk_step, af__sym_scaling_potentials, symk_matrix,
 };
 
-const double *af__sym_kernel_product(const af_sinkhorn_ws *ws)
+const double *af__sym_kernel_product(af_sinkhorn_ws *ws)
 {
-    return ws->type == &af_sinkhorn_type_sym_kernel && ws->src.Yt ? ws->apply_buf : NULL;
+    if (ws->type != &af_sinkhorn_type_sym_kernel || !ws->src.Yt)
+        return NULL;
+    if (!ws->symk_product) /* the last pass did not carry it: one more, state unchanged */
+        symk_pass_with(ws, 0, 1);
+    return ws->apply_buf;
 }
 
 af_status af__sym_kernel_buffers(af_sinkhorn_ws *ws, size_t p)
