@@ -272,6 +272,30 @@ typedef struct {
     double *C, *K, *work;
 } stored_ref;
 
+/* A dense Sinkhorn workspace for L2 scores at eps and its reference. */
+static af_attn_ws *dense_l2_pair(size_t n, size_t d, double eps, af_attn_params *ap,
+                                 stored_ref *r)
+{
+    *ap = af_attn_params_default(n, d);
+    ap->norm = AF_ATTN_SINKHORN;
+    ap->scores.kind = AF_SCORES_L2;
+    ap->scores.eps = eps;
+    af_attn_ws *w = af_attn_alloc(af_backend_dense, ap);
+    r->sk = af_sinkhorn_alloc(n, n);
+    r->C = malloc(n * n * sizeof(double));
+    r->K = malloc(n * n * sizeof(double));
+    r->work = malloc(AF_SCORES_WORK(n, n, d) * sizeof(double));
+    cr_assert(w && r->sk && r->C && r->K && r->work, "%s", af_last_error());
+    return w;
+}
+
+static void dense_l2_pair_free(af_attn_ws *w, stored_ref *r)
+{
+    af_attn_free(w);
+    af_sinkhorn_free(r->sk);
+    free(r->C), free(r->K), free(r->work);
+}
+
 static void stored_solve(stored_ref *r, const af_attn_params *ap, const double *X,
                          const af_sinkhorn_options *o, af_sinkhorn_info *info, double *KX)
 {
@@ -339,15 +363,9 @@ Test(backend_dense, l2_sinkhorn_kernel_from_tokens_matches_stored_scores)
             for (size_t n = 200; n <= 203; n += 3) {
                 omp_set_num_threads(threads);
                 double *X = cloud(n, d, 31 + n, 1.5);
-                af_attn_params ap = af_attn_params_default(n, d);
-                ap.norm = AF_ATTN_SINKHORN;
-                ap.scores.kind = AF_SCORES_L2;
-                ap.scores.eps = 0.1;
-                af_attn_ws *w = af_attn_alloc(af_backend_dense, &ap);
-                stored_ref r = {af_sinkhorn_alloc(n, n), malloc(n * n * sizeof(double)),
-                                malloc(n * n * sizeof(double)),
-                                malloc(AF_SCORES_WORK(n, n, d) * sizeof(double))};
-                cr_assert(w && r.sk && r.C && r.K && r.work, "%s", af_last_error());
+                af_attn_params ap;
+                stored_ref r;
+                af_attn_ws *w = dense_l2_pair(n, d, 0.1, &ap, &r);
                 char what[96];
                 snprintf(what, sizeof what, "threads %d d %zu n %zu", threads, d, n);
                 af_sinkhorn_options o = af_sinkhorn_options_default();
@@ -361,9 +379,8 @@ Test(backend_dense, l2_sinkhorn_kernel_from_tokens_matches_stored_scores)
                 o.warm_start = 0;
                 o.compute_bound = 1;
                 dense_l2_against_stored(w, &r, &ap, X, &o, 0, what);
-                af_attn_free(w);
-                af_sinkhorn_free(r.sk);
-                free(r.C), free(r.K), free(r.work), free(X);
+                dense_l2_pair_free(w, &r);
+                free(X);
             }
     omp_set_num_threads(1);
 }
@@ -378,14 +395,9 @@ Test(backend_dense, l2_sinkhorn_kernel_falls_back_with_scores)
 {
     const size_t n = 150, d = 2;
     double *X = cloud(n, d, 41, 1.0), *big = malloc(n * sizeof *big);
-    af_attn_params ap = af_attn_params_default(n, d);
-    ap.norm = AF_ATTN_SINKHORN;
-    ap.scores.kind = AF_SCORES_L2;
-    ap.scores.eps = 0.2;
-    af_attn_ws *w = af_attn_alloc(af_backend_dense, &ap);
-    stored_ref r = {af_sinkhorn_alloc(n, n), malloc(n * n * sizeof(double)),
-                    malloc(n * n * sizeof(double)), malloc(AF_SCORES_WORK(n, n, d) * sizeof(double))};
-    cr_assert(w && r.sk && r.C && r.K && r.work);
+    af_attn_params ap;
+    stored_ref r;
+    af_attn_ws *w = dense_l2_pair(n, d, 0.2, &ap, &r);
     for (size_t i = 0; i < n; i++)
         big[i] = 400.0;
     af_attn_set_potentials(w, big, big);
@@ -403,9 +415,8 @@ Test(backend_dense, l2_sinkhorn_kernel_falls_back_with_scores)
     double re, ce;
     fx_marginal_errors(n, n, r.K, &re, &ce);
     cr_expect(re < 1e-8 && ce < 1e-8, "kernel marginals %.3g %.3g", re, ce);
-    af_attn_free(w);
-    af_sinkhorn_free(r.sk);
-    free(r.C), free(r.K), free(r.work), free(X), free(big);
+    dense_l2_pair_free(w, &r);
+    free(X), free(big);
 }
 
 /* The symmetric tiled Sinkhorn passes flush far exps when the bound on the
@@ -712,37 +723,46 @@ Test(backend_single, one_normalisation_is_single_softmax_bit_for_bit)
     check_count_one(AF_PRECISION_SINGLE);
 }
 
-/* README bound: velocity relative error below 1e-7 (float32 rounding of each
- * exp is 6e-8 relative; the sums are double), for SoftMax and Sinkhorn
- * (single run to tol 1e-7); and it is not exactly double (the mode really
- * is single). */
-Test(backend_single, velocity_within_documented_bound)
+/* Single against double precision on backend b, for SoftMax (USA too when
+ * usa), Sinkhorn (single run to tol 1e-7, above the alternating path's
+ * floor of ~1e-8, README) and L2 / dot scores: the README bound, velocity
+ * relative error below 1e-7 (float32 rounding of each exp is 6e-8
+ * relative, its rounded argument adds |C_ij| 6e-8 on terms weighted by
+ * exp(C_ij); the sums are double), and not 0 (the mode really is single). */
+static void check_single_velocity(const af_backend_type *b, size_t n, unsigned long seed, int usa)
 {
-    const size_t n = 200, d = 2;
-    double *X = cloud(n, d, 13, 1.0);
+    const size_t d = 2;
+    double *X = cloud(n, d, seed, 1.0);
     double *vs = malloc(n * d * sizeof *vs), *vd = malloc(n * d * sizeof *vd);
-    for (int norm = 0; norm < 2; norm++)
+    for (int norm = 0; norm < (usa ? 3 : 2); norm++)
         for (int kind = 0; kind < 2; kind++) {
             af_flow_params p = af_flow_params_default(n, d);
-            p.norm = norm ? AF_FLOW_SINKHORN : AF_FLOW_SOFTMAX;
+            p.norm = norm == 1 ? AF_FLOW_SINKHORN : AF_FLOW_SOFTMAX;
+            p.usa = norm == 2;
             p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
             p.scores.A = kind ? NULL : A_gen + 0; /* 2 x 2 block of a general A */
             p.scores.eps = 0.2;
             p.sinkhorn.tol = 1e-10;
-            af_flow_ws *wd = alloc_on(p, af_backend_tiled);
+            af_flow_ws *wd = alloc_on(p, b);
             p.precision = AF_PRECISION_SINGLE;
-            p.sinkhorn.tol = 1e-7; /* above the alternating path's floor (~1e-8, README) */
-            af_flow_ws *ws = alloc_on(p, af_backend_tiled);
+            p.sinkhorn.tol = 1e-7;
+            af_flow_ws *ws = alloc_on(p, b);
             cr_assert(af_flow_velocity(wd, X, vd) == AF_SUCCESS, "%s", af_last_error());
             cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS, "%s", af_last_error());
             double e = rel_err(n * d, vs, vd);
-            cr_expect(e < 1e-7 && e > 0, "norm %d kind %d: relative error %.3g", norm, kind, e);
+            cr_expect(e < 1e-7 && e > 0, "%s norm %d kind %d: relative error %.3g",
+                      af_backend_name(b), norm, kind, e);
             af_flow_free(wd);
             af_flow_free(ws);
         }
     free(vs);
     free(vd);
     free(X);
+}
+
+Test(backend_single, velocity_within_documented_bound)
+{
+    check_single_velocity(af_backend_tiled, 200, 13, 0);
 }
 
 /* Float exp arguments below -87 (eps small, L2 scores): flushed to 0 in
@@ -799,42 +819,13 @@ Test(backend_single, equiangular_ode_within_documented_bound)
     af_flow_free(ws);
 }
 
-/* The dense backend in single precision, against dense double, with the
- * README bound of the tiled mode (each term's float32 exp is within 6e-8
- * relative, its rounded argument adds |C_ij| 6e-8 on terms weighted by
- * exp(C_ij); the sums are double): velocity relative error below 1e-7 and
- * not 0, for SoftMax (the symmetric L2 kernel, the d = 2 row kernel for
- * dot scores), USA, and Sinkhorn (the L2 kernel built from the tokens and
- * the stored-score paths for dot scores; single run to tol 1e-7); n = 203
- * leaves a partial block of rows. */
+/* The dense backend in single precision: SoftMax (the symmetric L2
+ * kernel, the d = 2 row kernel for dot scores), USA, and Sinkhorn (the L2
+ * kernel built from the tokens, stored as float32, and the stored-score
+ * paths for dot scores); n = 203 leaves a partial block of rows. */
 Test(backend_single, dense_within_documented_bound)
 {
-    const size_t n = 203, d = 2;
-    double *X = cloud(n, d, 17, 1.0);
-    double *vs = malloc(n * d * sizeof *vs), *vd = malloc(n * d * sizeof *vd);
-    for (int norm = 0; norm < 3; norm++)
-        for (int kind = 0; kind < 2; kind++) {
-            af_flow_params p = af_flow_params_default(n, d);
-            p.norm = norm == 2 ? AF_FLOW_SINKHORN : AF_FLOW_SOFTMAX;
-            p.usa = norm == 1;
-            p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
-            p.scores.A = kind ? NULL : A_gen;
-            p.scores.eps = 0.2;
-            p.sinkhorn.tol = 1e-10;
-            af_flow_ws *wd = alloc_on(p, af_backend_dense);
-            p.precision = AF_PRECISION_SINGLE;
-            p.sinkhorn.tol = 1e-7;
-            af_flow_ws *ws = alloc_on(p, af_backend_dense);
-            cr_assert(af_flow_velocity(wd, X, vd) == AF_SUCCESS, "%s", af_last_error());
-            cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS, "%s", af_last_error());
-            double e = rel_err(n * d, vs, vd);
-            cr_expect(e < 1e-7 && e > 0, "norm %d kind %d: relative error %.3g", norm, kind, e);
-            af_flow_free(wd);
-            af_flow_free(ws);
-        }
-    free(vs);
-    free(vd);
-    free(X);
+    check_single_velocity(af_backend_dense, 203, 17, 1);
 }
 
 /* The kernel written out and the SoftMax column sums honour single

@@ -465,6 +465,22 @@ static void update_done(af_sinkhorn_ws *ws)
     ws->done = ws->converged || ws->iter >= ws->opt.max_iters;
 }
 
+/* A new solve from the warm-start potentials (or zeros): no iteration done,
+ * errors unknown, no bound. */
+static void reset_solve(af_sinkhorn_ws *ws)
+{
+    if (!ws->opt.warm_start) {
+        memset(ws->f, 0, ws->n * sizeof(double));
+        memset(ws->g, 0, ws->m * sizeof(double));
+    }
+    ws->iter = 0;
+    ws->next_is_row = 1;
+    ws->row_err = ws->col_err = INFINITY;
+    ws->done = ws->converged = 0;
+    ws->delta = NAN;
+    ws->delta_exact = 0;
+}
+
 /* Scores from C (stored) or, with C NULL, from ws->src (matrix-free). */
 static af_status sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn_options *opt)
 {
@@ -544,17 +560,7 @@ static af_status sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sink
             : t->symmetric                     ? &af_sinkhorn_type_sym_log
                                                : &af_sinkhorn_type_log;
     ws->type = t;
-    if (!ws->opt.warm_start) {
-        memset(ws->f, 0, n * sizeof(double));
-        memset(ws->g, 0, m * sizeof(double));
-    }
-    ws->iter = 0;
-    ws->next_is_row = 1;
-    ws->row_err = ws->col_err = INFINITY;
-    ws->done = ws->converged = 0;
-
-    ws->delta = NAN;
-    ws->delta_exact = 0;
+    reset_solve(ws);
     if (ws->opt.compute_bound == 2 && !C)
         return af_error(AF_EINVAL, "sinkhorn: the exact Hilbert diameter needs the stored score "
                                    "matrix (use the dense backend)");
@@ -681,16 +687,7 @@ static af_status sym_kernel_set(af_sinkhorn_ws *ws, const double *C, void (*fill
     memset(ws->shift, 0, ws->n * sizeof(double));
     ws->type = &af_sinkhorn_type_sym_kernel;
     ws->fell_back = 0;
-    if (!opt->warm_start) {
-        memset(ws->f, 0, ws->n * sizeof(double));
-        memset(ws->g, 0, ws->m * sizeof(double));
-    }
-    ws->iter = 0;
-    ws->next_is_row = 1;
-    ws->row_err = ws->col_err = INFINITY;
-    ws->done = ws->converged = 0;
-    ws->delta = NAN;
-    ws->delta_exact = 0;
+    reset_solve(ws);
     ws->ready = 1;
     st = ws->type->start(ws);
     if (st == AF_SUCCESS)
