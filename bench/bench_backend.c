@@ -22,6 +22,7 @@
  *   tiled_softmax_velocity_single_*    float32 exps: ratio to the float bound; speed-up over
  *                                      double in the same run
  *   single_velocity_relerr_*, *_sinkhorn_marginal_floor_*: accuracy of single precision
+ *   dense_single_velocity_relerr_*     the same for the dense backend's single precision
  * Environment: BENCH_BACKEND_N (SoftMax velocity, default 100000),
  * BENCH_BACKEND_SK_N (Sinkhorn step, default 20000; 100000 takes minutes),
  * BENCH_BACKEND_ONLY=dense (the exp bound and the n = 1e4 dense / tiled steps only). */
@@ -194,6 +195,38 @@ static void accuracy(size_t n)
     fflush(stdout);
 }
 
+/* Dense single against dense double, the heat case at n (velocity, max
+ * relative error; Sinkhorn at tol 1e-9 in double, 1e-7 in single). */
+static void dense_accuracy(size_t n)
+{
+    const size_t d = 2;
+    double *X = gaussian(n, d), *v[2] = {malloc(n * d * sizeof(double)),
+                                         malloc(n * d * sizeof(double))};
+    for (int norm = 0; norm < 2; norm++) {
+        for (int prec = 0; prec < 2; prec++) {
+            af_flow_params p = af_flow_params_default(n, d);
+            p.norm = (af_flow_norm)norm;
+            p.backend = af_backend_dense;
+            p.precision = (af_precision)prec;
+            p.scores.kind = AF_SCORES_L2;
+            p.scores.eps = 0.05;
+            p.sinkhorn.tol = prec ? 1e-7 : 1e-9;
+            af_flow_ws *ws = af_flow_alloc(&p);
+            if (!ws || af_flow_velocity(ws, X, v[prec])) {
+                fprintf(stderr, "bench_backend: %s\n", af_last_error());
+                exit(1);
+            }
+            af_flow_free(ws);
+        }
+        double e = 0, m = 0;
+        for (size_t k = 0; k < n * d; k++)
+            e = fmax(e, fabs(v[1][k] - v[0][k])), m = fmax(m, fabs(v[0][k]));
+        printf("dense_single_velocity_relerr_%s_n%zu %.3g rel nan nan\n",
+               norm ? "sinkhorn" : "softmax", n, e / m);
+    }
+    free(X), free(v[0]), free(v[1]);
+}
+
 int main(void)
 {
     const char *e1 = getenv("BENCH_BACKEND_N"), *e2 = getenv("BENCH_BACKEND_SK_N");
@@ -283,5 +316,6 @@ int main(void)
         printf("dense_%s_iters_single_n%zu_d2 %.3g iters/step nan nan\n", name, n, its);
         fflush(stdout);
     }
+    dense_accuracy(2000);
     return sink_d == 12345.0 && sink_f == 1.0f; /* keeps the exp loops alive */
 }

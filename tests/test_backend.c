@@ -829,7 +829,8 @@ Test(backend_single, dense_within_documented_bound)
 }
 
 /* The kernel written out and the SoftMax column sums honour single
- * precision too: rows sum to 1, within the bound of the double kernel. */
+ * precision too: rows sum to 1, within the bound of the double kernel; the
+ * Sinkhorn kernel written from the float32 triangle is balanced. */
 Test(backend_single, dense_kernel_and_colsums_within_documented_bound)
 {
     const size_t n = 60, d = 2;
@@ -850,6 +851,21 @@ Test(backend_single, dense_kernel_and_colsums_within_documented_bound)
     cr_expect(re < 1e-14, "single kernel rows sum to 1 (%.3g)", re);
     double ek = rel_err(n * n, K[1], K[0]), ec = rel_err(n, cs[1], cs[0]);
     cr_expect(ek < 1e-7 && ek > 0 && ec < 1e-7 && ec > 0, "kernel %.3g, column sums %.3g", ek, ec);
+    /* the Sinkhorn kernel from the float32 triangle: balanced to the tolerance */
+    af_attn_params ap = af_attn_params_default(n, d);
+    ap.norm = AF_ATTN_SINKHORN;
+    ap.scores.kind = AF_SCORES_L2;
+    ap.scores.eps = 0.2;
+    ap.precision = AF_PRECISION_SINGLE;
+    af_attn_ws *w = af_attn_alloc(af_backend_dense, &ap);
+    af_sinkhorn_options o = af_sinkhorn_options_default();
+    o.compute_bound = 0;
+    o.tol = 1e-12; /* the symmetric path balances the float-rounded kernel exactly */
+    cr_assert(w && af_attn_kernel(w, X, &o, K[0]) == AF_SUCCESS, "%s", af_last_error());
+    cr_expect(af__sym_kernel_product(w->sk) != NULL, "the kernel built from the tokens");
+    fx_marginal_errors(n, n, K[0], &re, &ce);
+    cr_expect(re < 1e-11 && ce < 1e-11, "single Sinkhorn kernel marginals %.3g %.3g", re, ce);
+    af_attn_free(w);
     free(X);
 }
 

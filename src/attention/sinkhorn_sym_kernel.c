@@ -183,7 +183,7 @@ static int symk_pass_with(af_sinkhorn_ws *ws, int state, int rhs)
 static int symk_pass(af_sinkhorn_ws *ws)
 {
     const double e = ws->row_err, e0 = ws->symk_prev_err;
-    const double rate = e0 > 0 && e < e0 ? e / e0 : 1.0;
+    const double rate = isfinite(e0) && e0 > 0 && e < e0 ? e / e0 : 1.0;
     const int last = (isfinite(e) && rate * e <= ws->opt.tol) || ws->iter + 1 >= ws->opt.max_iters;
     return symk_pass_with(ws, 1, last);
 }
