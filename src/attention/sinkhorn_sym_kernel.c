@@ -3,12 +3,11 @@
  * symmetric path (a <- a / sqrt(r), r the row sums of diag(a) K0 diag(a)),
  * but K0 = exp(C) was written straight from the tokens, upper triangle
  * only, without the n x n scores and the passes over them (row maxima,
- * then the K0 build). Each pass reads the stored upper triangle once and
- * multiplies it with a and with a * x_k for the flow's right-hand sides,
- * so once the iteration has converged K X = diag(a) K0 (a X) is already
- * there: no extra pass over the 8 n^2 / 2 bytes (single precision: 4 n^2 / 2,
- * the kernel stored as float32) for the product. The
- * scores themselves are written (by the caller's fill) only if the
+ * then the K0 build). Each pass reads the stored triangle once (8 n^2 / 2
+ * bytes; in single precision 4 n^2 / 2, stored as float32), and the pass
+ * expected to be the last also multiplies it with a * x_k for the flow's
+ * right-hand sides, so K X = diag(a) K0 (a X) comes without a pass of its
+ * own. The scores themselves are written (by the caller's fill) only if the
  * scalings leave double range and the iteration falls back to log space. */
 #include "core/af_simd_math.h"
 #include <omp.h>
@@ -178,7 +177,7 @@ static int symk_pass_with(af_sinkhorn_ws *ws, int state, int rhs)
 /* Carry K X when this pass is likely the last: the error falls by a steady
  * factor (about 1/2 for the averaged update), so the next one is predicted
  * from the last two; or the iteration cap is next. A wrong guess costs one
- * pass with the product (af__sym_kernel_product_pass) or a pass with
+ * product-only pass (af__sym_kernel_product) or a pass with
  * arithmetic that was not needed; the iterates are the same either way. */
 static int symk_pass(af_sinkhorn_ws *ws)
 {
