@@ -106,8 +106,9 @@ static int softmax_row_d2(int single, size_t n, double a0, double a1, const doub
  * accumulators: the column data and the accumulators are loaded once per
  * four rows. Single precision rounds each argument to float32 and takes
  * expf; every sum stays double. */
-static void sym4_sweep_double(size_t n, size_t i0, double s, const double *q, const double *x0,
-                              const double *x1, double *a0, double *a1, double *a2)
+static inline __attribute__((always_inline)) void
+sym4_sweep_flush(size_t n, size_t i0, double s, const double *q, const double *x0,
+                 const double *x1, double *a0, double *a1, double *a2, const int flush)
 {
     const double lo = AF_EXP_FAST_MIN, tiny = exp(lo);
     const double q0 = q[i0], q1 = q[i0 + 1], q2 = q[i0 + 2], q3 = q[i0 + 3];
@@ -122,10 +123,15 @@ static void sym4_sweep_double(size_t n, size_t i0, double s, const double *q, co
         const double qj = q[j], y0 = x0[j], y1 = x1[j];
         double e0 = (q0 + qj) + (b0 * y0 + c0 * y1), e1 = (q1 + qj) + (b1 * y0 + c1 * y1);
         double e2 = (q2 + qj) + (b2 * y0 + c2 * y1), e3 = (q3 + qj) + (b3 * y0 + c3 * y1);
-        e0 = exp(e0 < lo ? lo : e0), e1 = exp(e1 < lo ? lo : e1);
-        e2 = exp(e2 < lo ? lo : e2), e3 = exp(e3 < lo ? lo : e3);
-        e0 = e0 <= tiny ? 0.0 : e0, e1 = e1 <= tiny ? 0.0 : e1;
-        e2 = e2 <= tiny ? 0.0 : e2, e3 = e3 <= tiny ? 0.0 : e3;
+        if (flush) {
+            e0 = e0 < lo ? lo : e0, e1 = e1 < lo ? lo : e1;
+            e2 = e2 < lo ? lo : e2, e3 = e3 < lo ? lo : e3;
+        }
+        e0 = exp(e0), e1 = exp(e1), e2 = exp(e2), e3 = exp(e3);
+        if (flush) {
+            e0 = e0 <= tiny ? 0.0 : e0, e1 = e1 <= tiny ? 0.0 : e1;
+            e2 = e2 <= tiny ? 0.0 : e2, e3 = e3 <= tiny ? 0.0 : e3;
+        }
         r0 += e0, r1 += e1, r2 += e2, r3 += e3;
         u0 += e0 * y0, u1 += e1 * y0, u2 += e2 * y0, u3 += e3 * y0;
         v0 += e0 * y1, v1 += e1 * y1, v2 += e2 * y1, v3 += e3 * y1;
@@ -136,6 +142,23 @@ static void sym4_sweep_double(size_t n, size_t i0, double s, const double *q, co
     a0[i0] += r0, a0[i0 + 1] += r1, a0[i0 + 2] += r2, a0[i0 + 3] += r3;
     a1[i0] += u0, a1[i0 + 1] += u1, a1[i0 + 2] += u2, a1[i0 + 3] += u3;
     a2[i0] += v0, a2[i0 + 1] += v1, a2[i0 + 2] += v2, a2[i0 + 3] += v3;
+}
+
+/* The sweep of the block with its flush when one of its scores may fall
+ * below the fast exp range: C_ij >= -s (|x_i| + |x_j|)^2 / 2, so with r the
+ * block's largest |x_i|, R the largest |x_j| and s (r + R)^2 / 2 below 707
+ * (a unit under the range: the scores' rounding is far smaller) nothing
+ * does, and the clamp and select drop out of the loop. */
+static void sym4_sweep_double(size_t n, size_t i0, double s, const double *q, const double *x0,
+                              const double *x1, double *a0, double *a1, double *a2, double R)
+{
+    double r = 0;
+    for (size_t k = i0; k < i0 + 4; k++)
+        r = fmax(r, sqrt(x0[k] * x0[k] + x1[k] * x1[k]));
+    if (0.5 * s * (r + R) * (r + R) < -AF_EXP_FAST_MIN - 1.0)
+        sym4_sweep_flush(n, i0, s, q, x0, x1, a0, a1, a2, 0);
+    else
+        sym4_sweep_flush(n, i0, s, q, x0, x1, a0, a1, a2, 1);
 }
 
 /* Single precision: the same sweep in chunks of columns, with the float
@@ -215,6 +238,9 @@ static int softmax_symmetric_l2_d2(af_attn_ws *ws, double *KX)
     const size_t n = ws->p.n, T = (size_t)ws->nthreads, nb = n / 4;
     const int single = ws->p.precision == AF_PRECISION_SINGLE;
     const double s = ws->s, *x0 = ws->Xt, *x1 = ws->Xt + n, *q = ws->cbias;
+    double R = 0; /* the largest |x_j| (the double sweep's flush test) */
+    for (size_t j = 0; j < n; j++)
+        R = fmax(R, sqrt(x0[j] * x0[j] + x1[j] * x1[j]));
     double *acc = ws->colacc;
     int bad = 0;
     memset(acc, 0, T * 3 * n * sizeof *acc);
@@ -226,7 +252,10 @@ static int softmax_symmetric_l2_d2(af_attn_ws *ws, double *KX)
          * thread every run (reproducible sums) */
 #pragma omp for schedule(static, 8)
         for (size_t b = 0; b < nb; b++) {
-            (single ? sym4_sweep_single : sym4_sweep_double)(n, 4 * b, s, q, x0, x1, a0, a1, a2);
+            if (single)
+                sym4_sweep_single(n, 4 * b, s, q, x0, x1, a0, a1, a2);
+            else
+                sym4_sweep_double(n, 4 * b, s, q, x0, x1, a0, a1, a2, R);
             sym_corner(4 * b, 4 * b + 4, s, single, q, x0, x1, a0, a1, a2);
         }
 #pragma omp single
