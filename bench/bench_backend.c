@@ -18,15 +18,20 @@
  *                                      L2 scores eps 0.05 as the heat case); its iterations;
  *                                      ratio to the bound of (iterations + 1) n (n + 1) / 2
  *                                      exps (symmetric scores: half the pairs per pass)
- *   dense_*_step_n10000_d2             dense backend, s per step (numpy beside it: bench_flow)
+ *   dense_*_step_n10000_d2             dense backend, s per step (numpy beside it: bench_flow);
+ *                                      ratio to the double exp bound of the step's exps
+ *   dense_*_step_single_n10000_d2      the same in single precision; baseline the double step,
+ *                                      ratio the speed-up; dense_*_iters_*: iterations per step
  *   tiled_*_step_n10000_d2             tiled, same step, ratio tiled / dense
  *   tiled_softmax_velocity_single_*    float32 pass: ratio to the float bound (n^2 float
  *                                      exps); speed-up over double in the same run
  *   single_velocity_relerr_*, *_sinkhorn_marginal_floor_*: accuracy of single precision;
  *   single_heat_velocity_relerr_*      the same for the heat-case velocity timed above
  *                                      (-2/eps (K X - x): K X's error times 40)
+ *   dense_single_velocity_relerr_*     the same for the dense backend's single precision
  * Environment: BENCH_BACKEND_N (SoftMax velocity, default 100000),
- * BENCH_BACKEND_SK_N (Sinkhorn step, default 20000; 100000 takes minutes). */
+ * BENCH_BACKEND_SK_N (Sinkhorn step, default 20000; 100000 takes minutes),
+ * BENCH_BACKEND_ONLY=dense (the exp bound and the n = 1e4 dense / tiled steps only). */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -95,6 +100,9 @@ static double *gaussian(size_t n, size_t d)
     return X;
 }
 
+/* Precision of the steps step_time() runs (the dense single-precision lines). */
+static af_precision step_precision = AF_PRECISION_DOUBLE;
+
 /* Seconds per Euler step after `warmups` untimed steps; iterations per step. */
 static double step_time(const af_backend_type *b, af_flow_norm norm, size_t n, size_t warmups,
                         size_t steps, double *iters)
@@ -108,6 +116,7 @@ static double step_time(const af_backend_type *b, af_flow_norm norm, size_t n, s
     p.value = -2.0 / 0.05; /* the heat-limit field */
     p.skip = 1;
     p.integrator = AF_FLOW_EULER;
+    p.precision = step_precision;
     af_flow_ws *ws = af_flow_alloc(&p);
     double *X = gaussian(n, d);
     if (!ws) {
@@ -217,10 +226,44 @@ static void accuracy(size_t n)
     fflush(stdout);
 }
 
+/* Dense single against dense double, the heat case at n (velocity, max
+ * relative error; Sinkhorn at tol 1e-9 in double, 1e-7 in single). */
+static void dense_accuracy(size_t n)
+{
+    const size_t d = 2;
+    double *X = gaussian(n, d), *v[2] = {malloc(n * d * sizeof(double)),
+                                         malloc(n * d * sizeof(double))};
+    for (int norm = 0; norm < 2; norm++) {
+        for (int prec = 0; prec < 2; prec++) {
+            af_flow_params p = af_flow_params_default(n, d);
+            p.norm = (af_flow_norm)norm;
+            p.backend = af_backend_dense;
+            p.precision = (af_precision)prec;
+            p.scores.kind = AF_SCORES_L2;
+            p.scores.eps = 0.05;
+            p.sinkhorn.tol = prec ? 1e-7 : 1e-9;
+            af_flow_ws *ws = af_flow_alloc(&p);
+            if (!ws || af_flow_velocity(ws, X, v[prec])) {
+                fprintf(stderr, "bench_backend: %s\n", af_last_error());
+                exit(1);
+            }
+            af_flow_free(ws);
+        }
+        double e = 0, m = 0;
+        for (size_t k = 0; k < n * d; k++)
+            e = fmax(e, fabs(v[1][k] - v[0][k])), m = fmax(m, fabs(v[0][k]));
+        printf("dense_single_velocity_relerr_%s_n%zu %.3g rel nan nan\n",
+               norm ? "sinkhorn" : "softmax", n, e / m);
+    }
+    free(X), free(v[0]), free(v[1]);
+}
+
 int main(void)
 {
     const char *e1 = getenv("BENCH_BACKEND_N"), *e2 = getenv("BENCH_BACKEND_SK_N");
     const size_t n_soft = e1 ? (size_t)atol(e1) : 100000, n_sk = e2 ? (size_t)atol(e2) : 20000;
+    const char *only = getenv("BENCH_BACKEND_ONLY");
+    const int dense_only = only && strcmp(only, "dense") == 0;
     const int T = omp_get_max_threads();
     printf("# bench_backend: %d OpenMP threads; d = 2, L2 scores eps = 0.05 (heat case), Euler "
            "h = 0.005\n# name value unit baseline ratio\n", T);
@@ -232,7 +275,7 @@ int main(void)
 
     /* SoftMax velocity, heat case (L2 self-scores: the symmetric pass),
      * double and single; then dot scores (the general pass) */
-    {
+    if (!dense_only) {
         const size_t n = n_soft, d = 2;
         double *X = gaussian(n, d), *V[2];
         double sec[2];
@@ -261,7 +304,7 @@ int main(void)
         fflush(stdout);
     }
     /* warm-started tiled Sinkhorn step */
-    {
+    if (!dense_only) {
         double it;
         const size_t n = n_sk;
         double sec = step_time(af_backend_tiled, AF_FLOW_SINKHORN, n, 3, 1, &it);
@@ -272,7 +315,8 @@ int main(void)
         printf("tiled_sinkhorn_iters_n%zu_d2 %.3g iters/step nan nan\n", n, it);
         fflush(stdout);
     }
-    accuracy(2000);
+    if (!dense_only)
+        accuracy(2000);
     /* dense vs tiled at n = 1e4 */
     for (int norm = 0; norm < 2; norm++) {
         const size_t n = 10000;
@@ -283,7 +327,14 @@ int main(void)
         double bound = (norm ? (itt + 1) * 0.5 : 1) * (double)n * n * ed * 1e-9;
         printf("dense_%s_step_n%zu_d2 %.4g s %.4g %.2f\n", name, n, sd, bound, sd / bound);
         printf("tiled_%s_step_n%zu_d2 %.4g s %.4g %.2f\n", name, n, stt, sd, stt / sd);
+        printf("dense_%s_iters_n%zu_d2 %.3g iters/step nan nan\n", name, n, itd);
+        step_precision = AF_PRECISION_SINGLE;
+        double its = 0, ss = step_time(af_backend_dense, (af_flow_norm)norm, n, 3, 2, &its);
+        step_precision = AF_PRECISION_DOUBLE;
+        printf("dense_%s_step_single_n%zu_d2 %.4g s %.4g %.2f\n", name, n, ss, sd, sd / ss);
+        printf("dense_%s_iters_single_n%zu_d2 %.3g iters/step nan nan\n", name, n, its);
         fflush(stdout);
     }
+    dense_accuracy(2000);
     return sink_d == 12345.0 && sink_f == 1.0f; /* keeps the exp loops alive */
 }

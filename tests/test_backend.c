@@ -16,7 +16,7 @@ void openblas_set_num_threads(int num_threads); /* OpenBLAS (its cblas.h clashes
 #include "attnflow/init.h"
 #include "attnflow/observables.h"
 #include "support/fixtures.h"
-#include "attention/normalize_internal.h"
+#include "attention/backend_internal.h"
 
 /* Small clouds: one thread by default (a shared 2-core machine); the
  * per-thread tiles are exercised by the two-thread test below. */
@@ -267,6 +267,160 @@ Test(backend_dense, d2_softmax_rows_match_stored_kernel)
         }
     free(X);
     free(K);
+}
+
+/* Reference for the dense L2 Sinkhorn: af_sinkhorn's symmetric path on the
+ * stored scores (af_scores), K written out and K X by loops. */
+typedef struct {
+    af_sinkhorn_ws *sk;
+    double *C, *K, *work;
+} stored_ref;
+
+/* A dense Sinkhorn workspace for L2 scores at eps and its reference. */
+static af_attn_ws *dense_l2_pair(size_t n, size_t d, double eps, af_attn_params *ap,
+                                 stored_ref *r)
+{
+    *ap = af_attn_params_default(n, d);
+    ap->norm = AF_ATTN_SINKHORN;
+    ap->scores.kind = AF_SCORES_L2;
+    ap->scores.eps = eps;
+    af_attn_ws *w = af_attn_alloc(af_backend_dense, ap);
+    r->sk = af_sinkhorn_alloc(n, n);
+    r->C = malloc(n * n * sizeof(double));
+    r->K = malloc(n * n * sizeof(double));
+    r->work = malloc(AF_SCORES_WORK(n, n, d) * sizeof(double));
+    cr_assert(w && r->sk && r->C && r->K && r->work, "%s", af_last_error());
+    return w;
+}
+
+static void dense_l2_pair_free(af_attn_ws *w, stored_ref *r)
+{
+    af_attn_free(w);
+    af_sinkhorn_free(r->sk);
+    free(r->C), free(r->K), free(r->work);
+}
+
+static void stored_solve(stored_ref *r, const af_attn_params *ap, const double *X,
+                         const af_sinkhorn_options *o, af_sinkhorn_info *info, double *KX)
+{
+    const size_t n = ap->n, d = ap->d;
+    cr_assert(af_scores(&ap->scores, n, n, d, X, X, r->C, r->work) == AF_SUCCESS);
+    af_sinkhorn_options so = *o;
+    so.path = af_sinkhorn_symmetric;
+    cr_assert(af_sinkhorn(r->sk, r->C, &so, r->K, info) == AF_SUCCESS, "%s", af_last_error());
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < d; k++) {
+            double v = 0;
+            for (size_t j = 0; j < n; j++)
+                v += r->K[i * n + j] * X[j * d + k];
+            KX[i * d + k] = v;
+        }
+}
+
+/* One dense solve (and K X) against the stored reference: same path,
+ * iteration count and fall-back, potentials and K X to 1e-12; whether the
+ * solve ran on the kernel built from the tokens. */
+static void dense_l2_against_stored(af_attn_ws *w, stored_ref *r, const af_attn_params *ap,
+                                    const double *X, const af_sinkhorn_options *o,
+                                    int want_fast, const char *what)
+{
+    const size_t n = ap->n, d = ap->d;
+    double *KX = malloc(n * d * sizeof *KX), *KR = malloc(n * d * sizeof *KR);
+    af_sinkhorn_info id, ir;
+    cr_assert(af_attn_sinkhorn(w, X, o, &id) == AF_SUCCESS, "%s: %s", what, af_last_error());
+    cr_assert(af_attn_apply(w, KX) == AF_SUCCESS, "%s: %s", what, af_last_error());
+    stored_solve(r, ap, X, o, &ir, KR);
+    cr_expect_eq(id.iterations, ir.iterations, "%s: %zu vs %zu iterations", what, id.iterations,
+                 ir.iterations);
+    cr_expect_eq(id.fell_back, ir.fell_back, "%s", what);
+    cr_expect_str_eq(af_sinkhorn_type_name(id.path), af_sinkhorn_type_name(ir.path), "%s", what);
+    const double ef = fx_max_abs_diff(n, af_attn_f(w), af_sinkhorn_f(r->sk));
+    const double ek = fx_max_abs_diff(n * d, KX, KR);
+    int finite = 1;
+    for (size_t i = 0; i < n; i++)
+        finite &= isfinite(af_attn_f(w)[i]) && isfinite(KX[i * d]);
+    cr_expect(finite, "%s: non-finite potentials or K X", what);
+    cr_expect(ef < 1e-12 && ek < 1e-12, "%s: potentials differ by %.3g, K X by %.3g", what, ef,
+              ek);
+    cr_expect_eq(af__sym_kernel_product(w->sk) != NULL, want_fast,
+                 "%s: solved on the kernel built from the tokens: %d", what, !want_fast);
+    if (want_fast) { /* K X from a pass of its own when the last pass did not carry it */
+        const double err = id.row_err;
+        w->sk->symk_product = 0;
+        memset(w->sk->apply_buf, 0, n * d * sizeof(double));
+        cr_assert(af_attn_apply(w, KR) == AF_SUCCESS);
+        cr_expect(fx_max_abs_diff(n * d, KX, KR) < 1e-14 && w->sk->row_err == err, "%s", what);
+    }
+    free(KX);
+    free(KR);
+}
+
+/* The dense L2 Sinkhorn solve in tolerance mode builds K0 = exp(C) from
+ * the tokens (no stored scores) and carries K X through its passes: the
+ * same iterates as the stored symmetric path, for n = 4k and 4k + 3 (the
+ * triangle's corner rows), d = 1 and 2, one and two threads, cold and
+ * warm-started; a fixed count or the Hilbert bound keep the general route. */
+Test(backend_dense, l2_sinkhorn_kernel_from_tokens_matches_stored_scores)
+{
+    for (int threads = 1; threads <= 2; threads++)
+        for (size_t d = 1; d <= 2; d++)
+            for (size_t n = 200; n <= 203; n += 3) {
+                omp_set_num_threads(threads);
+                double *X = cloud(n, d, 31 + n, 1.5);
+                af_attn_params ap;
+                stored_ref r;
+                af_attn_ws *w = dense_l2_pair(n, d, 0.1, &ap, &r);
+                char what[96];
+                snprintf(what, sizeof what, "threads %d d %zu n %zu", threads, d, n);
+                af_sinkhorn_options o = af_sinkhorn_options_default();
+                o.compute_bound = 0;
+                o.tol = 1e-11;
+                dense_l2_against_stored(w, &r, &ap, X, &o, 1, what);
+                for (size_t k = 0; k < n * d; k++) /* a step of the tokens, warm started */
+                    X[k] *= 1.01;
+                o.warm_start = 1;
+                dense_l2_against_stored(w, &r, &ap, X, &o, 1, what);
+                o.warm_start = 0;
+                o.compute_bound = 1;
+                dense_l2_against_stored(w, &r, &ap, X, &o, 0, what);
+                dense_l2_pair_free(w, &r);
+                free(X);
+            }
+    omp_set_num_threads(1);
+}
+
+/* A warm start whose row sums leave double range (a = e^400, a^2 > 1e308)
+ * sends the solve to log space after its first pass: the scores are
+ * written then, and the result is the stored path's (which falls back the
+ * same way); so is K X, through the log path's kernel. The next solve,
+ * warm from there, stays in scaling form, and the kernel written out has
+ * unit row sums. */
+Test(backend_dense, l2_sinkhorn_kernel_falls_back_with_scores)
+{
+    const size_t n = 150, d = 2;
+    double *X = cloud(n, d, 41, 1.0), *big = malloc(n * sizeof *big);
+    af_attn_params ap;
+    stored_ref r;
+    af_attn_ws *w = dense_l2_pair(n, d, 0.2, &ap, &r);
+    for (size_t i = 0; i < n; i++)
+        big[i] = 400.0;
+    af_attn_set_potentials(w, big, big);
+    af_sinkhorn_set_potentials(r.sk, big, big);
+    af_sinkhorn_options o = af_sinkhorn_options_default();
+    o.compute_bound = 0;
+    o.warm_start = 1;
+    dense_l2_against_stored(w, &r, &ap, X, &o, 0, "fall-back");
+    cr_expect(af_sinkhorn_f(r.sk)[0] < 0 && af_attn_f(w)[0] < 0); /* fell back, then balanced */
+    af_sinkhorn_info info;
+    cr_assert(af_attn_sinkhorn(w, X, &o, &info) == AF_SUCCESS);
+    cr_expect(info.fell_back == 0 && af__sym_kernel_product(w->sk) != NULL,
+              "a warm start from the solution stays in scaling form");
+    cr_assert(af_attn_kernel(w, X, &o, r.K) == AF_SUCCESS, "%s", af_last_error());
+    double re, ce;
+    fx_marginal_errors(n, n, r.K, &re, &ce);
+    cr_expect(re < 1e-8 && ce < 1e-8, "kernel marginals %.3g %.3g", re, ce);
+    dense_l2_pair_free(w, &r);
+    free(X), free(big);
 }
 
 /* The symmetric tiled Sinkhorn passes flush far exps when the bound on the
@@ -654,37 +808,50 @@ Test(backend_single, one_normalisation_is_d2_single_softmax_bit_for_bit)
     check_count_one_d2(AF_PRECISION_SINGLE);
 }
 
-/* README bound: velocity relative error below 1e-7 (float32 rounding of each
- * exp is 6e-8 relative; the scores and sums are double) for Sinkhorn (single
- * run to tol 1e-7), whose passes keep the scores in double; and it is not
- * exactly double (the mode really is single). SoftMax and USA (float
- * scores) have their own bound below. */
-Test(backend_single, velocity_within_documented_bound)
+/* Single against double precision on backend b, for Sinkhorn (single run to
+ * tol 1e-7, above the alternating path's floor of ~1e-8, README), and on
+ * the dense backend also SoftMax (USA too when usa), L2 / dot scores: the
+ * README bound, velocity relative error below 1e-7 (float32 rounding of
+ * each exp is 6e-8 relative, its rounded argument adds |C_ij| 6e-8 on terms
+ * weighted by exp(C_ij); scores and sums are double), and not 0 (the mode
+ * really is single). The tiled SoftMax / USA passes form their scores in
+ * float too: their own, larger bound is single_error_bound below. */
+static void check_single_velocity(const af_backend_type *b, size_t n, unsigned long seed, int usa)
 {
-    const size_t n = 200, d = 2;
-    double *X = cloud(n, d, 13, 1.0);
+    const size_t d = 2;
+    double *X = cloud(n, d, seed, 1.0);
     double *vs = malloc(n * d * sizeof *vs), *vd = malloc(n * d * sizeof *vd);
-    for (int kind = 0; kind < 2; kind++) {
-        af_flow_params p = af_flow_params_default(n, d);
-        p.norm = AF_FLOW_SINKHORN;
-        p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
-        p.scores.A = kind ? NULL : A_gen + 0; /* 2 x 2 block of a general A */
-        p.scores.eps = 0.2;
-        p.sinkhorn.tol = 1e-10;
-        af_flow_ws *wd = alloc_on(p, af_backend_tiled);
-        p.precision = AF_PRECISION_SINGLE;
-        p.sinkhorn.tol = 1e-7; /* above the alternating path's floor (~1e-8, README) */
-        af_flow_ws *ws = alloc_on(p, af_backend_tiled);
-        cr_assert(af_flow_velocity(wd, X, vd) == AF_SUCCESS, "%s", af_last_error());
-        cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS, "%s", af_last_error());
-        double e = rel_err(n * d, vs, vd);
-        cr_expect(e < 1e-7 && e > 0, "sinkhorn kind %d: relative error %.3g", kind, e);
-        af_flow_free(wd);
-        af_flow_free(ws);
-    }
+    for (int norm = 0; norm < (usa ? 3 : 2); norm++)
+        for (int kind = 0; kind < 2; kind++) {
+            if (b == af_backend_tiled && norm != 1)
+                continue; /* float scores: check_single_with */
+            af_flow_params p = af_flow_params_default(n, d);
+            p.norm = norm == 1 ? AF_FLOW_SINKHORN : AF_FLOW_SOFTMAX;
+            p.usa = norm == 2;
+            p.scores.kind = kind ? AF_SCORES_L2 : AF_SCORES_DOT;
+            p.scores.A = kind ? NULL : A_gen + 0; /* 2 x 2 block of a general A */
+            p.scores.eps = 0.2;
+            p.sinkhorn.tol = 1e-10;
+            af_flow_ws *wd = alloc_on(p, b);
+            p.precision = AF_PRECISION_SINGLE;
+            p.sinkhorn.tol = 1e-7;
+            af_flow_ws *ws = alloc_on(p, b);
+            cr_assert(af_flow_velocity(wd, X, vd) == AF_SUCCESS, "%s", af_last_error());
+            cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS, "%s", af_last_error());
+            double e = rel_err(n * d, vs, vd);
+            cr_expect(e < 1e-7 && e > 0, "%s norm %d kind %d: relative error %.3g",
+                      af_backend_name(b), norm, kind, e);
+            af_flow_free(wd);
+            af_flow_free(ws);
+        }
     free(vs);
     free(vd);
     free(X);
+}
+
+Test(backend_single, velocity_within_documented_bound)
+{
+    check_single_velocity(af_backend_tiled, 200, 13, 0);
 }
 
 /* The error bound of the float passes (softmax_sym_tiled.c for L2
@@ -877,13 +1044,54 @@ Test(backend_single, equiangular_ode_within_documented_bound)
     af_flow_free(ws);
 }
 
-Test(backend_single, dense_refuses_single)
+/* The dense backend in single precision: SoftMax (the symmetric L2
+ * kernel, the d = 2 row kernel for dot scores), USA, and Sinkhorn (the L2
+ * kernel built from the tokens, stored as float32, and the stored-score
+ * paths for dot scores); n = 203 leaves a partial block of rows. */
+Test(backend_single, dense_within_documented_bound)
 {
-    af_flow_params p = af_flow_params_default(10, 2);
-    p.precision = AF_PRECISION_SINGLE;
-    p.backend = af_backend_dense;
-    cr_expect_null(af_flow_alloc(&p));
-    cr_expect(strstr(af_last_error(), "tiled") != NULL, "%s", af_last_error());
+    check_single_velocity(af_backend_dense, 203, 17, 1);
+}
+
+/* The kernel written out and the SoftMax column sums honour single
+ * precision too: rows sum to 1, within the bound of the double kernel; the
+ * Sinkhorn kernel written from the float32 triangle is balanced. */
+Test(backend_single, dense_kernel_and_colsums_within_documented_bound)
+{
+    const size_t n = 60, d = 2;
+    double *X = cloud(n, d, 19, 1.0), K[2][60 * 60], cs[2][60];
+    for (int prec = 0; prec < 2; prec++) {
+        af_attn_params ap = af_attn_params_default(n, d);
+        ap.scores.kind = AF_SCORES_L2;
+        ap.scores.eps = 0.2;
+        ap.precision = (af_precision)prec;
+        af_attn_ws *w = af_attn_alloc(af_backend_dense, &ap);
+        cr_assert(w, "%s", af_last_error());
+        cr_assert(af_attn_kernel(w, X, NULL, K[prec]) == AF_SUCCESS, "%s", af_last_error());
+        cr_assert(af_attn_softmax_colsums(w, X, cs[prec]) == AF_SUCCESS, "%s", af_last_error());
+        af_attn_free(w);
+    }
+    double re, ce;
+    fx_marginal_errors(n, n, K[1], &re, &ce);
+    cr_expect(re < 1e-14, "single kernel rows sum to 1 (%.3g)", re);
+    double ek = rel_err(n * n, K[1], K[0]), ec = rel_err(n, cs[1], cs[0]);
+    cr_expect(ek < 1e-7 && ek > 0 && ec < 1e-7 && ec > 0, "kernel %.3g, column sums %.3g", ek, ec);
+    /* the Sinkhorn kernel from the float32 triangle: balanced to the tolerance */
+    af_attn_params ap = af_attn_params_default(n, d);
+    ap.norm = AF_ATTN_SINKHORN;
+    ap.scores.kind = AF_SCORES_L2;
+    ap.scores.eps = 0.2;
+    ap.precision = AF_PRECISION_SINGLE;
+    af_attn_ws *w = af_attn_alloc(af_backend_dense, &ap);
+    af_sinkhorn_options o = af_sinkhorn_options_default();
+    o.compute_bound = 0;
+    o.tol = 1e-12; /* the symmetric path balances the float-rounded kernel exactly */
+    cr_assert(w && af_attn_kernel(w, X, &o, K[0]) == AF_SUCCESS, "%s", af_last_error());
+    cr_expect(af__sym_kernel_product(w->sk) != NULL, "the kernel built from the tokens");
+    fx_marginal_errors(n, n, K[0], &re, &ce);
+    cr_expect(re < 1e-11 && ce < 1e-11, "single Sinkhorn kernel marginals %.3g %.3g", re, ce);
+    af_attn_free(w);
+    free(X);
 }
 
 /* ---- the particle-mesh backend (af_backend_pm) ---- */

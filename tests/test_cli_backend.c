@@ -123,7 +123,7 @@ Test(cli_backend, unknown_backend_is_one_line_exit_1)
 Test(cli_backend, precision_values_and_header)
 {
     const char *bad[] = {"flow --n 10 --precision half", "attention --n 10 --precision float",
-                         "flow --n 10 --precision single --backend dense"};
+                         "flow --n 10 --precision single --backend pm"};
     for (size_t k = 0; k < 3; k++) {
         char out[512];
         int code = fx_run_cli(AF_CLI, bad[k], out, sizeof out);

@@ -64,7 +64,7 @@ typedef enum {
     AF_ATTN_SINKHORN = 2  /* rows and columns normalised */
 } af_attn_norm;
 
-/* Tiled backend only: single = float32 exps of the scores (rounded to
+/* Dense and tiled backends: single = float32 exps of the scores (rounded to
  * float32), every sum, potential and K X accumulated in double; about 2-3x
  * the exp throughput, accuracy in the README ("Scale"). */
 typedef enum { AF_PRECISION_DOUBLE = 0, AF_PRECISION_SINGLE = 1 } af_precision;
@@ -73,7 +73,7 @@ typedef struct {
     size_t n, d;
     af_scores_params scores;  /* A (d x d, NULL = I) is copied by af_attn_alloc */
     af_attn_norm norm;
-    af_precision precision;   /* default double; single needs af_backend_tiled */
+    af_precision precision;   /* default double; single: dense or tiled */
     /* NULL: one process. Otherwise (tiled backend only) this rank computes
      * its block of rows (af_comm_rows) from the full X, which every rank
      * holds: af_attn_softmax / af_attn_apply return all n rows of K X on

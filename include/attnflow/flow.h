@@ -77,7 +77,7 @@ typedef struct {
                                      * L2 or dot scores with A = a I, no USA, O(n) memory,
                                      * no af_flow_kernel; tolerance AF_PM_TOL_DEFAULT unless
                                      * pm_tol says otherwise) */
-    af_precision precision;         /* AF_PRECISION_SINGLE: float32 exps (tiled only) */
+    af_precision precision;         /* AF_PRECISION_SINGLE: float32 exps (dense, tiled) */
     double pm_tol;            /* compatibility spelling of the pm backend: > 0 selects
                                * af_backend_pm (whatever backend says) with this relative
                                * accuracy, in [1e-15, 1e-2]; 0 (default): backend decides.

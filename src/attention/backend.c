@@ -110,7 +110,7 @@ af_attn_ws *af_attn_alloc(const af_backend_type *t, const af_attn_params *p)
         return NULL;
     if (p->precision != AF_PRECISION_DOUBLE && (p->precision != AF_PRECISION_SINGLE || !t->single)) {
         af_error(AF_EINVAL, "attention: precision %d is not offered by the %s backend (single "
-                            "precision: tiled only)", (int)p->precision, t->name);
+                            "precision: dense and tiled)", (int)p->precision, t->name);
         return NULL;
     }
     if (af_comm_distributed(p->comm) && !t->distributes) {

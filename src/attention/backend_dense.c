@@ -47,6 +47,8 @@ static af_status dense_init(af_attn_ws *ws)
     if (ok && ws->p.norm == AF_ATTN_SINKHORN) {
         ok = (ws->C = malloc(n * n * sizeof(double))) != NULL;
         ok = ok && (ws->sk = af_sinkhorn_alloc(n, n));
+        if (ok) /* the stored paths' exps in the workspace's precision */
+            ws->sk->src.single = ws->p.precision == AF_PRECISION_SINGLE;
     }
     if (!ok)
         return af_error(AF_ENOMEM, "attention: out of memory (dense backend, n = %zu needs "
@@ -71,8 +73,8 @@ static void dense_release(af_attn_ws *ws)
  * terms below exp(-708) flushed (the row sum is >= 1, so a dropped term
  * < 2.3e-308 cannot show); row sum and both dots with X together. Returns
  * 1 if the row is not finite. */
-static int softmax_row_d2(size_t n, double a0, double a1, const double *cbias, const double *x0,
-                          const double *x1, double *e, double kx[2])
+static int softmax_row_d2(int single, size_t n, double a0, double a1, const double *cbias,
+                          const double *x0, const double *x1, double *e, double kx[2])
 {
     double mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
@@ -83,7 +85,7 @@ static int softmax_row_d2(size_t n, double a0, double a1, const double *cbias, c
     }
     if (!isfinite(mx))
         return 1;
-    af__row_exp_flushed(0, n, e, NULL, mx, e);
+    af__row_exp_flushed(single, n, e, NULL, mx, e);
     double sd[3];
     af__row_sum_dot2(n, e, x0, x1, sd);
     if (!isfinite(sd[0]) || !(sd[0] > 0))
@@ -96,48 +98,168 @@ static int softmax_row_d2(size_t n, double a0, double a1, const double *cbias, c
 /* SoftMax for d = 2 and L2 scores (s > 0): C_ij = -s |x_i - x_j|^2 / 2 is
  * symmetric with its row maximum on the diagonal (C_ii = 0 up to
  * rounding), so the shift 0 serves every row and each exp(C_ij) serves row
- * i and row j: half the exps. Row i sweeps j > i once: scores, flushed exp
- * (every row sum is >= exp(C_ii) ~ 1, so a dropped term < 2.3e-308 cannot
- * show), its own sum and dots, and the same terms added to the rows j in
- * per-thread column accumulators, summed at the end. Returns 1 if a row is
- * not finite. */
+ * i and row j: half the exps. Rows go in blocks of four, each block in one
+ * sweep over the columns j past it: the four scores of column j, their
+ * flushed exps (every row sum is >= exp(C_ii) ~ 1, so a dropped term below
+ * the fast exp range, < 2.3e-308 or float 1.2e-38, cannot show), the rows'
+ * sums and dots, and the same terms added to row j in per-thread column
+ * accumulators: the column data and the accumulators are loaded once per
+ * four rows. Single precision rounds each argument to float32 and takes
+ * expf; every sum stays double. */
+static inline __attribute__((always_inline)) void
+sym4_sweep_flush(size_t n, size_t i0, double s, const double *q, const double *x0,
+                 const double *x1, double *a0, double *a1, double *a2, const int flush)
+{
+    const double lo = AF_EXP_FAST_MIN, tiny = exp(lo);
+    const double q0 = q[i0], q1 = q[i0 + 1], q2 = q[i0 + 2], q3 = q[i0 + 3];
+    const double p0 = x0[i0], p1 = x0[i0 + 1], p2 = x0[i0 + 2], p3 = x0[i0 + 3];
+    const double w0 = x1[i0], w1 = x1[i0 + 1], w2 = x1[i0 + 2], w3 = x1[i0 + 3];
+    const double b0 = s * p0, b1 = s * p1, b2 = s * p2, b3 = s * p3;
+    const double c0 = s * w0, c1 = s * w1, c2 = s * w2, c3 = s * w3;
+    double r0 = 0, r1 = 0, r2 = 0, r3 = 0, u0 = 0, u1 = 0, u2 = 0, u3 = 0;
+    double v0 = 0, v1 = 0, v2 = 0, v3 = 0;
+#pragma omp simd reduction(+ : r0, r1, r2, r3, u0, u1, u2, u3, v0, v1, v2, v3)
+    for (size_t j = i0 + 4; j < n; j++) {
+        const double qj = q[j], y0 = x0[j], y1 = x1[j];
+        double e0 = (q0 + qj) + (b0 * y0 + c0 * y1), e1 = (q1 + qj) + (b1 * y0 + c1 * y1);
+        double e2 = (q2 + qj) + (b2 * y0 + c2 * y1), e3 = (q3 + qj) + (b3 * y0 + c3 * y1);
+        if (flush) {
+            e0 = e0 < lo ? lo : e0, e1 = e1 < lo ? lo : e1;
+            e2 = e2 < lo ? lo : e2, e3 = e3 < lo ? lo : e3;
+        }
+        e0 = exp(e0), e1 = exp(e1), e2 = exp(e2), e3 = exp(e3);
+        if (flush) {
+            e0 = e0 <= tiny ? 0.0 : e0, e1 = e1 <= tiny ? 0.0 : e1;
+            e2 = e2 <= tiny ? 0.0 : e2, e3 = e3 <= tiny ? 0.0 : e3;
+        }
+        r0 += e0, r1 += e1, r2 += e2, r3 += e3;
+        u0 += e0 * y0, u1 += e1 * y0, u2 += e2 * y0, u3 += e3 * y0;
+        v0 += e0 * y1, v1 += e1 * y1, v2 += e2 * y1, v3 += e3 * y1;
+        a0[j] += (e0 + e1) + (e2 + e3);
+        a1[j] += (e0 * p0 + e1 * p1) + (e2 * p2 + e3 * p3);
+        a2[j] += (e0 * w0 + e1 * w1) + (e2 * w2 + e3 * w3);
+    }
+    a0[i0] += r0, a0[i0 + 1] += r1, a0[i0 + 2] += r2, a0[i0 + 3] += r3;
+    a1[i0] += u0, a1[i0 + 1] += u1, a1[i0 + 2] += u2, a1[i0 + 3] += u3;
+    a2[i0] += v0, a2[i0 + 1] += v1, a2[i0 + 2] += v2, a2[i0 + 3] += v3;
+}
+
+/* The sweep of the block with its flush when one of its scores may fall
+ * below the fast exp range: C_ij >= -s (|x_i| + |x_j|)^2 / 2, so with r the
+ * block's largest |x_i|, R the largest |x_j| and s (r + R)^2 / 2 below 707
+ * (a unit under the range: the scores' rounding is far smaller) nothing
+ * does, and the clamp and select drop out of the loop. */
+static void sym4_sweep_double(size_t n, size_t i0, double s, const double *q, const double *x0,
+                              const double *x1, double *a0, double *a1, double *a2, double R)
+{
+    double r = 0;
+    for (size_t k = i0; k < i0 + 4; k++)
+        r = fmax(r, sqrt(x0[k] * x0[k] + x1[k] * x1[k]));
+    if (0.5 * s * (r + R) * (r + R) < -AF_EXP_FAST_MIN - 1.0)
+        sym4_sweep_flush(n, i0, s, q, x0, x1, a0, a1, a2, 0);
+    else
+        sym4_sweep_flush(n, i0, s, q, x0, x1, a0, a1, a2, 1);
+}
+
+/* Single precision: the same sweep in chunks of columns, with the float
+ * exps in a loop of their own (gcc 12 leaves expf scalar when the clamp,
+ * the conversions and the select share its loop): the clamped arguments
+ * into an L1 buffer, their float32 exps (of the rounded arguments) widened
+ * back into it, then the double sums. */
+#define SYM4_CHUNK 256
+static void sym4_sweep_single(size_t n, size_t i0, double s, const double *q, const double *x0,
+                              const double *x1, double *a0, double *a1, double *a2)
+{
+    double e[4][SYM4_CHUNK];
+    const double lo = AF_EXPF_FAST_MIN, tiny = (double)expf((float)lo);
+    double qi[4], p[4], w[4], b[4], c[4], r[4] = {0}, u[4] = {0}, v[4] = {0};
+    for (int k = 0; k < 4; k++) {
+        qi[k] = q[i0 + (size_t)k], p[k] = x0[i0 + (size_t)k], w[k] = x1[i0 + (size_t)k];
+        b[k] = s * p[k], c[k] = s * w[k];
+    }
+    for (size_t j0 = i0 + 4; j0 < n; j0 += SYM4_CHUNK) {
+        const size_t len = n - j0 < SYM4_CHUNK ? n - j0 : SYM4_CHUNK;
+        const double *qj = q + j0, *y0 = x0 + j0, *y1 = x1 + j0;
+        for (int k = 0; k < 4; k++) {
+            double *ek = e[k];
+            const double qk = qi[k], bk = b[k], ck = c[k];
+#pragma omp simd
+            for (size_t j = 0; j < len; j++) {
+                const double arg = (qk + qj[j]) + (bk * y0[j] + ck * y1[j]);
+                ek[j] = arg < lo ? lo : arg;
+            }
+#pragma omp simd
+            for (size_t j = 0; j < len; j++)
+                ek[j] = (double)expf((float)ek[j]);
+        }
+        double r0 = 0, r1 = 0, r2 = 0, r3 = 0, u0 = 0, u1 = 0, u2 = 0, u3 = 0;
+        double v0 = 0, v1 = 0, v2 = 0, v3 = 0;
+        double *c0 = a0 + j0, *c1 = a1 + j0, *c2 = a2 + j0;
+#pragma omp simd reduction(+ : r0, r1, r2, r3, u0, u1, u2, u3, v0, v1, v2, v3)
+        for (size_t j = 0; j < len; j++) {
+            const double e0 = e[0][j] <= tiny ? 0.0 : e[0][j];
+            const double e1 = e[1][j] <= tiny ? 0.0 : e[1][j];
+            const double e2 = e[2][j] <= tiny ? 0.0 : e[2][j];
+            const double e3 = e[3][j] <= tiny ? 0.0 : e[3][j];
+            r0 += e0, r1 += e1, r2 += e2, r3 += e3;
+            u0 += e0 * y0[j], u1 += e1 * y0[j], u2 += e2 * y0[j], u3 += e3 * y0[j];
+            v0 += e0 * y1[j], v1 += e1 * y1[j], v2 += e2 * y1[j], v3 += e3 * y1[j];
+            c0[j] += (e0 + e1) + (e2 + e3);
+            c1[j] += (e0 * p[0] + e1 * p[1]) + (e2 * p[2] + e3 * p[3]);
+            c2[j] += (e0 * w[0] + e1 * w[1]) + (e2 * w[2] + e3 * w[3]);
+        }
+        r[0] += r0, r[1] += r1, r[2] += r2, r[3] += r3;
+        u[0] += u0, u[1] += u1, u[2] += u2, u[3] += u3;
+        v[0] += v0, v[1] += v1, v[2] += v2, v[3] += v3;
+    }
+    for (size_t k = 0; k < 4; k++)
+        a0[i0 + k] += r[k], a1[i0 + k] += u[k], a2[i0 + k] += v[k];
+}
+
+static double exp_single(double x) { return (double)expf((float)x); }
+
+/* The pairs i <= j inside rows [i0, i1) (a block's diagonal triangle, or
+ * the last n mod 4 rows), one term at a time, in the kernel's precision. */
+static void sym_corner(size_t i0, size_t i1, double s, int single, const double *q,
+                       const double *x0, const double *x1, double *a0, double *a1, double *a2)
+{
+    for (size_t i = i0; i < i1; i++)
+        for (size_t j = i; j < i1; j++) {
+            const double c = (q[i] + q[j]) + (s * x0[i] * x0[j] + s * x1[i] * x1[j]);
+            const double e = single ? exp_single(c) : exp(c); /* near the diagonal: no flush */
+            a0[i] += e, a1[i] += e * x0[j], a2[i] += e * x1[j];
+            if (j > i)
+                a0[j] += e, a1[j] += e * x0[i], a2[j] += e * x1[i];
+        }
+}
+
 static int softmax_symmetric_l2_d2(af_attn_ws *ws, double *KX)
 {
-    const size_t n = ws->p.n, T = (size_t)ws->nthreads;
+    const size_t n = ws->p.n, T = (size_t)ws->nthreads, nb = n / 4;
+    const int single = ws->p.precision == AF_PRECISION_SINGLE;
     const double s = ws->s, *x0 = ws->Xt, *x1 = ws->Xt + n, *q = ws->cbias;
+    double R = 0; /* the largest |x_j| (the double sweep's flush test) */
+    for (size_t j = 0; j < n; j++)
+        R = fmax(R, sqrt(x0[j] * x0[j] + x1[j] * x1[j]));
     double *acc = ws->colacc;
     int bad = 0;
     memset(acc, 0, T * 3 * n * sizeof *acc);
 #pragma omp parallel num_threads(ws->nthreads) reduction(| : bad) if (n > 256)
     {
         const size_t t = (size_t)omp_get_thread_num();
-        double *e = ws->rows + t * n, *a0 = acc + t * 3 * n, *a1 = a0 + n, *a2 = a1 + n;
+        double *a0 = acc + t * 3 * n, *a1 = a0 + n, *a2 = a1 + n;
         /* cyclic chunks: the triangle balanced, and the same rows on the same
          * thread every run (reproducible sums) */
-#pragma omp for schedule(static, 32)
-        for (size_t i = 0; i < n; i++) {
-            const size_t m = n - i - 1;
-            const double qi = q[i], b0 = s * x0[i], b1 = s * x1[i];
-            const double *y0 = x0 + i + 1, *y1 = x1 + i + 1, *qj = q + i + 1;
-#pragma omp simd
-            for (size_t j = 0; j < m; j++)
-                e[j] = (qi + qj[j]) + (b0 * y0[j] + b1 * y1[j]);
-            af__row_exp_flushed(0, m, e, NULL, 0.0, e);
-            double sd[3];
-            af__row_sum_dot2(m, e, y0, y1, sd);
-            const double eii = exp((qi + qi) + (b0 * x0[i] + b1 * x1[i]));
-            a0[i] += sd[0] + eii;
-            a1[i] += sd[1] + eii * x0[i];
-            a2[i] += sd[2] + eii * x1[i];
-            const double u0 = x0[i], u1 = x1[i];
-            double *c0 = a0 + i + 1, *c1 = a1 + i + 1, *c2 = a2 + i + 1;
-#pragma omp simd
-            for (size_t j = 0; j < m; j++) {
-                c0[j] += e[j];
-                c1[j] += e[j] * u0;
-                c2[j] += e[j] * u1;
-            }
+#pragma omp for schedule(static, 8)
+        for (size_t b = 0; b < nb; b++) {
+            if (single)
+                sym4_sweep_single(n, 4 * b, s, q, x0, x1, a0, a1, a2);
+            else
+                sym4_sweep_double(n, 4 * b, s, q, x0, x1, a0, a1, a2, R);
+            sym_corner(4 * b, 4 * b + 4, s, single, q, x0, x1, a0, a1, a2);
         }
+#pragma omp single
+        sym_corner(4 * nb, n, s, single, q, x0, x1, a0, a1, a2);
 #pragma omp for schedule(static)
         for (size_t i = 0; i < n; i++) {
             double r[3] = {0, 0, 0};
@@ -158,6 +280,7 @@ static af_status dense_softmax(af_attn_ws *ws, const double *X, double *KX)
 {
     const size_t n = ws->p.n, d = ws->p.d, B = ws->tile;
     const int usa = ws->p.norm == AF_ATTN_USA, small_d = d <= DENSE_ROW_KERNEL_MAX_D;
+    const int single = ws->p.precision == AF_PRECISION_SINGLE;
     af__attn_prepare(ws, X, small_d);
     const double s = ws->s, *L = ws->L;
     const double inv_n = 1.0 / (double)n;
@@ -177,8 +300,8 @@ static af_status dense_softmax(af_attn_ws *ws, const double *X, double *KX)
 #pragma omp for schedule(static)
             for (size_t i = 0; i < n; i++) {
                 if (d == 2 && !usa) {
-                    bad |= softmax_row_d2(n, s * L[2 * i], s * L[2 * i + 1], ws->cbias, Xt,
-                                          Xt + n, e, KX + 2 * i);
+                    bad |= softmax_row_d2(single, n, s * L[2 * i], s * L[2 * i + 1], ws->cbias,
+                                          Xt, Xt + n, e, KX + 2 * i);
                     continue;
                 }
                 memcpy(e, ws->cbias, n * sizeof *e);
@@ -188,19 +311,11 @@ static af_status dense_softmax(af_attn_ws *ws, const double *X, double *KX)
                     for (size_t j = 0; j < n; j++)
                         e[j] += a * xt[j];
                 }
-                double shift = -ws->rbias[i], sum = 0;
-                if (!usa) {
-                    double mx = -INFINITY;
-                    for (size_t j = 0; j < n; j++)
-                        mx = e[j] > mx ? e[j] : mx;
-                    shift = mx;
-                }
-#pragma omp simd reduction(+ : sum)
-                for (size_t j = 0; j < n; j++) {
-                    double v = exp(e[j] - shift);
-                    e[j] = v;
-                    sum += v;
-                }
+                double shift = -ws->rbias[i];
+                if (!usa)
+                    shift = af__row_max_shifted(n, e, NULL);
+                af__row_exp_p(single, n, e, NULL, shift, e);
+                const double sum = af__row_sum(n, e);
                 bad |= !isfinite(shift) || !isfinite(sum) || !(sum > 0);
                 const double w = usa ? inv_n : 1.0 / sum;
                 for (size_t k = 0; k < d; k++) {
@@ -222,25 +337,10 @@ static af_status dense_softmax(af_attn_ws *ws, const double *X, double *KX)
         for (size_t r = 0; r < b; r++) {
             double *e = E + r * n;
             const double *cb = ws->cbias;
-            double shift = 0, sum = 0;
-            if (usa) {
-                shift = -ws->rbias[i0 + r];
-            } else {
-                double mx = -INFINITY;
-                for (size_t j = 0; j < n; j++) {
-                    double c = e[j] + cb[j];
-                    mx = c > mx ? c : mx;
-                }
-                shift = mx;
-                bad |= !isfinite(mx);
-            }
-#pragma omp simd reduction(+ : sum)
-            for (size_t j = 0; j < n; j++) {
-                double v = exp(e[j] + cb[j] - shift);
-                e[j] = v;
-                sum += v;
-            }
-            bad |= !isfinite(sum) || !(sum > 0);
+            const double shift = usa ? -ws->rbias[i0 + r] : af__row_max_shifted(n, e, cb);
+            af__row_exp_p(single, n, e, cb, shift, e);
+            const double sum = af__row_sum(n, e);
+            bad |= !isfinite(shift) || !isfinite(sum) || !(sum > 0);
             ws->rinv[r] = usa ? inv_n : 1.0 / sum;
         }
         if (bad)
@@ -256,10 +356,111 @@ static af_status dense_softmax(af_attn_ws *ws, const double *X, double *KX)
     return AF_SUCCESS;
 }
 
+/* Up to this d the L2 Sinkhorn kernel is built straight from the tokens
+ * and its passes carry K X along (the flows' d = 1, 2). */
+#define DENSE_L2_KERNEL_MAX_D 2
+
+/* The tolerance-mode symmetric solve of L2 self-scores (s = beta / eps > 0)
+ * can skip the stored scores: C_ij = -s |x_i - x_j|^2 / 2 <= 0 with C_ii = 0,
+ * so every row maximum is the diagonal's 0, K0 = exp(C) needs no shifts and
+ * no pass over C, and the averaged update never leaves the scaling form's
+ * range on its own (a_i <= 1). A requested path other than the symmetric
+ * one, a fixed count, the Hilbert bound (it reads C) or non-finite tokens
+ * (af_scores names the bad entry) take the general route. */
+static int l2_kernel_applies(const af_attn_ws *ws, const double *X, const af_sinkhorn_options *o)
+{
+    const size_t n = ws->p.n, d = ws->p.d;
+    if (ws->p.scores.kind != AF_SCORES_L2 || !(ws->p.scores.beta / ws->p.scores.eps > 0)
+        || d > DENSE_L2_KERNEL_MAX_D || o->iters != 0 || o->compute_bound != 0
+        || (o->path && o->path != af_sinkhorn_symmetric))
+        return 0;
+    for (size_t k = 0; k < n * d; k++)
+        if (!isfinite(X[k]))
+            return 0;
+    return 1;
+}
+
+/* K0_ij = exp(C_ij), j >= i, with C_ij exactly as af_scores writes the L2
+ * self-scores (s x_i . x_j - s (|x_i|^2 + |x_j|^2) / 2, clipped at 0, C_ii
+ * = 0): the scores never stored, each exp written once (single precision:
+ * the float32 exp of the rounded argument, as everywhere). nx: |x_i|^2. */
+static void build_l2_kernel(const af_attn_ws *ws, const double *X, double *nx, double *K0)
+{
+    const size_t n = ws->p.n, d = ws->p.d;
+    const double scale = ws->p.scores.beta / ws->p.scores.eps, h = 0.5 * scale;
+    const int single = ws->p.precision == AF_PRECISION_SINGLE;
+    for (size_t i = 0; i < n; i++) {
+        double q = 0;
+        for (size_t k = 0; k < d; k++)
+            q += X[i * d + k] * X[i * d + k];
+        nx[i] = q;
+    }
+#pragma omp parallel for schedule(dynamic, 16) num_threads(ws->nthreads) if (n > 256)
+    for (size_t i = 0; i < n; i++) {
+        const double *xi = X + i * d;
+        /* single: the row is formed in the thread's scratch row (the float
+         * rows of K0 overlap the double layout) */
+        double *k = single ? ws->rows + (size_t)omp_get_thread_num() * n : K0 + i * n;
+        k[i] = 1.0; /* exp(0) */
+        if (d == 2) {
+            const double a0 = xi[0], a1 = xi[1], hi = nx[i];
+            if (!single) {
+#pragma omp simd
+                for (size_t j = i + 1; j < n; j++) {
+                    const double v = scale * (a0 * X[2 * j] + a1 * X[2 * j + 1]) - h * (hi + nx[j]);
+                    k[j] = exp(v > 0 ? 0 : v);
+                }
+                continue;
+            }
+#pragma omp simd
+            for (size_t j = i + 1; j < n; j++) {
+                const double v = scale * (a0 * X[2 * j] + a1 * X[2 * j + 1]) - h * (hi + nx[j]);
+                k[j] = v > 0 ? 0 : v;
+            }
+        }
+        for (size_t j = d == 2 ? n : i + 1; j < n; j++) {
+            const double *xj = X + j * d;
+            double dot = 0;
+            for (size_t c = 0; c < d; c++)
+                dot += xi[c] * xj[c];
+            const double v = scale * dot - h * (nx[i] + nx[j]);
+            k[j] = v > 0 ? 0 : v;
+        }
+        if (!single) {
+            af__row_exp(n - i - 1, k + i + 1, NULL, 0.0, k + i + 1);
+            continue;
+        }
+        /* float exps, stored exactly as float32 (half the bytes per pass);
+         * those below the smallest normal float (1.2e-38) as 0, which keeps
+         * expf on its fast path: float32 storage holds no relative precision
+         * there anyway, and a row sum of diag(a) K0 diag(a) is at least its
+         * diagonal a_i^2, so they move it by less than n max(a) 1.2e-38 / a_i
+         * relative (a <= 1 after the first update) */
+        af__row_exp_flushed(1, n - i - 1, k + i + 1, NULL, 0.0, k + i + 1);
+        float *kf = (float *)K0 + i * n;
+        for (size_t j = i; j < n; j++)
+            kf[j] = (float)k[j];
+    }
+}
+
+/* The stored scores, for the solve's fall-back to log space. */
+static void fill_scores(void *ctx)
+{
+    af_attn_ws *ws = ctx;
+    af_scores(&ws->p.scores, ws->p.n, ws->p.n, ws->p.d, ws->X, ws->X, ws->C, ws->swork);
+}
+
 static af_status dense_sinkhorn(af_attn_ws *ws, const double *X, const af_sinkhorn_options *opt,
                                 af_sinkhorn_info *info)
 {
     const size_t n = ws->p.n, d = ws->p.d;
+    if (l2_kernel_applies(ws, X, opt)) {
+        af__attn_prepare(ws, X, 1); /* X^T: the right-hand sides of K X */
+        build_l2_kernel(ws, X, ws->swork, ws->sk->K0);
+        ws->X = X;
+        return af__sinkhorn_solve_sym_kernel(ws->sk, ws->C, fill_scores, ws, ws->Xt, d, opt,
+                                             info);
+    }
     af_status st = af_scores(&ws->p.scores, n, n, d, X, X, ws->C, ws->swork);
     if (!st)
         st = af_sinkhorn(ws->sk, ws->C, opt, NULL, info);
@@ -268,13 +469,22 @@ static af_status dense_sinkhorn(af_attn_ws *ws, const double *X, const af_sinkho
 
 static af_status dense_apply(af_attn_ws *ws, double *KX)
 {
-    return af_sinkhorn_apply(ws->sk, ws->p.d, ws->X, KX);
+    const size_t n = ws->p.n, d = ws->p.d;
+    const double *P = af__sym_kernel_product(ws->sk), *a = ws->sk->u;
+    if (!P)
+        return af_sinkhorn_apply(ws->sk, d, ws->X, KX);
+    /* K X = diag(a) K0 (a X), K0 (a X) from the last pass of the solve */
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < d; k++)
+            KX[i * d + k] = a[i] * P[i * d + k];
+    return AF_SUCCESS;
 }
 
 static af_status dense_kernel(af_attn_ws *ws, const double *X, const af_sinkhorn_options *opt,
                               double *K)
 {
     const size_t n = ws->p.n, d = ws->p.d;
+    const int single = ws->p.precision == AF_PRECISION_SINGLE;
     if (ws->p.norm == AF_ATTN_SINKHORN) {
         ws->X = X;
         af_sinkhorn_info info;
@@ -287,14 +497,23 @@ static af_status dense_kernel(af_attn_ws *ws, const double *X, const af_sinkhorn
     if (ws->p.norm == AF_ATTN_USA) {
         /* Z_i = n: no row shift is possible, so large scores overflow. */
         const double inv_n = 1.0 / (double)n;
+        af__row_exp_p(single, n * n, K, NULL, 0.0, K);
         for (size_t k = 0; k < n * n; k++) {
-            K[k] = exp(K[k]) * inv_n;
+            K[k] *= inv_n;
             if (!isfinite(K[k]))
                 return af_error(AF_ENUMERIC, "flow: USA kernel exp(C) overflows");
         }
         return AF_SUCCESS;
     }
-    return af_softmax(n, n, K, K);
+    if (single) /* the rows as the SoftMax kernels form them: float exps, double sums */
+        for (size_t i = 0; i < n; i++) {
+            double *k = K + i * n;
+            af__row_exp_p(1, n, k, NULL, af__row_max_shifted(n, k, NULL), k);
+            const double inv = 1.0 / af__row_sum(n, k);
+            for (size_t j = 0; j < n; j++)
+                k[j] *= inv;
+        }
+    return single ? AF_SUCCESS : af_softmax(n, n, K, K);
 }
 
 /* n x n buffer on first use; AF_ENOMEM with the size otherwise. */
@@ -346,18 +565,13 @@ static af_status dense_softmax_colsums(af_attn_ws *ws, const double *X, double *
     if (st || (st = af_scores(&ws->p.scores, n, n, d, X, X, *buf, ws->swork)))
         return st;
     double *C = *buf;
+    const int single = ws->p.precision == AF_PRECISION_SINGLE;
     memset(cs, 0, n * sizeof *cs);
 #pragma omp parallel for schedule(static) reduction(+ : cs[:n]) if (n > 256)
     for (size_t i = 0; i < n; i++) {
         double *c = C + i * n;
-        double mx = -INFINITY, s = 0;
-        for (size_t j = 0; j < n; j++)
-            mx = c[j] > mx ? c[j] : mx;
-        for (size_t j = 0; j < n; j++) {
-            c[j] = exp(c[j] - mx);
-            s += c[j];
-        }
-        const double inv = 1.0 / s;
+        af__row_exp_p(single, n, c, NULL, af__row_max_shifted(n, c, NULL), c);
+        const double inv = 1.0 / af__row_sum(n, c);
         for (size_t j = 0; j < n; j++)
             cs[j] += c[j] * inv;
     }
@@ -365,7 +579,7 @@ static af_status dense_softmax_colsums(af_attn_ws *ws, const double *X, double *
 }
 
 const af_backend_type af_backend_type_dense = {
-    "dense", 0, dense_bytes, dense_init, dense_release, dense_softmax,
+    "dense", 1, dense_bytes, dense_init, dense_release, dense_softmax,
     dense_sinkhorn, dense_apply, dense_kernel, dense_marginals, dense_softmax_colsums,
     .distributes = 0, /* Sinkhorn on the stored n x n scores: one process */
 };

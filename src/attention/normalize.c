@@ -465,6 +465,22 @@ static void update_done(af_sinkhorn_ws *ws)
     ws->done = ws->converged || ws->iter >= ws->opt.max_iters;
 }
 
+/* A new solve from the warm-start potentials (or zeros): no iteration done,
+ * errors unknown, no bound. */
+static void reset_solve(af_sinkhorn_ws *ws)
+{
+    if (!ws->opt.warm_start) {
+        memset(ws->f, 0, ws->n * sizeof(double));
+        memset(ws->g, 0, ws->m * sizeof(double));
+    }
+    ws->iter = 0;
+    ws->next_is_row = 1;
+    ws->row_err = ws->col_err = INFINITY;
+    ws->done = ws->converged = 0;
+    ws->delta = NAN;
+    ws->delta_exact = 0;
+}
+
 /* Scores from C (stored) or, with C NULL, from ws->src (matrix-free). */
 static af_status sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn_options *opt)
 {
@@ -544,17 +560,7 @@ static af_status sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sink
             : t->symmetric                     ? &af_sinkhorn_type_sym_log
                                                : &af_sinkhorn_type_log;
     ws->type = t;
-    if (!ws->opt.warm_start) {
-        memset(ws->f, 0, n * sizeof(double));
-        memset(ws->g, 0, m * sizeof(double));
-    }
-    ws->iter = 0;
-    ws->next_is_row = 1;
-    ws->row_err = ws->col_err = INFINITY;
-    ws->done = ws->converged = 0;
-
-    ws->delta = NAN;
-    ws->delta_exact = 0;
+    reset_solve(ws);
     if (ws->opt.compute_bound == 2 && !C)
         return af_error(AF_EINVAL, "sinkhorn: the exact Hilbert diameter needs the stored score "
                                    "matrix (use the dense backend)");
@@ -655,6 +661,46 @@ af_status af__sinkhorn_solve_source(af_sinkhorn_ws *ws, const af__score_source *
                                     const af_sinkhorn_options *opt, af_sinkhorn_info *info)
 {
     return sinkhorn_run(ws, af__sinkhorn_set_source(ws, src, opt), NULL, info);
+}
+
+/* af_sinkhorn_set for a kernel the caller built (normalize_internal.h):
+ * no pass over scores, row shifts 0, the symmetric path from the start. */
+static af_status sym_kernel_set(af_sinkhorn_ws *ws, const double *C, void (*fill)(void *ctx),
+                                void *ctx, const double *Yt, size_t p,
+                                const af_sinkhorn_options *opt)
+{
+    if (opt->warm_start && ws->ready)
+        ws->type->potentials(ws); /* start from the previous problem's result */
+    ws->ready = 0;
+    ws->opt = *opt;
+    if (opt->iters != 0 || !(opt->tol > 0) || opt->max_iters == 0)
+        return af_error(AF_EINVAL, "sinkhorn: the prebuilt symmetric kernel needs tol > 0 and "
+                                   "max_iters >= 1 (no fixed count)");
+    af_status st = af__sym_kernel_buffers(ws, Yt ? p : 0);
+    if (st)
+        return st;
+    ws->C = C;
+    ws->fill_scores = fill;
+    ws->fill_ctx = ctx;
+    ws->src.Yt = Yt;
+    ws->src.p = Yt ? p : 0;
+    memset(ws->shift, 0, ws->n * sizeof(double));
+    ws->type = &af_sinkhorn_type_sym_kernel;
+    ws->fell_back = 0;
+    reset_solve(ws);
+    ws->ready = 1;
+    st = ws->type->start(ws);
+    if (st == AF_SUCCESS)
+        update_done(ws);
+    return st;
+}
+
+af_status af__sinkhorn_solve_sym_kernel(af_sinkhorn_ws *ws, const double *C,
+                                        void (*fill)(void *ctx), void *ctx, const double *Yt,
+                                        size_t p, const af_sinkhorn_options *opt,
+                                        af_sinkhorn_info *info)
+{
+    return sinkhorn_run(ws, sym_kernel_set(ws, C, fill, ctx, Yt, p, opt), NULL, info);
 }
 
 af_status af_sinkhorn_matrix(const af_sinkhorn_ws *ws, double *K)

@@ -102,7 +102,7 @@ static void build_K0_rowshift(af_sinkhorn_ws *ws)
     const size_t n = ws->n, m = ws->m;
 #pragma omp parallel for schedule(static) AF_PAR_IF(n * m)
     for (size_t i = 0; i < n; i++)
-        af__row_exp(m, ws->C + i * m, NULL, ws->shift[i], ws->K0 + i * m);
+        af__row_exp_p(ws->src.single, m, ws->C + i * m, NULL, ws->shift[i], ws->K0 + i * m);
 }
 
 static af_status scaling_start(af_sinkhorn_ws *ws)
@@ -355,6 +355,12 @@ static af_status sym_scaling_start(af_sinkhorn_ws *ws)
     for (size_t i = 0; i < n; i++) {
         const double *c = ws->C + i * n;
         double *k = ws->K0 + i * n, si = ws->shift[i];
+        if (ws->src.single) { /* float32 exps of the rounded arguments (dense, single) */
+#pragma omp simd
+            for (size_t j = i; j < n; j++)
+                k[j] = (double)expf((float)(c[j] - 0.5 * (si + ws->shift[j])));
+            continue;
+        }
 #pragma omp simd
         for (size_t j = i; j < n; j++)
             k[j] = exp(c[j] - 0.5 * (si + ws->shift[j]));

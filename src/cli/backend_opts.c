@@ -24,15 +24,14 @@ int cli_backend(const cli_args *a, size_t n, size_t d, af_attn_norm norm, cli_ba
     if (strcmp(prec, "double") && strcmp(prec, "single"))
         return cli_fail(CLI_EUSAGE, "--precision: '%s' is not one of double|single", prec);
     c->precision = strcmp(prec, "single") == 0 ? AF_PRECISION_SINGLE : AF_PRECISION_DOUBLE;
-    if (c->precision == AF_PRECISION_SINGLE && (k == 1 || k == 3))
-        return cli_fail(CLI_EUSAGE, "--precision single is a mode of the tiled backend (not "
-                                    "--backend %s)", names[k]);
+    if (c->precision == AF_PRECISION_SINGLE && k == 3)
+        return cli_fail(CLI_EUSAGE, "--precision single is a mode of the dense and tiled "
+                                    "backends (not --backend %s)", names[k]);
     c->pm = k == 3;
     const int threads = omp_get_max_threads();
     c->budget = memory_budget();
     c->automatic = k == 0;
-    c->type = c->precision == AF_PRECISION_SINGLE ? af_backend_tiled
-              : k == 0 ? af_backend_choose(n, d, norm, threads, c->budget)
+    c->type = k == 0 ? af_backend_choose(n, d, norm, threads, c->budget)
               : k == 1 || k == 3 ? af_backend_dense
                        : af_backend_tiled;
     if (cli_mpi_size() > 1) { /* only the tiled backend splits rows across ranks */
@@ -62,7 +61,6 @@ void cli_backend_meta(FILE *fp, const cli_backend_choice *c)
         return;
     const char *why = !c->automatic                          ? ""
                       : c->type == af_backend_dense             ? " (auto: dense fits the budget)"
-                      : c->precision == AF_PRECISION_SINGLE     ? " (auto: single precision)"
                                                                 : " (auto: dense would exceed the budget)";
     af_write_meta(fp, "backend", "%s, attention workspace %.3g MB%s%s; budget %.3g MB (1/4 of "
                   "the memory)", af_backend_name(c->type), c->bytes / 1e6,

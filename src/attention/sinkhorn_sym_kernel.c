@@ -1,0 +1,255 @@
+/* The symmetric scaling iteration on a kernel its caller built (the dense
+ * backend, L2 self-scores): the same state and update as the stored
+ * symmetric path (a <- a r^-w, r the row sums of diag(a) K0 diag(a)),
+ * but K0 = exp(C) was written straight from the tokens, upper triangle
+ * only, without the n x n scores and the passes over them (row maxima,
+ * then the K0 build). Each pass reads the stored triangle once (8 n^2 / 2
+ * bytes; in single precision 4 n^2 / 2, stored as float32), and the pass
+ * expected to be the last also multiplies it with a * x_k for the flow's
+ * right-hand sides, so K X = diag(a) K0 (a X) comes without a pass of its
+ * own. The scores themselves are written (by the caller's fill) only if the
+ * scalings leave double range and the iteration falls back to log space. */
+#include "core/af_simd_math.h"
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include "normalize_internal.h"
+
+/* Right-hand sides of the fused pass: t (the row sums) and up to this many
+ * token coordinates; more go through af_sinkhorn_apply's paths. */
+#define SYMK_MAX_P 2
+
+/* Rows i0 .. i0 + 3 of the stored upper triangle against columns j >= i0 + 4
+ * (w[c] = a * y_c by column, wi[c] the same at the four rows), in one
+ * sweep: row i gets sum_j K0_ij w_j directly, and column j gets
+ * sum_i K0_ij wi_i through the accumulators, so four rows share one load
+ * and store of the column accumulators and of w.
+ * The kernel is stored in double, or in single precision as float32 (its
+ * entries are float exps: exact in float, half the bytes per pass). */
+#define SYMK_ROWS4(NAME, T)                                                                      \
+static void NAME(size_t n, size_t i0, const T *K0, const double *const w[3],                     \
+             const double wi[3][4], double rowsum[3][4], double *const acc[3])                   \
+{                                                                                                \
+    const size_t j0 = i0 + 4;                                                                    \
+    const T *k0 = K0 + i0 * n, *k1 = k0 + n, *k2 = k1 + n, *k3 = k2 + n;                         \
+    const double *w0 = w[0], *w1 = w[1], *w2 = w[2];                                             \
+    double *c0 = acc[0], *c1 = acc[1], *c2 = acc[2];                                             \
+    const double u00 = wi[0][0], u01 = wi[0][1], u02 = wi[0][2], u03 = wi[0][3];                 \
+    const double u10 = wi[1][0], u11 = wi[1][1], u12 = wi[1][2], u13 = wi[1][3];                 \
+    const double u20 = wi[2][0], u21 = wi[2][1], u22 = wi[2][2], u23 = wi[2][3];                 \
+    double s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;               \
+    double s20 = 0, s21 = 0, s22 = 0, s23 = 0;                                                   \
+_Pragma("omp simd reduction(+ : s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23)")    \
+    for (size_t j = j0; j < n; j++) {                                                            \
+        const double a = (double)k0[j], b = (double)k1[j], c = (double)k2[j], e = (double)k3[j]; \
+        const double v0 = w0[j], v1 = w1[j], v2 = w2[j];                                         \
+        s00 += a * v0, s01 += b * v0, s02 += c * v0, s03 += e * v0;                              \
+        s10 += a * v1, s11 += b * v1, s12 += c * v1, s13 += e * v1;                              \
+        s20 += a * v2, s21 += b * v2, s22 += c * v2, s23 += e * v2;                              \
+        c0[j] += (u00 * a + u01 * b) + (u02 * c + u03 * e);                                      \
+        c1[j] += (u10 * a + u11 * b) + (u12 * c + u13 * e);                                      \
+        c2[j] += (u20 * a + u21 * b) + (u22 * c + u23 * e);                                      \
+    }                                                                                            \
+    const double s[3][4] = {{s00, s01, s02, s03}, {s10, s11, s12, s13}, {s20, s21, s22, s23}};   \
+    memcpy(rowsum, s, sizeof s);                                                                 \
+}
+SYMK_ROWS4(symk_rows4, double)
+SYMK_ROWS4(symk_rows4_float, float)
+
+/* The same for the row sums alone (passes that do not carry K X). */
+#define SYMK_ROWS4_T(NAME, T)                                                                \
+static void NAME(size_t n, size_t i0, const T *K0, const double *w, const double wi[4],     \
+                 double rowsum[4], double *acc)                                             \
+{                                                                                           \
+    const T *k0 = K0 + i0 * n, *k1 = k0 + n, *k2 = k1 + n, *k3 = k2 + n;                    \
+    const double u0 = wi[0], u1 = wi[1], u2 = wi[2], u3 = wi[3];                            \
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                                  \
+_Pragma("omp simd reduction(+ : s0, s1, s2, s3)")                                           \
+    for (size_t j = i0 + 4; j < n; j++) {                                                   \
+        const double a = (double)k0[j], b = (double)k1[j], c = (double)k2[j], e = (double)k3[j]; \
+        s0 += a * w[j], s1 += b * w[j], s2 += c * w[j], s3 += e * w[j];                     \
+        acc[j] += (u0 * a + u1 * b) + (u2 * c + u3 * e);                                    \
+    }                                                                                       \
+    rowsum[0] = s0, rowsum[1] = s1, rowsum[2] = s2, rowsum[3] = s3;                         \
+}
+SYMK_ROWS4_T(symk_rows4_t, double)
+SYMK_ROWS4_T(symk_rows4_t_float, float)
+
+/* Entry (i, j) of the stored kernel in either storage. */
+static inline double symk_entry(const af_sinkhorn_ws *ws, size_t i, size_t j)
+{
+    return ws->src.single ? (double)((const float *)ws->K0)[i * ws->n + j] : ws->K0[i * ws->n + j];
+}
+
+/* One pass over the stored triangle. state: t = r = a * (K0 a) into ws->t
+ * and the errors (1 if a row sum is not positive and finite); rhs: K0 (a
+ * x_k) into apply_buf (n x p), which triples the arithmetic per entry, so
+ * the passes carry it only when they are expected to be the last. */
+static int symk_pass_with(af_sinkhorn_ws *ws, int state, int rhs)
+{
+    const size_t n = ws->n, p = rhs && ws->src.Yt ? ws->src.p : 0;
+    const int nc = p ? 3 : 1; /* accumulated columns: t, then K0 (a x_k) */
+    const double *a = ws->u, *Yt = ws->src.Yt, *K0 = ws->K0;
+    const size_t stride = 3 * n;
+    /* after the per-thread accumulators: a, a y_0, a y_1 (zeros past p) */
+    double *w = ws->apply_acc + (size_t)ws->nthreads * stride;
+    for (size_t i = 0; i < n; i++) {
+        w[i] = a[i];
+        for (size_t k = 0; k < SYMK_MAX_P; k++)
+            w[(k + 1) * n + i] = k < p ? a[i] * Yt[k * n + i] : 0.0;
+    }
+    int team = 1;
+#pragma omp parallel num_threads(af__team_size(ws)) AF_PAR_IF(n * n / 2)
+    {
+        const int tid = omp_get_thread_num();
+        if (tid == 0)
+            team = omp_get_num_threads();
+        double *ab = ws->apply_acc + (size_t)tid * stride;
+        double *const acc[3] = {ab, ab + n, ab + 2 * n};
+        const double *const wv[3] = {w, w + n, w + 2 * n};
+        memset(ab, 0, (size_t)nc * n * sizeof(double));
+        /* blocks of four rows, handed out cyclically (the triangle balanced,
+         * the same rows on the same thread every run) */
+#pragma omp for schedule(static, 4)
+        for (size_t b = 0; b < n / 4; b++) {
+            const size_t i0 = 4 * b;
+            double wi[3][4], rs[3][4];
+            for (int c = 0; c < 3; c++)
+                for (int r = 0; r < 4; r++)
+                    wi[c][r] = wv[c][i0 + (size_t)r];
+            if (nc == 1 && ws->src.single)
+                symk_rows4_t_float(n, i0, (const float *)K0, w, wi[0], rs[0], acc[0]);
+            else if (nc == 1)
+                symk_rows4_t(n, i0, K0, w, wi[0], rs[0], acc[0]);
+            else if (ws->src.single)
+                symk_rows4_float(n, i0, (const float *)K0, wv, wi, rs, acc);
+            else
+                symk_rows4(n, i0, K0, wv, wi, rs, acc);
+            /* the 4 x 4 block on the diagonal: its upper triangle, each
+             * entry for both of its rows */
+            for (int r = 0; r < 4; r++) {
+                const size_t i = i0 + (size_t)r;
+                for (int c = 0; c < nc; c++)
+                    acc[c][i] += rs[c][r] + symk_entry(ws, i, i) * wv[c][i];
+                for (size_t j = i + 1; j < i0 + 4; j++)
+                    for (int c = 0; c < nc; c++) {
+                        acc[c][i] += symk_entry(ws, i, j) * wv[c][j];
+                        acc[c][j] += symk_entry(ws, i, j) * wv[c][i];
+                    }
+            }
+        }
+        /* the last n mod 4 rows: the corner of the triangle */
+#pragma omp single
+        for (size_t i = n - n % 4; i < n; i++)
+            for (size_t j = i; j < n; j++)
+                for (int c = 0; c < nc; c++) {
+                    acc[c][i] += symk_entry(ws, i, j) * wv[c][j];
+                    if (j > i)
+                        acc[c][j] += symk_entry(ws, i, j) * wv[c][i];
+                }
+    }
+    double err = 0;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double v[3] = {0, 0, 0};
+        for (int th = 0; th < team; th++)
+            for (int c = 0; c < nc; c++)
+                v[c] += ws->apply_acc[(size_t)th * stride + (size_t)c * n + i];
+        for (size_t k = 0; k < p; k++)
+            ws->apply_buf[i * p + k] = v[k + 1];
+        if (!state)
+            continue;
+        const double r = a[i] * v[0];
+        bad |= !(r > 0) || !isfinite(r);
+        ws->t[i] = r;
+        err = fmax(err, fabs(r - 1.0));
+    }
+    ws->symk_product = p > 0;
+    if (!state)
+        return 0;
+    ws->symk_prev_err = ws->row_err;
+    ws->row_err = ws->col_err = err;
+    if (bad && ws->fill_scores)
+        ws->fill_scores(ws->fill_ctx); /* the log path that follows reads C */
+    return bad;
+}
+
+/* Carry K X when this pass is likely the last: the error falls by a steady
+ * factor (about 1/3 for the relaxed update), so the next one is predicted
+ * from the last two; or the iteration cap is next. A wrong guess costs one
+ * product-only pass (af__sym_kernel_product) or a pass with
+ * arithmetic that was not needed; the iterates are the same either way. */
+static int symk_pass(af_sinkhorn_ws *ws)
+{
+    const double e = ws->row_err, e0 = ws->symk_prev_err;
+    const double rate = isfinite(e0) && e0 > 0 && e < e0 ? e / e0 : 1.0;
+    const int last = (isfinite(e) && rate * e <= ws->opt.tol) || ws->iter + 1 >= ws->opt.max_iters;
+    return symk_pass_with(ws, 1, last);
+}
+
+static int symk_first_pass(af_sinkhorn_ws *ws)
+{
+    ws->symk_prev_err = INFINITY;
+    return symk_pass_with(ws, 1, 0);
+}
+
+static af_status symk_start(af_sinkhorn_ws *ws)
+{
+    /* a warm start out of range goes to log space before any pass: its
+     * scores must be there */
+    int bad = 0;
+    for (size_t i = 0; bad == 0 && ws->opt.warm_start && i < ws->n; i++) {
+        const double a = exp(ws->f[i] + 0.5 * ws->shift[i]);
+        bad = !(a > 0) || !isfinite(a);
+    }
+    if (bad && ws->fill_scores)
+        ws->fill_scores(ws->fill_ctx);
+    return af__sym_scaling_begin(ws, symk_first_pass);
+}
+
+static af_status symk_step(af_sinkhorn_ws *ws) { return af__sym_scaling_advance(ws, symk_pass); }
+
+static void symk_matrix(const af_sinkhorn_ws *ws, double *K)
+{
+    const size_t n = ws->n;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i; j < n; j++)
+            K[i * n + j] = ws->u[i] * symk_entry(ws, i, j) * ws->u[j];
+    af__mirror_upper(n, K);
+}
+
+const af_sinkhorn_type af_sinkhorn_type_sym_kernel = {
+    "symmetric", 1, symk_start, symk_step, af__sym_scaling_potentials, symk_matrix,
+};
+
+const double *af__sym_kernel_product(af_sinkhorn_ws *ws)
+{
+    if (ws->type != &af_sinkhorn_type_sym_kernel || !ws->src.Yt)
+        return NULL;
+    if (!ws->symk_product) /* the last pass did not carry it: one more, state unchanged */
+        symk_pass_with(ws, 0, 1);
+    return ws->apply_buf;
+}
+
+af_status af__sym_kernel_buffers(af_sinkhorn_ws *ws, size_t p)
+{
+    if (p > SYMK_MAX_P)
+        return af_error(AF_EINVAL, "sinkhorn: the prebuilt symmetric kernel takes at most %d "
+                                   "right-hand sides (got %zu)", SYMK_MAX_P, p);
+    const size_t need = ((size_t)ws->nthreads + 1) * 3 * ws->n;
+    if (ws->apply_acc_cap < need) {
+        double *b = realloc(ws->apply_acc, need * sizeof(double));
+        if (!b)
+            return af_error(AF_ENOMEM, "sinkhorn: out of memory for the kernel pass accumulators");
+        ws->apply_acc = b;
+        ws->apply_acc_cap = need;
+    }
+    if (p && ws->apply_cap < ws->n * p) {
+        double *b = realloc(ws->apply_buf, ws->n * p * sizeof(double));
+        if (!b)
+            return af_error(AF_ENOMEM, "sinkhorn: out of memory for K Y");
+        ws->apply_buf = b;
+        ws->apply_cap = ws->n * p;
+    }
+    return AF_SUCCESS;
+}
