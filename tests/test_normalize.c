@@ -551,3 +551,38 @@ Test(sinkhorn, l2_scores_with_huge_spread_stay_on_symmetric_scaling)
     af_sinkhorn_free(ws);
     free(X); free(C); free(w); free(K1); free(K2);
 }
+
+/* Warm potentials so large that the symmetric scalings a = exp(f + s/2)
+ * overflow: the path falls back to log space from those (finite)
+ * potentials and converges to the cold solution; it used to restart from
+ * log(inf) and return NaN marked converged (fmax ignores NaN). */
+Test(sinkhorn, symmetric_warm_start_beyond_double_range_falls_back)
+{
+    const size_t n = 40, d = 2;
+    double *X = random_scores(n, d, 1.0, 23), *C = dot_scores(n, d, X, 0.5);
+    af_sinkhorn_ws *ws = af_sinkhorn_alloc(n, n);
+    af_sinkhorn_options o = af_sinkhorn_options_default();
+    o.path = af_sinkhorn_symmetric;
+    af_sinkhorn_info cold, warm;
+    cr_assert_eq(af_sinkhorn(ws, C, &o, NULL, &cold), AF_SUCCESS, "%s", af_last_error());
+    double *f0 = malloc(n * sizeof *f0);
+    memcpy(f0, cold.f, n * sizeof *f0);
+    double *big = malloc(n * sizeof *big);
+    for (size_t i = 0; i < n; i++)
+        big[i] = 800.0; /* exp(800) = inf */
+    af_sinkhorn_set_potentials(ws, big, big);
+    o.warm_start = 1;
+    cr_assert_eq(af_sinkhorn(ws, C, &o, NULL, &warm), AF_SUCCESS, "%s", af_last_error());
+    cr_expect(warm.converged);
+    for (size_t i = 0; i < n; i++)
+        cr_expect(isfinite(warm.f[i]) && fabs(warm.f[i] - f0[i]) < 1e-8, "f[%zu] = %g vs %g", i,
+                  warm.f[i], f0[i]);
+    /* a NaN state is never reported converged */
+    for (size_t i = 0; i < n; i++)
+        big[i] = NAN;
+    af_sinkhorn_set_potentials(ws, big, big);
+    af_status st = af_sinkhorn(ws, C, &o, NULL, &warm);
+    cr_expect(st != AF_SUCCESS || !warm.converged, "NaN potentials reported converged");
+    af_sinkhorn_free(ws);
+    free(X), free(C), free(f0), free(big);
+}

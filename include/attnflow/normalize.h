@@ -13,9 +13,10 @@
  *    over K0 per full (row+column) iteration. Fast.
  *  - af_sinkhorn_log: potentials in log space, exp recomputed every pass;
  *    survives huge scores (eps -> 0) where scalings under/overflow.
- *  - af_sinkhorn_symmetric: for symmetric C, f = g and the averaged update
- *    f <- (f - LSE_j(C_ij + f_j)) / 2 (contracts at rate <= 1/2 when exp(C)
- *    is PSD); stored symmetric kernel, falls back to log space like the others.
+ *  - af_sinkhorn_symmetric: for symmetric C, f = g and the relaxed update
+ *    f <- f / 3 - (2 / 3) LSE_j(C_ij + f_j) (contracts at rate <= 1/3 when
+ *    exp(C) is PSD); stored symmetric kernel, falls back to log space like
+ *    the others.
  * With path AUTO the solver picks: symmetric when C is exactly symmetric
  * and a tolerance (not a fixed count) is asked; scaling otherwise; and it
  * restarts in log space, from the last finite potentials, when a scaling

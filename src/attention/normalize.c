@@ -460,18 +460,29 @@ static void update_done(af_sinkhorn_ws *ws)
         ws->converged = ws->done = ws->iter >= ws->opt.iters;
         return;
     }
+    /* fmax ignores NaN: a NaN error (a state that is not a number) ends
+     * the solve unconverged instead of passing for 0 */
+    const int nan = isnan(ws->row_err) || isnan(ws->col_err);
     double err = fmax(ws->row_err, ws->col_err);
-    ws->converged = ws->iter > 0 && err <= ws->opt.tol;
-    ws->done = ws->converged || ws->iter >= ws->opt.max_iters;
+    ws->converged = !nan && ws->iter > 0 && err <= ws->opt.tol;
+    ws->done = ws->converged || nan || ws->iter >= ws->opt.max_iters;
 }
 
 /* A new solve from the warm-start potentials (or zeros): no iteration done,
- * errors unknown, no bound. */
-static void reset_solve(af_sinkhorn_ws *ws)
+ * errors unknown, no bound. Warm potentials that are not finite are
+ * refused: the passes measure their errors with fmax, which drops NaN, so
+ * such a start would end "converged" on NaN. */
+static af_status reset_solve(af_sinkhorn_ws *ws)
 {
     if (!ws->opt.warm_start) {
         memset(ws->f, 0, ws->n * sizeof(double));
         memset(ws->g, 0, ws->m * sizeof(double));
+    }
+    for (size_t i = 0; i < ws->n + ws->m; i++) {
+        const double v = i < ws->n ? ws->f[i] : ws->g[i - ws->n];
+        if (!isfinite(v))
+            return af_error(AF_EINVAL, "sinkhorn: warm-start potential %s[%zu] is %g",
+                            i < ws->n ? "f" : "g", i < ws->n ? i : i - ws->n, v);
     }
     ws->iter = 0;
     ws->next_is_row = 1;
@@ -479,6 +490,7 @@ static void reset_solve(af_sinkhorn_ws *ws)
     ws->done = ws->converged = 0;
     ws->delta = NAN;
     ws->delta_exact = 0;
+    return AF_SUCCESS;
 }
 
 /* Scores from C (stored) or, with C NULL, from ws->src (matrix-free). */
@@ -560,7 +572,9 @@ static af_status sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sink
             : t->symmetric                     ? &af_sinkhorn_type_sym_log
                                                : &af_sinkhorn_type_log;
     ws->type = t;
-    reset_solve(ws);
+    af_status rs = reset_solve(ws);
+    if (rs)
+        return rs;
     if (ws->opt.compute_bound == 2 && !C)
         return af_error(AF_EINVAL, "sinkhorn: the exact Hilbert diameter needs the stored score "
                                    "matrix (use the dense backend)");
@@ -687,7 +701,8 @@ static af_status sym_kernel_set(af_sinkhorn_ws *ws, const double *C, void (*fill
     memset(ws->shift, 0, ws->n * sizeof(double));
     ws->type = &af_sinkhorn_type_sym_kernel;
     ws->fell_back = 0;
-    reset_solve(ws);
+    if ((st = reset_solve(ws)))
+        return st;
     ws->ready = 1;
     st = ws->type->start(ws);
     if (st == AF_SUCCESS)

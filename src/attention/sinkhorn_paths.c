@@ -376,7 +376,15 @@ af_status af__sym_scaling_begin(af_sinkhorn_ws *ws, int (*pass)(af_sinkhorn_ws *
         ws->u[i] = ws->opt.warm_start ? exp(ws->f[i] + 0.5 * ws->shift[i]) : 1.0;
         bad |= !(ws->u[i] > 0) || !isfinite(ws->u[i]);
     }
-    if (bad || pass(ws))
+    if (bad) {
+        /* warm potentials beyond the scaling form's range: the log path
+         * starts from them as they are (reading them back from a = inf
+         * would give infinite potentials) */
+        ws->type = &af_sinkhorn_type_sym_log;
+        ws->fell_back = 1;
+        return ws->type->start(ws);
+    }
+    if (pass(ws))
         return af__sinkhorn_fall_back(ws);
     return AF_SUCCESS;
 }
