@@ -2,6 +2,8 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
+#include "attnflow/flow.h"
 #include "attnflow/scores.h"
 #include "support/fixtures.h"
 
@@ -109,4 +111,28 @@ Test(scores, bad_parameters)
     p.A = A;
     cr_expect_eq(af_scores(&p, 2, 2, 1, X, X, C, w), AF_EDOM);
     cr_expect_eq(af_scores(&p, 0, 2, 1, X, X, C, w), AF_EINVAL);
+    /* L2 with beta < 0: the kernels clip at 0 from above, so every score
+     * would come out 0; refused (dot scores take any finite beta) */
+    p.A = NULL;
+    p.kind = AF_SCORES_L2;
+    p.beta = -1;
+    cr_expect_eq(af_scores(&p, 2, 2, 1, X, X, C, w), AF_EINVAL);
+    p.kind = AF_SCORES_DOT;
+    cr_expect_eq(af_scores(&p, 2, 2, 1, X, X, C, w), AF_SUCCESS);
+}
+
+/* The attention workspace refuses the same, whatever the backend. */
+Test(scores, attention_refuses_l2_with_negative_beta)
+{
+    const af_backend_type *b[2] = {af_backend_dense, af_backend_tiled};
+    for (int k = 0; k < 2; k++) {
+        af_flow_params p = af_flow_params_default(8, 2);
+        p.backend = b[k];
+        p.scores.kind = AF_SCORES_L2;
+        p.scores.beta = -0.5;
+        af_flow_ws *ws = af_flow_alloc(&p);
+        cr_expect_null(ws, "backend %d accepted beta < 0 with L2 scores", k);
+        cr_expect(strstr(af_last_error(), "beta") != NULL, "%s", af_last_error());
+        af_flow_free(ws);
+    }
 }

@@ -91,6 +91,10 @@ static af_status check_params(const af_attn_params *p)
         return af_error(AF_EINVAL, "attention: beta must be finite (got %g)", p->scores.beta);
     if (p->scores.kind != AF_SCORES_DOT && p->scores.kind != AF_SCORES_L2)
         return af_error(AF_EINVAL, "attention: unknown score kind %d", (int)p->scores.kind);
+    if (p->scores.kind == AF_SCORES_L2 && p->scores.beta < 0)
+        return af_error(AF_EINVAL, "attention: L2 scores need beta >= 0 (got %g): -beta |x - y|^2 "
+                                   "/ (2 eps) is a distance kernel only for beta >= 0",
+                        p->scores.beta);
     if ((unsigned)p->norm > AF_ATTN_SINKHORN)
         return af_error(AF_EINVAL, "attention: unknown normalisation %d", (int)p->norm);
     if (p->scores.A)

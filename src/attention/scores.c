@@ -87,6 +87,10 @@ af_status af_scores(const af_scores_params *p, size_t n, size_t m, size_t d,
         return af_error(AF_EINVAL, "scores: eps must be > 0 and finite (got %g)", p->eps);
     if (!isfinite(p->beta))
         return af_error(AF_EINVAL, "scores: beta must be finite (got %g)", p->beta);
+    /* the L2 kernels clip round-off at 0 from above (-|x - y|^2 <= 0), which
+     * is only right for beta >= 0 */
+    if (p->kind == AF_SCORES_L2 && p->beta < 0)
+        return af_error(AF_EINVAL, "scores: L2 scores need beta >= 0 (got %g)", p->beta);
     const double scale = p->beta / p->eps;
     const int same = (X == Y) && n == m;
 
