@@ -42,13 +42,7 @@
 #include "bench_util.h"
 #include "attnflow/flow.h"
 
-/* glibc's vector variants (see src/core/af_simd_math.h). */
-#if defined(__x86_64__) && defined(__GLIBC__) && !defined(__FAST_MATH__)
-#pragma omp declare simd notinbranch
-double exp(double x);
-#pragma omp declare simd notinbranch
-float expf(float x);
-#endif
+#include "core/af_simd_math.h" /* glibc's vector exp/expf for omp simd loops */
 
 #define EXP_LEN 4096 /* per thread: in L1 */
 
