@@ -363,7 +363,7 @@ static af_status dense_softmax(af_attn_ws *ws, const double *X, double *KX)
 /* The tolerance-mode symmetric solve of L2 self-scores (s = beta / eps > 0)
  * can skip the stored scores: C_ij = -s |x_i - x_j|^2 / 2 <= 0 with C_ii = 0,
  * so every row maximum is the diagonal's 0, K0 = exp(C) needs no shifts and
- * no pass over C, and the averaged update never leaves the scaling form's
+ * no pass over C, and the relaxed update never leaves the scaling form's
  * range on its own (a_i <= 1). A requested path other than the symmetric
  * one, a fixed count, the Hilbert bound (it reads C) or non-finite tokens
  * (af_scores names the bad entry) take the general route. */

@@ -6,7 +6,7 @@
  *     errors); the column update is then the same on every rank, and the
  *     row potentials of a rank's rows are only read by that rank;
  *   - a symmetric pass has LSE_j(C_ij + f_j) of its own rows: one allgather
- *     of those n values; every rank then makes the same averaged update
+ *     of those n values; every rank then makes the same relaxed update
  *     and the same error from all of them.
  * The row shifts and the checks of af_sinkhorn_set are shared once per
  * solve. A path that is not row-block aware (a pass over upper triangles,

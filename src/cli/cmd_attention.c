@@ -108,7 +108,7 @@ static int attention_run(const cli_args *a)
         return cli_fail(CLI_EUSAGE, "--iters, --tol and --path apply to --norm sinkhorn");
     if (cli_given(a, "iters") && (path == 3 || path == 4))
         return cli_fail(CLI_EUSAGE, "--iters counts alternating normalisations (rows first); the "
-                        "symmetric paths iterate another, averaged update: use them with --tol, "
+                        "symmetric paths iterate another, relaxed update: use them with --tol, "
                         "or --iters with --path auto|scaling|log");
     if (kind == 1 && cli_given(a, "A"))
         return cli_fail(CLI_EUSAGE, "--A applies to --scores dot");
