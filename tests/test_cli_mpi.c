@@ -119,7 +119,7 @@ Test(cli_mpi, flow_two_ranks_equal_one_process, .timeout = 120)
     snprintf(opts, sizeof opts, "--init gaussian --n 151 --d 2 --seed 5 --norm sinkhorn "
                                 "--A %s --eps 0.5 --tol 1e-11 --T 0.1 --dt 0.025", A);
     flow_matches(opts);
-    /* L2 scores: the symmetric averaged update (row LSEs all-gathered). */
+    /* L2 scores: the symmetric relaxed update (row LSEs all-gathered). */
     flow_matches("--init mixture --n 120 --d 2 --seed 6 --norm sinkhorn --scores l2 --eps 0.2 "
                  "--skip --integrator euler --T 0.05 --dt 0.01");
 }

@@ -225,7 +225,7 @@ Test(distributed, sinkhorn_alternating_dot_scores)
 
 Test(distributed, sinkhorn_symmetric_l2_scores)
 {
-    /* L2 scores: the symmetric averaged update (row LSEs all-gathered). */
+    /* L2 scores: the symmetric relaxed update (row LSEs all-gathered). */
     double *X0 = fx_gaussian_cloud(N, 3, 1.0, 8);
     af_flow_params p = af_flow_params_default(N, 3);
     p.norm = AF_FLOW_SINKHORN;

@@ -332,8 +332,10 @@ Test(sinkhorn, huge_scores_take_log_path_and_stay_finite)
 
 /* The symmetric log passes flush the exps below -708 of their max-shifted
  * rows (sums >= 1). Scores where most terms are that far: the same plan as
- * a plain reference of the averaged update f <- (f - LSE_j(C_ij + f_j)) / 2
- * that computes every term with scalar exp (subnormals included). */
+ * a plain reference iteration to the same fixed point (the plain average
+ * f <- (f - LSE_j(C_ij + f_j)) / 2, 500 times; the library's relaxed step
+ * shares its fixed point) that computes every term with scalar exp
+ * (subnormals included). */
 Test(sinkhorn, symmetric_log_flushed_far_terms_match_reference)
 {
     size_t n = 60, d = 2, far = 0;
