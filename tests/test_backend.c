@@ -823,8 +823,8 @@ static void check_single_velocity(const af_backend_type *b, size_t n, unsigned l
     double *vs = malloc(n * d * sizeof *vs), *vd = malloc(n * d * sizeof *vd);
     for (int norm = 0; norm < (usa ? 3 : 2); norm++)
         for (int kind = 0; kind < 2; kind++) {
-            if (b == af_backend_tiled && norm != 1)
-                continue; /* float scores: check_single_with */
+            if (norm != 1 && (b == af_backend_tiled || kind == 1))
+                continue; /* float scores (tiled; dense L2): check_single_with */
             af_flow_params p = af_flow_params_default(n, d);
             p.norm = norm == 1 ? AF_FLOW_SINKHORN : AF_FLOW_SOFTMAX;
             p.usa = norm == 2;
@@ -945,8 +945,9 @@ static void single_error_bound(size_t n, const double *X, int l2, const double *
  * double's (the mode really is single). */
 static const double A_gen2[4] = {0.9, 0.4, -0.3, 1.1};
 
-static void check_single_with(size_t n, int l2, const double *A, double eps, double beta, int usa,
-                              unsigned long seed, double scale)
+static void check_single_with_on(const af_backend_type *b, size_t n, int l2, const double *A,
+                                 double eps, double beta, int usa, unsigned long seed,
+                                 double scale)
 {
     const size_t d = 2;
     double *X = cloud(n, d, seed, scale);
@@ -958,9 +959,9 @@ static void check_single_with(size_t n, int l2, const double *A, double eps, dou
     p.scores.eps = eps;
     p.scores.beta = beta;
     p.usa = usa;
-    af_flow_ws *wd = alloc_on(p, af_backend_tiled);
+    af_flow_ws *wd = alloc_on(p, b);
     p.precision = AF_PRECISION_SINGLE;
-    af_flow_ws *ws = alloc_on(p, af_backend_tiled);
+    af_flow_ws *ws = alloc_on(p, b);
     cr_assert(af_flow_velocity(wd, X, vd) == AF_SUCCESS, "%s", af_last_error());
     cr_assert(af_flow_velocity(ws, X, vs) == AF_SUCCESS, "%s", af_last_error());
     single_error_bound(n, X, l2, p.scores.A, beta / eps, usa, vd, bound);
@@ -975,6 +976,12 @@ static void check_single_with(size_t n, int l2, const double *A, double eps, dou
     af_flow_free(wd);
     af_flow_free(ws);
     free(vs), free(vd), free(bound), free(X);
+}
+
+static void check_single_with(size_t n, int l2, const double *A, double eps, double beta, int usa,
+                              unsigned long seed, double scale)
+{
+    check_single_with_on(af_backend_tiled, n, l2, A, eps, beta, usa, seed, scale);
 }
 
 static void check_single(size_t n, int l2, double eps, double beta, int usa, unsigned long seed,
@@ -1044,13 +1051,25 @@ Test(backend_single, equiangular_ode_within_documented_bound)
     af_flow_free(ws);
 }
 
-/* The dense backend in single precision: SoftMax (the symmetric L2
- * kernel, the d = 2 row kernel for dot scores), USA, and Sinkhorn (the L2
- * kernel built from the tokens, stored as float32, and the stored-score
- * paths for dot scores); n = 203 leaves a partial block of rows. */
+/* The dense backend in single precision: SoftMax and USA on dot scores
+ * (the d = 2 row kernel), and Sinkhorn (the L2 kernel built from the
+ * tokens, stored as float32, and the stored-score paths for dot scores);
+ * n = 203 leaves a partial block of rows. */
 Test(backend_single, dense_within_documented_bound)
 {
     check_single_velocity(af_backend_dense, 203, 17, 1);
+}
+
+/* Dense SoftMax and USA on L2 self-scores at d = 2 take the tiled
+ * backend's float pass in single precision: the same error bound, two
+ * threads, n not a multiple of the block or tile, near and far terms. */
+Test(backend_single, dense_l2_float_pass_within_error_bound)
+{
+    omp_set_num_threads(2);
+    for (int usa = 0; usa < 2; usa++) {
+        check_single_with_on(af_backend_dense, 1100, 1, NULL, 0.05, 1.0, usa, 31, 1.0);
+        check_single_with_on(af_backend_dense, 203, 1, NULL, 0.2, 1.0, usa, 17, 1.0);
+    }
 }
 
 /* The kernel written out and the SoftMax column sums honour single

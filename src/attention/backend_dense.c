@@ -30,6 +30,8 @@ static double dense_bytes(size_t n, size_t d, af_attn_norm norm, int threads)
     double b = 8.0 * (AF_SCORES_WORK((double)n, (double)n, (double)d) + B * N + B);
     if (d == 2)
         b += 8.0 * 3.0 * N * threads;
+    if (d == 2 && norm != AF_ATTN_SINKHORN) /* single precision's float pass */
+        b += 8.0 * 3.0 * N * threads + 20.0 * N;
     if (norm == AF_ATTN_SINKHORN)
         b += 8.0 * N * N + af__sinkhorn_bytes(n, n, d, threads, 0);
     return b;
@@ -44,6 +46,14 @@ static af_status dense_init(af_attn_ws *ws)
     ok = ok && (ws->rinv = malloc(ws->tile * sizeof(double)));
     if (d == 2)
         ok = ok && (ws->colacc = malloc((size_t)ws->nthreads * 3 * n * sizeof(double)));
+    if (d == 2 && ws->p.norm != AF_ATTN_SINKHORN && ws->p.precision == AF_PRECISION_SINGLE) {
+        /* the tiled backend's float pass for L2 self-scores (dense_softmax):
+         * its weights, float copies and accumulators, O(n) */
+        ok = ok && (ws->symw = malloc(n * sizeof *ws->symw));
+        ok = ok && (ws->symwf = malloc(n * sizeof *ws->symwf));
+        ok = ok && (ws->Xtf = malloc(2 * n * sizeof *ws->Xtf));
+        ok = ok && (ws->acc = malloc((size_t)ws->nthreads * 3 * n * sizeof(double)));
+    }
     if (ok && ws->p.norm == AF_ATTN_SINKHORN) {
         ok = (ws->C = malloc(n * n * sizeof(double))) != NULL;
         ok = ok && (ws->sk = af_sinkhorn_alloc(n, n));
@@ -66,6 +76,10 @@ static void dense_release(af_attn_ws *ws)
     free(ws->E);
     free(ws->rinv);
     free(ws->colacc);
+    free(ws->symw);
+    free(ws->symwf);
+    free(ws->Xtf);
+    free(ws->acc);
 }
 
 /* One SoftMax row for d = 2 in three sweeps over it, with the tiled
@@ -285,6 +299,16 @@ static af_status dense_softmax(af_attn_ws *ws, const double *X, double *KX)
     const double s = ws->s, *L = ws->L;
     const double inv_n = 1.0 / (double)n;
     int bad = 0;
+    if (single && ws->acc && ws->l2 && af__tiled_sym_prepare(ws, usa)) {
+        /* single precision as the issue defines it, float scores and exps,
+         * sums in double: the tiled backend's float pass over the upper
+         * triangle (its error bound: docs, test_backend's
+         * single_error_bound); at n = 1e4 it is also the faster kernel */
+        af__float_coordinates(ws);
+        if (af__tiled_softmax_sym(ws, usa, KX))
+            return af__attn_softmax_failed(ws);
+        return AF_SUCCESS;
+    }
     if (d == 2 && !usa && ws->l2 && s > 0) {
         if (softmax_symmetric_l2_d2(ws, KX))
             return af__attn_softmax_failed(ws);

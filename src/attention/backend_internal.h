@@ -93,6 +93,8 @@ double af__sinkhorn_bytes(size_t n, size_t m, size_t d, int threads, int matrix_
  * X^T; needs ws->acc of nthreads x 3 n, and ws->Xtf filled in single
  * precision). Returns nonzero if a row is not finite. */
 int af__tiled_sym_prepare(af_attn_ws *ws, int usa);
+/* ws->Xtf = X^T in float, if allocated (single precision's float passes). */
+void af__float_coordinates(af_attn_ws *ws);
 int af__tiled_softmax_sym(af_attn_ws *ws, int usa, double *KX);
 /* The same pass with weights w (n) for the symmetric Sinkhorn iteration on
  * L2 self-scores (score source hook sym_pass, see normalize_internal.h):

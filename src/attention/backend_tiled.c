@@ -354,7 +354,7 @@ static int rows_times_x(const af_attn_ws *ws, const double *g, const double *f, 
 }
 
 /* ws->Xtf = X^T in float (single precision: the float passes read it). */
-static void float_coordinates(af_attn_ws *ws)
+void af__float_coordinates(af_attn_ws *ws)
 {
     if (ws->Xtf)
         for (size_t q = 0; q < ws->p.d * ws->p.n; q++)
@@ -366,7 +366,7 @@ static af_status tiled_softmax(af_attn_ws *ws, const double *X, double *KX)
     const size_t n = ws->p.n;
     const int usa = ws->p.norm == AF_ATTN_USA;
     af__attn_prepare(ws, X, 1);
-    float_coordinates(ws);
+    af__float_coordinates(ws);
     const int bad = af__tiled_sym_prepare(ws, usa) ? af__tiled_softmax_sym(ws, usa, KX)
                                                  : rows_times_x(ws, NULL, NULL, !usa,
                                                                 1.0 / (double)n, KX);
@@ -418,7 +418,7 @@ static af_status tiled_apply(af_attn_ws *ws, double *KX)
     }
     const double *f = af_sinkhorn_f(sk), *g = af_sinkhorn_g(sk);
     const int rows_last = !sk->type->symmetric && !sk->next_is_row;
-    float_coordinates(ws);
+    af__float_coordinates(ws);
     if (rows_last && all_zero(n, g) && af__tiled_sym_prepare(ws, 0)) {
         /* the row SoftMax of C + 0 = C (one normalisation from g = 0):
          * SoftMax's own pass, so that the result is SoftMax bit for bit */

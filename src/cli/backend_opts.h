@@ -17,9 +17,9 @@
                                "(n x n stored) while it fits in 1/4 of the memory, tiled "        \
                                "(matrix-free, O(n d)) beyond; pm: particle-mesh, d <= 3, L2 "    \
                                "scores or A = a I, not in gradflow)"),                             \
-    CLI_OPT("precision", "KIND", "double|single (single: float32 exps (and scores in tiled "        \
-                                 "SoftMax/USA), sums accumulated in double; dense or tiled "       \
-                                 "backend, not pm) (default double)"),                             \
+    CLI_OPT("precision", "KIND", "double|single (single: float32 exps (and scores in SoftMax/USA "  \
+                                 "at d = 2, except dense dot scores), sums accumulated in double; " \
+                                 "dense or tiled backend, not pm) (default double)"),              \
     CLI_OPT("pm-tol", "TOL", "--backend pm: relative accuracy of the Gauss transforms "          \
                              "(default 1e-8)")
 
