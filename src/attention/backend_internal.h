@@ -93,6 +93,9 @@ double af__sinkhorn_bytes(size_t n, size_t m, size_t d, int threads, int matrix_
  * X^T; needs ws->acc of nthreads x 3 n, and ws->Xtf filled in single
  * precision). Returns nonzero if a row is not finite. */
 int af__tiled_sym_prepare(af_attn_ws *ws, int usa);
+/* The shape the upper-triangle pass needs: d = 2, s > 0, one process owning
+ * every row (af__tiled_sym_prepare's first test; the Sinkhorn hook's too). */
+int af__tiled_sym_applies(const af_attn_ws *ws);
 /* ws->Xtf = X^T in float, if allocated (single precision's float passes). */
 void af__float_coordinates(af_attn_ws *ws);
 int af__tiled_softmax_sym(af_attn_ws *ws, int usa, double *KX);

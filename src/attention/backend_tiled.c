@@ -381,8 +381,7 @@ static af_status tiled_sinkhorn(af_attn_ws *ws, const double *X, const af_sinkho
     af__attn_prepare(ws, X, 1);
     /* L2 self-scores at d = 2 on one process: the SoftMax upper-triangle
      * kernel, weighted, serves the symmetric iteration's bounded passes */
-    const int sym = ws->l2 && ws->p.d == 2 && ws->p.scores.beta > 0 && !ws->p.comm
-                    && ws->row_begin == 0 && ws->row_end == ws->p.n;
+    const int sym = ws->l2 && af__tiled_sym_applies(ws);
     const af__score_source src = {score_row_from, score_entry, ws, ws->Xt, ws->p.d,
                                   ws->p.precision == AF_PRECISION_SINGLE, score_tile_cb,
                                   sym ? af__tiled_sym_weighted : NULL};

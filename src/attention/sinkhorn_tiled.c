@@ -127,6 +127,28 @@ static void symt_segment(size_t n, size_t p, size_t i, size_t js, size_t len, co
     }
 }
 
+/* From a pass's sums (t = K0 a, then K0 (a Y) by column, n each; times
+ * exp(-s_i / 2) when unshift): r = a * t into ws->t, K0 (a Y) into
+ * apply_buf, the errors. 1 if a row sum is not positive and finite. */
+static int symt_finish(af_sinkhorn_ws *ws, size_t p, const double *sums, int unshift)
+{
+    const size_t n = ws->n;
+    const double *a = ws->u;
+    double err = 0;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double back = unshift ? exp(-0.5 * ws->shift[i]) : 1.0;
+        const double r = a[i] * (back * sums[i]);
+        bad |= !(r > 0) || !isfinite(r);
+        ws->t[i] = r;
+        err = fmax(err, fabs(r - 1.0));
+        for (size_t k = 0; k < p; k++)
+            ws->apply_buf[i * p + k] = back * sums[(k + 1) * n + i];
+    }
+    ws->row_err = ws->col_err = err;
+    return bad;
+}
+
 /* t = r = a * (K0 a) into ws->t, K0 (a Y) into apply_buf; errors. 1 if a
  * row sum is not positive and finite. flush: see af__sym_tiled_flush_allowed.
  * Blocks go to threads cyclically (static, 1): the triangle's work is
@@ -168,25 +190,11 @@ static int symt_pass(af_sinkhorn_ws *ws, int flush)
             }
         }
     }
-    double err = 0;
-    int bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        double t = 0;
-        for (int th = 0; th < team; th++)
-            t += ws->apply_acc[(size_t)th * stride + i];
-        const double r = a[i] * t;
-        bad |= !(r > 0) || !isfinite(r);
-        ws->t[i] = r;
-        err = fmax(err, fabs(r - 1.0));
-        for (size_t k = 0; k < p; k++) {
-            double v = 0;
-            for (int th = 0; th < team; th++)
-                v += ws->apply_acc[(size_t)th * stride + (k + 1) * n + i];
-            ws->apply_buf[i * p + k] = v;
-        }
-    }
-    ws->row_err = ws->col_err = err;
-    return bad;
+    /* the threads' accumulators into the first one's, in thread order */
+    for (int th = 1; th < team; th++)
+        for (size_t q = 0; q < stride; q++)
+            ws->apply_acc[q] += ws->apply_acc[(size_t)th * stride + q];
+    return symt_finish(ws, p, ws->apply_acc, 0);
 }
 
 /* The first pass has no last r to bound the row sums with: exact. */
@@ -210,18 +218,7 @@ static int symt_pass_kernel(af_sinkhorn_ws *ws)
     for (size_t j = 0; j < n; j++)
         w[j] = a[j] * exp(-0.5 * s[j]);
     ws->src.sym_pass(ws->src.ctx, w, acc, af__team_size(ws));
-    double err = 0;
-    int bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        const double back = exp(-0.5 * s[i]), r = a[i] * (back * acc[i]);
-        bad |= !(r > 0) || !isfinite(r);
-        ws->t[i] = r;
-        err = fmax(err, fabs(r - 1.0));
-        ws->apply_buf[2 * i] = back * acc[n + i];
-        ws->apply_buf[2 * i + 1] = back * acc[2 * n + i];
-    }
-    ws->row_err = ws->col_err = err;
-    return bad;
+    return symt_finish(ws, 2, acc, 1);
 }
 
 /* May the kernel pass serve: a source that offers it, two right-hand

@@ -47,12 +47,17 @@
 #define SYM_TILE 512
 #define SYM_BLOCK 16
 
+int af__tiled_sym_applies(const af_attn_ws *ws)
+{
+    return ws->p.d == 2 && ws->p.scores.beta > 0 && !ws->p.comm && ws->row_begin == 0
+           && ws->row_end == ws->p.n;
+}
+
 int af__tiled_sym_prepare(af_attn_ws *ws, int usa)
 {
     const size_t n = ws->p.n;
     const int single = ws->p.precision == AF_PRECISION_SINGLE;
-    if (ws->p.d != 2 || !(ws->p.scores.beta > 0) || ws->p.comm || ws->row_begin != 0
-        || ws->row_end != n)
+    if (!af__tiled_sym_applies(ws))
         return 0;
     const double *x0 = ws->Xt, *x1 = ws->Xt + n;
     if (ws->p.scores.kind == AF_SCORES_L2) {
