@@ -441,8 +441,10 @@ Test(backend_tiled, sinkhorn_flushed_far_terms_match_dense)
     double *one = malloc(n * sizeof *one);
     for (size_t j = 0; j < n; j++)
         one[j] = 1.0;
-    cr_expect(af__sym_tiled_flush_allowed(n, one, one, 0));
-    cr_expect(af__sym_tiled_flush_allowed(n, one, one, 1));
+    double *zero = calloc(n, sizeof *zero); /* the step to a = 1 from a = 1 */
+    cr_expect(af__sym_tiled_flush_allowed(n, one, one, zero, 0));
+    cr_expect(af__sym_tiled_flush_allowed(n, one, one, zero, 1));
+    free(zero);
     free(one);
     free(X);
 }
@@ -450,25 +452,42 @@ Test(backend_tiled, sinkhorn_flushed_far_terms_match_dense)
 /* Where a dropped term could show in a row sum the bound forbids flushing:
  * a scaling so large that a_i a_j exp(-708) reaches the row sums'
  * resolution, or last row sums so uneven that the next ones have no useful
- * lower bound; single precision (terms below exp(-87)) refuses sooner. */
+ * lower bound; single precision (terms below exp(-87)) refuses sooner. The
+ * steps q are the plain relaxed ones, q = -w log r, unless said otherwise. */
+static int flush_allowed_relaxed(size_t n, const double *a, const double *r, int single)
+{
+    double q[8];
+    for (size_t j = 0; j < n; j++)
+        q[j] = -AF_SYM_RELAX * log(r[j]);
+    return af__sym_tiled_flush_allowed(n, a, r, q, single);
+}
+
 Test(backend_tiled, sinkhorn_flush_bound_refuses_when_terms_could_show)
 {
     const size_t n = 4;
     double a[4] = {1, 1, 1, 1}, r[4] = {1, 1, 1, 1};
-    cr_assert(af__sym_tiled_flush_allowed(n, a, r, 0));
+    cr_assert(flush_allowed_relaxed(n, a, r, 0));
     a[2] = exp(300.0); /* n a_j max(a) e^-708 ~ e^-106 relative to L ~ 1 */
-    cr_expect(af__sym_tiled_flush_allowed(n, a, r, 0), "e^-106 is below 2^-61");
+    cr_expect(flush_allowed_relaxed(n, a, r, 0), "e^-106 is below 2^-61");
     a[2] = exp(340.0); /* ~ e^-26: could show */
-    cr_expect(!af__sym_tiled_flush_allowed(n, a, r, 0));
+    cr_expect(!flush_allowed_relaxed(n, a, r, 0));
     a[2] = 1.0;
     r[1] = exp(-2000.0); /* L_1 = r_1^(1/3) (max r)^(-2/3) ~ e^-667 */
-    cr_expect(!af__sym_tiled_flush_allowed(n, a, r, 0));
+    cr_expect(!flush_allowed_relaxed(n, a, r, 0));
     r[1] = 1.0;
     a[0] = exp(40.0); /* float: ln n + 80 - 87 > -21.5; double: far below */
-    cr_expect(af__sym_tiled_flush_allowed(n, a, r, 0));
-    cr_expect(!af__sym_tiled_flush_allowed(n, a, r, 1));
+    cr_expect(flush_allowed_relaxed(n, a, r, 0));
+    cr_expect(!flush_allowed_relaxed(n, a, r, 1));
+    a[0] = 1.0;
+    /* the accelerated step: one entry stepping down by e^-700 lowers every
+     * bound (min exp(q)) by as much, which forbids flushing */
+    double q[4] = {0, 0, 0, -700.0};
+    cr_expect(af__sym_tiled_flush_allowed(n, a, r, (double[4]){0, 0, 0, 0}, 0));
+    cr_expect(!af__sym_tiled_flush_allowed(n, a, r, q, 0));
+    q[3] = NAN; /* not a valid step: never flush */
+    cr_expect(!af__sym_tiled_flush_allowed(n, a, r, q, 0));
     a[0] = 0.0; /* not a valid state: never flush */
-    cr_expect(!af__sym_tiled_flush_allowed(n, a, r, 0));
+    cr_expect(!flush_allowed_relaxed(n, a, r, 0));
 }
 
 /* The per-thread tiles: two threads, a cloud large enough for a team. */

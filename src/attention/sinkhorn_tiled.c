@@ -1,5 +1,5 @@
 /* The symmetric Sinkhorn iteration without a stored kernel. Same state and
- * update as the stored symmetric scaling path (a <- a r^-w, r the row
+ * update as the stored symmetric scaling path (a <- a r^-w accelerated, r the row
  * sums of diag(a) K0 diag(a), K0_ij = exp(C_ij - (s_i + s_j) / 2) <= 1),
  * but each pass regenerates the upper triangle of the scores row by row:
  * exp(C_ij) is computed once for the pair (i, j) and serves row i directly
@@ -39,26 +39,27 @@ static af_status ensure_buffers(af_sinkhorn_ws *ws)
 
 /* May this pass flush the exps below glibc's fast range (see
  * af__row_exp_flushed)? Only when it provably cannot show in a row sum.
- * Called after a <- a r^-w (w = AF_SYM_RELAX) with ws->t still holding the
- * last pass's r: then every new row sum is r'_j = a'_j sum_k K0_jk a'_k >=
- * r_j^(1 - w) / (max r)^w =: L_j, since a'_k >= a_k / (max r)^w. A flushed
- * term of row j is a'_j a'_k K0_jk with K0_jk <= tiny (the exp of the
- * fast-range bound), so row j loses at most n a'_j max(a') tiny. Flush when
- * that is below res L_j for every j, res far under the precision's
- * resolution (2^-60 double, 2^-30 single, halved for the rounding of the
- * last r). */
-int af__sym_tiled_flush_allowed(size_t n, const double *a, const double *r, int single)
+ * Called after the update a' = a exp(q) (af__sym_step) with ws->t still
+ * holding the last pass's r: with m = min_k exp(q_k), a'_k >= m a_k, so
+ * every new row sum is r'_j = a'_j sum_k K0_jk a'_k >= exp(q_j) r_j m =: L_j
+ * (for the plain relaxed step q = -w log r this is r_j^(1 - w) / (max
+ * r)^w). A flushed term of row j is a'_j a'_k K0_jk with K0_jk <= tiny (the
+ * exp of the fast-range bound), so row j loses at most n a'_j max(a') tiny.
+ * Flush when that is below res L_j for every j, res far under the
+ * precision's resolution (2^-60 double, 2^-30 single, halved for the
+ * rounding of the last r). */
+int af__sym_tiled_flush_allowed(size_t n, const double *a, const double *r, const double *q,
+                                int single)
 {
-    double rmax = 0, amax = 0, worst = -INFINITY;
+    double qmin = INFINITY, amax = 0, worst = -INFINITY;
     for (size_t j = 0; j < n; j++) {
-        if (!(r[j] > 0) || !isfinite(r[j]) || !(a[j] > 0) || !isfinite(a[j]))
+        if (!(r[j] > 0) || !isfinite(r[j]) || !(a[j] > 0) || !isfinite(a[j]) || !isfinite(q[j]))
             return 0;
-        rmax = fmax(rmax, r[j]);
+        qmin = fmin(qmin, q[j]);
         amax = fmax(amax, a[j]);
     }
-    const double w = AF_SYM_RELAX, lrmax = log(rmax);
     for (size_t j = 0; j < n; j++)
-        worst = fmax(worst, log(a[j]) - ((1.0 - w) * log(r[j]) - w * lrmax));
+        worst = fmax(worst, log(a[j]) - (q[j] + log(r[j]) + qmin));
     const double log_tiny = single ? AF_EXPF_FAST_MIN : AF_EXP_FAST_MIN;
     const double log_res = (single ? -30.0 : -60.0) * M_LN2 - M_LN2;
     return log((double)n) + log(amax) + worst + log_tiny <= log_res;
@@ -235,7 +236,7 @@ static int symt_kernel_applies(const af_sinkhorn_ws *ws)
 
 static int symt_pass_bounded(af_sinkhorn_ws *ws)
 {
-    if (!af__sym_tiled_flush_allowed(ws->n, ws->u, ws->t, ws->src.single))
+    if (!af__sym_tiled_flush_allowed(ws->n, ws->u, ws->t, ws->u_next, ws->src.single))
         return symt_pass(ws, 0);
     return symt_kernel_applies(ws) ? symt_pass_kernel(ws) : symt_pass(ws, 1);
 }
