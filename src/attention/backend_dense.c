@@ -404,66 +404,64 @@ static int l2_kernel_applies(const af_attn_ws *ws, const double *X, const af_sin
     return 1;
 }
 
-/* K0_ij = exp(C_ij), j >= i, with C_ij exactly as af_scores writes the L2
- * self-scores (s x_i . x_j - s (|x_i|^2 + |x_j|^2) / 2, clipped at 0, C_ii
- * = 0): the scores never stored, each exp written once (single precision:
- * the float32 exp of the rounded argument, as everywhere). nx: |x_i|^2. */
-static void build_l2_kernel(const af_attn_ws *ws, const double *X, double *nx, double *K0)
+/* Row i of K0: out[j] = exp(C_ij), j = i .. n - 1, with C_ij exactly as
+ * af_scores writes the L2 self-scores (s x_i . x_j - s (|x_i|^2 + |x_j|^2)
+ * / 2, clipped at 0, C_ii = 0), the scores never stored (ws->X the tokens,
+ * ws->swork their |x_i|^2). Single precision: the float32 exp of the
+ * rounded argument, as everywhere, widened to double (exact in float, the
+ * storage); those below the smallest normal float (1.2e-38) as 0, which
+ * keeps expf on its fast path: float32 storage holds no relative precision
+ * there anyway, and a row sum of diag(a) K0 diag(a) is at least its
+ * diagonal a_i^2, so they move it by less than n max(a) 1.2e-38 / a_i
+ * relative. Called by the solve's first pass, which sums each row while it
+ * is in cache and then copies it to the stored kernel. */
+static void build_l2_row(void *ctx, size_t i, double *out)
 {
+    const af_attn_ws *ws = ctx;
     const size_t n = ws->p.n, d = ws->p.d;
+    const double *X = ws->X, *nx = ws->swork, *xi = X + i * d;
     const double scale = ws->p.scores.beta / ws->p.scores.eps, h = 0.5 * scale;
     const int single = ws->p.precision == AF_PRECISION_SINGLE;
+    double *k = out;
+    k[i] = 1.0; /* exp(0) */
+    if (d == 2) {
+        const double a0 = xi[0], a1 = xi[1], hi = nx[i];
+        if (!single) {
+#pragma omp simd
+            for (size_t j = i + 1; j < n; j++) {
+                const double v = scale * (a0 * X[2 * j] + a1 * X[2 * j + 1]) - h * (hi + nx[j]);
+                k[j] = exp(v > 0 ? 0 : v);
+            }
+            return;
+        }
+#pragma omp simd
+        for (size_t j = i + 1; j < n; j++) {
+            const double v = scale * (a0 * X[2 * j] + a1 * X[2 * j + 1]) - h * (hi + nx[j]);
+            k[j] = v > 0 ? 0 : v;
+        }
+    }
+    for (size_t j = d == 2 ? n : i + 1; j < n; j++) {
+        const double *xj = X + j * d;
+        double dot = 0;
+        for (size_t c = 0; c < d; c++)
+            dot += xi[c] * xj[c];
+        const double v = scale * dot - h * (nx[i] + nx[j]);
+        k[j] = v > 0 ? 0 : v;
+    }
+    if (!single)
+        af__row_exp(n - i - 1, k + i + 1, NULL, 0.0, k + i + 1);
+    else
+        af__row_exp_flushed(1, n - i - 1, k + i + 1, NULL, 0.0, k + i + 1);
+}
+
+/* |x_i|^2 into nx, for build_l2_row. */
+static void l2_norms(size_t n, size_t d, const double *X, double *nx)
+{
     for (size_t i = 0; i < n; i++) {
         double q = 0;
         for (size_t k = 0; k < d; k++)
             q += X[i * d + k] * X[i * d + k];
         nx[i] = q;
-    }
-#pragma omp parallel for schedule(dynamic, 16) num_threads(ws->nthreads) if (n > 256)
-    for (size_t i = 0; i < n; i++) {
-        const double *xi = X + i * d;
-        /* single: the row is formed in the thread's scratch row (the float
-         * rows of K0 overlap the double layout) */
-        double *k = single ? ws->rows + (size_t)omp_get_thread_num() * n : K0 + i * n;
-        k[i] = 1.0; /* exp(0) */
-        if (d == 2) {
-            const double a0 = xi[0], a1 = xi[1], hi = nx[i];
-            if (!single) {
-#pragma omp simd
-                for (size_t j = i + 1; j < n; j++) {
-                    const double v = scale * (a0 * X[2 * j] + a1 * X[2 * j + 1]) - h * (hi + nx[j]);
-                    k[j] = exp(v > 0 ? 0 : v);
-                }
-                continue;
-            }
-#pragma omp simd
-            for (size_t j = i + 1; j < n; j++) {
-                const double v = scale * (a0 * X[2 * j] + a1 * X[2 * j + 1]) - h * (hi + nx[j]);
-                k[j] = v > 0 ? 0 : v;
-            }
-        }
-        for (size_t j = d == 2 ? n : i + 1; j < n; j++) {
-            const double *xj = X + j * d;
-            double dot = 0;
-            for (size_t c = 0; c < d; c++)
-                dot += xi[c] * xj[c];
-            const double v = scale * dot - h * (nx[i] + nx[j]);
-            k[j] = v > 0 ? 0 : v;
-        }
-        if (!single) {
-            af__row_exp(n - i - 1, k + i + 1, NULL, 0.0, k + i + 1);
-            continue;
-        }
-        /* float exps, stored exactly as float32 (half the bytes per pass);
-         * those below the smallest normal float (1.2e-38) as 0, which keeps
-         * expf on its fast path: float32 storage holds no relative precision
-         * there anyway, and a row sum of diag(a) K0 diag(a) is at least its
-         * diagonal a_i^2, so they move it by less than n max(a) 1.2e-38 / a_i
-         * relative (a <= 1 after the first update) */
-        af__row_exp_flushed(1, n - i - 1, k + i + 1, NULL, 0.0, k + i + 1);
-        float *kf = (float *)K0 + i * n;
-        for (size_t j = i; j < n; j++)
-            kf[j] = (float)k[j];
     }
 }
 
@@ -480,10 +478,10 @@ static af_status dense_sinkhorn(af_attn_ws *ws, const double *X, const af_sinkho
     const size_t n = ws->p.n, d = ws->p.d;
     if (l2_kernel_applies(ws, X, opt)) {
         af__attn_prepare(ws, X, 1); /* X^T: the right-hand sides of K X */
-        build_l2_kernel(ws, X, ws->swork, ws->sk->K0);
+        l2_norms(n, d, X, ws->swork);
         ws->X = X;
-        return af__sinkhorn_solve_sym_kernel(ws->sk, ws->C, fill_scores, ws, ws->Xt, d, opt,
-                                             info);
+        return af__sinkhorn_solve_sym_kernel(ws->sk, ws->C, fill_scores, build_l2_row, ws,
+                                             ws->Xt, d, opt, info);
     }
     af_status st = af_scores(&ws->p.scores, n, n, d, X, X, ws->C, ws->swork);
     if (!st)

@@ -313,6 +313,7 @@ void af_sinkhorn_free(af_sinkhorn_ws *ws)
     free(ws->rowbuf);
     free(ws->apply_buf);
     free(ws->apply_acc);
+    free(ws->symk_rows);
     free(ws->row_hist);
     free(ws->col_hist);
     free(ws);
@@ -680,6 +681,7 @@ af_status af__sinkhorn_solve_source(af_sinkhorn_ws *ws, const af__score_source *
 /* af_sinkhorn_set for a kernel the caller built (normalize_internal.h):
  * no pass over scores, row shifts 0, the symmetric path from the start. */
 static af_status sym_kernel_set(af_sinkhorn_ws *ws, const double *C, void (*fill)(void *ctx),
+                                void (*build)(void *ctx, size_t i, double *out),
                                 void *ctx, const double *Yt, size_t p,
                                 const af_sinkhorn_options *opt)
 {
@@ -695,6 +697,7 @@ static af_status sym_kernel_set(af_sinkhorn_ws *ws, const double *C, void (*fill
         return st;
     ws->C = C;
     ws->fill_scores = fill;
+    ws->build_row = build;
     ws->fill_ctx = ctx;
     ws->src.Yt = Yt;
     ws->src.p = Yt ? p : 0;
@@ -711,11 +714,12 @@ static af_status sym_kernel_set(af_sinkhorn_ws *ws, const double *C, void (*fill
 }
 
 af_status af__sinkhorn_solve_sym_kernel(af_sinkhorn_ws *ws, const double *C,
-                                        void (*fill)(void *ctx), void *ctx, const double *Yt,
-                                        size_t p, const af_sinkhorn_options *opt,
-                                        af_sinkhorn_info *info)
+                                        void (*fill)(void *ctx),
+                                        void (*build)(void *ctx, size_t i, double *out),
+                                        void *ctx, const double *Yt, size_t p,
+                                        const af_sinkhorn_options *opt, af_sinkhorn_info *info)
 {
-    return sinkhorn_run(ws, sym_kernel_set(ws, C, fill, ctx, Yt, p, opt), NULL, info);
+    return sinkhorn_run(ws, sym_kernel_set(ws, C, fill, build, ctx, Yt, p, opt), NULL, info);
 }
 
 af_status af_sinkhorn_matrix(const af_sinkhorn_ws *ws, double *K)

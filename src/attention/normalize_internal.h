@@ -82,6 +82,12 @@ struct af_sinkhorn_ws {
     /* Scores written on demand (sinkhorn_sym_kernel.c: K0 built without
      * them): fill(fill_ctx) writes C before a fall-back to log space reads it. */
     void (*fill_scores)(void *ctx);
+    /* build(fill_ctx, i, out) writes row i of the upper triangle of K0,
+     * out[j] for j = i .. n - 1 (the sym_kernel path: its first pass builds
+     * the kernel four rows at a time into symk_rows, sums them there and
+     * streams them to K0) */
+    void (*build_row)(void *ctx, size_t i, double *out);
+    double *symk_rows;    /* nthreads x 4 x n: the builder's rows */
     void *fill_ctx;
     double symk_prev_err; /* the error of the pass before the last (its rate) */
     int symk_product;     /* the last pass left K0 (a Y) in apply_buf */
@@ -189,17 +195,19 @@ extern const af_sinkhorn_type af_sinkhorn_type_sym_tiled;
 af_status af__sym_scaling_begin(af_sinkhorn_ws *ws, int (*pass)(af_sinkhorn_ws *ws));
 af_status af__sym_scaling_advance(af_sinkhorn_ws *ws, int (*pass)(af_sinkhorn_ws *ws));
 void af__sym_scaling_potentials(af_sinkhorn_ws *ws);
-/* The symmetric scaling iteration on a kernel the caller wrote into ws->K0
+/* The symmetric scaling iteration on a kernel the caller builds into ws->K0
  * (upper triangle, K0_ij = exp(C_ij) for scores whose row maxima are 0 on
- * the diagonal: L2 self-scores), with its passes also forming K0 (a Y) for
+ * the diagonal: L2 self-scores; build(ctx, i, out) writes row i into
+ * out[i .. n), called by the first pass), with its passes also forming K0 (a Y) for
  * the p <= 2 right-hand sides Yt (p x n, may be NULL). C: where the scores
  * go if the iteration falls back to log space, written by fill(ctx) only
  * then. Tolerance mode only (opt->iters == 0). sinkhorn_sym_kernel.c. */
 extern const af_sinkhorn_type af_sinkhorn_type_sym_kernel;
 af_status af__sinkhorn_solve_sym_kernel(af_sinkhorn_ws *ws, const double *C,
-                                        void (*fill)(void *ctx), void *ctx, const double *Yt,
-                                        size_t p, const af_sinkhorn_options *opt,
-                                        af_sinkhorn_info *info);
+                                        void (*fill)(void *ctx),
+                                        void (*build)(void *ctx, size_t i, double *out),
+                                        void *ctx, const double *Yt, size_t p,
+                                        const af_sinkhorn_options *opt, af_sinkhorn_info *info);
 af_status af__sym_kernel_buffers(af_sinkhorn_ws *ws, size_t p);
 /* K0 (a Y) (n x p) of the solve's final scalings while it is on that path
  * (from its last pass, or one more pass that changes no state), else NULL. */

@@ -1,9 +1,12 @@
-/* The symmetric scaling iteration on a kernel its caller built (the dense
+/* The symmetric scaling iteration on a kernel its caller builds (the dense
  * backend, L2 self-scores): the same state and update as the stored
- * symmetric path (a <- a r^-w, r the row sums of diag(a) K0 diag(a)),
- * but K0 = exp(C) was written straight from the tokens, upper triangle
- * only, without the n x n scores and the passes over them (row maxima,
- * then the K0 build). Each pass reads the stored triangle once (8 n^2 / 2
+ * symmetric path (a <- a r^-w accelerated, r the row sums of diag(a) K0
+ * diag(a)), but K0 = exp(C) is written straight from the tokens, upper
+ * triangle only, without the n x n scores and the passes over them (row
+ * maxima, then the K0 build), by the caller's row builder inside the first
+ * pass: each block of four rows is built in the thread's scratch, summed
+ * there and copied to the storage, so the build and the first pass write
+ * the kernel once and read nothing back. Each later pass reads the stored triangle once (8 n^2 / 2
  * bytes; in single precision 4 n^2 / 2, stored as float32), and the pass
  * expected to be the last also multiplies it with a * x_k for the flow's
  * right-hand sides, so K X = diag(a) K0 (a X) comes without a pass of its
@@ -19,36 +22,37 @@
  * token coordinates; more go through af_sinkhorn_apply's paths. */
 #define SYMK_MAX_P 2
 
-/* Rows i0 .. i0 + 3 of the stored upper triangle against columns j >= i0 + 4
- * (w[c] = a * y_c by column, wi[c] the same at the four rows), in one
- * sweep: row i gets sum_j K0_ij w_j directly, and column j gets
- * sum_i K0_ij wi_i through the accumulators, so four rows share one load
- * and store of the column accumulators and of w.
- * The kernel is stored in double, or in single precision as float32 (its
+/* Rows i0 .. i0 + 3 of the stored upper triangle against columns j = j0 ..
+ * n - 1, j0 = i0 + 4 (k[r][q]: entry (i0 + r, j0 + q); w[c] = a * y_c by
+ * column, wi[c] the same at the four rows), in one sweep: row i gets
+ * sum_j K0_ij w_j directly, and column j gets sum_i K0_ij wi_i through the
+ * accumulators, so four rows share one load and store of the column
+ * accumulators and of w.
+ * The kernel is read in double, or in single precision as float32 (its
  * entries are float exps: exact in float, half the bytes per pass). */
 #define SYMK_ROWS4(NAME, T)                                                                      \
-static void NAME(size_t n, size_t i0, const T *K0, const double *const w[3],                     \
+static void NAME(size_t n, size_t i0, const T *const k[4], const double *const w[3],             \
              const double wi[3][4], double rowsum[3][4], double *const acc[3])                   \
 {                                                                                                \
-    const size_t j0 = i0 + 4;                                                                    \
-    const T *k0 = K0 + i0 * n, *k1 = k0 + n, *k2 = k1 + n, *k3 = k2 + n;                         \
-    const double *w0 = w[0], *w1 = w[1], *w2 = w[2];                                             \
-    double *c0 = acc[0], *c1 = acc[1], *c2 = acc[2];                                             \
+    const size_t j0 = i0 + 4, len = n - j0;                                                      \
+    const T *k0 = k[0], *k1 = k[1], *k2 = k[2], *k3 = k[3];                                      \
+    const double *w0 = w[0] + j0, *w1 = w[1] + j0, *w2 = w[2] + j0;                              \
+    double *c0 = acc[0] + j0, *c1 = acc[1] + j0, *c2 = acc[2] + j0;                              \
     const double u00 = wi[0][0], u01 = wi[0][1], u02 = wi[0][2], u03 = wi[0][3];                 \
     const double u10 = wi[1][0], u11 = wi[1][1], u12 = wi[1][2], u13 = wi[1][3];                 \
     const double u20 = wi[2][0], u21 = wi[2][1], u22 = wi[2][2], u23 = wi[2][3];                 \
     double s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;               \
     double s20 = 0, s21 = 0, s22 = 0, s23 = 0;                                                   \
 _Pragma("omp simd reduction(+ : s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23)")    \
-    for (size_t j = j0; j < n; j++) {                                                            \
-        const double a = (double)k0[j], b = (double)k1[j], c = (double)k2[j], e = (double)k3[j]; \
-        const double v0 = w0[j], v1 = w1[j], v2 = w2[j];                                         \
+    for (size_t q = 0; q < len; q++) {                                                           \
+        const double a = (double)k0[q], b = (double)k1[q], c = (double)k2[q], e = (double)k3[q]; \
+        const double v0 = w0[q], v1 = w1[q], v2 = w2[q];                                         \
         s00 += a * v0, s01 += b * v0, s02 += c * v0, s03 += e * v0;                              \
         s10 += a * v1, s11 += b * v1, s12 += c * v1, s13 += e * v1;                              \
         s20 += a * v2, s21 += b * v2, s22 += c * v2, s23 += e * v2;                              \
-        c0[j] += (u00 * a + u01 * b) + (u02 * c + u03 * e);                                      \
-        c1[j] += (u10 * a + u11 * b) + (u12 * c + u13 * e);                                      \
-        c2[j] += (u20 * a + u21 * b) + (u22 * c + u23 * e);                                      \
+        c0[q] += (u00 * a + u01 * b) + (u02 * c + u03 * e);                                      \
+        c1[q] += (u10 * a + u11 * b) + (u12 * c + u13 * e);                                      \
+        c2[q] += (u20 * a + u21 * b) + (u22 * c + u23 * e);                                      \
     }                                                                                            \
     const double s[3][4] = {{s00, s01, s02, s03}, {s10, s11, s12, s13}, {s20, s21, s22, s23}};   \
     memcpy(rowsum, s, sizeof s);                                                                 \
@@ -58,38 +62,79 @@ SYMK_ROWS4(symk_rows4_float, float)
 
 /* The same for the row sums alone (passes that do not carry K X). */
 #define SYMK_ROWS4_T(NAME, T)                                                                \
-static void NAME(size_t n, size_t i0, const T *K0, const double *w, const double wi[4],     \
-                 double rowsum[4], double *acc)                                             \
+static void NAME(size_t n, size_t i0, const T *const k[4], const double *w,                 \
+                 const double wi[4], double rowsum[4], double *acc)                         \
 {                                                                                           \
-    const T *k0 = K0 + i0 * n, *k1 = k0 + n, *k2 = k1 + n, *k3 = k2 + n;                    \
+    const size_t j0 = i0 + 4, len = n - j0;                                                 \
+    const T *k0 = k[0], *k1 = k[1], *k2 = k[2], *k3 = k[3];                                 \
+    const double *wj = w + j0;                                                              \
+    double *aj = acc + j0;                                                                  \
     const double u0 = wi[0], u1 = wi[1], u2 = wi[2], u3 = wi[3];                            \
     double s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                                  \
 _Pragma("omp simd reduction(+ : s0, s1, s2, s3)")                                           \
-    for (size_t j = i0 + 4; j < n; j++) {                                                   \
-        const double a = (double)k0[j], b = (double)k1[j], c = (double)k2[j], e = (double)k3[j]; \
-        s0 += a * w[j], s1 += b * w[j], s2 += c * w[j], s3 += e * w[j];                     \
-        acc[j] += (u0 * a + u1 * b) + (u2 * c + u3 * e);                                    \
+    for (size_t q = 0; q < len; q++) {                                                      \
+        const double a = (double)k0[q], b = (double)k1[q], c = (double)k2[q], e = (double)k3[q]; \
+        s0 += a * wj[q], s1 += b * wj[q], s2 += c * wj[q], s3 += e * wj[q];                 \
+        aj[q] += (u0 * a + u1 * b) + (u2 * c + u3 * e);                                     \
     }                                                                                       \
     rowsum[0] = s0, rowsum[1] = s1, rowsum[2] = s2, rowsum[3] = s3;                         \
 }
 SYMK_ROWS4_T(symk_rows4_t, double)
 SYMK_ROWS4_T(symk_rows4_t_float, float)
 
-/* Entry (i, j) of the stored kernel in either storage. */
+/* Row i of the single-precision storage, the float square (float *)K0,
+ * from column j. */
+static inline const float *symk_frow(const af_sinkhorn_ws *ws, size_t i, size_t j)
+{
+    return (const float *)ws->K0 + i * ws->n + j;
+}
+
+/* Entry (i, j >= i) of the stored kernel in either storage. */
 static inline double symk_entry(const af_sinkhorn_ws *ws, size_t i, size_t j)
 {
-    return ws->src.single ? (double)((const float *)ws->K0)[i * ws->n + j] : ws->K0[i * ws->n + j];
+    return ws->src.single ? (double)*symk_frow(ws, i, j) : ws->K0[i * ws->n + j];
+}
+
+/* Rows i0 .. i1 - 1 of the kernel, built into the thread's scratch rows
+ * (rows[(i - i0) n + j] = K0_ij, j >= i), and copied to the storage
+ * (double, or the float32 square in single precision: exact, the entries
+ * are float exps). */
+static void symk_build(af_sinkhorn_ws *ws, size_t i0, size_t i1, double *rows)
+{
+    const size_t n = ws->n;
+    for (size_t i = i0; i < i1; i++)
+        ws->build_row(ws->fill_ctx, i, rows + (i - i0) * n);
+}
+
+static void symk_store(af_sinkhorn_ws *ws, size_t i0, size_t i1, const double *rows)
+{
+    const size_t n = ws->n;
+    for (size_t i = i0; i < i1; i++) {
+        const double *k = rows + (i - i0) * n;
+        if (!ws->src.single) {
+            memcpy(ws->K0 + i * n + i, k + i, (n - i) * sizeof(double));
+            continue;
+        }
+        float *kf = (float *)ws->K0 + i * n;
+#pragma omp simd
+        for (size_t j = i; j < n; j++)
+            kf[j] = (float)k[j];
+    }
 }
 
 /* One pass over the stored triangle. state: t = r = a * (K0 a) into ws->t
  * and the errors (1 if a row sum is not positive and finite); rhs: K0 (a
  * x_k) into apply_buf (n x p), which triples the arithmetic per entry, so
- * the passes carry it only when they are expected to be the last. */
-static int symk_pass_with(af_sinkhorn_ws *ws, int state, int rhs)
+ * the passes carry it only when they are expected to be the last; build:
+ * the first pass, which builds the kernel four rows at a time in the
+ * thread's scratch, sums them there (from cache) and copies them to the
+ * storage. */
+static int symk_pass_with(af_sinkhorn_ws *ws, int state, int rhs, int build)
 {
     const size_t n = ws->n, p = rhs && ws->src.Yt ? ws->src.p : 0;
     const int nc = p ? 3 : 1; /* accumulated columns: t, then K0 (a x_k) */
-    const double *a = ws->u, *Yt = ws->src.Yt, *K0 = ws->K0;
+    const int fl = !build && ws->src.single; /* read float32 entries */
+    const double *a = ws->u, *Yt = ws->src.Yt;
     const size_t stride = 3 * n;
     /* after the per-thread accumulators: a, a y_0, a y_1 (zeros past p) */
     double *w = ws->apply_acc + (size_t)ws->nthreads * stride;
@@ -107,6 +152,7 @@ static int symk_pass_with(af_sinkhorn_ws *ws, int state, int rhs)
         double *ab = ws->apply_acc + (size_t)tid * stride;
         double *const acc[3] = {ab, ab + n, ab + 2 * n};
         const double *const wv[3] = {w, w + n, w + 2 * n};
+        double *rows = build ? ws->symk_rows + (size_t)tid * 4 * n : NULL;
         memset(ab, 0, (size_t)nc * n * sizeof(double));
         /* blocks of four rows, handed out cyclically (the triangle balanced,
          * the same rows on the same thread every run) */
@@ -114,39 +160,66 @@ static int symk_pass_with(af_sinkhorn_ws *ws, int state, int rhs)
         for (size_t b = 0; b < n / 4; b++) {
             const size_t i0 = 4 * b;
             double wi[3][4], rs[3][4];
+            if (build)
+                symk_build(ws, i0, i0 + 4, rows);
             for (int c = 0; c < 3; c++)
                 for (int r = 0; r < 4; r++)
                     wi[c][r] = wv[c][i0 + (size_t)r];
-            if (nc == 1 && ws->src.single)
-                symk_rows4_t_float(n, i0, (const float *)K0, w, wi[0], rs[0], acc[0]);
-            else if (nc == 1)
-                symk_rows4_t(n, i0, K0, w, wi[0], rs[0], acc[0]);
-            else if (ws->src.single)
-                symk_rows4_float(n, i0, (const float *)K0, wv, wi, rs, acc);
-            else
-                symk_rows4(n, i0, K0, wv, wi, rs, acc);
+            memset(rs, 0, sizeof rs);
+            if (i0 + 4 < n && fl) {
+                const float *k[4];
+                for (int r = 0; r < 4; r++)
+                    k[r] = symk_frow(ws, i0 + (size_t)r, i0 + 4);
+                if (nc == 1)
+                    symk_rows4_t_float(n, i0, k, w, wi[0], rs[0], acc[0]);
+                else
+                    symk_rows4_float(n, i0, k, wv, wi, rs, acc);
+            } else if (i0 + 4 < n) {
+                const double *k[4];
+                for (int r = 0; r < 4; r++)
+                    k[r] = build ? rows + (size_t)r * n + i0 + 4
+                                 : ws->K0 + (i0 + (size_t)r) * n + i0 + 4;
+                if (nc == 1)
+                    symk_rows4_t(n, i0, k, w, wi[0], rs[0], acc[0]);
+                else
+                    symk_rows4(n, i0, k, wv, wi, rs, acc);
+            }
             /* the 4 x 4 block on the diagonal: its upper triangle, each
              * entry for both of its rows */
             for (int r = 0; r < 4; r++) {
                 const size_t i = i0 + (size_t)r;
+                const double kii = build ? rows[(size_t)r * n + i] : symk_entry(ws, i, i);
                 for (int c = 0; c < nc; c++)
-                    acc[c][i] += rs[c][r] + symk_entry(ws, i, i) * wv[c][i];
-                for (size_t j = i + 1; j < i0 + 4; j++)
+                    acc[c][i] += rs[c][r] + kii * wv[c][i];
+                for (size_t j = i + 1; j < i0 + 4; j++) {
+                    const double kij = build ? rows[(size_t)r * n + j] : symk_entry(ws, i, j);
                     for (int c = 0; c < nc; c++) {
-                        acc[c][i] += symk_entry(ws, i, j) * wv[c][j];
-                        acc[c][j] += symk_entry(ws, i, j) * wv[c][i];
+                        acc[c][i] += kij * wv[c][j];
+                        acc[c][j] += kij * wv[c][i];
                     }
+                }
             }
+            if (build)
+                symk_store(ws, i0, i0 + 4, rows);
         }
         /* the last n mod 4 rows: the corner of the triangle */
 #pragma omp single
-        for (size_t i = n - n % 4; i < n; i++)
-            for (size_t j = i; j < n; j++)
-                for (int c = 0; c < nc; c++) {
-                    acc[c][i] += symk_entry(ws, i, j) * wv[c][j];
-                    if (j > i)
-                        acc[c][j] += symk_entry(ws, i, j) * wv[c][i];
+        {
+            const size_t c0 = n - n % 4;
+            if (build)
+                symk_build(ws, c0, n, rows);
+            for (size_t i = c0; i < n; i++)
+                for (size_t j = i; j < n; j++) {
+                    const double kij = build ? rows[(i - c0) * n + j] : symk_entry(ws, i, j);
+                    for (int c = 0; c < nc; c++) {
+                        acc[c][i] += kij * wv[c][j];
+                        if (j > i)
+                            acc[c][j] += kij * wv[c][i];
+                    }
                 }
+            if (build)
+                symk_store(ws, c0, n, rows);
+        }
     }
     double err = 0;
     int bad = 0;
@@ -174,23 +247,27 @@ static int symk_pass_with(af_sinkhorn_ws *ws, int state, int rhs)
     return bad;
 }
 
-/* Carry K X when this pass is likely the last: the error falls by a steady
- * factor (about 1/3 for the relaxed update), so the next one is predicted
- * from the last two; or the iteration cap is next. A wrong guess costs one
- * product-only pass (af__sym_kernel_product) or a pass with
- * arithmetic that was not needed; the iterates are the same either way. */
+/* Carry K X when this pass is likely the last: the error falls by a
+ * roughly steady factor (0.15 - 0.3 for the accelerated update), so the
+ * next one is predicted from the last two; or the iteration cap is next. A
+ * wrong guess costs one product-only pass (af__sym_kernel_product: the
+ * whole triangle again) or a pass with arithmetic that was not needed
+ * (about half a pass), so the guess leans to "last" by SYMK_LAST_SLACK;
+ * the iterates are the same either way. */
+#define SYMK_LAST_SLACK 2.0
 static int symk_pass(af_sinkhorn_ws *ws)
 {
     const double e = ws->row_err, e0 = ws->symk_prev_err;
     const double rate = isfinite(e0) && e0 > 0 && e < e0 ? e / e0 : 1.0;
-    const int last = (isfinite(e) && rate * e <= ws->opt.tol) || ws->iter + 1 >= ws->opt.max_iters;
-    return symk_pass_with(ws, 1, last);
+    const int last = (isfinite(e) && rate * e <= SYMK_LAST_SLACK * ws->opt.tol)
+                     || ws->iter + 1 >= ws->opt.max_iters;
+    return symk_pass_with(ws, 1, last, 0);
 }
 
 static int symk_first_pass(af_sinkhorn_ws *ws)
 {
     ws->symk_prev_err = INFINITY;
-    return symk_pass_with(ws, 1, 0);
+    return symk_pass_with(ws, 1, 0, 1); /* builds K0 as it goes */
 }
 
 static af_status symk_start(af_sinkhorn_ws *ws)
@@ -227,7 +304,7 @@ const double *af__sym_kernel_product(af_sinkhorn_ws *ws)
     if (ws->type != &af_sinkhorn_type_sym_kernel || !ws->src.Yt)
         return NULL;
     if (!ws->symk_product) /* the last pass did not carry it: one more, state unchanged */
-        symk_pass_with(ws, 0, 1);
+        symk_pass_with(ws, 0, 1, 0);
     return ws->apply_buf;
 }
 
@@ -236,6 +313,9 @@ af_status af__sym_kernel_buffers(af_sinkhorn_ws *ws, size_t p)
     if (p > SYMK_MAX_P)
         return af_error(AF_EINVAL, "sinkhorn: the prebuilt symmetric kernel takes at most %d "
                                    "right-hand sides (got %zu)", SYMK_MAX_P, p);
+    if (!ws->symk_rows && !(ws->symk_rows = malloc((size_t)ws->nthreads * 4 * ws->n
+                                                   * sizeof(double))))
+        return af_error(AF_ENOMEM, "sinkhorn: out of memory for the kernel builder's rows");
     const size_t need = ((size_t)ws->nthreads + 1) * 3 * ws->n;
     if (ws->apply_acc_cap < need) {
         double *b = realloc(ws->apply_acc, need * sizeof(double));
