@@ -414,7 +414,7 @@ static int l2_kernel_applies(const af_attn_ws *ws, const double *X, const af_sin
  * there anyway, and a row sum of diag(a) K0 diag(a) is at least its
  * diagonal a_i^2, so they move it by less than n max(a) 1.2e-38 / a_i
  * relative. Called by the solve's first pass, which sums each row while it
- * is in cache and then copies it to the stored kernel. */
+ * is in cache and then streams it to the stored kernel. */
 static void build_l2_row(void *ctx, size_t i, double *out)
 {
     const af_attn_ws *ws = ctx;
