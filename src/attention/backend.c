@@ -54,12 +54,12 @@ double af__sinkhorn_bytes(size_t n, size_t m, size_t d, int threads, int matrix_
     const double N = (double)n, M = (double)m, T = (double)threads, D = (double)d;
     /* shift f u u_next f_next t (n each), g v w csum (m each), colacc and
      * rowbuf (T m each), 2 x 256 history; stored: K0 (n m) and the prebuilt
-     * symmetric kernel's (T + 1) 3 n pass accumulators and T 4 n builder
+     * symmetric kernel's (T + 1) 3 n pass accumulators and T 8 n builder
      * rows; matrix-free: cbuf (T m) and the symmetric path's T (d + 1) n
      * accumulators, its n weights and n d product */
     return 8.0 * (6 * N + 4 * M + 2 * T * M + 512
                   + (matrix_free ? T * M + T * (D + 1) * N + N + N * D
-                                 : N * M + (T + 1) * 3 * N + 4 * T * N));
+                                 : N * M + (T + 1) * 3 * N + 8 * T * N));
 }
 
 double af_backend_bytes(const af_backend_type *t, size_t n, size_t d, af_attn_norm norm,

@@ -84,10 +84,10 @@ struct af_sinkhorn_ws {
     void (*fill_scores)(void *ctx);
     /* build(fill_ctx, i, out) writes row i of the upper triangle of K0,
      * out[j] for j = i .. n - 1 (the sym_kernel path: its first pass builds
-     * the kernel four rows at a time into symk_rows, sums them there and
+     * the kernel eight rows at a time into symk_rows, sums them there and
      * streams them to K0) */
     void (*build_row)(void *ctx, size_t i, double *out);
-    double *symk_rows;    /* nthreads x 4 x n: the builder's rows */
+    double *symk_rows;    /* nthreads x 8 x n: the builder's rows */
     void *fill_ctx;
     double symk_prev_err; /* the error of the pass before the last (its rate) */
     int symk_product;     /* the last pass left K0 (a Y) in apply_buf */
