@@ -6,6 +6,7 @@
 #include <string.h>
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_linalg.h>
+#include "core/af_alloc.h"
 #include "normalize_internal.h"
 
 const af_sinkhorn_type *const af_sinkhorn_scaling = &af_sinkhorn_type_scaling;
@@ -256,7 +257,7 @@ static af_sinkhorn_ws *sinkhorn_alloc(size_t n, size_t m, int matrix_free)
     if (matrix_free)
         ws->cbuf = malloc(T * m * sizeof(double));
     else
-        ws->K0 = malloc(n * m * sizeof(double));
+        ws->K0 = af__alloc_large(n * m * sizeof(double));
     ws->shift = calloc(n, sizeof(double));
     ws->f = calloc(n, sizeof(double));
     ws->g = calloc(m, sizeof(double));

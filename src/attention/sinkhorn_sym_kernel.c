@@ -16,6 +16,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/af_alloc.h"
 #include "core/af_stream.h"
 #include "normalize_internal.h"
 
@@ -95,17 +96,33 @@ _Pragma("omp simd reduction(+ : s0, s1, s2, s3, s4, s5, s6, s7)")               
 SYMK_ROWS8_T(symk_rows8_t, double)
 SYMK_ROWS8_T(symk_rows8_t_float, float)
 
-/* Row i of the single-precision storage, the float square (float *)K0,
- * from column j. */
+/* The stored upper triangle is packed, row i (entries j = i .. n - 1)
+ * right after row i - 1: n (n + 1) / 2 entries, in double or (single
+ * precision) float32, at the start of the n x n allocation. Packed, the
+ * triangle fills whole pages: with transparent huge pages (af__alloc_large)
+ * an n x n layout would bring in the untouched lower triangle too. This is
+ * the offset of entry (i, i). */
+static inline size_t symk_off(size_t n, size_t i)
+{
+    return i * n - i * (i - 1) / 2;
+}
+
+/* Address of entry (i, j >= i) of the float32 (single precision) triangle. */
 static inline const float *symk_frow(const af_sinkhorn_ws *ws, size_t i, size_t j)
 {
-    return (const float *)ws->K0 + i * ws->n + j;
+    return (const float *)ws->K0 + symk_off(ws->n, i) + (j - i);
+}
+
+/* Address of entry (i, j >= i) of the double triangle. */
+static inline const double *symk_drow(const af_sinkhorn_ws *ws, size_t i, size_t j)
+{
+    return ws->K0 + symk_off(ws->n, i) + (j - i);
 }
 
 /* Entry (i, j >= i) of the stored kernel in either storage. */
 static inline double symk_entry(const af_sinkhorn_ws *ws, size_t i, size_t j)
 {
-    return ws->src.single ? (double)*symk_frow(ws, i, j) : ws->K0[i * ws->n + j];
+    return ws->src.single ? (double)*symk_frow(ws, i, j) : *symk_drow(ws, i, j);
 }
 
 /* Rows i0 .. i1 - 1 of the kernel, built into the thread's scratch rows
@@ -126,9 +143,9 @@ static void symk_store(af_sinkhorn_ws *ws, size_t i0, size_t i1, const double *r
     for (size_t i = i0; i < i1; i++) {
         const double *k = rows + (i - i0) * n;
         if (!ws->src.single)
-            af_stream_doubles(ws->K0 + i * n + i, k + i, n - i);
+            af_stream_doubles((double *)symk_drow(ws, i, i), k + i, n - i);
         else
-            af_stream_floats((float *)ws->K0 + i * n + i, k + i, n - i);
+            af_stream_floats((float *)symk_frow(ws, i, i), k + i, n - i);
     }
 }
 
@@ -183,7 +200,7 @@ static int symk_pass_with(af_sinkhorn_ws *ws, int state, int rhs, int build)
                     const double *kd[8];
                     const float *kf[8];
                     for (size_t r = 0; r < R; r++) {
-                        kd[r] = build ? rows + (lo + r - i0) * n + hi : ws->K0 + (lo + r) * n + hi;
+                        kd[r] = build ? rows + (lo + r - i0) * n + hi : symk_drow(ws, lo + r, hi);
                         kf[r] = fl ? symk_frow(ws, lo + r, hi) : NULL;
                     }
                     if (nc == 1 && fl)
@@ -311,9 +328,17 @@ static af_status symk_step(af_sinkhorn_ws *ws) { return af__sym_scaling_advance(
 static void symk_matrix(const af_sinkhorn_ws *ws, double *K)
 {
     const size_t n = ws->n;
-    for (size_t i = 0; i < n; i++)
+    /* K may be the storage itself (af_sinkhorn_apply's route for paths
+     * without a product): rows last to first, each read into rowbuf before
+     * it is written, since row i's place in the n x n layout starts at or
+     * after its packed data and after all of rows 0 .. i - 1 */
+    double *row = ws->rowbuf;
+    for (size_t i = n; i-- > 0;) {
         for (size_t j = i; j < n; j++)
-            K[i * n + j] = ws->u[i] * symk_entry(ws, i, j) * ws->u[j];
+            row[j] = symk_entry(ws, i, j);
+        for (size_t j = i; j < n; j++)
+            K[i * n + j] = ws->u[i] * row[j] * ws->u[j];
+    }
     af__mirror_upper(n, K);
 }
 
@@ -335,6 +360,10 @@ af_status af__sym_kernel_buffers(af_sinkhorn_ws *ws, size_t p)
     if (p > SYMK_MAX_P)
         return af_error(AF_EINVAL, "sinkhorn: the prebuilt symmetric kernel takes at most %d "
                                    "right-hand sides (got %zu)", SYMK_MAX_P, p);
+    if (!ws->symk_rows) { /* first use: the packed triangle in huge pages */
+        const size_t n = ws->n, entry = ws->src.single ? sizeof(float) : sizeof(double);
+        af__advise_huge(ws->K0, n * (n + 1) / 2 * entry);
+    }
     if (!ws->symk_rows && !(ws->symk_rows = malloc((size_t)ws->nthreads * SYMK_BLOCK * ws->n
                                                    * sizeof(double))))
         return af_error(AF_ENOMEM, "sinkhorn: out of memory for the kernel builder's rows");
