@@ -15,7 +15,8 @@
  *                     af_attn_params.pm_tol. Only where the kernel is a
  *                     Gaussian: d <= 3, L2 scores or dot scores with
  *                     A = a I (a beta > 0). Sinkhorn to a tolerance runs its
- *                     own over-relaxed symmetric update (weight 2/3; the
+ *                     own over-relaxed, Chebyshev-accelerated symmetric
+ *                     update (weight 2/3, as dense and tiled; the
  *                     scaling and log paths alternate rows and columns).
  * Dense and tiled compute the same attention (to round-off): SoftMax (SA),
  * USA (exp(C) / n) and Sinkhorn with a tolerance or a fixed count (count 1

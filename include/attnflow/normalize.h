@@ -15,7 +15,8 @@
  *    survives huge scores (eps -> 0) where scalings under/overflow.
  *  - af_sinkhorn_symmetric: for symmetric C, f = g and the relaxed update
  *    f <- f / 3 - (2 / 3) LSE_j(C_ij + f_j) (contracts at rate <= 1/3 when
- *    exp(C) is PSD); stored symmetric kernel, falls back to log space like
+ *    exp(C) is PSD) with stationary Chebyshev acceleration (rate 0.172,
+ *    docs/theory.md); stored symmetric kernel, falls back to log space like
  *    the others.
  * With path AUTO the solver picks: symmetric when C is exactly symmetric
  * and a tolerance (not a fixed count) is asked; scaling otherwise; and it
