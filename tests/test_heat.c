@@ -424,6 +424,41 @@ Test(heat_limit, meanfield_limits_and_bias)
     cr_expect(fabs((sT - 1) / h - 4 * (1 - eps)) < 2e-3, "SoftMax rate %.10g", (sT - 1) / h);
 }
 
+/* The Euler-step limit: one step is the closed form s (1 + h (2/eps)(1 -
+ * r))^2 (SoftMax: 1 - r = eps / (s + eps)); as h -> 0 it tends to the ODE
+ * value at first order (halving h halves the gap), from above here; a T
+ * that is not a multiple of h ends with a shorter step. */
+Test(heat_limit, meanfield_euler_steps)
+{
+    const double eps = 0.05, s0 = 1.0;
+    double s1, ode, e[3];
+    cr_assert_eq(af_attention_gaussian_variance_euler(0, eps, s0, 0.005, 0.005, &s1), AF_SUCCESS);
+    const double g = 1 + 0.005 * (2 / eps) * eps / (s0 + eps);
+    cr_expect(fabs(s1 - s0 * g * g) < 1e-15, "%.17g vs %.17g", s1, s0 * g * g);
+    for (int sk = 0; sk < 2; sk++) {
+        cr_assert_eq(af_attention_gaussian_variance(sk, eps, s0, 0.5, &ode), AF_SUCCESS);
+        for (int k = 0; k < 3; k++)
+            cr_assert_eq(af_attention_gaussian_variance_euler(sk, eps, s0, 0.5, 0.005 / (1 << k),
+                                                              &e[k]), AF_SUCCESS);
+        cr_expect_gt(e[0] - ode, 0, "%s: Euler above the ODE", sk ? "Sinkhorn" : "SoftMax");
+        for (int k = 0; k < 2; k++) {
+            const double ratio = (e[k] - ode) / (e[k + 1] - ode);
+            cr_expect(ratio > 1.9 && ratio < 2.1, "%s: gap ratio %.4f", sk ? "Sinkhorn" : "SoftMax",
+                      ratio);
+        }
+        cr_log_info("%s: ODE %.6f, Euler h = 0.005 %.6f (bias %+.5f)", sk ? "Sinkhorn" : "SoftMax",
+                    ode - s0, e[0] - s0, e[0] - ode);
+    }
+    /* T = 0.012 with h = 0.005: steps 0.005, 0.005, 0.002 */
+    double a, b, c;
+    af_attention_gaussian_variance_euler(1, eps, s0, 0.010, 0.005, &a);
+    af_attention_gaussian_variance_euler(1, eps, a, 0.002, 0.002, &b);
+    af_attention_gaussian_variance_euler(1, eps, s0, 0.012, 0.005, &c);
+    cr_expect(fabs(b - c) < 1e-14, "%.17g vs %.17g", b, c);
+    cr_expect_eq(af_attention_gaussian_variance_euler(1, eps, s0, 0.5, 0, &a), AF_EINVAL);
+    cr_expect_eq(af_attention_gaussian_variance_euler(1, eps, s0, 1e3, 1e-9, &a), AF_EINVAL);
+}
+
 Test(heat_limit, meanfield_sinkhorn_matches_grid_sinkhorn)
 {
     /* Independent check of the Sinkhorn barycentre slope r: entropic

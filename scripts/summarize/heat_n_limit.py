@@ -3,7 +3,15 @@ against n (block 0 of every sweep.dat: one line per run) beside the exact
 n -> infinity values of the flow at this eps (0.9913 Sinkhorn, 1.946 SoftMax,
 af_attention_gaussian_variance) and the PDE values; the finite-n law
 mf - var_inc = c / n^a fitted in log-log over all runs (as plots/heat_n_limit.gp
-does); the seconds each run took."""
+does); the seconds each run took.
+
+The runs take Euler steps of dt = 0.005, and their own n -> infinity value
+is not var_inc_mf (dt -> 0) but the same limit for those Euler steps,
+af_attention_gaussian_variance_euler (compare writes it into the header as
+var_inc_mf_euler; euler_limit below is the same map, for runs made before
+that line existed, and is checked against the header where it is there).
+The finite-n law is fitted against that limit; the difference of the two
+limits is the O(dt) time-stepping bias."""
 import math
 import os
 import sys
@@ -16,6 +24,31 @@ N, INC, PDE, SEC, MF = 2, 5, 6, 16, 17
 PARTS = ('small', 'large', 'xl', 'xxl', 'tiled', 'tiled_xl')
 
 
+def euler_limit(sinkhorn, eps, dt, T, s0=1.0):
+    """Variance increment of the Gaussian mean-field flow under Euler steps
+    of dt (af_attention_gaussian_variance_euler, heat.h): s <- s (1 + h (2 /
+    eps)(1 - r(s)))^2, r the barycentre slope of N(0, s)."""
+    s, t = s0, 0.0
+    while T - t > 1e-12 * T:
+        h = min(dt, T - t)
+        if sinkhorn:
+            k = s / eps
+            one_minus_r = 2.0 / (2 * k + 1 + math.sqrt(1 + 4 * k * k))
+        else:
+            one_minus_r = eps / (s + eps)
+        s *= (1 + h * (2 / eps) * one_minus_r) ** 2
+        t += h
+    return s - s0
+
+
+def header_value(path, key):
+    with open(path) as fp:
+        for line in fp:
+            if line.startswith('# %s:' % key):
+                return float(line.split(':', 1)[1].split(':')[0])
+    return None
+
+
 def runs(d, norm):
     rows = []
     for part in PARTS:
@@ -23,18 +56,23 @@ def runs(d, norm):
         if part == 'tiled_xl' and (norm != 'sinkhorn' or not os.path.exists(path)):
             continue  # Sinkhorn only; hours here, so a summary may precede it
         rows += blocks(path)[0]
+        written = header_value(path, 'var_inc_mf_euler')
+        if written is not None:
+            r = blocks(path)[0][0]
+            mine = euler_limit(norm == 'sinkhorn', r[3], r[4], 0.5)
+            if abs(written - mine) > 1e-9:
+                sys.exit('heat_n_limit: %s: var_inc_mf_euler %.10g, summary %.10g' % (path, written, mine))
     return sorted(rows, key=lambda r: (r[N], r[1]))
 
 
-def fit(rows):
-    """c and a of mf - var_inc = c / n^a (least squares of the logs), over
-    the runs whose shortfall is positive: from n ~ 2e4 on, one seed's
-    increment can land above the n -> infinity value (seed noise of order
-    1e-4 against a finite-n part of the same order), and a log cannot
-    take it; those runs are counted by the *_above keys."""
-    rows = [r for r in rows if r[MF] - r[INC] > 0]
+def fit(rows, lim):
+    """c and a of lim - var_inc = c / n^a (least squares of the logs), lim
+    the runs' own n -> infinity value (Euler steps), over the runs whose
+    shortfall is positive (a log cannot take the others; the *_above keys
+    count them)."""
+    rows = [r for r in rows if lim - r[INC] > 0]
     xs = [r[N] for r in rows]
-    ys = [r[MF] - r[INC] for r in rows]
+    ys = [lim - r[INC] for r in rows]
     a = -slope(xs, ys)
     c = math.exp(sum(math.log(y) + a * math.log(x) for x, y in zip(xs, ys)) / len(xs))
     return c, a
@@ -51,34 +89,40 @@ for norm, label in (('sinkhorn', 'Sinkhorn'), ('softmax', 'SoftMax-L2')):
     rows = runs(d, norm)
     total += sum(r[SEC] for r in rows)
     mf, pde = rows[0][MF], rows[0][PDE]
+    lim = euler_limit(norm == 'sinkhorn', rows[0][3], rows[0][4], 0.5)
     big = [r for r in rows if r[N] == rows[-1][N]]
     s.add('%s_n_range' % norm, '%d-%d' % (rows[0][N], rows[-1][N]), '-', '%s: token counts' % label)
     s.add('%s_mf' % norm, '%.4f' % mf, '%.4f' % mf, '%s: exact n -> infinity increment at this eps' % label)
     s.add('%s_bias' % norm, '%.4f' % (pde - mf), '-', '%s: O(eps) bias, PDE value %g minus the n -> infinity value' % (label, pde))
-    c, a = fit(rows)
+    s.add('%s_mf_euler' % norm, '%.4f' % lim, '%.4f' % lim,
+          '%s: n -> infinity increment for Euler steps of dt = %g (the runs\' own limit)' % (label, rows[0][4]))
+    s.add('%s_dt_bias' % norm, '%+.4f' % (lim - mf), '-',
+          '%s: O(dt) bias, the Euler-step limit minus the dt -> 0 limit' % label)
+    c, a = fit(rows, lim)
     s.add('%s_fit_c' % norm, '%.1f' % c, '-', '%s: c of mf - var_inc = c / n^a, all runs' % label)
     s.add('%s_fit_a' % norm, '%.2f' % a, '1' if norm == 'sinkhorn' else '-', '%s: a of mf - var_inc = c / n^a, all runs' % label)
     upto = [r for r in rows if r[N] <= 6400]
-    c, a = fit(upto)
+    c, a = fit(upto, lim)
     s.add('%s_fit_c_6400' % norm, '%.1f' % c, '-', '%s: c of the same fit up to n = 6400' % label)
     s.add('%s_fit_a_6400' % norm, '%.2f' % a, '-', '%s: a of the same fit up to n = 6400' % label)
-    above = [r for r in rows if r[MF] - r[INC] <= 0]
+    above = [r for r in rows if lim - r[INC] <= 0]
     s.add('%s_above' % norm, '%d' % len(above), '-',
-          '%s: runs whose increment is at or above the n -> infinity value (left out of the fits)' % label)
+          '%s: runs whose increment is at or above the Euler-step limit (left out of the fits)' % label)
     for n in sorted({int(r[N]) for r in rows if r[N] > 12800}):
         r = [q for q in rows if q[N] == n]
         inc = sum(q[INC] for q in r) / len(r)
         digits = 5 if norm == 'sinkhorn' else 4
-        s.add('%s_inc_%d' % (norm, n), '%.*f' % (digits, inc), '%.4f' % mf, '%s: increment at n = %d (tiled backend)' % (label, n))
-        s.add('%s_short_%d' % (norm, n), '%.5f' % (mf - inc), '0', '%s: n -> infinity value minus the increment at n = %d (signed)' % (label, n))
+        s.add('%s_inc_%d' % (norm, n), '%.*f' % (digits, inc), '%.4f' % lim, '%s: increment at n = %d (tiled backend)' % (label, n))
+        s.add('%s_short_%d' % (norm, n), '%.5f' % (lim - inc), '0', '%s: Euler-step limit minus the increment at n = %d (signed)' % (label, n))
+        s.add('%s_short_mf_%d' % (norm, n), '%+.5f' % (mf - inc), '-', '%s: dt -> 0 limit minus the increment at n = %d (signed)' % (label, n))
     for n in (3200, 6400, 12800):
         r = [q for q in rows if q[N] == n]
         inc = sum(q[INC] for q in r) / len(r)
         digits = 4 if norm == 'sinkhorn' else 3
-        s.add('%s_inc_%d' % (norm, n), '%.*f' % (digits, inc), '%.4f' % mf, '%s: increment at n = %d' % (label, n))
-        s.add('%s_short_%d' % (norm, n), '%.4f' % (mf - inc), '0', '%s: n -> infinity value minus the increment at n = %d' % (label, n))
-    s.add('%s_short_max' % norm, '%.4f' % (mf - sum(q[INC] for q in big) / len(big)), '0',
-          '%s: shortfall to the n -> infinity value at the largest n' % label)
+        s.add('%s_inc_%d' % (norm, n), '%.*f' % (digits, inc), '%.4f' % lim, '%s: increment at n = %d' % (label, n))
+        s.add('%s_short_%d' % (norm, n), '%.4f' % (lim - inc), '0', '%s: Euler-step limit minus the increment at n = %d' % (label, n))
+    s.add('%s_short_max' % norm, '%.5f' % (lim - sum(q[INC] for q in big) / len(big)), '0',
+          '%s: shortfall to the Euler-step limit at the largest n' % label)
     def seconds(lo, hi):
         v = [r[SEC] for r in rows if lo <= r[N] <= hi]
         return secs(v[0]) if len(v) == 1 else '%s-%s' % (secs(min(v)), secs(max(v)))

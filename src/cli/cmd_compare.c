@@ -101,6 +101,17 @@ static double meanfield_inc(const settings *s, const cli_density *c, double t)
     return sT - s0;
 }
 
+/* The same for the Euler steps of dt the runs take (heat.h). */
+static double meanfield_inc_euler(const settings *s, const cli_density *c, double t)
+{
+    if (c->is_grid || c->dens.kind != AF_DENSITY_GAUSSIAN || s->scores != 1)
+        return NAN;
+    double s0 = c->dens.sigma * c->dens.sigma, sT;
+    if (af_attention_gaussian_variance_euler(s->norm == AF_FLOW_SINKHORN, s->eps, s0, t, s->dt, &sT))
+        return NAN;
+    return sT - s0;
+}
+
 /* One run. o == NULL: no files (sweeps). */
 static int run_case(const cli_args *a, const settings *s, const cli_density *c, unsigned long seed,
                     outputs *o, result *r, int quiet)
@@ -514,6 +525,12 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
     fputs("# block 0: one line per run; block 1: means over the seeds per value\n", fp);
     af_write_meta(fp, "var_inc_mf", "n -> infinity limit at this eps and dt -> 0 (Gaussian start, L2 "
                   "scores; else nan); mf_rel_inc_err = var_inc_mf / var_inc_pde - 1 is the O(eps) bias");
+    if (s.integ == 0 && which == 0) { /* Euler, n sweep: one dt and eps for all runs */
+        const double e = meanfield_inc_euler(&s, c, s.T);
+        af_write_meta(fp, "var_inc_mf_euler", "%.10g: the same limit for Euler steps of dt (the "
+                      "particle runs' own n -> infinity value; minus var_inc_mf: the O(dt) "
+                      "time-stepping bias)", e);
+    }
     fputs("# columns (block 0): value seed n eps dt var_inc var_inc_pde rel_inc_err l1 l2 w1 w2 "
           "sw2 bandwidth outside sk_iters seconds var_inc_mf delta_inc\n", fp);
     af_write_meta(fp, "delta_inc", "var_inc - var_inc at the first value with the same seed (same "

@@ -397,6 +397,27 @@ af_status af_attention_gaussian_variance(int sinkhorn, double eps, double s0, do
     return AF_SUCCESS;
 }
 
+af_status af_attention_gaussian_variance_euler(int sinkhorn, double eps, double s0, double T,
+                                               double h, double *sT)
+{
+    if (!(eps > 0) || !(s0 > 0) || !(T >= 0) || !(h > 0) || !isfinite(eps * s0 * T * h))
+        return af_error(AF_EINVAL, "mean-field variance (Euler): need eps > 0, s0 > 0, T >= 0, "
+                        "h > 0 (got %g, %g, %g, %g)", eps, s0, T, h);
+    if (T / h > 1e9)
+        return af_error(AF_EINVAL, "mean-field variance (Euler): T / h = %g steps is too many",
+                        T / h);
+    double s = s0, t = 0;
+    while (T - t > 1e-12 * T) {
+        const double step = fmin(h, T - t);
+        /* velocity (2/eps)(1 - r)(x - m) = mf_rate / (2 s) (x - m) */
+        const double grow = 1 + step * mf_rate(sinkhorn, eps, s) / (2 * s);
+        s *= grow * grow;
+        t += step;
+    }
+    *sT = s;
+    return AF_SUCCESS;
+}
+
 /* ---- spectral solver ---- */
 
 /* Internally a 1-D grid is a 1 x N 2-D grid, so both share one code path:
