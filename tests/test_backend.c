@@ -490,6 +490,29 @@ Test(backend_tiled, sinkhorn_flush_bound_refuses_when_terms_could_show)
     cr_expect(!flush_allowed_relaxed(n, a, r, 0));
 }
 
+/* The first pass's bound (no last row sums: r_j >= a_j^2 K0_jj): flushing
+ * is allowed for comparable scalings and a unit diagonal, refused when one
+ * scaling or diagonal entry is so small that a flushed term could reach
+ * its row sum's resolution, or for a state that is not a number. */
+Test(backend_tiled, sinkhorn_first_pass_flush_bound)
+{
+    const size_t n = 4;
+    double a[4] = {1, 1, 1, 1}, k[4] = {1, 1, 1, 1};
+    cr_expect(af__sym_tiled_first_flush_allowed(n, a, k, 0));
+    cr_expect(af__sym_tiled_first_flush_allowed(n, a, k, 1));
+    a[1] = exp(-680.0); /* double: ln 4 + 0 - 708 = -706.6 > -42.3 - 680 */
+    cr_expect(!af__sym_tiled_first_flush_allowed(n, a, k, 0));
+    a[1] = exp(-70.0); /* double fine (-706.6 <= -112.3); float: -85.6 > -21.5 - 70 */
+    cr_expect(af__sym_tiled_first_flush_allowed(n, a, k, 0));
+    cr_expect(!af__sym_tiled_first_flush_allowed(n, a, k, 1));
+    a[1] = 1.0;
+    k[2] = exp(-700.0); /* a diagonal that leaves no lower bound */
+    cr_expect(!af__sym_tiled_first_flush_allowed(n, a, k, 0));
+    k[2] = 1.0;
+    a[3] = NAN;
+    cr_expect(!af__sym_tiled_first_flush_allowed(n, a, k, 0));
+}
+
 /* The per-thread tiles: two threads, a cloud large enough for a team. */
 Test(backend_tiled, two_threads_match_dense)
 {

@@ -68,6 +68,11 @@ typedef struct {
      * acc; the backend's own upper-triangle kernel, which the symmetric
      * iteration uses for the passes where flushing is allowed. */
     void (*sym_pass)(const void *ctx, const double *w, double *acc, int threads);
+    /* 1: the scores are L2 self-scores of finite tokens (symmetric, <= 0,
+     * C_ii = 0 up to rounding: every row maximum is 0), so a tolerance-mode
+     * symmetric solve needs no pass over them for the row maxima, the
+     * finiteness check or the symmetry */
+    int l2_self;
 } af__score_source;
 
 struct af_sinkhorn_ws {
@@ -246,6 +251,9 @@ void af__row_sum_dot2(size_t m, const double *a, const double *x0, const double 
  * new a over old a); sinkhorn_tiled.c. */
 int af__sym_tiled_flush_allowed(size_t n, const double *a, const double *r, const double *q,
                                 int single);
+/* The same for the first pass, from the diagonal bound r_j >= a_j^2 K0_jj
+ * (kdiag: K0_jj). */
+int af__sym_tiled_first_flush_allowed(size_t n, const double *a, const double *kdiag, int single);
 void af__row_exp_flushed(int single, size_t m, const double *c, const double *g, double shift,
                          double *out);
 double af__row_sum(size_t m, const double *a);

@@ -198,8 +198,24 @@ static int symt_pass(af_sinkhorn_ws *ws, int flush)
     return symt_finish(ws, p, ws->apply_acc, 0);
 }
 
-/* The first pass has no last r to bound the row sums with: exact. */
-static int symt_pass_exact(af_sinkhorn_ws *ws) { return symt_pass(ws, 0); }
+/* May the first pass flush? It has no last r, but every row sum is at
+ * least its diagonal term, r_j >= a_j^2 K0_jj (K0_jj = exp(C_jj - s_j), 1
+ * for L2 self-scores), and a flushed term of row j is below a_j max(a)
+ * tiny: flush when n max(a) tiny <= res a_j K0_jj for every j (res as in
+ * af__sym_tiled_flush_allowed). kdiag: K0_jj. */
+int af__sym_tiled_first_flush_allowed(size_t n, const double *a, const double *kdiag, int single)
+{
+    double amax = 0, worst = INFINITY;
+    for (size_t j = 0; j < n; j++) {
+        if (!(a[j] > 0) || !isfinite(a[j]) || !(kdiag[j] > 0) || !isfinite(kdiag[j]))
+            return 0;
+        amax = fmax(amax, a[j]);
+        worst = fmin(worst, log(a[j]) + log(kdiag[j]));
+    }
+    const double log_tiny = single ? AF_EXPF_FAST_MIN : AF_EXP_FAST_MIN;
+    const double log_res = (single ? -30.0 : -60.0) * M_LN2 - M_LN2;
+    return log((double)n) + log(amax) + log_tiny <= log_res + worst;
+}
 
 /* A bounded pass through the backend's upper-triangle kernel (L2
  * self-scores, d = 2: src.sym_pass), which works on blocks x tiles with
@@ -241,10 +257,24 @@ static int symt_pass_bounded(af_sinkhorn_ws *ws)
     return symt_kernel_applies(ws) ? symt_pass_kernel(ws) : symt_pass(ws, 1);
 }
 
+/* The first pass: flushed where the diagonal bound allows (glibc's exp
+ * takes a slow scalar path for results below its fast range, which at
+ * small eps is most of a row), else exact. */
+static int symt_pass_first(af_sinkhorn_ws *ws)
+{
+    const size_t n = ws->n;
+    double *kdiag = ws->f_next; /* free until the log form needs it */
+    for (size_t j = 0; j < n; j++)
+        kdiag[j] = exp(ws->src.entry(ws->src.ctx, j, j) - ws->shift[j]);
+    if (!af__sym_tiled_first_flush_allowed(n, ws->u, kdiag, ws->src.single))
+        return symt_pass(ws, 0);
+    return symt_kernel_applies(ws) ? symt_pass_kernel(ws) : symt_pass(ws, 1);
+}
+
 static af_status symt_start(af_sinkhorn_ws *ws)
 {
     af_status st = ensure_buffers(ws);
-    return st ? st : af__sym_scaling_begin(ws, symt_pass_exact);
+    return st ? st : af__sym_scaling_begin(ws, symt_pass_first);
 }
 
 static af_status symt_step(af_sinkhorn_ws *ws)
