@@ -495,36 +495,19 @@ static af_status reset_solve(af_sinkhorn_ws *ws)
     return AF_SUCCESS;
 }
 
-/* Scores from C (stored) or, with C NULL, from ws->src (matrix-free). */
-static af_status sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn_options *opt)
+/* One pass over the scores of this process's rows: the NaN/inf check
+ * (bad_row: the last row with a non-finite score, or -1), the row maxima
+ * (kept as the kernel shifts), range = largest spread of a row, and deficit
+ * = largest gap between a row maximum and its diagonal score (square). */
+static void scan_scores(af_sinkhorn_ws *ws, double *range_out, double *deficit_out,
+                        long *bad_row_out)
 {
-    size_t n = ws->n, m = ws->m;
-    if (opt && opt->warm_start && ws->ready)
-        ws->type->potentials(ws); /* start from the previous problem's result */
-    ws->ready = 0;
-    ws->C = C;
-    ws->opt = opt ? *opt : af_sinkhorn_options_default();
-    if (ws->opt.iters == 0 && !(ws->opt.tol > 0))
-        return af_error(AF_EINVAL, "sinkhorn: tol must be > 0 (got %g)", ws->opt.tol);
-    if (ws->opt.iters == 0 && ws->opt.max_iters == 0)
-        return af_error(AF_EINVAL, "sinkhorn: max_iters must be >= 1");
-    /* One pass over the scores: the NaN/inf check, the row maxima (kept as
-     * the kernel shifts), range = largest spread of a row, and deficit =
-     * largest gap between a row maximum and its diagonal score (square). */
+    const size_t n = ws->n, m = ws->m;
     double range = 0, deficit = 0;
     long bad_row = -1;
-    /* Known L2 self-scores (matrix-free, one process, tolerance mode, the
-     * symmetric path): row maxima 0, finite, deficit 0; the range only
-     * feeds the alternating paths and the Hilbert bound, not asked here.
-     * At n = 1e5 the scan is a pass over 1e10 scores per solve. */
-    const int known = ws->src.l2_self && !C && n == m && !ws->comm && ws->opt.iters == 0
-                      && ws->opt.compute_bound == 0
-                      && (!ws->opt.path || ws->opt.path == &af_sinkhorn_type_sym_scaling);
-    if (known)
-        memset(ws->shift, 0, n * sizeof(double));
 #pragma omp parallel for schedule(static) reduction(max : range, deficit, bad_row) \
     num_threads(af__team_size(ws)) AF_PAR_IF(n * m)
-    for (size_t i = known ? ws->row_end : ws->row_begin; i < ws->row_end; i++) {
+    for (size_t i = ws->row_begin; i < ws->row_end; i++) {
         const double *c = af__score_row(ws, i, omp_get_thread_num());
         double lo = INFINITY, hi = -INFINITY;
         int nan = 0;
@@ -541,6 +524,37 @@ static af_status sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sink
         if (n == m)
             deficit = deficit > hi - c[i] ? deficit : hi - c[i];
     }
+    *range_out = range;
+    *deficit_out = deficit;
+    *bad_row_out = bad_row;
+}
+
+/* Scores from C (stored) or, with C NULL, from ws->src (matrix-free). */
+static af_status sinkhorn_set(af_sinkhorn_ws *ws, const double *C, const af_sinkhorn_options *opt)
+{
+    size_t n = ws->n, m = ws->m;
+    if (opt && opt->warm_start && ws->ready)
+        ws->type->potentials(ws); /* start from the previous problem's result */
+    ws->ready = 0;
+    ws->C = C;
+    ws->opt = opt ? *opt : af_sinkhorn_options_default();
+    if (ws->opt.iters == 0 && !(ws->opt.tol > 0))
+        return af_error(AF_EINVAL, "sinkhorn: tol must be > 0 (got %g)", ws->opt.tol);
+    if (ws->opt.iters == 0 && ws->opt.max_iters == 0)
+        return af_error(AF_EINVAL, "sinkhorn: max_iters must be >= 1");
+    double range = 0, deficit = 0;
+    long bad_row = -1;
+    /* Known L2 self-scores (matrix-free, one process, tolerance mode, the
+     * symmetric path): row maxima 0, finite, deficit 0; the range only
+     * feeds the alternating paths and the Hilbert bound, not asked here.
+     * At n = 1e5 the scan is a pass over 1e10 scores per solve. */
+    const int known = ws->src.l2_self && !C && n == m && !ws->comm && ws->opt.iters == 0
+                      && ws->opt.compute_bound == 0
+                      && (!ws->opt.path || ws->opt.path == &af_sinkhorn_type_sym_scaling);
+    if (known)
+        memset(ws->shift, 0, n * sizeof(double));
+    else
+        scan_scores(ws, &range, &deficit, &bad_row);
     if (ws->comm)
         af__sinkhorn_share_set(ws, &range, &deficit, &bad_row);
     if (bad_row >= 0) {

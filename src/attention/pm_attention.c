@@ -9,18 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "attnflow/pm.h"
+#include "normalize_internal.h"
 
-/* Symmetric update f <- (1 - w) f + w T(f), T(f) = -LSE_j(C_ij + f_j). Its
- * Jacobian (1 - w) I - w P has the eigenvalues (1 - w) - w lambda, lambda in
- * [0, 1] for the row-stochastic P = K of a positive semidefinite kernel (the
- * Gaussian, and exp(c x.y)): w = 1/2 (the plain average) contracts by 1/2,
- * w = 2/3 balances |1 - w| = |1 - 2w| and contracts by 1/3 (about 40 % fewer
- * transforms for the same tolerance, same fixed point). */
-#define PM_SYM_WEIGHT (2.0 / 3.0)
-/* and the stationary Chebyshev acceleration of the dense and tiled paths
- * (normalize_internal.h, docs/theory.md): step_k = omega (weighted step) +
- * (omega - 1) step_{k-1}, omega = 18 - 12 sqrt(2), rate 0.172 instead of 1/3 */
-#define PM_SYM_OMEGA (18.0 - 12.0 * M_SQRT2)
+/* The symmetric update is the dense and tiled paths' (normalize_internal.h):
+ * f <- (1 - w) f + w T(f), T(f) = -LSE_j(C_ij + f_j), w = 2/3, which on the
+ * positive semidefinite kernels here (the Gaussian, and exp(c x.y))
+ * contracts by 1/3, with their stationary Chebyshev acceleration on top
+ * (af__sym_step: rate 0.172; same fixed point). */
 
 /* Weight columns per transform: the ones column and up to 4 data columns. */
 #define PM_KMAX 5
@@ -260,8 +255,7 @@ af_status af_pm_attn_sinkhorn(af_pm_attn *at, const af_sinkhorn_options *opt,
             break;
         if (symmetric)
             for (size_t i = 0; i < n; i++) {
-                const double sk = -PM_SYM_OMEGA * PM_SYM_WEIGHT * (at->a[i] + L[i])
-                                  + (PM_SYM_OMEGA - 1.0) * at->step[i];
+                const double sk = af__sym_step(at->a[i] + L[i], at->step[i]);
                 at->step[i] = sk;
                 at->a[i] = at->b[i] = at->a[i] + sk;
             }

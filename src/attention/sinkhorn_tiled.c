@@ -37,6 +37,13 @@ static af_status ensure_buffers(af_sinkhorn_ws *ws)
     return AF_SUCCESS;
 }
 
+/* The flush bounds' constants: log of the largest exp a flushed term can
+ * have (the exp's fast-range bound), and log of the share of a row sum it
+ * may reach, far under the precision's resolution (2^-60 double, 2^-30
+ * single, halved for the rounding of the last r). */
+static double flush_log_tiny(int single) { return single ? AF_EXPF_FAST_MIN : AF_EXP_FAST_MIN; }
+static double flush_log_res(int single) { return (single ? -30.0 : -60.0) * M_LN2 - M_LN2; }
+
 /* May this pass flush the exps below glibc's fast range (see
  * af__row_exp_flushed)? Only when it provably cannot show in a row sum.
  * Called after the update a' = a exp(q) (af__sym_step) with ws->t still
@@ -60,9 +67,7 @@ int af__sym_tiled_flush_allowed(size_t n, const double *a, const double *r, cons
     }
     for (size_t j = 0; j < n; j++)
         worst = fmax(worst, log(a[j]) - (q[j] + log(r[j]) + qmin));
-    const double log_tiny = single ? AF_EXPF_FAST_MIN : AF_EXP_FAST_MIN;
-    const double log_res = (single ? -30.0 : -60.0) * M_LN2 - M_LN2;
-    return log((double)n) + log(amax) + worst + log_tiny <= log_res;
+    return log((double)n) + log(amax) + worst + flush_log_tiny(single) <= flush_log_res(single);
 }
 
 /* The pass works on blocks of SYMT_BLOCK rows against tiles of SYMT_TILE
@@ -212,9 +217,7 @@ int af__sym_tiled_first_flush_allowed(size_t n, const double *a, const double *k
         amax = fmax(amax, a[j]);
         worst = fmin(worst, log(a[j]) + log(kdiag[j]));
     }
-    const double log_tiny = single ? AF_EXPF_FAST_MIN : AF_EXP_FAST_MIN;
-    const double log_res = (single ? -30.0 : -60.0) * M_LN2 - M_LN2;
-    return log((double)n) + log(amax) + log_tiny <= log_res + worst;
+    return log((double)n) + log(amax) + flush_log_tiny(single) <= flush_log_res(single) + worst;
 }
 
 /* A bounded pass through the backend's upper-triangle kernel (L2
