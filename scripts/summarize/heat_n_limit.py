@@ -19,8 +19,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import Summary, blocks, outdir, slope  # noqa: E402
 
-# block 0 columns: 3 n, 6 var_inc, 7 var_inc_pde, 17 seconds, 18 var_inc_mf
-N, INC, PDE, SEC, MF = 2, 5, 6, 16, 17
+# block 0 columns: 3 n, 6 var_inc, 7 var_inc_pde, 16 sk_iters, 17 seconds, 18 var_inc_mf
+N, INC, PDE, ITERS, SEC, MF = 2, 5, 6, 15, 16, 17
 PARTS = ('small', 'large', 'xl', 'xxl', 'tiled', 'tiled_xl')
 
 
@@ -114,6 +114,10 @@ for norm, label in (('sinkhorn', 'Sinkhorn'), ('softmax', 'SoftMax-L2')):
         digits = 5 if norm == 'sinkhorn' else 4
         s.add('%s_inc_%d' % (norm, n), '%.*f' % (digits, inc), '%.4f' % lim, '%s: increment at n = %d (tiled backend)' % (label, n))
         s.add('%s_short_%d' % (norm, n), '%.5f' % (lim - inc), '0', '%s: Euler-step limit minus the increment at n = %d (signed)' % (label, n))
+        if norm == 'sinkhorn':
+            steps = round(0.5 / r[0][4])
+            s.add('%s_iters_%d' % (norm, n), '%.1f' % (sum(q[ITERS] for q in r) / len(r) / steps), '-',
+                  '%s: normalisations per step at n = %d (%d steps)' % (label, n, steps))
         s.add('%s_short_mf_%d' % (norm, n), '%+.5f' % (mf - inc), '-', '%s: dt -> 0 limit minus the increment at n = %d (signed)' % (label, n))
     for n in (3200, 6400, 12800):
         r = [q for q in rows if q[N] == n]
