@@ -196,6 +196,14 @@ af_status af_attn_set_scores(af_attn_ws *ws, const af_scores_params *sp)
     return AF_SUCCESS;
 }
 
+int af__tokens_finite(const af_attn_ws *ws, const double *X)
+{
+    for (size_t k = 0; k < ws->p.n * ws->p.d; k++)
+        if (!isfinite(X[k]))
+            return 0;
+    return 1;
+}
+
 void af__attn_prepare(af_attn_ws *ws, const double *X, int with_xt)
 {
     const size_t n = ws->p.n, d = ws->p.d;

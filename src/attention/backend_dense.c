@@ -393,15 +393,12 @@ static af_status dense_softmax(af_attn_ws *ws, const double *X, double *KX)
  * (af_scores names the bad entry) take the general route. */
 static int l2_kernel_applies(const af_attn_ws *ws, const double *X, const af_sinkhorn_options *o)
 {
-    const size_t n = ws->p.n, d = ws->p.d;
+    const size_t d = ws->p.d;
     if (ws->p.scores.kind != AF_SCORES_L2 || !(ws->p.scores.beta / ws->p.scores.eps > 0)
         || d > DENSE_L2_KERNEL_MAX_D || o->iters != 0 || o->compute_bound != 0
         || (o->path && o->path != af_sinkhorn_symmetric))
         return 0;
-    for (size_t k = 0; k < n * d; k++)
-        if (!isfinite(X[k]))
-            return 0;
-    return 1;
+    return af__tokens_finite(ws, X);
 }
 
 /* Row i of K0: out[j] = exp(C_ij), j = i .. n - 1, with C_ij exactly as

@@ -78,6 +78,9 @@ af_status af__attn_softmax_failed(const af_attn_ws *ws);
 
 /* Score terms of X into ws (L, rbias, cbias; Xt when with_xt). */
 void af__attn_prepare(af_attn_ws *ws, const double *X, int with_xt);
+/* 1 if the n d tokens are all finite (the L2 Sinkhorn shortcuts that skip
+ * the scores' own finiteness check require it). */
+int af__tokens_finite(const af_attn_ws *ws, const double *X);
 
 /* Bytes of the buffers every backend has (XA, rbias, cbias, Xt, rows). */
 double af__attn_common_bytes(size_t n, size_t d, int threads);

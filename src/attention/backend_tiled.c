@@ -384,13 +384,10 @@ static af_status tiled_sinkhorn(af_attn_ws *ws, const double *X, const af_sinkho
     const int sym = ws->l2 && af__tiled_sym_applies(ws);
     /* L2 self-scores of finite tokens need no scan for their row maxima
      * (non-finite tokens keep the scan, which names the bad score) */
-    int finite = 1;
-    for (size_t k = 0; finite && k < ws->p.n * ws->p.d; k++)
-        finite = isfinite(X[k]);
     const af__score_source src = {score_row_from, score_entry, ws, ws->Xt, ws->p.d,
                                   ws->p.precision == AF_PRECISION_SINGLE, score_tile_cb,
                                   sym ? af__tiled_sym_weighted : NULL,
-                                  ws->l2 && ws->p.scores.beta > 0 && finite};
+                                  ws->l2 && ws->p.scores.beta > 0 && af__tokens_finite(ws, X)};
     return af__sinkhorn_solve_source(ws->sk, &src, opt, info);
 }
 

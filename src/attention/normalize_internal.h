@@ -2,6 +2,7 @@
 #ifndef AF_NORMALIZE_INTERNAL_H
 #define AF_NORMALIZE_INTERNAL_H
 
+#include <stdlib.h>
 #include "attnflow/comm.h"
 #include "attnflow/normalize.h"
 
@@ -219,6 +220,20 @@ af_status af__sym_kernel_buffers(af_sinkhorn_ws *ws, size_t p);
 const double *af__sym_kernel_product(af_sinkhorn_ws *ws);
 /* K Y (n x p) of the sym_tiled state, accumulated by its last pass. */
 const double *af__sym_tiled_product(const af_sinkhorn_ws *ws);
+
+/* Grow *buf to hold need doubles (contents kept, as realloc); *cap its
+ * size. 0 on success, 1 out of memory (*buf untouched). */
+static inline int af__grow(double **buf, size_t *cap, size_t need)
+{
+    if (*cap >= need)
+        return 0;
+    double *b = realloc(*buf, need * sizeof(double));
+    if (!b)
+        return 1;
+    *buf = b;
+    *cap = need;
+    return 0;
+}
 
 /* Continue in log space from the current state (a scaling left double range). */
 af_status af__sinkhorn_fall_back(af_sinkhorn_ws *ws);

@@ -510,27 +510,16 @@ af_status af_sinkhorn_apply(af_sinkhorn_ws *ws, size_t p, const double *Y, doubl
     const af_sinkhorn_type *t = ws->type;
     if (t == &af_sinkhorn_type_scaling || t == &af_sinkhorn_type_sym_scaling) {
         /* K Y = diag(u) K0 (diag(v) Y): one dgemm on the stored kernel. */
-        if (ws->apply_cap < m * p) {
-            double *b = realloc(ws->apply_buf, m * p * sizeof(double));
-            if (!b)
-                return af_error(AF_ENOMEM, "sinkhorn apply: out of memory");
-            ws->apply_buf = b;
-            ws->apply_cap = m * p;
-        }
+        if (af__grow(&ws->apply_buf, &ws->apply_cap, m * p))
+            return af_error(AF_ENOMEM, "sinkhorn apply: out of memory");
         const double *right = t->symmetric ? ws->u : ws->v;
         const int one_pass = t->symmetric && p <= AF_SYM_APPLY_MAX_P;
         for (size_t j = 0; j < m; j++) /* one_pass wants the columns contiguous */
             for (size_t k = 0; k < p; k++)
                 ws->apply_buf[one_pass ? k * m + j : j * p + k] = right[j] * Y[j * p + k];
         if (one_pass) { /* one pass over half the kernel */
-            size_t need = (size_t)ws->nthreads * n * p;
-            if (ws->apply_acc_cap < need) {
-                double *b = realloc(ws->apply_acc, need * sizeof(double));
-                if (!b)
-                    return af_error(AF_ENOMEM, "sinkhorn apply: out of memory");
-                ws->apply_acc = b;
-                ws->apply_acc_cap = need;
-            }
+            if (af__grow(&ws->apply_acc, &ws->apply_acc_cap, (size_t)ws->nthreads * n * p))
+                return af_error(AF_ENOMEM, "sinkhorn apply: out of memory");
             sym_upper_matmul(ws, p, ws->apply_buf, ws->apply_acc, KY);
         }
         else if (t->symmetric) /* only the upper triangle of K0 is stored */

@@ -360,27 +360,16 @@ af_status af__sym_kernel_buffers(af_sinkhorn_ws *ws, size_t p)
     if (p > SYMK_MAX_P)
         return af_error(AF_EINVAL, "sinkhorn: the prebuilt symmetric kernel takes at most %d "
                                    "right-hand sides (got %zu)", SYMK_MAX_P, p);
-    if (!ws->symk_rows) { /* first use: the packed triangle in huge pages */
-        const size_t n = ws->n, entry = ws->src.single ? sizeof(float) : sizeof(double);
+    const size_t n = ws->n;
+    if (!ws->symk_rows) { /* first use: the builder's rows, the packed triangle in huge pages */
+        if (!(ws->symk_rows = malloc((size_t)ws->nthreads * SYMK_BLOCK * n * sizeof(double))))
+            return af_error(AF_ENOMEM, "sinkhorn: out of memory for the kernel builder's rows");
+        const size_t entry = ws->src.single ? sizeof(float) : sizeof(double);
         af__advise_huge(ws->K0, n * (n + 1) / 2 * entry);
     }
-    if (!ws->symk_rows && !(ws->symk_rows = malloc((size_t)ws->nthreads * SYMK_BLOCK * ws->n
-                                                   * sizeof(double))))
-        return af_error(AF_ENOMEM, "sinkhorn: out of memory for the kernel builder's rows");
-    const size_t need = ((size_t)ws->nthreads + 1) * 3 * ws->n;
-    if (ws->apply_acc_cap < need) {
-        double *b = realloc(ws->apply_acc, need * sizeof(double));
-        if (!b)
-            return af_error(AF_ENOMEM, "sinkhorn: out of memory for the kernel pass accumulators");
-        ws->apply_acc = b;
-        ws->apply_acc_cap = need;
-    }
-    if (p && ws->apply_cap < ws->n * p) {
-        double *b = realloc(ws->apply_buf, ws->n * p * sizeof(double));
-        if (!b)
-            return af_error(AF_ENOMEM, "sinkhorn: out of memory for K Y");
-        ws->apply_buf = b;
-        ws->apply_cap = ws->n * p;
-    }
+    if (af__grow(&ws->apply_acc, &ws->apply_acc_cap, ((size_t)ws->nthreads + 1) * 3 * n))
+        return af_error(AF_ENOMEM, "sinkhorn: out of memory for the kernel pass accumulators");
+    if (p && af__grow(&ws->apply_buf, &ws->apply_cap, n * p))
+        return af_error(AF_ENOMEM, "sinkhorn: out of memory for K Y");
     return AF_SUCCESS;
 }

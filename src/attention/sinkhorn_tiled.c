@@ -20,20 +20,10 @@ static af_status ensure_buffers(af_sinkhorn_ws *ws)
 {
     const size_t n = ws->n, p = ws->src.Yt ? ws->src.p : 0;
     const size_t need = (size_t)ws->nthreads * (p + 1) * n + n; /* + the half shifts */
-    if (ws->apply_acc_cap < need) {
-        double *b = realloc(ws->apply_acc, need * sizeof(double));
-        if (!b)
-            return af_error(AF_ENOMEM, "sinkhorn: out of memory for the tiled accumulators");
-        ws->apply_acc = b;
-        ws->apply_acc_cap = need;
-    }
-    if (p && ws->apply_cap < n * p) {
-        double *b = realloc(ws->apply_buf, n * p * sizeof(double));
-        if (!b)
-            return af_error(AF_ENOMEM, "sinkhorn: out of memory for K Y");
-        ws->apply_buf = b;
-        ws->apply_cap = n * p;
-    }
+    if (af__grow(&ws->apply_acc, &ws->apply_acc_cap, need))
+        return af_error(AF_ENOMEM, "sinkhorn: out of memory for the tiled accumulators");
+    if (p && af__grow(&ws->apply_buf, &ws->apply_cap, n * p))
+        return af_error(AF_ENOMEM, "sinkhorn: out of memory for K Y");
     return AF_SUCCESS;
 }
 

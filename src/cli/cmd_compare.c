@@ -90,24 +90,16 @@ static void write_meta(FILE *fp, const cli_args *a, const settings *s, const cli
 }
 
 /* Mean-field (n -> infinity) variance increment at time t for a Gaussian
- * start with L2 scores (heat.h); NaN where it does not apply. */
-static double meanfield_inc(const settings *s, const cli_density *c, double t)
+ * start with L2 scores (heat.h): for dt -> 0 (euler = 0) or for the Euler
+ * steps of dt the runs take; NaN where it does not apply. */
+static double meanfield_inc(const settings *s, const cli_density *c, double t, int euler)
 {
     if (c->is_grid || c->dens.kind != AF_DENSITY_GAUSSIAN || s->scores != 1)
         return NAN;
+    const int sk = s->norm == AF_FLOW_SINKHORN;
     double s0 = c->dens.sigma * c->dens.sigma, sT;
-    if (af_attention_gaussian_variance(s->norm == AF_FLOW_SINKHORN, s->eps, s0, t, &sT))
-        return NAN;
-    return sT - s0;
-}
-
-/* The same for the Euler steps of dt the runs take (heat.h). */
-static double meanfield_inc_euler(const settings *s, const cli_density *c, double t)
-{
-    if (c->is_grid || c->dens.kind != AF_DENSITY_GAUSSIAN || s->scores != 1)
-        return NAN;
-    double s0 = c->dens.sigma * c->dens.sigma, sT;
-    if (af_attention_gaussian_variance_euler(s->norm == AF_FLOW_SINKHORN, s->eps, s0, t, s->dt, &sT))
+    if (euler ? af_attention_gaussian_variance_euler(sk, s->eps, s0, t, s->dt, &sT)
+              : af_attention_gaussian_variance(sk, s->eps, s0, t, &sT))
         return NAN;
     return sT - s0;
 }
@@ -313,7 +305,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
                     fputc(' ', fe);
                     af_write_double(fe, cv[k * d + k]);
                 }
-                double vals[] = {inc, 2 * s->kappa * t, meanfield_inc(s, c, t), l1, l2, w1, w2, sw2, E};
+                double vals[] = {inc, 2 * s->kappa * t, meanfield_inc(s, c, t, 0), l1, l2, w1, w2, sw2, E};
                 for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++) {
                     fputc(' ', fe);
                     af_write_double(fe, vals[k]);
@@ -360,7 +352,7 @@ static int run_case(const cli_args *a, const settings *s, const cli_density *c, 
             if (step == nsteps) {
                 r->var_inc = inc;
                 r->pde_inc = 2 * s->kappa * t;
-                r->mf_inc = meanfield_inc(s, c, t);
+                r->mf_inc = meanfield_inc(s, c, t, 0);
                 r->l1 = l1;
                 r->l2 = l2;
                 r->w1 = w1;
@@ -526,7 +518,7 @@ static int sweep_run(const cli_args *a, settings s, cli_density *c, unsigned lon
     af_write_meta(fp, "var_inc_mf", "n -> infinity limit at this eps and dt -> 0 (Gaussian start, L2 "
                   "scores; else nan); mf_rel_inc_err = var_inc_mf / var_inc_pde - 1 is the O(eps) bias");
     if (s.integ == 0 && which == 0) { /* Euler, n sweep: one dt and eps for all runs */
-        const double e = meanfield_inc_euler(&s, c, s.T);
+        const double e = meanfield_inc(&s, c, s.T, 1);
         af_write_meta(fp, "var_inc_mf_euler", "%.10g: the same limit for Euler steps of dt (the "
                       "particle runs' own n -> infinity value; minus var_inc_mf: the O(dt) "
                       "time-stepping bias)", e);
