@@ -97,3 +97,33 @@ def meta(path, key):
             if line.startswith('# %s:' % key):
                 return line.split(':', 1)[1].strip()
     return None
+
+
+def euler_limit(sinkhorn, eps, dt, T, s0=1.0):
+    """Variance increment at T of the Gaussian mean-field flow (L2 scores,
+    start N(0, s0 I)) under Euler steps of dt, the last one short
+    (af_attention_gaussian_variance_euler, heat.h): s <- s (1 + h (2 / eps)
+    (1 - r(s)))^2, r the barycentre slope of N(0, s). Particle runs with
+    Euler steps converge to this as n -> infinity, not to the dt -> 0 value."""
+    s, t = s0, 0.0
+    while T - t > 1e-12 * T:
+        h = min(dt, T - t)
+        if sinkhorn:
+            k = s / eps
+            one_minus_r = 2.0 / (2 * k + 1 + math.sqrt(1 + 4 * k * k))
+        else:
+            one_minus_r = eps / (s + eps)
+        s *= (1 + h * (2 / eps) * one_minus_r) ** 2
+        t += h
+    return s - s0
+
+
+def euler_limit_checked(path, sinkhorn, eps, dt, T):
+    """euler_limit, checked against the '# var_inc_mf_euler:' line that
+    compare writes into an Euler n sweep's header (runs made before that
+    line existed have none: then the value computed here)."""
+    mine = euler_limit(sinkhorn, eps, dt, T)
+    written = meta(path, 'var_inc_mf_euler')
+    if written is not None and abs(float(written.split(':')[0]) - mine) > 1e-9:
+        sys.exit('%s: var_inc_mf_euler %s, summary %.10g' % (path, written.split(':')[0], mine))
+    return mine

@@ -8,7 +8,7 @@ does); the seconds each run took.
 The runs take Euler steps of dt = 0.005, and their own n -> infinity value
 is not var_inc_mf (dt -> 0) but the same limit for those Euler steps,
 af_attention_gaussian_variance_euler (compare writes it into the header as
-var_inc_mf_euler; euler_limit below is the same map, for runs made before
+var_inc_mf_euler; common.euler_limit is the same map, for runs made before
 that line existed, and is checked against the header where it is there).
 The finite-n law is fitted against that limit; the difference of the two
 limits is the O(dt) time-stepping bias."""
@@ -17,36 +17,11 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Summary, blocks, outdir, slope  # noqa: E402
+from common import Summary, blocks, euler_limit, euler_limit_checked, outdir, slope  # noqa: E402
 
 # block 0 columns: 3 n, 6 var_inc, 7 var_inc_pde, 16 sk_iters, 17 seconds, 18 var_inc_mf
 N, INC, PDE, ITERS, SEC, MF = 2, 5, 6, 15, 16, 17
 PARTS = ('small', 'large', 'xl', 'xxl', 'tiled', 'tiled_xl')
-
-
-def euler_limit(sinkhorn, eps, dt, T, s0=1.0):
-    """Variance increment of the Gaussian mean-field flow under Euler steps
-    of dt (af_attention_gaussian_variance_euler, heat.h): s <- s (1 + h (2 /
-    eps)(1 - r(s)))^2, r the barycentre slope of N(0, s)."""
-    s, t = s0, 0.0
-    while T - t > 1e-12 * T:
-        h = min(dt, T - t)
-        if sinkhorn:
-            k = s / eps
-            one_minus_r = 2.0 / (2 * k + 1 + math.sqrt(1 + 4 * k * k))
-        else:
-            one_minus_r = eps / (s + eps)
-        s *= (1 + h * (2 / eps) * one_minus_r) ** 2
-        t += h
-    return s - s0
-
-
-def header_value(path, key):
-    with open(path) as fp:
-        for line in fp:
-            if line.startswith('# %s:' % key):
-                return float(line.split(':', 1)[1].split(':')[0])
-    return None
 
 
 def runs(d, norm):
@@ -55,13 +30,9 @@ def runs(d, norm):
         path = os.path.join(d, '%s_%s' % (norm, part), 'sweep.dat')
         if part == 'tiled_xl' and (norm != 'sinkhorn' or not os.path.exists(path)):
             continue  # Sinkhorn only; hours here, so a summary may precede it
-        rows += blocks(path)[0]
-        written = header_value(path, 'var_inc_mf_euler')
-        if written is not None:
-            r = blocks(path)[0][0]
-            mine = euler_limit(norm == 'sinkhorn', r[3], r[4], 0.5)
-            if abs(written - mine) > 1e-9:
-                sys.exit('heat_n_limit: %s: var_inc_mf_euler %.10g, summary %.10g' % (path, written, mine))
+        block = blocks(path)[0]
+        rows += block
+        euler_limit_checked(path, norm == 'sinkhorn', block[0][3], block[0][4], 0.5)
     return sorted(rows, key=lambda r: (r[N], r[1]))
 
 
