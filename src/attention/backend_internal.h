@@ -104,11 +104,13 @@ void af__float_coordinates(af_attn_ws *ws);
 int af__tiled_softmax_sym(af_attn_ws *ws, int usa, double *KX);
 /* The same pass with weights w (n) for the symmetric Sinkhorn iteration on
  * L2 self-scores (score source hook sym_pass, see normalize_internal.h):
- * acc[k n + i] = sum_j E_ij w_j y_jk, y = (1, x_0, x_1), E_ij = exp(C_ij),
- * terms below the exp's fast range flushed; double sums, float32 exps in
- * single precision. acc: threads x 3 n, the caller's (the first 3 n hold
- * the result). ctx: the af_attn_ws, after af__attn_prepare. */
-void af__tiled_sym_weighted(const void *ctx, const double *w, double *acc, int threads);
+ * acc[k n + i] = sum_j E_ij w_j y_jk, y = (1, x_0, x_1), k < rhs (3, or 1:
+ * the row sums alone), E_ij = exp(C_ij), terms below the exp's fast range
+ * flushed; double sums, float32 exps in single precision. acc: threads x 3
+ * n, the caller's (the first rhs n hold the result). ctx: the af_attn_ws,
+ * after af__attn_prepare. */
+void af__tiled_sym_weighted(const void *ctx, const double *w, int rhs, double *acc,
+                            int threads);
 
 extern const af_backend_type af_backend_type_dense;
 extern const af_backend_type af_backend_type_tiled;

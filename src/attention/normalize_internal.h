@@ -63,12 +63,13 @@ typedef struct {
      * (may be NULL: row() is used). The symmetric matrix-free pass works on
      * cache-sized tiles and would otherwise generate whole row tails. */
     void (*tile)(const void *ctx, size_t i, size_t j0, size_t len, double *buf);
-    /* sym_pass(ctx, w, acc, threads) (may be NULL): for L2 self-scores with
-     * p = 2, acc[k m + i] = sum_j exp(C_ij) w_j y_jk for y = (1, Y), far
-     * terms (below the exp's fast range) flushed, using threads x 3 m of
-     * acc; the backend's own upper-triangle kernel, which the symmetric
-     * iteration uses for the passes where flushing is allowed. */
-    void (*sym_pass)(const void *ctx, const double *w, double *acc, int threads);
+    /* sym_pass(ctx, w, rhs, acc, threads) (may be NULL): for L2 self-scores
+     * with p = 2, acc[k m + i] = sum_j exp(C_ij) w_j y_jk for y = (1, Y), k <
+     * rhs (3, or 1 for the row sums alone), far terms (below the exp's fast
+     * range) flushed, using threads x 3 m of acc; the backend's own
+     * upper-triangle kernel, which the symmetric iteration uses for the
+     * passes where flushing is allowed. */
+    void (*sym_pass)(const void *ctx, const double *w, int rhs, double *acc, int threads);
     /* 1: the scores are L2 self-scores of finite tokens (symmetric, <= 0,
      * C_ii = 0 up to rounding: every row maximum is 0), so a tolerance-mode
      * symmetric solve needs no pass over them for the row maxima, the
@@ -95,6 +96,8 @@ struct af_sinkhorn_ws {
     void (*build_row)(void *ctx, size_t i, double *out);
     double *symk_rows;    /* nthreads x 8 x n: the builder's rows */
     void *fill_ctx;
+    /* the symmetric passes that carry K0 (a Y) only when they are likely
+     * the last (sinkhorn_sym_kernel.c, sinkhorn_tiled.c; af__sym_pass_is_last) */
     double symk_prev_err; /* the error of the pass before the last (its rate) */
     int symk_product;     /* the last pass left K0 (a Y) in apply_buf */
     af_sinkhorn_options opt;
@@ -218,8 +221,16 @@ af_status af__sym_kernel_buffers(af_sinkhorn_ws *ws, size_t p);
 /* K0 (a Y) (n x p) of the solve's final scalings while it is on that path
  * (from its last pass, or one more pass that changes no state), else NULL. */
 const double *af__sym_kernel_product(af_sinkhorn_ws *ws);
-/* K Y (n x p) of the sym_tiled state, accumulated by its last pass. */
-const double *af__sym_tiled_product(const af_sinkhorn_ws *ws);
+/* K0 (a Y) (n x p) of the sym_tiled state: from its last pass, or one more
+ * pass that changes no state when the last one did not carry it. */
+const double *af__sym_tiled_product(af_sinkhorn_ws *ws);
+/* Should the next pass of a symmetric iteration carry K0 (a Y)? Yes when
+ * it is likely the last: the error falls by a roughly steady factor, so
+ * the next one is predicted from the last two (symk_prev_err, row_err)
+ * and leaned towards "last" by a slack of 2; or a count ends next. A wrong
+ * guess costs a product-only pass, or arithmetic that was not needed;
+ * the iterates are the same either way. sinkhorn_paths.c. */
+int af__sym_pass_is_last(const af_sinkhorn_ws *ws);
 
 /* Grow *buf to hold need doubles (contents kept, as realloc); *cap its
  * size. 0 on success, 1 out of memory (*buf untouched). */

@@ -286,21 +286,13 @@ static int symk_pass_with(af_sinkhorn_ws *ws, int state, int rhs, int build)
     return bad;
 }
 
-/* Carry K X when this pass is likely the last: the error falls by a
- * roughly steady factor (0.15 - 0.3 for the accelerated update), so the
- * next one is predicted from the last two; or the iteration cap is next. A
- * wrong guess costs one product-only pass (af__sym_kernel_product: the
- * whole triangle again) or a pass with arithmetic that was not needed
- * (about half a pass), so the guess leans to "last" by SYMK_LAST_SLACK;
- * the iterates are the same either way. */
-#define SYMK_LAST_SLACK 2.0
+/* Carry K X when this pass is likely the last (af__sym_pass_is_last; the
+ * error falls by 0.15 - 0.3 per accelerated step). A wrong guess costs one
+ * product-only pass (af__sym_kernel_product: the whole triangle again) or
+ * arithmetic that was not needed; the iterates are the same either way. */
 static int symk_pass(af_sinkhorn_ws *ws)
 {
-    const double e = ws->row_err, e0 = ws->symk_prev_err;
-    const double rate = isfinite(e0) && e0 > 0 && e < e0 ? e / e0 : 1.0;
-    const int last = (isfinite(e) && rate * e <= SYMK_LAST_SLACK * ws->opt.tol)
-                     || ws->iter + 1 >= ws->opt.max_iters;
-    return symk_pass_with(ws, 1, last, 0);
+    return symk_pass_with(ws, 1, af__sym_pass_is_last(ws), 0);
 }
 
 static int symk_first_pass(af_sinkhorn_ws *ws)

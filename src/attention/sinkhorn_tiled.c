@@ -124,9 +124,10 @@ static void symt_segment(size_t n, size_t p, size_t i, size_t js, size_t len, co
 }
 
 /* From a pass's sums (t = K0 a, then K0 (a Y) by column, n each; times
- * exp(-s_i / 2) when unshift): r = a * t into ws->t, K0 (a Y) into
- * apply_buf, the errors. 1 if a row sum is not positive and finite. */
-static int symt_finish(af_sinkhorn_ws *ws, size_t p, const double *sums, int unshift)
+ * exp(-s_i / 2) when unshift): r = a * t into ws->t and the errors (if
+ * state), K0 (a Y) into apply_buf (p columns, 0: none). 1 if a row sum is
+ * not positive and finite. */
+static int symt_finish(af_sinkhorn_ws *ws, int state, size_t p, const double *sums, int unshift)
 {
     const size_t n = ws->n;
     const double *a = ws->u;
@@ -134,14 +135,20 @@ static int symt_finish(af_sinkhorn_ws *ws, size_t p, const double *sums, int uns
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
         const double back = unshift ? exp(-0.5 * ws->shift[i]) : 1.0;
+        for (size_t k = 0; k < p; k++)
+            ws->apply_buf[i * p + k] = back * sums[(k + 1) * n + i];
+        if (!state)
+            continue;
         const double r = a[i] * (back * sums[i]);
         bad |= !(r > 0) || !isfinite(r);
         ws->t[i] = r;
         err = fmax(err, fabs(r - 1.0));
-        for (size_t k = 0; k < p; k++)
-            ws->apply_buf[i * p + k] = back * sums[(k + 1) * n + i];
     }
-    ws->row_err = ws->col_err = err;
+    ws->symk_product = p > 0;
+    if (state) {
+        ws->symk_prev_err = ws->row_err;
+        ws->row_err = ws->col_err = err;
+    }
     return bad;
 }
 
@@ -190,7 +197,7 @@ static int symt_pass(af_sinkhorn_ws *ws, int flush)
     for (int th = 1; th < team; th++)
         for (size_t q = 0; q < stride; q++)
             ws->apply_acc[q] += ws->apply_acc[(size_t)th * stride + q];
-    return symt_finish(ws, p, ws->apply_acc, 0);
+    return symt_finish(ws, 1, p, ws->apply_acc, 0);
 }
 
 /* May the first pass flush? It has no last r, but every row sum is at
@@ -219,16 +226,24 @@ int af__sym_tiled_first_flush_allowed(size_t n, const double *a, const double *k
  * exp((s_i + s_j) / 2) <= tiny: the flush af__sym_tiled_flush_allowed
  * bounds, up to the factor exp(-(s_i + s_j) / 2) <= 1 + 2e-6 that the
  * caller's |s| <= 1e-6 allows (L2 self-scores: s_i = C_ii = 0 up to
- * rounding). Same result as symt_pass(ws, 1) up to rounding. */
-static int symt_pass_kernel(af_sinkhorn_ws *ws)
+ * rounding). Same result as symt_pass(ws, 1) up to rounding. state: the
+ * row sums and errors (else only K0 (a Y)); rhs: K0 (a Y) too (the
+ * kernel's sums-only sweep is cheaper: the passes carry K X only when they
+ * are likely the last, af__sym_pass_is_last). */
+static int symt_pass_kernel_with(af_sinkhorn_ws *ws, int state, int rhs)
 {
     const size_t n = ws->n;
     const double *a = ws->u, *s = ws->shift;
     double *acc = ws->apply_acc, *w = acc + (size_t)ws->nthreads * 3 * n;
     for (size_t j = 0; j < n; j++)
         w[j] = a[j] * exp(-0.5 * s[j]);
-    ws->src.sym_pass(ws->src.ctx, w, acc, af__team_size(ws));
-    return symt_finish(ws, 2, acc, 1);
+    ws->src.sym_pass(ws->src.ctx, w, rhs ? 3 : 1, acc, af__team_size(ws));
+    return symt_finish(ws, state, rhs ? 2 : 0, acc, 1);
+}
+
+static int symt_pass_kernel(af_sinkhorn_ws *ws)
+{
+    return symt_pass_kernel_with(ws, 1, af__sym_pass_is_last(ws));
 }
 
 /* May the kernel pass serve: a source that offers it, two right-hand
@@ -256,6 +271,7 @@ static int symt_pass_bounded(af_sinkhorn_ws *ws)
 static int symt_pass_first(af_sinkhorn_ws *ws)
 {
     const size_t n = ws->n;
+    ws->symk_prev_err = INFINITY;
     double *kdiag = ws->f_next; /* free until the log form needs it */
     for (size_t j = 0; j < n; j++)
         kdiag[j] = exp(ws->src.entry(ws->src.ctx, j, j) - ws->shift[j]);
@@ -286,7 +302,13 @@ static void symt_matrix(const af_sinkhorn_ws *ws, double *K)
     }
 }
 
-const double *af__sym_tiled_product(const af_sinkhorn_ws *ws) { return ws->apply_buf; }
+const double *af__sym_tiled_product(af_sinkhorn_ws *ws)
+{
+    /* only the kernel's passes leave it out (symt_pass always carries it) */
+    if (!ws->symk_product)
+        symt_pass_kernel_with(ws, 0, 1);
+    return ws->apply_buf;
+}
 
 const af_sinkhorn_type af_sinkhorn_type_sym_tiled = {
     "symmetric-tiled", 1, symt_start, symt_step, af__sym_scaling_potentials, symt_matrix,
