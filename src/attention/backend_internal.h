@@ -59,7 +59,6 @@ struct af_attn_ws {
     double *swork;        /* AF_SCORES_WORK(n, n, d) */
     double *E;            /* tile x n block of SoftMax rows (large d) */
     double *rinv;         /* tile */
-    double *colacc;       /* dense, d = 2: nthreads x 3n column sums (symmetric SoftMax) */
     size_t tile;
     double *K;            /* n x n, on first use (marginals) */
     /* tiled */
