@@ -7,7 +7,10 @@
  * n (n + 1) / 2 exps, no row maxima and no logarithms. The same pass
  * multiplies K0 with a * Y for the right-hand sides of the score source,
  * so once the iteration has converged K Y = diag(a) (K0 (a Y)) is already
- * there (the flows' K X at no extra pass). Scalings that leave double
+ * there (the flows' K X at no extra pass); the backend's upper-triangle
+ * kernel, which serves most passes of L2 self-scores, does so only on the
+ * pass expected to be the last (its sums-only sweep is cheaper), and a
+ * wrong guess costs one product-only pass. Scalings that leave double
  * range fall back to the symmetric log path, as the stored path does. */
 #include "core/af_simd_math.h"
 #include <omp.h>
