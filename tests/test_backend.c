@@ -710,15 +710,14 @@ Test(backend_tiled, apply_matches_dense_kernel_times_x)
     af_attn_free(t);
 }
 
-/* The symmetric tiled passes on L2 self-scores (d = 2) carry K X only when
- * they guess they are the last; a solve that converges a pass earlier than
- * guessed gets K X from one more pass that changes nothing else. Over a
- * sweep of tolerances both cases occur, and K X matches the dense
- * backend's each time (n = 301: a block of 13 rows, one past the four-row
- * groups). */
-Test(backend_tiled, sinkhorn_product_whether_or_not_the_last_pass_carried_it)
+/* The symmetric tiled passes carry K X only when they guess they are the
+ * last; a solve that converges a pass earlier than guessed gets K X from
+ * one more pass that changes nothing else. Over a sweep of tolerances both
+ * cases occur, and K X matches the dense backend's each time: at d = 2 on
+ * the upper-triangle kernel (n = 301: a last block of 13 rows, one past
+ * the four-row groups), at d = 3 on the general tiled pass. */
+static void product_with_and_without_carry(size_t n, size_t d)
 {
-    const size_t n = 301, d = 2;
     double *X = cloud(n, d, 17, 2.0);
     af_attn_params ap = af_attn_params_default(n, d);
     ap.norm = AF_ATTN_SINKHORN;
@@ -728,26 +727,34 @@ Test(backend_tiled, sinkhorn_product_whether_or_not_the_last_pass_carried_it)
     cr_assert(dn && tl, "%s", af_last_error());
     double *kd = malloc(n * d * sizeof *kd), *kt = malloc(n * d * sizeof *kt);
     int carried = 0, extra = 0;
-    for (double tol = 0.1; tol > 1e-13; tol /= 3) {
+    for (double tol = 0.9; tol > 1e-13; tol /= 3) {
         af_sinkhorn_options o = af_sinkhorn_options_default();
         o.tol = tol;
         cr_assert(af_attn_sinkhorn(dn, X, &o, NULL) == AF_SUCCESS, "%s", af_last_error());
         cr_assert(af_attn_sinkhorn(tl, X, &o, NULL) == AF_SUCCESS, "%s", af_last_error());
-        cr_assert(tl->sk->type == &af_sinkhorn_type_sym_tiled, "tol %g: %s path", tol,
+        cr_assert(tl->sk->type == &af_sinkhorn_type_sym_tiled, "d %zu tol %g: %s path", d, tol,
                   tl->sk->type->name);
+        cr_assert_eq(tl->sk->symt_last_pass == 2, d == 2, "d %zu: the kernel pass %s", d,
+                     d == 2 ? "expected" : "not expected");
         if (tl->sk->symk_product)
             carried++;
         else
             extra++;
         cr_assert(af_attn_apply(dn, kd) == AF_SUCCESS && af_attn_apply(tl, kt) == AF_SUCCESS);
         const double e = fx_max_abs_diff(n * d, kd, kt);
-        cr_expect(e < 1e-12, "tol %g: tiled K X differs from dense by %.3g", tol, e);
+        cr_expect(e < 1e-12, "d %zu tol %g: tiled K X differs from dense by %.3g", d, tol, e);
     }
-    cr_expect(carried > 0 && extra > 0, "K X carried by the last pass %d times, by an extra "
-              "pass %d times: both should occur", carried, extra);
+    cr_expect(carried > 0 && extra > 0, "d %zu: K X carried by the last pass %d times, by an "
+              "extra pass %d times: both should occur", d, carried, extra);
     free(kd), free(kt), free(X);
     af_attn_free(dn);
     af_attn_free(tl);
+}
+
+Test(backend_tiled, sinkhorn_product_whether_or_not_the_last_pass_carried_it)
+{
+    product_with_and_without_carry(301, 2);
+    product_with_and_without_carry(301, 3);
 }
 
 Test(backend_tiled, what_needs_the_matrix_is_refused)

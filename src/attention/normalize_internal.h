@@ -100,6 +100,7 @@ struct af_sinkhorn_ws {
      * the last (sinkhorn_sym_kernel.c, sinkhorn_tiled.c; af__sym_pass_is_last) */
     double symk_prev_err; /* the error of the pass before the last (its rate) */
     int symk_product;     /* the last pass left K0 (a Y) in apply_buf */
+    int symt_last_pass;   /* sym_tiled: its last pass exact (0), flushed (1), the kernel (2) */
     af_sinkhorn_options opt;
     const af_sinkhorn_type *type;
 

@@ -7,10 +7,10 @@
  * n (n + 1) / 2 exps, no row maxima and no logarithms. The same pass
  * multiplies K0 with a * Y for the right-hand sides of the score source,
  * so once the iteration has converged K Y = diag(a) (K0 (a Y)) is already
- * there (the flows' K X at no extra pass); the backend's upper-triangle
- * kernel, which serves most passes of L2 self-scores, does so only on the
- * pass expected to be the last (its sums-only sweep is cheaper), and a
- * wrong guess costs one product-only pass. Scalings that leave double
+ * there (the flows' K X at no extra pass). The passes carry it only when
+ * they are expected to be the last (the row sums alone are cheaper, on the
+ * backend's upper-triangle kernel too, which serves most passes of L2
+ * self-scores), and a wrong guess costs one product-only pass. Scalings that leave double
  * range fall back to the symmetric log path, as the stored path does. */
 #include "core/af_simd_math.h"
 #include <omp.h>
@@ -155,14 +155,17 @@ static int symt_finish(af_sinkhorn_ws *ws, int state, size_t p, const double *su
     return bad;
 }
 
-/* t = r = a * (K0 a) into ws->t, K0 (a Y) into apply_buf; errors. 1 if a
- * row sum is not positive and finite. flush: see af__sym_tiled_flush_allowed.
- * Blocks go to threads cyclically (static, 1): the triangle's work is
- * balanced and each thread's share, hence every sum, is the same on every
- * run with the same team. */
-static int symt_pass(af_sinkhorn_ws *ws, int flush)
+/* t = r = a * (K0 a) into ws->t and the errors (if state), K0 (a Y) into
+ * apply_buf (if rhs: the pass expected to be the last, or a product-only
+ * pass; the others form the row sums alone). 1 if a row sum is not
+ * positive and finite. flush: see af__sym_tiled_flush_allowed. Blocks go
+ * to threads cyclically (static, 1): the triangle's work is balanced and
+ * each thread's share, hence every sum, is the same on every run with the
+ * same team. */
+static int symt_pass_with(af_sinkhorn_ws *ws, int flush, int state, int rhs)
 {
-    const size_t n = ws->n, p = ws->src.Yt ? ws->src.p : 0, stride = (p + 1) * n;
+    const size_t n = ws->n, stride = ((ws->src.Yt ? ws->src.p : 0) + 1) * n;
+    const size_t p = rhs && ws->src.Yt ? ws->src.p : 0, used = (p + 1) * n;
     const double *a = ws->u, *s = ws->shift, *Yt = ws->src.Yt;
     double *hs = ws->apply_acc + (size_t)ws->nthreads * stride; /* -s_j / 2 */
     for (size_t j = 0; j < n; j++)
@@ -176,7 +179,7 @@ static int symt_pass(af_sinkhorn_ws *ws, int flush)
             team = omp_get_num_threads();
         double *acc = ws->apply_acc + (size_t)tid * stride, *e = ws->rowbuf + (size_t)tid * n;
         double *cb = ws->cbuf + (size_t)tid * ws->m;
-        memset(acc, 0, stride * sizeof(double));
+        memset(acc, 0, used * sizeof(double));
 #pragma omp for schedule(static, 1)
         for (size_t b = 0; b < blocks; b++) {
             const size_t i0 = b * SYMT_BLOCK, i1 = i0 + SYMT_BLOCK < n ? i0 + SYMT_BLOCK : n;
@@ -198,9 +201,15 @@ static int symt_pass(af_sinkhorn_ws *ws, int flush)
     }
     /* the threads' accumulators into the first one's, in thread order */
     for (int th = 1; th < team; th++)
-        for (size_t q = 0; q < stride; q++)
+        for (size_t q = 0; q < used; q++)
             ws->apply_acc[q] += ws->apply_acc[(size_t)th * stride + q];
-    return symt_finish(ws, 1, p, ws->apply_acc, 0);
+    ws->symt_last_pass = flush;
+    return symt_finish(ws, state, p, ws->apply_acc, 0);
+}
+
+static int symt_pass(af_sinkhorn_ws *ws, int flush)
+{
+    return symt_pass_with(ws, flush, 1, af__sym_pass_is_last(ws));
 }
 
 /* May the first pass flush? It has no last r, but every row sum is at
@@ -241,6 +250,7 @@ static int symt_pass_kernel_with(af_sinkhorn_ws *ws, int state, int rhs)
     for (size_t j = 0; j < n; j++)
         w[j] = a[j] * exp(-0.5 * s[j]);
     ws->src.sym_pass(ws->src.ctx, w, rhs ? 3 : 1, acc, af__team_size(ws));
+    ws->symt_last_pass = 2;
     return symt_finish(ws, state, rhs ? 2 : 0, acc, 1);
 }
 
@@ -307,9 +317,12 @@ static void symt_matrix(const af_sinkhorn_ws *ws, double *K)
 
 const double *af__sym_tiled_product(af_sinkhorn_ws *ws)
 {
-    /* only the kernel's passes leave it out (symt_pass always carries it) */
-    if (!ws->symk_product)
+    /* the last pass did not carry it: one more of the same kind (the same
+     * flushing), state unchanged */
+    if (!ws->symk_product && ws->symt_last_pass == 2)
         symt_pass_kernel_with(ws, 0, 1);
+    else if (!ws->symk_product)
+        symt_pass_with(ws, ws->symt_last_pass, 0, 1);
     return ws->apply_buf;
 }
 
