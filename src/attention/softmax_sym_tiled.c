@@ -320,11 +320,14 @@ static void block_upper(const af_attn_ws *ws, size_t i0, size_t i1, const double
                         c[2], rows[i - i0]);
             }
 #pragma omp simd
-            for (size_t j = 0; j < len; j++) {
+            for (size_t j = 0; j < len; j++)
                 a0[j] += c[0][j];
-                a1[j] += c[1][j];
-                a2[j] += c[2][j];
-            }
+            if (rhs == 3) /* the K X partials: not wanted by a sums-only pass */
+#pragma omp simd
+                for (size_t j = 0; j < len; j++) {
+                    a1[j] += c[1][j];
+                    a2[j] += c[2][j];
+                }
         }
     }
     for (size_t i = i0; i < i1; i++)
